@@ -1,0 +1,117 @@
+/*
+ * paddlehot plugin C ABI, revision 1.0 (GNU symbol version node PADDLEHOT_1.0).
+ *
+ * A plugin is one shared object per model version. It exports exactly five functions, named
+ *
+ *     phot_<model>_v<MAJOR>_<MINOR>_<PATCH>_<function>
+ *
+ * where <model> is the model name reduced to [a-z0-9_] and <function> is one of
+ * open, infer, close, manifest, last_error. Example for model "mlp" version 1.2.0:
+ * phot_mlp_v1_2_0_infer. Because the version is in every name, two versions of one model can be
+ * loaded into one process (even with RTLD_GLOBAL) without clashing. A host finds the prefix in the
+ * manifest (JSON key plugin.symbol_prefix), or builds it from the model name and version.
+ * Every other symbol is hidden; every export is bound to the version node PADDLEHOT_1.0.
+ *
+ * Return codes: 0 is success, negative values are errors (PHOT_E_*). Values >= 100 are reserved
+ * for later ABI revisions; a host must treat an unknown code as an error.
+ *
+ * Memory: the caller owns every buffer it passes (options, input tensors and their data, output
+ * tensors and their data). A plugin never returns memory the caller must free. Strings returned
+ * by manifest() live until the plugin is unloaded; the string from last_error() lives until the
+ * next call into the plugin on the same thread.
+ *
+ * Threads: one handle may be used from many threads at once. Inside, a pool of predictor clones
+ * (initial and maximum size from the open options) serves concurrent infer calls; a call waits
+ * for a free predictor when all pool_max are busy. close() waits for calls in flight on that
+ * handle, then releases it; any later call on a closed handle returns PHOT_E_CLOSED. No C++
+ * exception ever crosses this boundary: every failure becomes a return code and a message.
+ *
+ * Growth: every struct that crosses the boundary starts with uint32_t struct_size, which the
+ * caller sets to sizeof() of the struct as it was compiled. Later revisions only append fields;
+ * a plugin reads only the fields that fit in struct_size and uses defaults for the rest, and a
+ * host compiled against a newer header can tell from the manifest (plugin.abi.struct_sizes)
+ * which fields the plugin knows. Existing fields never move, change size or change type.
+ */
+#ifndef PADDLEHOT_PLUGIN_H
+#define PADDLEHOT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PHOT_ABI_MAJOR 1
+#define PHOT_ABI_MINOR 0
+#define PHOT_ABI_NODE "PADDLEHOT_1.0"
+
+/* Return codes. */
+#define PHOT_OK 0
+#define PHOT_E_INVALID_ARGUMENT (-1) /* NULL pointer, bad struct_size, bad count */
+#define PHOT_E_UNKNOWN_INPUT (-2)    /* an input name the model does not have */
+#define PHOT_E_MISSING_INPUT (-3)    /* an input of the model was not given */
+#define PHOT_E_DTYPE_MISMATCH (-4)   /* dtype differs from the model signature */
+#define PHOT_E_SHAPE_MISMATCH (-5)   /* rank, fixed dim, or byte_size does not fit */
+#define PHOT_E_BUFFER_TOO_SMALL (-6) /* an output buffer is too small; see phot_tensor */
+#define PHOT_E_RUNTIME (-7)          /* the inference runtime failed; see last_error() */
+#define PHOT_E_CLOSED (-8)           /* the handle was closed */
+
+/* Element types (values are part of the ABI). */
+typedef int32_t phot_dtype;
+#define PHOT_DTYPE_FLOAT32 1
+#define PHOT_DTYPE_FLOAT16 2
+#define PHOT_DTYPE_FLOAT64 3
+#define PHOT_DTYPE_INT32 4
+#define PHOT_DTYPE_INT64 5
+#define PHOT_DTYPE_UINT8 6
+#define PHOT_DTYPE_INT8 7
+#define PHOT_DTYPE_BOOL 8
+
+#define PHOT_MAX_RANK 8
+
+/* Opaque model handle: one loaded model version with its pool of predictors. */
+typedef struct phot_model phot_model;
+
+/*
+ * A tensor descriptor.
+ * Inputs: the caller fills every field; byte_size is the number of bytes at data and must equal
+ * the element count times the element size.
+ * Outputs: the caller sets struct_size, name (or NULL to take outputs in manifest order), data
+ * and byte_size (the capacity of data). On success the plugin sets dtype, rank, shape and
+ * byte_size (bytes written). When data is too small the plugin sets dtype, rank, shape and
+ * byte_size to what it needs, writes nothing, and infer returns PHOT_E_BUFFER_TOO_SMALL.
+ */
+typedef struct phot_tensor {
+  uint32_t struct_size;
+  phot_dtype dtype;
+  const char *name;
+  int32_t rank;
+  int64_t shape[PHOT_MAX_RANK];
+  void *data;
+  uint64_t byte_size;
+} phot_tensor;
+
+/* Options for open(). Zero means "default" for every numeric field. */
+typedef struct phot_open_options {
+  uint32_t struct_size;
+  int32_t pool_initial; /* predictors created at open (default 1) */
+  int32_t pool_max;     /* most predictors ever alive (default: pool_initial) */
+  int32_t threads;      /* intra-op CPU threads per predictor (default 1) */
+  const char *model_dir; /* directory with the model files; NULL: embedded files, else the
+                            directory of the .so */
+} phot_open_options;
+
+/* Function types; the exported names carry the model and version (see above). */
+typedef int32_t (*phot_open_fn)(const phot_open_options *options, phot_model **out);
+typedef int32_t (*phot_infer_fn)(phot_model *model, const phot_tensor *inputs, size_t n_inputs,
+                                 phot_tensor *outputs, size_t n_outputs);
+typedef int32_t (*phot_close_fn)(phot_model *model);
+typedef const char *(*phot_manifest_fn)(void);
+typedef const char *(*phot_last_error_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PADDLEHOT_PLUGIN_H */

@@ -1,0 +1,25 @@
+"""Shared rendering for verbs: a stderr console and timed steps with a spinner."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Show a spinner while a step runs, then a check mark (or a cross) and its duration."""
+    start = time.perf_counter()
+    try:
+        with console.status(f"{title} ..."):
+            yield
+    except BaseException:
+        console.print(f"[red]✗[/red] {title} ({time.perf_counter() - start:.1f} s)")
+        raise
+    console.print(f"[green]✓[/green] {title} ({time.perf_counter() - start:.1f} s)")

@@ -1,0 +1,27 @@
+"""The core: loading, serving and swapping model versions. Never imports cli, serve or rich."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from paddlehot_cli.errors import PackageError
+
+
+def load(path: str | Path, threads: int = 1) -> Any:
+    """Load a model package directory (or, later, a plugin .so) into a servable.
+
+    The servable has `.manifest`, `.infer(dict[str, ndarray]) -> dict[str, ndarray]` and `.close()`.
+    Checksums are verified before anything is loaded.
+    """
+    target = Path(path)
+    if target.is_dir():
+        from paddlehot_cli.core.package_loader import load_package
+
+        return load_package(target, threads=threads)
+    if not target.exists():
+        raise PackageError(f"no such package or plugin: {target}")
+    raise PackageError(f"{target} is neither a package directory nor a plugin (.so)")
+
+
+__all__ = ["load"]

@@ -1,0 +1,70 @@
+"""Atomic publishing: build a version in a hidden temp dir beside its final place, then rename.
+
+A reader (the repository watcher, a loader) sees a whole version or none. Hidden names (starting
+with '.') are never treated as versions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from paddlehot_cli.errors import UserError
+
+
+@contextmanager
+def staging_dir(final: Path) -> Iterator[Path]:
+    """A hidden temp dir on the same filesystem as `final`; removed if the block fails."""
+    parent = final.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {parent}: {exc.strerror}") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(staged: Path, final: Path, force: bool = False) -> Path:
+    """Rename a finished staging dir into place. Refuses to replace `final` unless `force`."""
+    _fsync_tree(staged)
+    if final.exists() and not force:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise UserError(
+            f"{final} already exists; a published version is never modified",
+            hint="bump --version, or pass --force to replace it",
+        )
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+    try:
+        os.rename(staged, final)
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        if old is not None:
+            os.rename(old, final)
+        raise UserError(f"cannot publish {final}: {exc.strerror}") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final

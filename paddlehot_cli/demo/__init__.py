@@ -1,0 +1,1 @@
+"""`paddlehot demo`: the whole story, step by step, on the built-in demo model."""

@@ -1,0 +1,55 @@
+"""Shared fixtures: run the real CLI in a subprocess, and packages exported once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = Path(__file__).resolve().parent / "models"
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """Run `python -m paddlehot_cli ARGS` and return the CompletedProcess (text mode)."""
+    full_env = dict(os.environ)
+    full_env.setdefault("GLOG_minloglevel", "2")
+    full_env["COLUMNS"] = "160"
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "paddlehot_cli", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """Export a package once per (source, format, version, seed) for the whole session."""
+    cache: dict[tuple, Path] = {}
+    base = tmp_path_factory.mktemp("exported")
+
+    def get(source: str = "demo:mlp", fmt: str = "pir", version: str = "1.0.0", seed: int = 0,
+            *extra: str) -> Path:
+        key = (source, fmt, version, seed, extra)
+        if key not in cache:
+            out = base / f"pkg{len(cache)}"
+            proc = cli("export", source, "--format", fmt, "--version", version,
+                       "--seed", str(seed), "-o", out, *extra)
+            assert proc.returncode == 0, proc.stderr
+            cache[key] = out
+        return cache[key]
+
+    return get
