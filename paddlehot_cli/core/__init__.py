@@ -8,17 +8,24 @@ from typing import Any
 from paddlehot_cli.errors import PackageError
 
 
-def load(path: str | Path, threads: int = 1) -> Any:
-    """Load a model package directory (or, later, a plugin .so) into a servable.
+def load(
+    path: str | Path, *, threads: int = 1, pool_min: int = 1, pool_max: int | None = None
+) -> Any:
+    """Load a model package directory or a plugin (.so) into a servable.
 
-    The servable has `.manifest`, `.infer(dict[str, ndarray]) -> dict[str, ndarray]` and `.close()`.
-    Checksums are verified before anything is loaded.
+    The servable has `.manifest`, `.infer(dict[str, ndarray]) -> dict[str, ndarray]` and
+    `.close()`. Checksums are verified before anything is loaded. `threads` is the intra-op thread
+    count per predictor; `pool_min`/`pool_max` size the pool of predictors serving concurrent calls.
     """
     target = Path(path)
     if target.is_dir():
         from paddlehot_cli.core.package_loader import load_package
 
-        return load_package(target, threads=threads)
+        return load_package(target, threads=threads, pool_min=pool_min, pool_max=pool_max)
+    if target.suffix == ".so" and target.is_file():
+        from paddlehot_cli.core.plugin_loader import load_plugin
+
+        return load_plugin(target, threads=threads, pool_min=pool_min, pool_max=pool_max)
     if not target.exists():
         raise PackageError(f"no such package or plugin: {target}")
     raise PackageError(f"{target} is neither a package directory nor a plugin (.so)")

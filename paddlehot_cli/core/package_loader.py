@@ -88,8 +88,13 @@ class PackageServable:
 
 
 def load_package(
-    path: str | Path, threads: int = 1, check_outputs: bool = True
+    path: str | Path,
+    threads: int = 1,
+    pool_min: int = 1,
+    pool_max: int | None = None,
+    check_outputs: bool = True,
 ) -> PackageServable:
+    # pool_min/pool_max: one predictor for now; the serve work adds the pool of clones.
     root = Path(path)
     manifest = read_verified(root)
     return PackageServable(root, manifest, threads, check_outputs)
