@@ -1,0 +1,466 @@
+"""native/pdcapi: the Paddle Inference C API over the pip wheel, from a C host and from Python."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paddlehot_cli.errors import UserError
+from paddlehot_cli.plugin import pdcapi
+
+NATIVE = Path(__file__).resolve().parent / "native"
+
+EXPORT_SCRIPT = textwrap.dedent(
+    """
+    import sys, warnings
+    warnings.simplefilter("ignore")
+    import paddle
+
+    class MLP(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.l1 = paddle.nn.Linear(16, 64)
+            self.l2 = paddle.nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.l2(paddle.nn.functional.relu(self.l1(x)))
+
+    paddle.seed(7)
+    m = MLP()
+    m.eval()
+    spec = [paddle.static.InputSpec([None, 16], "float32", "x")]
+    paddle.jit.save(paddle.jit.to_static(m, input_spec=spec), sys.argv[1])
+    """
+)
+
+
+def _input(batch: int, bias: float = 0.0) -> np.ndarray:
+    """The fixed input pdcapi_demo.c feeds (same formula, float32)."""
+    i = np.arange(batch * 16)
+    return (((i % 13) - 6).astype(np.float32) * np.float32(0.125) + np.float32(bias)).reshape(
+        batch, 16
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """A PIR (.json) and a legacy (.pdmodel) export of the same MLP, exported in parallel."""
+    base = tmp_path_factory.mktemp("pdcapi_models")
+    script = base / "export.py"
+    script.write_text(EXPORT_SCRIPT)
+    env = {**os.environ, "GLOG_minloglevel": "2"}
+    procs = {
+        # the legacy program format needs the flag at paddle import time
+        "legacy": subprocess.Popen(
+            [sys.executable, str(script), str(base / "legacy" / "model")],
+            env={**env, "FLAGS_enable_pir_api": "0"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
+        "pir": subprocess.Popen(
+            [sys.executable, str(script), str(base / "pir" / "model")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
+    }
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (name, err.decode()[-2000:])
+    out = {
+        "pir": (base / "pir" / "model.json", base / "pir" / "model.pdiparams"),
+        "legacy": (base / "legacy" / "model.pdmodel", base / "legacy" / "model.pdiparams"),
+    }
+    for prog, params in out.values():
+        assert prog.is_file() and params.is_file()
+    return out
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pdcapi_cache")
+    old = os.environ.get("PADDLEHOT_CACHE")
+    os.environ["PADDLEHOT_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("PADDLEHOT_CACHE", None)
+    else:
+        os.environ["PADDLEHOT_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def lib(cache_dir) -> Path:
+    return pdcapi.build_pdcapi()
+
+
+@pytest.fixture(scope="module")
+def demo(lib, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pdcapi_demo") / "pdcapi_demo"
+    subprocess.run(
+        [
+            "cc",
+            "-O2",
+            "-Wall",
+            "-Werror",
+            f"-I{pdcapi.pdcapi_include_dir()}",
+            str(NATIVE / "pdcapi_demo.c"),
+            "-o",
+            str(out),
+            f"-L{lib.parent}",
+            "-lpaddle_inference_c",
+            f"-Wl,-rpath,{lib.parent}",
+            "-lpthread",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out
+
+
+def _python_predictor(prog: Path, params: Path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # paddle's ccache UserWarning at import
+        import paddle.inference as pi
+
+    config = pi.Config(str(prog), str(params))
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(1)
+    return pi.create_predictor(config)
+
+
+def _python_infer(predictor, x: np.ndarray) -> np.ndarray:
+    h = predictor.get_input_handle(predictor.get_input_names()[0])
+    h.reshape(list(x.shape))
+    h.copy_from_cpu(x)
+    predictor.run()
+    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+
+
+def _run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=120, **kw)
+
+
+# ---- the library itself ----------------------------------------------------------------------
+
+
+def test_exports_are_exactly_the_header_api(lib):
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    declared = {name for _, name, _ in pdcapi.header_prototypes()}
+    assert {"PD_PredictorCreate", "PD_TensorCopyToCpuFloat", "PD_GetVersion"} <= declared
+    with open(lib, "rb") as f:
+        elf = ELFFile(f)
+        dynsym = elf.get_section_by_name(".dynsym")
+        exported = {
+            s.name
+            for s in dynsym.iter_symbols()
+            if s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] != "STB_LOCAL" and s.name
+        }
+        dyn = next(s for s in elf.iter_sections() if isinstance(s, DynamicSection))
+        tags = {t.entry.d_tag: t for t in dyn.iter_tags()}
+        assert tags["DT_SONAME"].soname == "libpaddle_inference_c.so"
+        flags = tags.get("DT_FLAGS_1")
+        assert flags is not None and flags.entry.d_val & 0x1  # DF_1_NOW
+        segs = {s["p_type"]: s for s in elf.iter_segments()}
+        assert "PT_GNU_RELRO" in segs
+        assert not segs["PT_GNU_STACK"]["p_flags"] & 0x1  # not executable
+    assert exported == declared | {"paddlehot_pdcapi_last_error"}
+
+
+def test_build_is_cached_and_module_does_not_import_paddle(lib, cache_dir):
+    assert pdcapi.find_cached_pdcapi() == lib
+    assert pdcapi.build_pdcapi() == lib
+    assert lib.parent.parent == cache_dir / "pdcapi"
+    assert lib.parent.name.startswith(sys.implementation.cache_tag + "-paddle")
+    code = (
+        "import sys; import paddlehot_cli.plugin.pdcapi as m; m.find_cached_pdcapi(); "
+        "assert 'paddle' not in sys.modules, 'paddle imported'"
+    )
+    proc = _run([sys.executable, "-c", code])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_concurrent_builds_both_succeed(tmp_path):
+    code = "from paddlehot_cli.plugin.pdcapi import build_pdcapi; print(build_pdcapi(force=True))"
+    env = {**os.environ, "PADDLEHOT_CACHE": str(tmp_path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    paths = {o.strip() for o, _ in outs}
+    assert len(paths) == 1 and Path(paths.pop()).is_file()
+    leftovers = [p for p in (tmp_path / "pdcapi").rglob(".build-*")]
+    assert leftovers == []
+
+
+def test_missing_compiler_is_a_user_error(cache_dir):
+    with pytest.raises(UserError) as info:
+        pdcapi.build_pdcapi(cc="/nonexistent/bin/cc", force=True)
+    assert "C compiler not found" in str(info.value) and info.value.hint
+
+
+def test_aarch64_link_stub(cache_dir):
+    if not shutil.which("aarch64-linux-gnu-gcc"):
+        pytest.skip("aarch64-linux-gnu-gcc not installed")
+    from elftools.elf.elffile import ELFFile
+
+    stub = pdcapi.build_link_stub("aarch64-linux-gnu", "aarch64-linux-gnu-gcc")
+    assert stub.name == "libpaddle_inference_c.so"
+    with open(stub, "rb") as f:
+        elf = ELFFile(f)
+        assert elf["e_machine"] == "EM_AARCH64"
+        names = {
+            s.name
+            for s in elf.get_section_by_name(".dynsym").iter_symbols()
+            if s["st_shndx"] != "SHN_UNDEF" and s.name
+        }
+    assert names == {name for _, name, _ in pdcapi.header_prototypes()}
+    assert pdcapi.build_link_stub("aarch64-linux-gnu", "aarch64-linux-gnu-gcc") == stub
+
+
+# ---- a C host: the library starts its own interpreter ----------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["pir", "legacy"])
+@pytest.mark.parametrize("mode", ["run", "buffer"])
+def test_c_host_matches_python_predictor(demo, models, fmt, mode):
+    prog, params = models[fmt]
+    proc = _run([demo, mode, prog, params, 3])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("version version: 3"), lines[0]
+    assert lines[1] == "inputs 1 outputs 1"
+    assert lines[2] == "shape 3 4"
+    got = np.array([float(v) for v in lines[3:]], dtype=np.float32).reshape(3, 4)
+    want = _python_infer(_python_predictor(prog, params), _input(3))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert "I1" not in proc.stderr and "W1" not in proc.stderr  # glog stays quiet
+
+
+def test_c_host_clones_in_threads(demo, models):
+    prog, params = models["pir"]
+    proc = _run([demo, "threads", prog, params, 4, 30])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "threads ok"
+
+
+def test_c_host_failures_return_null_and_a_message(demo, models):
+    prog, params = models["pir"]
+    proc = _run([demo, "fail", prog, params])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert out["bad_path"].startswith("NULL | PD_PredictorCreate: FileNotFoundError")
+    assert "/nonexistent/model.json" in out["bad_path"]
+    assert out["bad_input"] == (
+        "NULL | PD_PredictorGetInputHandle: the model has no input named 'no_such_input'"
+    )
+    assert out["bad_output"].startswith("NULL | PD_PredictorGetOutputHandle")
+    assert proc.stdout.rstrip().endswith("alive")
+
+
+def test_c_host_dlopen_rtld_local(lib, models, tmp_path):
+    exe = tmp_path / "pdcapi_dlopen"
+    _run(["cc", "-O2", NATIVE / "pdcapi_dlopen.c", "-o", exe, "-ldl"]).check_returncode()
+    prog, params = models["pir"]
+    proc = _run([exe, lib, prog, params])
+    assert proc.returncode == 0 and proc.stdout.strip() == "inputs 1", proc.stdout + proc.stderr
+
+
+# ---- a Python host: ctypes, the running interpreter --------------------------------------------
+
+
+class _Api:
+    """The few PD_ functions the in-process tests call, with ctypes signatures."""
+
+    SIGS = {
+        "PD_ConfigCreate": (ctypes.c_void_p, []),
+        "PD_ConfigSetModel": (None, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]),
+        "PD_ConfigSetModelBuffer": (
+            None,
+            [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t],
+        ),
+        "PD_ConfigSetCpuMathLibraryNumThreads": (None, [ctypes.c_void_p, ctypes.c_int32]),
+        "PD_ConfigGetCpuMathLibraryNumThreads": (ctypes.c_int32, [ctypes.c_void_p]),
+        "PD_ConfigGetProgFile": (ctypes.c_char_p, [ctypes.c_void_p]),
+        "PD_ConfigDestroy": (None, [ctypes.c_void_p]),
+        "PD_PredictorCreate": (ctypes.c_void_p, [ctypes.c_void_p]),
+        "PD_PredictorClone": (ctypes.c_void_p, [ctypes.c_void_p]),
+        "PD_PredictorDestroy": (None, [ctypes.c_void_p]),
+        "PD_PredictorGetInputHandle": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]),
+        "PD_PredictorGetOutputHandle": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]),
+        "PD_PredictorRun": (ctypes.c_int8, [ctypes.c_void_p]),
+        "PD_TensorReshape": (None, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]),
+        "PD_TensorCopyFromCpuFloat": (None, [ctypes.c_void_p, ctypes.c_void_p]),
+        "PD_TensorCopyToCpuFloat": (None, [ctypes.c_void_p, ctypes.c_void_p]),
+        "PD_TensorCopyToCpuInt64": (None, [ctypes.c_void_p, ctypes.c_void_p]),
+        "PD_TensorGetDataType": (ctypes.c_int32, [ctypes.c_void_p]),
+        "PD_TensorGetName": (ctypes.c_char_p, [ctypes.c_void_p]),
+        "PD_TensorDestroy": (None, [ctypes.c_void_p]),
+        "paddlehot_pdcapi_last_error": (ctypes.c_char_p, []),
+    }
+
+    def __init__(self, path: Path):
+        self.lib = ctypes.CDLL(str(path))
+        for name, (res, args) in self.SIGS.items():
+            fn = getattr(self.lib, name)
+            fn.restype, fn.argtypes = res, args
+            setattr(self, name, fn)
+
+    def error(self) -> str:
+        return self.paddlehot_pdcapi_last_error().decode()
+
+    def predictor(self, prog: Path, params: Path, buffer: bool = False) -> int:
+        cfg = self.PD_ConfigCreate()
+        if buffer:
+            p, w = prog.read_bytes(), params.read_bytes()
+            self.PD_ConfigSetModelBuffer(cfg, p, len(p), w, len(w))
+        else:
+            self.PD_ConfigSetModel(cfg, str(prog).encode(), str(params).encode())
+        self.PD_ConfigSetCpuMathLibraryNumThreads(cfg, 1)
+        pred = self.PD_PredictorCreate(cfg)  # takes cfg
+        assert pred, self.error()
+        return pred
+
+    def infer(self, pred: int, x: np.ndarray, out_name: bytes) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        h = self.PD_PredictorGetInputHandle(pred, b"x")
+        assert h, self.error()
+        shape = (ctypes.c_int32 * x.ndim)(*x.shape)
+        self.PD_TensorReshape(h, x.ndim, shape)
+        self.PD_TensorCopyFromCpuFloat(h, x.ctypes.data)
+        assert self.PD_PredictorRun(pred) == 1, self.error()
+        y = self.PD_PredictorGetOutputHandle(pred, out_name)
+        assert y, self.error()
+        out = np.empty((x.shape[0], 4), np.float32)
+        self.PD_TensorCopyToCpuFloat(y, out.ctypes.data)
+        self.PD_TensorDestroy(h)
+        self.PD_TensorDestroy(y)
+        return out
+
+
+@pytest.fixture(scope="module")
+def api(lib) -> _Api:
+    return _Api(lib)
+
+
+def _libpythons() -> set[str]:
+    maps = Path("/proc/self/maps").read_text()
+    return {os.path.realpath(p) for p in re.findall(r"(/\S*libpython[^\s/]*\.so[^\s/]*)", maps)}
+
+
+def test_ctypes_in_process_matches_python(api, models):
+    prog, params = models["pir"]
+    py = _python_predictor(prog, params)
+    pred = api.predictor(prog, params)
+    x = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    got = api.infer(pred, x, py.get_output_names()[0].encode())
+    np.testing.assert_allclose(got, _python_infer(py, x), rtol=0, atol=1e-6)
+    y = api.PD_PredictorGetOutputHandle(pred, py.get_output_names()[0].encode())
+    assert api.PD_TensorGetName(y) == py.get_output_names()[0].encode()
+    assert api.PD_TensorGetDataType(y) == 0  # PD_DATA_FLOAT32
+    out = np.empty(20, np.int64)
+    api.PD_TensorCopyToCpuInt64(y, out.ctypes.data)  # wrong type: message, no crash
+    assert "wrong copy function" in api.error()
+    api.PD_TensorDestroy(y)
+    api.PD_PredictorDestroy(pred)
+    assert len(_libpythons()) <= 1, _libpythons()
+
+
+def test_ctypes_config_getters(api):
+    cfg = api.PD_ConfigCreate()
+    assert api.PD_ConfigGetCpuMathLibraryNumThreads(cfg) == 1
+    api.PD_ConfigSetCpuMathLibraryNumThreads(cfg, 3)
+    assert api.PD_ConfigGetCpuMathLibraryNumThreads(cfg) == 3
+    assert api.PD_ConfigGetProgFile(cfg) == b""
+    api.PD_ConfigSetModel(cfg, b"/a/model.json", b"/a/model.pdiparams")
+    assert api.PD_ConfigGetProgFile(cfg) == b"/a/model.json"
+    api.PD_ConfigDestroy(cfg)
+
+
+def test_ctypes_failures_do_not_raise(api, models):
+    cfg = api.PD_ConfigCreate()
+    api.PD_ConfigSetModel(cfg, b"/nonexistent/m.json", b"/nonexistent/m.pdiparams")
+    assert api.PD_PredictorCreate(cfg) is None
+    assert api.error().startswith("PD_PredictorCreate: FileNotFoundError")
+    assert api.PD_PredictorCreate(api.PD_ConfigCreate()) is None
+    assert "no model set" in api.error()
+    bad = Path(models["pir"][0]).with_name("garbage.pdmodel")
+    bad.write_bytes(b"\x00not a program")
+    cfg = api.PD_ConfigCreate()
+    api.PD_ConfigSetModel(cfg, str(bad).encode(), str(models["pir"][1]).encode())
+    assert api.PD_PredictorCreate(cfg) is None and api.error()
+    pred = api.predictor(*models["pir"])
+    assert api.PD_PredictorGetInputHandle(pred, b"nope") is None
+    assert api.PD_PredictorGetOutputHandle(pred, b"nope") is None
+    assert "no output named 'nope'" in api.error()
+    api.PD_PredictorDestroy(pred)
+
+
+def test_ctypes_clone_two_threads(api, models):
+    prog, params = models["pir"]
+    py = _python_predictor(prog, params)
+    out_name = py.get_output_names()[0].encode()
+    root = api.predictor(prog, params)
+    xs = [np.random.default_rng(i).standard_normal((2, 16)).astype(np.float32) for i in range(2)]
+    want = [_python_infer(py, x) for x in xs]
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        mine = api.PD_PredictorClone(root)
+        try:
+            for _ in range(50):
+                got = api.infer(mine, xs[i], out_name)
+                if not np.array_equal(got, want[i]):
+                    errors.append(f"thread {i}: {got} != {want[i]}")
+                    return
+        finally:
+            api.PD_PredictorDestroy(mine)
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"pdcapi-test-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    api.PD_PredictorDestroy(root)
+    assert errors == []
+
+
+@pytest.mark.parametrize("fmt", ["pir", "legacy"])
+def test_ctypes_model_buffer(api, models, fmt, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    prog, params = models[fmt]
+    py = _python_predictor(prog, params)
+    pred = api.predictor(prog, params, buffer=True)
+    if fmt == "pir":  # served from memfds behind a private temp dir
+        assert len(list(tmp_path.glob("paddlehot-pdcapi-*"))) == 1
+    clone = api.PD_PredictorClone(pred)  # PIR re-reads the program on clone
+    assert clone, api.error()
+    x = _input(2, 0.25)
+    for p in (pred, clone):
+        got = api.infer(p, x, py.get_output_names()[0].encode())
+        np.testing.assert_allclose(got, _python_infer(py, x), rtol=0, atol=1e-6)
+    api.PD_PredictorDestroy(pred)
+    api.PD_PredictorDestroy(clone)
+    assert list(tmp_path.glob("paddlehot-pdcapi-*")) == []
