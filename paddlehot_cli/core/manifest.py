@@ -72,7 +72,7 @@ def parse_manifest(data: Any, where: str = "manifest") -> Manifest:
         raise PackageError(f"{where}: {exc.message}") from None
     if not isinstance(version, str) or not is_semver(version):
         raise PackageError(f"{where}: 'version' must be SemVer MAJOR.MINOR.PATCH")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise PackageError(f"{where}: 'format' must be one of {', '.join(FORMATS)}")
     specs = {}
     for key in ("inputs", "outputs"):

@@ -1,0 +1,240 @@
+"""Baseline comparison: version bump (PH200), C ABI exports (PH201) and structs (PH202), model
+signature (PH203).
+
+Rules: a breaking change without a MAJOR bump is an error; a compatible change without at least a
+MINOR bump is a warning. `diff_signatures` works on two Manifests, so packages without plugins
+follow the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from paddlehot_cli.abi.context import symbol_prefix
+from paddlehot_cli.abi.findings import WARNING, Finding, failed, passed, skipped
+from paddlehot_cli.abi.target import Subject
+from paddlehot_cli.core.manifest import Manifest
+from paddlehot_cli.core.signature import TensorSpec
+from paddlehot_cli.core.versions import parse_semver
+
+MAJOR, MINOR, PATCH, SAME, OLDER = "major", "minor", "patch", "same", "older"
+
+
+@dataclass(frozen=True)
+class Change:
+    breaking: bool
+    what: str
+
+
+def bump_level(old: str, new: str) -> str:
+    a, b = parse_semver(old), parse_semver(new)
+    if b == a:
+        return SAME
+    if b < a:
+        return OLDER
+    if b[0] > a[0]:
+        return MAJOR
+    if b[1] > a[1]:
+        return MINOR
+    return PATCH
+
+
+def verdict(changes: Sequence[Change]) -> str:
+    if any(c.breaking for c in changes):
+        return "breaking"
+    return "compatible" if changes else "unchanged"
+
+
+def _diff_spec(kind: str, a: TensorSpec, b: TensorSpec) -> list[Change]:
+    out = []
+    if a.dtype != b.dtype:
+        out.append(Change(True, f"{kind} '{a.name}' dtype changed from {a.dtype} to {b.dtype}"))
+    if len(a.shape) != len(b.shape):
+        out.append(
+            Change(
+                True,
+                f"{kind} '{a.name}' rank changed from {len(a.shape)} to "
+                f"{len(b.shape)} ({list(a.shape)} -> {list(b.shape)})",
+            )
+        )
+        return out
+    for axis, (da, db) in enumerate(zip(a.shape, b.shape)):
+        if da == db:
+            continue
+        if da == -1:
+            out.append(Change(True, f"{kind} '{a.name}' dim {axis} made fixed ({db}), was dynamic"))
+        elif db == -1:
+            out.append(Change(False, f"{kind} '{a.name}' dim {axis} made dynamic, was {da}"))
+        else:
+            out.append(Change(True, f"{kind} '{a.name}' dim {axis} changed from {da} to {db}"))
+    return out
+
+
+def diff_signatures(old: Manifest, new: Manifest) -> list[Change]:
+    """Every signature change from `old` to `new`, each marked breaking or compatible."""
+    changes: list[Change] = []
+    new_in = {s.name: s for s in new.inputs}
+    for spec in old.inputs:
+        if spec.name not in new_in:
+            changes.append(Change(True, f"input '{spec.name}' removed or renamed"))
+        else:
+            changes.extend(_diff_spec("input", spec, new_in[spec.name]))
+    old_in = {s.name for s in old.inputs}
+    for spec in new.inputs:
+        if spec.name not in old_in:
+            changes.append(Change(True, f"input '{spec.name}' added (callers do not send it)"))
+    new_out = {s.name: s for s in new.outputs}
+    new_pos = {s.name: i for i, s in enumerate(new.outputs)}
+    for i, spec in enumerate(old.outputs):
+        if spec.name not in new_out:
+            changes.append(Change(True, f"output '{spec.name}' removed or renamed"))
+            continue
+        changes.extend(_diff_spec("output", spec, new_out[spec.name]))
+        if new_pos[spec.name] != i:
+            changes.append(
+                Change(
+                    True,
+                    f"output '{spec.name}' moved from position {i} to "
+                    f"{new_pos[spec.name]} (hosts may take outputs in order)",
+                )
+            )
+    old_out = {s.name for s in old.outputs}
+    for spec in new.outputs:
+        if spec.name not in old_out:
+            changes.append(Change(False, f"output '{spec.name}' added"))
+    return changes
+
+
+def _export_map(subject: Subject) -> dict[str, str | None]:
+    """Exports keyed by function (prefix stripped, since the version is in every name)."""
+    assert subject.elf is not None
+    prefix = None
+    if subject.plugin_meta is not None:
+        prefix = subject.plugin_meta.get("symbol_prefix")
+    elif subject.manifest is not None:
+        prefix = symbol_prefix(subject.manifest.name, subject.manifest.version)
+    out = {}
+    for s in subject.elf.exports():
+        key = s.name[len(prefix) :] if prefix and s.name.startswith(prefix) else s.name
+        out[key] = s.version
+    return out
+
+
+def diff_exports(old: Subject, new: Subject) -> list[Change]:
+    a, b = _export_map(old), _export_map(new)
+    changes = []
+    for key, node in sorted(a.items()):
+        if key not in b:
+            changes.append(Change(True, f"export '{key}' removed or renamed"))
+        elif b[key] != node:
+            changes.append(
+                Change(True, f"export '{key}' moved from version node {node} to {b[key]}")
+            )
+    for key in sorted(set(b) - set(a)):
+        changes.append(Change(False, f"export '{key}' added"))
+    return changes
+
+
+def apply_bump_rule(check_id: str, changes: Sequence[Change], bump: str, what: str) -> Finding:
+    details = [("breaking: " if c.breaking else "compatible: ") + c.what for c in changes]
+    breaking = [c for c in changes if c.breaking]
+    if breaking:
+        if bump == MAJOR:
+            return passed(
+                check_id,
+                f"{len(breaking)} breaking {what} change(s), allowed by the MAJOR bump",
+                details,
+            )
+        return failed(
+            check_id,
+            f"breaking {what} change without a MAJOR bump ({bump}): "
+            f"{breaking[0].what}" + (f" (+{len(breaking) - 1} more)" if len(breaking) > 1 else ""),
+            details,
+        )
+    if changes:
+        if bump in (MAJOR, MINOR):
+            return passed(
+                check_id, f"{len(changes)} compatible {what} change(s) with a {bump} bump", details
+            )
+        return failed(
+            check_id,
+            f"compatible {what} change without at least a MINOR bump ({bump}): {changes[0].what}",
+            details,
+            severity=WARNING,
+        )
+    return passed(check_id, f"{what} unchanged")
+
+
+@dataclass
+class BaselineResult:
+    findings: list[Finding]
+    bump: str | None
+    c_abi: str  # breaking | compatible | unchanged | not-compared
+    signature: str  # breaking | compatible | unchanged | not-compared
+    c_abi_changes: list[Change]
+    signature_changes: list[Change]
+
+
+def compare(old: Subject, new: Subject) -> BaselineResult:
+    findings: list[Finding] = []
+    mo, mn = old.manifest, new.manifest
+    bump = None
+    if mo is None or mn is None:
+        findings.append(skipped("PH200", "no manifest on one side: name and version unknown"))
+    else:
+        bump = bump_level(mo.version, mn.version)
+        if mo.name != mn.name:
+            findings.append(
+                failed("PH200", f"baseline is model '{mo.name}', target is '{mn.name}'")
+            )
+        elif bump in (SAME, OLDER):
+            word = "the same as" if bump == SAME else "older than"
+            findings.append(
+                failed(
+                    "PH200",
+                    f"version {mn.version} is {word} the baseline's {mo.version}",
+                    hint="bump the version (SemVer)",
+                )
+            )
+        else:
+            findings.append(
+                passed("PH200", f"{mn.name} {mo.version} -> {mn.version} ({bump} bump)")
+            )
+    rule_bump = bump or SAME
+
+    abi_changes: list[Change] = []
+    c_abi = "not-compared"
+    if old.elf is None or new.elf is None:
+        findings.append(skipped("PH201", "both sides need a plugin .so"))
+        findings.append(skipped("PH202", "both sides need a plugin .so"))
+    else:
+        abi_changes = diff_exports(old, new)
+        findings.append(apply_bump_rule("PH201", abi_changes, rule_bump, "C ABI export"))
+        struct_finding, struct_changes = _compare_structs(old, new, rule_bump)
+        findings.append(struct_finding)
+        abi_changes += struct_changes
+        c_abi = verdict(abi_changes)
+
+    sig_changes: list[Change] = []
+    signature = "not-compared"
+    if mo is None or mn is None:
+        findings.append(skipped("PH203", "no manifest on one side"))
+    else:
+        sig_changes = diff_signatures(mo, mn)
+        findings.append(apply_bump_rule("PH203", sig_changes, rule_bump, "model signature"))
+        signature = verdict(sig_changes)
+    return BaselineResult(findings, bump, c_abi, signature, abi_changes, sig_changes)
+
+
+def _compare_structs(old: Subject, new: Subject, bump: str) -> tuple[Finding, list[Change]]:
+    from paddlehot_cli.abi.dwarf_structs import diff_structs, struct_layouts
+
+    assert old.elf is not None and new.elf is not None
+    if not (old.elf.has_debug_info and new.elf.has_debug_info):
+        return skipped("PH202", "no DWARF on both sides (build both with build-plugin --debug)"), []
+    a, b = struct_layouts(old.elf.path), struct_layouts(new.elf.path)
+    if not a or not b:
+        return skipped("PH202", "plugin.h structs not found in the DWARF of both sides"), []
+    changes = [Change(brk, what) for brk, what in diff_structs(a, b)]
+    return apply_bump_rule("PH202", changes, bump, "C ABI struct"), changes

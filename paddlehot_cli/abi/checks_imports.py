@@ -1,0 +1,118 @@
+"""Import checks: a provider for every import (PH120), NEEDED libs (PH121), glibc floor (PH122)."""
+
+from __future__ import annotations
+
+from paddlehot_cli.abi.context import Context
+from paddlehot_cli.abi.findings import Finding, failed, names, passed, skipped
+from paddlehot_cli.abi.policy import glibc_key
+from paddlehot_cli.abi.runtime import C_API_LIB
+
+
+def check_imports_resolved(ctx: Context) -> Finding:
+    elf, rt = ctx.subject.elf, ctx.runtime
+    assert elf is not None and rt is not None
+    strong = [s for s in elf.imports() if s.bind != "STB_WEAK"]
+    missing = []
+    for s in strong:
+        if rt.provider(s.name, s.version, s.version_file) is None:
+            label = s.name + (f"@{s.version}" if s.version else "")
+            missing.append(label)
+    if missing:
+        why = ""
+        if rt.missing:
+            why = f" ({names(rt.missing)} not found in the runtime)"
+        return failed(
+            "PH120",
+            f"{len(missing)} unresolved import{'s' if len(missing) > 1 else ''}: "
+            f"{names(missing)}{why}",
+            missing,
+        )
+    weak = len(elf.imports()) - len(strong)
+    return passed(
+        "PH120",
+        f"{len(strong)} imports resolved in {len(rt.libraries)} NEEDED libraries"
+        + (f" ({weak} weak imports need no provider)" if weak else ""),
+    )
+
+
+def check_needed(ctx: Context) -> Finding:
+    elf, rt, policy = ctx.subject.elf, ctx.runtime, ctx.policy
+    assert elf is not None and rt is not None
+    problems, notes = [], []
+    for lib in elf.needed:
+        if not policy.needed_allowed(lib):
+            if lib.startswith("libstdc++") or lib in policy.libstdcxx_needed:
+                problems.append(
+                    f"{lib} is NEEDED but policy '{policy.name}' does not allow libstdc++"
+                )
+            else:
+                problems.append(f"{lib} is not allowed by policy '{policy.name}'")
+    for lib in rt.missing:
+        if lib == C_API_LIB and rt.header_api is not None:
+            notes.append(
+                f"{lib} not found; its API was taken from native/pdcapi/include "
+                f"({len(rt.header_api)} PD_* functions)"
+            )
+            continue
+        where = ", ".join(str(d) for d in rt.dirs[:4]) + (" ..." if len(rt.dirs) > 4 else "")
+        other = rt.wrong_arch.get(lib)
+        problems.append(
+            f"{lib} not found in the runtime dirs ({where})"
+            + (f"; only for another arch: {other[0]}" if other else "")
+        )
+    if problems:
+        hint = None
+        if any("not found" in p for p in problems):
+            hint = (
+                f"pass the directory holding it with --runtime DIR (for {C_API_LIB}: the "
+                "Paddle Inference C library, or paddlehot's pdcapi build)"
+            )
+        return failed(
+            "PH121",
+            problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+            problems + notes,
+            hint=hint,
+        )
+    msg = f"NEEDED: {names(elf.needed) or 'none'}"
+    if notes:
+        msg += f"; {notes[0]}"
+    return passed("PH121", msg, [f"{k} -> {v.path}" for k, v in rt.libraries.items()] + notes)
+
+
+def check_glibc_floor(ctx: Context) -> Finding:
+    elf = ctx.subject.elf
+    assert elf is not None
+    floor = ctx.glibc_floor
+    if floor is None:
+        return skipped("PH122", f"policy '{ctx.policy.name}' has no glibc floor for {ctx.arch}")
+    floor_key = glibc_key(floor)
+    assert floor_key is not None
+    required = sorted(
+        {v for vs in elf.version_needs.values() for v in vs if v.startswith("GLIBC_")},
+        key=lambda v: glibc_key(v) or (999,),
+    )
+    if not required:
+        return passed("PH122", f"no versioned glibc symbols required (floor {floor})")
+    private = [s.name for s in elf.imports() if s.version == "GLIBC_PRIVATE"]
+    too_new = [
+        s
+        for s in elf.imports()
+        if s.version
+        and s.version.startswith("GLIBC_")
+        and s.version != "GLIBC_PRIVATE"
+        and (glibc_key(s.version) or (0,)) > floor_key
+    ]
+    highest = max((v for v in required if glibc_key(v)), key=glibc_key, default=None)
+    if private:
+        return failed("PH122", f"needs GLIBC_PRIVATE symbols: {names(private)}", private)
+    if too_new:
+        labels = sorted(f"{s.name}@{s.version}" for s in too_new)
+        return failed(
+            "PH122",
+            f"requires {highest}, above the floor {floor}; raised by {names(labels)}",
+            labels,
+        )
+    return passed("PH122", f"highest required {highest} <= floor {floor}")
+
+
+IMPORT_CHECKS = (check_imports_resolved, check_needed, check_glibc_floor)

@@ -1,0 +1,161 @@
+"""Run every applicable check on TARGET (and the baseline comparison) and collect a Report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paddlehot_cli import __version__
+from paddlehot_cli.abi.context import ARCHES, Context, host_arch
+from paddlehot_cli.abi.findings import ERROR, FAIL, WARNING, Finding
+from paddlehot_cli.abi.policy import Policy, glibc_key, load_policy
+from paddlehot_cli.abi.target import Subject, resolve
+from paddlehot_cli.errors import UserError
+
+JSON_SCHEMA_ID = "paddlehot.abi-check/1"
+
+
+@dataclass
+class Report:
+    target: str
+    subject: Subject
+    arch: str
+    policy: Policy
+    glibc_floor: str | None
+    findings: list[Finding]
+    runtime: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        s = self.subject
+        if s.package is not None:
+            return "package+plugin" if s.elf is not None else "package"
+        return "plugin"
+
+    def count(self, status: str, severity: str | None = None) -> int:
+        return sum(
+            1
+            for f in self.findings
+            if f.status == status and (severity is None or f.severity == severity)
+        )
+
+    @property
+    def exit_code(self) -> int:
+        for f in self.findings:
+            if f.status == FAIL and (
+                f.severity == ERROR or (f.severity == WARNING and self.policy.warnings_fail)
+            ):
+                return 1
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.subject.manifest
+        return {
+            "schema": JSON_SCHEMA_ID,
+            "tool": {"name": "paddlehot", "version": __version__},
+            "target": {
+                "spec": self.target,
+                "kind": self.kind,
+                "plugin": str(self.subject.so_path) if self.subject.so_path else None,
+                "package": str(self.subject.package_dir) if self.subject.package_dir else None,
+                "name": m.name if m else None,
+                "version": m.version if m else None,
+            },
+            "arch": self.arch,
+            "policy": {"name": self.policy.name, "source": self.policy.source},
+            "glibc_floor": self.glibc_floor,
+            "runtime": self.runtime,
+            "baseline": self.baseline,
+            "summary": {
+                "passed": self.count("pass"),
+                "failed": self.count(FAIL, ERROR),
+                "warnings": self.count(FAIL, WARNING),
+                "skipped": self.count("skip"),
+                "exit_code": self.exit_code,
+            },
+            "ok": self.exit_code == 0,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _pick_arch(arch: str | None, subject: Subject) -> str:
+    if arch is not None:
+        if arch not in ARCHES:
+            raise UserError(f"unknown --arch '{arch}'", hint="one of " + ", ".join(ARCHES))
+        return arch
+    meta = subject.plugin_meta
+    if meta is not None and meta.get("target") in ARCHES:
+        return meta["target"]
+    return host_arch()
+
+
+def run_abi_check(
+    target: str,
+    *,
+    baseline: str | None = None,
+    policy: str | None = None,
+    arch: str | None = None,
+    glibc: str | None = None,
+    runtime_dirs: Sequence[Path] = (),
+) -> Report:
+    """Check TARGET; raise UserError (exit 2) for unusable input, else return a Report."""
+    from paddlehot_cli.abi.checks_hardening import HARDENING_CHECKS
+    from paddlehot_cli.abi.checks_imports import IMPORT_CHECKS
+    from paddlehot_cli.abi.checks_package import PACKAGE_CHECKS
+    from paddlehot_cli.abi.checks_plugin import PLUGIN_CHECKS
+    from paddlehot_cli.abi.runtime import resolve_runtime
+
+    if glibc is not None and glibc_key(glibc) is None:
+        raise UserError(f"invalid --glibc '{glibc}'", hint="write MAJOR.MINOR, e.g. 2.28")
+    pol = load_policy(policy)
+    subject = resolve(target)
+    old = resolve(baseline) if baseline is not None else None
+    the_arch = _pick_arch(arch, subject)
+    floor = glibc or pol.floor_for(the_arch)
+    ctx = Context(subject, the_arch, pol, floor, list(runtime_dirs))
+    findings: list[Finding] = []
+    runtime_json: dict[str, Any] = {}
+    if subject.elf is not None:
+        elf = subject.elf
+        rt_arch = elf.machine if elf.machine in ARCHES else the_arch
+        ctx.runtime = resolve_runtime(elf.needed, rt_arch, elf.elfclass, list(runtime_dirs))
+        try:
+            for check in PLUGIN_CHECKS + IMPORT_CHECKS + HARDENING_CHECKS:
+                findings.append(check(ctx))
+        finally:
+            ctx.runtime.close()
+        runtime_json = {
+            "dirs": [str(d) for d in ctx.runtime.dirs],
+            "libraries": {k: str(v.path) for k, v in ctx.runtime.libraries.items()},
+            "missing": list(ctx.runtime.missing),
+            "c_api_from_headers": ctx.runtime.header_api is not None,
+        }
+    if subject.package is not None:
+        findings.extend(check(ctx) for check in PACKAGE_CHECKS)
+    baseline_json = None
+    if old is not None:
+        from paddlehot_cli.abi.baseline import compare
+
+        result = compare(old, subject)
+        findings.extend(result.findings)
+        om = old.manifest
+        baseline_json = {
+            "spec": baseline,
+            "name": om.name if om else None,
+            "version": om.version if om else None,
+            "bump": result.bump,
+            "c_abi": result.c_abi,
+            "signature": result.signature,
+            "changes": [
+                {"area": area, "breaking": c.breaking, "what": c.what}
+                for area, changes in (
+                    ("c_abi", result.c_abi_changes),
+                    ("signature", result.signature_changes),
+                )
+                for c in changes
+            ],
+        }
+    return Report(target, subject, the_arch, pol, floor, findings, runtime_json, baseline_json)

@@ -1,0 +1,142 @@
+"""The runtime a plugin will be loaded into: library search dirs, and who provides which symbol.
+
+Search order: the --runtime dirs, then paddlehot's own cached pdcapi library (when no --runtime
+dir is given), then the system C library dirs for the arch. When libpaddle_inference_c.so is
+nowhere, the Paddle Inference C API *as declared* in native/pdcapi/include/pd_*.h stands in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paddlehot_cli.abi.elf_facts import Library
+from paddlehot_cli.errors import PackageError
+
+C_API_LIB = "libpaddle_inference_c.so"
+SYSTEM_DIRS = {
+    "x86_64": (
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+    ),
+    "aarch64": (
+        "/usr/aarch64-linux-gnu/lib",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+    ),
+}
+_PROTO_RE = re.compile(r"\b(PD_[A-Za-z0-9_]+)\s*\(")
+
+
+def native_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "native"
+
+
+def declared_c_api(include_dir: Path | None = None) -> set[str]:
+    """PD_* function names declared in the pdcapi headers (empty when they are not there)."""
+    inc = include_dir or native_dir() / "pdcapi" / "include"
+    names: set[str] = set()
+    if inc.is_dir():
+        for header in sorted(inc.glob("pd_*.h")):
+            try:
+                text = header.read_text(errors="replace")
+            except OSError:
+                continue
+            names.update(_PROTO_RE.findall(text))
+    return names
+
+
+def cached_pdcapi_dir() -> Path | None:
+    try:
+        from paddlehot_cli.plugin.pdcapi import find_cached_pdcapi  # type: ignore
+    except Exception:  # noqa: BLE001 - an optional helper must never break abi-check
+        return None
+    try:
+        found = find_cached_pdcapi()
+    except Exception:  # noqa: BLE001 - an optional helper must never break abi-check
+        return None
+    if not found:
+        return None
+    found = Path(found)
+    return found.parent if found.is_file() else found
+
+
+@dataclass
+class Runtime:
+    arch: str
+    dirs: list[Path]
+    libraries: dict[str, Library] = field(default_factory=dict)  # NEEDED name -> Library
+    missing: list[str] = field(default_factory=list)
+    wrong_arch: dict[str, list[str]] = field(default_factory=dict)
+    header_api: set[str] | None = None  # set when the C API comes from the headers
+
+    def provider(self, name: str, version: str | None, vfile: str | None) -> str | None:
+        """Which NEEDED library provides this symbol (None if none does)."""
+        order = list(self.libraries.items())
+        if vfile:
+            order.sort(key=lambda item: item[0] != vfile)
+        for lib_name, lib in order:
+            if lib.defines(name, version if lib_name == vfile else None):
+                return lib_name
+        if self.header_api is not None and name in self.header_api:
+            return f"{C_API_LIB} (declared in native/pdcapi/include)"
+        return None
+
+    def close(self) -> None:
+        for lib in self.libraries.values():
+            lib.close()
+
+
+def default_dirs(arch: str, user_dirs: list[Path]) -> list[Path]:
+    dirs = list(user_dirs)
+    if not user_dirs:
+        cached = cached_pdcapi_dir()
+        if cached is not None:
+            dirs.append(cached)
+    dirs.extend(Path(d) for d in SYSTEM_DIRS.get(arch, ()))
+    return dirs
+
+
+def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list[Path]) -> Runtime:
+    for d in user_dirs:
+        if not d.is_dir():
+            raise PackageError(f"--runtime {d}: not a directory")
+    runtime = Runtime(arch, default_dirs(arch, user_dirs))
+    for lib_name in needed:
+        if "/" in lib_name:
+            runtime.missing.append(lib_name)
+            continue
+        found = None
+        for d in runtime.dirs:
+            candidate = d / lib_name
+            if not candidate.is_file():
+                continue
+            try:
+                lib = Library(candidate)
+            except PackageError:
+                runtime.wrong_arch.setdefault(lib_name, []).append(f"{candidate} (unreadable)")
+                continue
+            if lib.machine != arch or lib.elfclass != elfclass:
+                runtime.wrong_arch.setdefault(lib_name, []).append(f"{candidate} ({lib.machine})")
+                lib.close()
+                continue
+            found = lib
+            break
+        if found is not None:
+            runtime.libraries[lib_name] = found
+        else:
+            runtime.missing.append(lib_name)
+    if C_API_LIB in runtime.missing:
+        api = declared_c_api()
+        if api:
+            runtime.header_api = api
+    return runtime

@@ -1,0 +1,132 @@
+"""`paddlehot abi-check`: the CI gate for plugins and model packages. Never imports paddle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from paddlehot_cli.cli.errors import user_errors
+from paddlehot_cli.errors import UserError
+
+
+@user_errors
+def abi_check(
+    target: str = typer.Argument(
+        ...,
+        help="A plugin .so, a model package directory (with or without plugin.so), or "
+        "REPO:NAME\\[@VERSION] (latest version when none is given).",
+        metavar="TARGET",
+        show_default=False,
+    ),
+    baseline: str | None = typer.Option(
+        None,
+        "--baseline",
+        "-b",
+        metavar="OLD",
+        help="An older plugin or package of the same model: compare C ABI and signature.",
+    ),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        "-p",
+        metavar="NAME|FILE.json",
+        help="A shipped policy (default, strict, cxx) or a JSON file; omitted keys take default's.",
+    ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        metavar="x86_64|aarch64",
+        help="Target arch. Default: the manifest's plugin.target, else this host.",
+    ),
+    glibc: str | None = typer.Option(
+        None,
+        "--glibc",
+        metavar="2.28",
+        help="Highest GLIBC_x.y symbol version allowed. Default: the policy's floor for the arch.",
+    ),
+    runtime: list[Path] | None = typer.Option(
+        None,
+        "--runtime",
+        metavar="DIR",
+        help="Where the deploy-time libraries live (repeatable); searched before the system C "
+        "library dirs. Default: paddlehot's cached pdcapi build.",
+    ),
+    fmt: str = typer.Option(
+        "text",
+        "--format",
+        "-f",
+        metavar="text|json|junit",
+        help="text (a table), json or junit (one testcase per check).",
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
+    ),
+) -> None:
+    """Check a plugin or model package before it ships; exit 0 ok, 1 violations, 2 bad input.
+
+    Every check has a stable id (PH100...), a one-line message and a fix hint:
+
+    [bold]PH10x[/bold] ELF basics, manifest section, embedded model checksums, plugin metadata.
+    [bold]PH11x[/bold] exports: exactly phot_<model>_v<M>_<m>_<p>_<fn> for open, infer, close,
+    manifest, last_error; global functions, default visibility, bound to PADDLEHOT_1.0.
+    [bold]PH12x[/bold] imports: every symbol provided by a NEEDED library in the runtime, only
+    allowed libraries, glibc symbol versions at most the floor.
+    [bold]PH13x[/bold] hardening: RELRO + BIND_NOW, no exec stack, no TEXTREL, $ORIGIN-only rpath.
+    [bold]PH14x[/bold] package: files match paddlehot.json, plugin.so built from it.
+    [bold]PH20x[/bold] with --baseline: a newer version; C ABI exports and plugin.h structs only grow
+    (structs need DWARF: build-plugin --debug); signature changes match the SemVer bump.
+
+    Examples:
+
+      paddlehot abi-check repo/mlp/1.1.0/plugin.so --runtime /opt/paddle_inference_c/lib
+
+      paddlehot abi-check repo:mlp --baseline repo:mlp@1.0.0 --format junit -o abi.xml
+    """
+    from paddlehot_cli.abi.report import FORMATS
+    from paddlehot_cli.abi.runner import run_abi_check
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format '{fmt}'", hint="one of " + ", ".join(FORMATS))
+    report = run_abi_check(
+        target,
+        baseline=baseline,
+        policy=policy,
+        arch=arch,
+        glibc=glibc,
+        runtime_dirs=list(runtime or []),
+    )
+    _emit(report, fmt, output)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _emit(report, fmt: str, output: Path | None) -> None:  # type: ignore[no-untyped-def]
+    from paddlehot_cli.abi import report as render
+
+    if fmt == "text":
+        if output is None:
+            render.render_text(report)
+            return
+        text = _text_to_string(report)
+    elif fmt == "json":
+        text = render.render_json(report)
+    else:
+        text = render.render_junit(report)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _text_to_string(report) -> str:  # type: ignore[no-untyped-def]
+    import io
+
+    from paddlehot_cli.abi import report as render
+
+    buf = io.StringIO()
+    render.render_text(report, file=buf, color=False)
+    return buf.getvalue()

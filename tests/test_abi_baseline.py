@@ -1,0 +1,211 @@
+"""abi-check --baseline: version bump, C ABI (exports + DWARF structs), model signature rules;
+agreement with libabigail's abidiff on the C ABI verdict."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from abi_fixtures import helpers as h
+
+from paddlehot_cli.abi.baseline import bump_level, diff_signatures
+from paddlehot_cli.abi.runner import run_abi_check
+from paddlehot_cli.abi.target import resolve
+from paddlehot_cli.core.manifest import parse_manifest
+
+pytestmark = pytest.mark.skipif(not h.available("gcc"), reason="needs gcc")
+
+X = {"name": "x", "dtype": "float32", "shape": [-1, 16]}
+Y = {"name": "y", "dtype": "float32", "shape": [-1, 4]}
+Z = {"name": "z", "dtype": "int64", "shape": [-1]}
+
+
+def manifest(version="1.0.0", inputs=(X,), outputs=(Y,)):
+    data = h.package_manifest(
+        "mlp", version, h.model_files(), inputs=list(inputs), outputs=list(outputs)
+    )
+    return parse_manifest(data)
+
+
+def compare(old, new, **kw):
+    report = run_abi_check(str(new), baseline=str(old), runtime_dirs=[h.stub_dir()], **kw)
+    status = {f.id: (f.status, f.severity) for f in report.findings}
+    return report, status
+
+
+def test_bump_levels():
+    assert bump_level("1.0.0", "2.0.0") == "major"
+    assert bump_level("1.0.0", "1.1.0") == "minor"
+    assert bump_level("1.0.0", "1.0.1") == "patch"
+    assert bump_level("1.0.0", "1.0.0") == "same"
+    assert bump_level("1.2.0", "1.1.9") == "older"
+
+
+@pytest.mark.parametrize(
+    "new_inputs, new_outputs, breaking",
+    [
+        ((X,), (Y, Z), False),  # output appended
+        (({**X, "shape": [-1, -1]},), (Y,), False),  # fixed dim made dynamic
+        (({**X, "dtype": "float16"},), (Y,), True),  # dtype changed
+        (({**X, "shape": [-1, 16, 1]},), (Y,), True),  # rank changed
+        (({**X, "shape": [-1, 32]},), (Y,), True),  # fixed dim changed
+        (({**X, "shape": [8, 16]},), (Y,), True),  # dynamic dim made fixed
+        (({**X, "name": "features"},), (Y,), True),  # input renamed
+        ((X, {"name": "mask", "dtype": "bool", "shape": [-1]}), (Y,), True),  # input added
+        ((X,), (Z,), True),  # output removed
+        ((X,), (Z, Y), True),  # output moved (hosts may take outputs in order)
+        ((X,), ({**Y, "dtype": "float64"},), True),
+    ],
+)
+def test_signature_rules(new_inputs, new_outputs, breaking):
+    changes = diff_signatures(manifest(), manifest("1.1.0", new_inputs, new_outputs))
+    assert changes
+    assert any(c.breaking for c in changes) is breaking
+
+
+def test_unchanged_signature_has_no_changes():
+    assert diff_signatures(manifest(), manifest("1.0.1")) == []
+
+
+def test_appended_output_with_minor_bump_passes():
+    old = h.build_plugin()
+    new = h.build_plugin(version="1.1.0", outputs=[Y, Z])
+    report, status = compare(old, new)
+    assert report.exit_code == 0
+    assert status["PH200"][0] == status["PH201"][0] == status["PH203"][0] == "pass"
+    assert report.baseline["signature"] == "compatible"
+    assert report.baseline["c_abi"] == "unchanged"
+
+
+def test_changed_dtype_with_minor_bump_fails():
+    old = h.build_plugin()
+    new = h.build_plugin(version="1.1.0", inputs=[{**X, "dtype": "float16"}])
+    report, status = compare(old, new)
+    assert report.exit_code == 1
+    assert status["PH203"] == ("fail", "error")
+    assert {i for i, (s, _) in status.items() if s == "fail"} == {"PH203"}
+    assert "dtype" in next(f for f in report.findings if f.id == "PH203").message
+
+
+def test_breaking_change_with_major_bump_passes():
+    old = h.build_plugin()
+    new = h.build_plugin(version="2.0.0", inputs=[{**X, "dtype": "float16"}])
+    report, status = compare(old, new)
+    assert report.exit_code == 0 and status["PH203"][0] == "pass"
+
+
+def test_compatible_change_without_minor_bump_warns():
+    old = h.build_plugin()
+    new = h.build_plugin(version="1.0.1", outputs=[Y, Z])
+    report, status = compare(old, new)
+    assert status["PH203"] == ("fail", "warning")
+    assert report.exit_code == 0
+    strict, _ = compare(old, new, policy="strict")
+    assert strict.exit_code == 1
+
+
+def test_name_and_version_order_are_checked():
+    old = h.build_plugin(version="1.1.0")
+    _, status = compare(old, h.build_plugin(version="1.0.0"))
+    assert status["PH200"][0] == "fail"
+    _, status = compare(h.build_plugin(name="other"), h.build_plugin(version="1.1.0"))
+    assert status["PH200"][0] == "fail"
+
+
+def test_struct_field_inserted_in_the_middle_fails():
+    old = h.build_plugin(debug=True)
+    new = h.build_plugin(debug=True, version="1.1.0", header="insert")
+    report, status = compare(old, new)
+    assert status["PH202"] == ("fail", "error")
+    assert {i for i, (s, _) in status.items() if s == "fail"} == {"PH202"}
+    msg = next(f for f in report.findings if f.id == "PH202").message
+    assert "phot_open_options.pool_max" in msg and "moved" in msg
+    assert report.baseline["c_abi"] == "breaking"
+
+
+def test_struct_field_appended_with_minor_bump_passes():
+    old = h.build_plugin(debug=True)
+    new = h.build_plugin(debug=True, version="1.1.0", header="append")
+    report, status = compare(old, new)
+    assert status["PH202"][0] == "pass" and report.exit_code == 0
+    assert report.baseline["c_abi"] == "compatible"
+
+
+def test_struct_comparison_skipped_without_dwarf():
+    _, status = compare(h.build_plugin(), h.build_plugin(version="1.1.0", header="insert"))
+    assert status["PH202"][0] == "skip"
+
+
+def test_removed_export_is_breaking():
+    old = h.build_plugin()
+    new = h.build_plugin(version="1.1.0", defines=("DROP_LAST_ERROR",))
+    report, status = compare(old, new)
+    assert status["PH201"] == ("fail", "error")
+    assert "last_error" in next(f for f in report.findings if f.id == "PH201").message
+
+
+def test_packages_without_plugins_follow_the_same_rules(tmp_path):
+    def package(version, **kw):
+        src = h.build_plugin(version=version, **kw).parent
+        dst = tmp_path / version
+        shutil.copytree(src, dst)
+        (dst / "plugin.so").unlink()
+        return dst
+
+    old = package("1.0.0")
+    report, status = compare(old, package("1.1.0", outputs=[Y, Z]))
+    assert report.exit_code == 0 and status["PH201"][0] == "skip"
+    report, status = compare(old, package("1.0.1", inputs=[{**X, "shape": [-1, 8]}]))
+    assert status["PH203"] == ("fail", "error") and report.exit_code == 1
+
+
+# --- agreement with abidiff -----------------------------------------------------------------
+
+
+def abidiff_verdict(old, new) -> str:
+    """libabigail's view: bit 3 (8) is an incompatible change; bit 2 (4) with an existing data
+    member changed (moved, retyped, deleted) is an incompatible layout change as well."""
+    proc = subprocess.run(
+        ["abidiff", str(old), str(new)], check=False, capture_output=True, text=True
+    )
+    assert proc.returncode & 1 == 0, proc.stderr  # 1 = abidiff's own error
+    if proc.returncode & 8:
+        return "breaking"
+    if proc.returncode & 4:
+        if re.search(r"data member changes?|data member deletion|offset changed", proc.stdout):
+            return "breaking"
+        return "compatible"
+    return "unchanged"
+
+
+# Same name and version on both sides: abidiff cannot pair phot_mlp_v1_0_0_open with
+# phot_mlp_v1_1_0_open, so the pairs keep the prefix and change only the C ABI.
+PAIRS = {
+    "rebuild": {"header": "same", "params_bytes": 4097},
+    "field appended": {"header": "append"},
+    "field inserted": {"header": "insert"},
+    "field retyped": {"header": "retype"},
+    "export removed": {"defines": ("DROP_LAST_ERROR",)},
+}
+
+
+@pytest.mark.skipif(not h.available("abidiff"), reason="needs abigail-tools")
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_abidiff_agrees_on_the_c_abi_verdict(pair):
+    old = h.build_plugin(debug=True)
+    new = h.build_plugin(debug=True, **PAIRS[pair])
+    report = run_abi_check(str(new), baseline=str(old), runtime_dirs=[h.stub_dir()])
+    ours = report.baseline["c_abi"]
+    theirs = abidiff_verdict(old, new)
+    assert ours == theirs, (pair, ours, theirs, report.baseline["changes"])
+    expected = {"rebuild": "unchanged", "field appended": "compatible"}.get(pair, "breaking")
+    assert ours == expected
+
+
+def test_baseline_side_loads_like_target():
+    s = resolve(str(h.build_plugin(debug=True)))
+    assert s.elf is not None and s.elf.has_debug_info and s.plugin is not None
+    assert json.loads(json.dumps(s.plugin.raw))["plugin"]["abi_node"] == "PADDLEHOT_1.0"
