@@ -68,3 +68,21 @@ def commit(staged: Path, final: Path, force: bool = False) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def publish_copy(source_dir: Path, repo: Path, version: str) -> Path:
+    """Publish an existing package under a new version of the same model (same files, manifest
+    version rewritten): how a bench or a test makes many versions cheaply. Atomic like export."""
+    import json
+
+    from paddlehot_cli.core.manifest import MANIFEST_NAME, dumps_manifest, read_verified
+
+    manifest = read_verified(source_dir)
+    final = repo / manifest.name / version
+    with staging_dir(final) as staged:
+        for fname in manifest.files:
+            shutil.copy2(source_dir / fname, staged / fname)
+        data = json.loads((source_dir / MANIFEST_NAME).read_text())
+        data["version"] = version
+        (staged / MANIFEST_NAME).write_text(dumps_manifest(data))
+        return commit(staged, final)

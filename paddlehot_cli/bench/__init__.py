@@ -1,0 +1,1 @@
+"""`paddlehot bench`: load generation, statistics, reports and plots."""

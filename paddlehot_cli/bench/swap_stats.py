@@ -1,0 +1,67 @@
+"""The swap section of a report: how long a publish takes to reach traffic, and what a swap
+costs the requests around it.
+
+A swap window starts when a version is published (or flipped) and ends WINDOW_AFTER seconds after
+the first response from the new version (the old version drains and is released in that time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from paddlehot_cli.bench.stats import Sample, latency_summary
+
+WINDOW_AFTER = 1.0
+
+
+@dataclass
+class SwapEvent:
+    at: float  # seconds since the run began
+    version: str
+    error: str | None = None
+
+
+def swap_section(events: Sequence[SwapEvent], samples: Sequence[Sample]) -> dict[str, Any]:
+    ordered = sorted(samples, key=lambda s: s.start)
+    swaps = []
+    windows = []
+    for event in events:
+        if event.error:
+            swaps.append({"version": event.version, "at_s": round(event.at, 3),
+                          "error": event.error, "publish_to_first_response_s": None})
+            continue
+        first = next((s.start + s.latency for s in ordered
+                      if s.ok and s.version == event.version and s.start + s.latency >= event.at),
+                     None)
+        swaps.append({
+            "version": event.version, "at_s": round(event.at, 3),
+            "publish_to_first_response_s": None if first is None else round(first - event.at, 4),
+        })
+        end = (first if first is not None else event.at) + WINDOW_AFTER
+        windows.append((event.at, end))
+
+    def inside(s: Sample) -> bool:
+        return any(a <= s.start <= b for a, b in windows)
+
+    in_window = [s for s in samples if inside(s)]
+    steady = [s for s in samples if not inside(s)]
+    steady_p99 = latency_summary([s.latency for s in steady if s.ok])["p99"]
+    window_p99 = latency_summary([s.latency for s in in_window if s.ok])["p99"]
+    delays = [s["publish_to_first_response_s"] for s in swaps
+              if s.get("publish_to_first_response_s") is not None]
+    return {
+        "swaps": len(events),
+        "swaps_seen": len(delays),
+        "failed_requests": sum(not s.ok for s in samples),
+        "failed_in_windows": sum(not s.ok for s in in_window),
+        "publish_to_first_response_s": {
+            "mean": round(sum(delays) / len(delays), 4) if delays else None,
+            "max": round(max(delays), 4) if delays else None,
+        },
+        "steady_p99_ms": steady_p99,
+        "swap_window_p99_ms": window_p99,
+        "p99_ratio": round(window_p99 / steady_p99, 3) if window_p99 and steady_p99 else None,
+        "window_after_s": WINDOW_AFTER,
+        "events": swaps,
+    }

@@ -1,0 +1,33 @@
+"""Make swaps happen during a benchmark: publish a new version into the repository the server
+(or the in-process Manager) watches. Each new version copies the weights of the previous-but-one
+version, so consecutive versions differ and every response names the version that computed it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paddlehot_cli.bench.repo_target import published_versions
+from paddlehot_cli.core.publish import publish_copy
+from paddlehot_cli.core.versions import parse_semver
+from paddlehot_cli.errors import UserError
+
+
+class RepoPublisher:
+    def __init__(self, repo: Path, name: str):
+        self.repo = repo
+        self.name = name
+        versions = published_versions(repo / name)
+        if not versions:
+            raise UserError(f"--swap-repo {repo} has no published version of '{name}'")
+        self._sources = [repo / name / v for v in versions[-2:]]
+        self._latest = parse_semver(versions[-1])
+        self._turn = 0
+
+    def __call__(self) -> str:
+        major, minor, patch = self._latest
+        self._latest = (major, minor, patch + 1)
+        version = "{}.{}.{}".format(*self._latest)
+        source = self._sources[self._turn % len(self._sources)]
+        self._turn += 1
+        publish_copy(source, self.repo, version)
+        return version

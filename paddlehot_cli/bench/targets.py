@@ -1,0 +1,139 @@
+"""What a benchmark runs against: an in-process servable (package dir, plugin .so, REPO:NAME)
+or any Open Inference Protocol v2 server over HTTP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from paddlehot_cli.bench.oip_client import Endpoint, OipClient, RequestFailed
+from paddlehot_cli.bench.resources import metrics_reader, proc_reader
+from paddlehot_cli.core.signature import TensorSpec
+from paddlehot_cli.errors import UserError
+
+# A call sends one batch and returns the model version that answered (None if unknown).
+Call = Callable[[Mapping[str, np.ndarray]], "str | None"]
+
+
+class Target:
+    label: str
+    kind: str
+    inputs: Sequence[TensorSpec]
+
+    def new_caller(self) -> tuple[Call, Callable[[], None]]:
+        """A call function for one worker thread, and its cleanup."""
+        raise NotImplementedError
+
+    def resource_reader(self) -> Callable[[], tuple[float, float] | None] | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessTarget(Target):
+    """A servable from core.load (package dir or plugin .so), called from this process."""
+
+    def __init__(self, path: Path, threads: int, pool_max: int):
+        from paddlehot_cli.core import load
+
+        self.servable = load(path, threads=threads, pool_max=pool_max)
+        manifest = self.servable.manifest
+        self.kind = getattr(self.servable, "kind", "package")
+        self.label = f"{self.kind}:{path}"
+        self.inputs = manifest.inputs
+        self.version = manifest.version
+
+    def new_caller(self) -> tuple[Call, Callable[[], None]]:
+        infer = self.servable.infer
+        version = self.version
+
+        def call(feeds: Mapping[str, np.ndarray]) -> str | None:
+            infer(feeds)
+            return version
+
+        return call, lambda: None
+
+    def resource_reader(self) -> Callable[[], tuple[float, float] | None]:
+        return proc_reader(os.getpid())
+
+    def close(self) -> None:
+        self.servable.close()
+
+
+class HttpTarget(Target):
+    """Any OIP v2 server; the signature comes from its model metadata."""
+
+    kind = "http"
+
+    def __init__(self, url: str, timeout: float, binary: bool = True, pid: int | None = None):
+        self.endpoint = Endpoint.parse(url)
+        self.timeout = timeout
+        self.binary = binary
+        self.pid = pid
+        self.label = url
+        probe = OipClient(self.endpoint, timeout=min(timeout, 10.0))
+        try:
+            meta = probe.metadata()
+        except RequestFailed as exc:
+            raise UserError(f"cannot read model metadata from {url}: {exc}") from None
+        finally:
+            probe.close()
+        self.inputs = tuple(_spec_from_metadata(t) for t in meta.get("inputs", []))
+        if not self.inputs:
+            raise UserError(f"{url}: the model metadata lists no inputs")
+
+    def new_caller(self) -> tuple[Call, Callable[[], None]]:
+        client = OipClient(self.endpoint, timeout=self.timeout)
+        binary = self.binary
+
+        def call(feeds: Mapping[str, np.ndarray]) -> str | None:
+            return client.infer(feeds, binary=binary)[1]
+
+        return call, client.close
+
+    def resource_reader(self) -> Callable[[], tuple[float, float] | None] | None:
+        if self.pid is not None:
+            return proc_reader(self.pid)
+        client = OipClient(self.endpoint, timeout=5.0)
+
+        def fetch() -> str:
+            status, _, data = client._request("GET", "/metrics")
+            if status != 200:
+                raise RequestFailed(f"HTTP {status}")
+            return data.decode()
+
+        reader = metrics_reader(fetch)
+        return reader if reader() is not None else None
+
+
+def _spec_from_metadata(tensor: Mapping[str, Any]) -> TensorSpec:
+    from paddlehot_cli.bench.oip_client import NUMPY_DTYPES
+
+    dtype = NUMPY_DTYPES.get(str(tensor.get("datatype")))
+    if dtype is None:
+        raise UserError(f"input '{tensor.get('name')}' has an unsupported datatype "
+                        f"{tensor.get('datatype')!r}")
+    return TensorSpec(str(tensor["name"]), dtype, tuple(int(d) for d in tensor.get("shape", [])))
+
+
+def open_target(spec: str, threads: int = 1, pool_max: int = 1, timeout: float = 30.0,
+                pid: int | None = None) -> Target:
+    if spec.startswith(("http://", "https://")):
+        if spec.startswith("https://"):
+            raise UserError("https targets are not supported; benchmark the server on http")
+        return HttpTarget(spec, timeout, pid=pid)
+    path = Path(spec)
+    if ":" in spec and not path.exists():
+        from paddlehot_cli.bench.repo_target import resolve_repo_target
+
+        path = resolve_repo_target(spec)
+    if not path.exists():
+        raise UserError(f"no such target: {spec}",
+                        hint="give a package dir, a plugin .so, REPO:NAME or http://HOST:PORT/NAME")
+    if not (path.is_dir() or path.suffix == ".so"):
+        raise UserError(f"{spec} is not a package directory, a plugin .so, or a URL")
+    return InProcessTarget(path, threads, pool_max)

@@ -1,0 +1,188 @@
+"""`paddlehot bench`: latency, throughput, swap impact and memory of a package, a plugin, a
+repository model or any Open Inference Protocol v2 server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from paddlehot_cli.cli.errors import user_errors
+from paddlehot_cli.cli.render import console, out
+
+
+def _ints(text: str, option: str) -> list[int]:
+    from paddlehot_cli.errors import UserError
+
+    try:
+        values = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise UserError(f"malformed {option} '{text}'", hint="write e.g. 1,2,4,8") from None
+    if not values:
+        raise UserError(f"{option} is empty")
+    return values
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_levels(report, title: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("conc", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms",
+                "p99.9 ms", "max ms", "CPU %", "peak RSS MB", "client µs/req"):
+        table.add_column(col, justify="right")
+    for level in report.levels:
+        lat = level.latency_ms()
+        errors = f"[red]{level.errors}[/red]" if level.errors else "0"
+        table.add_row(
+            str(level.concurrency), str(len(level.samples)), errors, _fmt(level.throughput, 1),
+            _fmt(lat["p50"]), _fmt(lat["p90"]), _fmt(lat["p99"]), _fmt(lat["p99.9"]),
+            _fmt(lat["max"]), _fmt(level.cpu_percent, 0), _fmt(level.peak_rss_mb, 0),
+            _fmt(level.client_cpu_us_per_request, 0),
+        )
+    out.print(table)
+    for level in report.levels:
+        for kind, count in level.error_kinds().items():
+            out.print(f"  [red]{count} x[/red] {kind}")
+
+
+def render_swap(swap: dict) -> None:
+    delay = swap["publish_to_first_response_s"]
+    out.print(
+        f"[bold]swaps[/bold]: {swap['swaps']} published, {swap['swaps_seen']} seen in responses; "
+        f"publish -> first new response mean {_fmt(delay['mean'], 3)} s, max "
+        f"{_fmt(delay['max'], 3)} s; p99 in swap windows {_fmt(swap['swap_window_p99_ms'])} ms vs "
+        f"steady {_fmt(swap['steady_p99_ms'])} ms (x{_fmt(swap['p99_ratio'])}); "
+        f"failed requests: {swap['failed_requests']}"
+    )
+
+
+def _progress_factory(progress):  # type: ignore[no-untyped-def]
+    def factory(label: str, concurrency: int, total: Optional[int], duration: Optional[float]):
+        task = progress.add_task(f"{label} c={concurrency}", total=total)
+
+        def tick(n: int) -> None:
+            progress.advance(task, n)
+
+        return tick
+
+    return factory
+
+
+@user_errors
+def bench(
+    target: str = typer.Argument(
+        ..., help="A package dir, a plugin .so, REPO:NAME[@VERSION], or http://HOST:PORT/NAME "
+        "(any Open Inference Protocol v2 server: paddlehot, Triton, KServe).",
+    ),
+    concurrency: str = typer.Option("1", "--concurrency", "-c",
+                                    help="Concurrent clients; a comma list is a sweep: 1,2,4,8."),
+    duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds per level."),
+    requests: Optional[int] = typer.Option(
+        None, "--requests", "-n", help="Requests per level (instead of --duration)."),
+    warmup: float = typer.Option(1.0, "--warmup", help="Seconds of unmeasured warm-up."),
+    batch: int = typer.Option(1, "--batch", "-b", help="Batch size of every request."),
+    threads: int = typer.Option(1, "--threads", help="Intra-op threads (in-process targets)."),
+    input_data: str = typer.Option("random", "--input-data",
+                                   help="random, or FILE.npz with one array per input."),
+    rate: Optional[float] = typer.Option(
+        None, "--rate", help="Open loop at R requests/s (default: closed loop)."),
+    swap_every: Optional[float] = typer.Option(
+        None, "--swap-every", help="Publish a new version every S seconds during the run."),
+    swap_repo: Optional[Path] = typer.Option(
+        None, "--swap-repo", help="Repository the server watches (for --swap-every over HTTP)."),
+    compare: Optional[str] = typer.Option(
+        None, "--compare", help="A second target, run interleaved with TARGET (A B A B ...)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request fails."),
+    pid: Optional[int] = typer.Option(
+        None, "--pid", help="PID of the server under test, for CPU and RSS over HTTP."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write latency/throughput PNG."),
+) -> None:
+    """Measure tail latency, throughput, errors, CPU and peak RSS, per concurrency level.
+
+    Examples:
+
+      paddlehot bench models/resnet18/1.0.0 -c 1,2,4 --threads 2
+
+      paddlehot bench http://127.0.0.1:8000/mlp -c 8 --duration 20 --json out.json
+
+      paddlehot bench http://127.0.0.1:8000/mlp --swap-every 2 --swap-repo models/
+
+      paddlehot bench pkg/ --compare pkg/plugin.so -c 4
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from paddlehot_cli.bench import report as report_mod
+    from paddlehot_cli.bench.runner import BenchConfig, compare_ratios, run_bench, run_compare
+    from paddlehot_cli.bench.targets import open_target
+    from paddlehot_cli.errors import UserError
+
+    cfg = BenchConfig(
+        concurrency=_ints(concurrency, "--concurrency"),
+        duration=None if requests is not None else duration, requests=requests, warmup=warmup,
+        batch=batch, input_data=input_data, rate=rate, swap_every=swap_every,
+    )
+    cfg.check()
+    if compare and swap_every:
+        raise UserError("--compare and --swap-every cannot be combined")
+    pool = max(cfg.concurrency)
+    a = open_target(target, threads=threads, pool_max=pool, timeout=timeout, pid=pid)
+    targets = [a]
+    try:
+        swapper = None
+        if swap_every:
+            swapper = _swapper_for(target, a, swap_repo)
+        b = None
+        if compare:
+            b = open_target(compare, threads=threads, pool_max=pool, timeout=timeout)
+            targets.append(b)
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            factory = _progress_factory(progress)
+            if b is not None:
+                ra, rb = run_compare(a, b, cfg, progress=factory)
+                reports = [ra, rb]
+            else:
+                reports = [run_bench(a, cfg, progress=factory, swapper=swapper)]
+    finally:
+        for t in targets:
+            t.close()
+    for index, rep in enumerate(reports):
+        render_levels(rep, f"{'AB'[index] + ': ' if len(reports) > 1 else ''}{rep.target}")
+    data: dict[str, Any] = reports[0].to_json()
+    if len(reports) == 2:
+        ratios = compare_ratios(*reports)
+        for row in ratios:
+            out.print(
+                f"c={row['concurrency']}: B/A throughput x{_fmt(row['throughput_ratio'], 3)}, "
+                f"p50 x{_fmt(row['p50_ratio'], 3)}, p99 x{_fmt(row['p99_ratio'], 3)}")
+        data = {"schema": data["schema"], "compare": {
+            "a": reports[0].to_json(), "b": reports[1].to_json(),
+            "ratios": [{k: v for k, v in r.items() if k not in ("a", "b")} for r in ratios]}}
+    if reports[0].swap is not None:
+        render_swap(reports[0].swap)
+    if json_out:
+        report_mod.write_json(json_out, data)
+        console.print(f"wrote {json_out}")
+    if plot:
+        report_mod.write_plot(plot, reports)
+        console.print(f"wrote {plot}")
+
+
+def _swapper_for(spec: str, target, swap_repo: Optional[Path]):  # type: ignore[no-untyped-def]
+    from paddlehot_cli.bench.swapper import RepoPublisher
+    from paddlehot_cli.errors import UserError
+
+    if target.kind == "http":
+        if swap_repo is None:
+            raise UserError("--swap-every over HTTP needs --swap-repo REPO (the repository the "
+                            "server watches)")
+        return RepoPublisher(swap_repo, target.endpoint.model)
+    raise UserError("--swap-every needs an http:// target for now",
+                    hint="serve the repository with `paddlehot serve REPO` and bench its URL")
