@@ -199,7 +199,7 @@ def test_package_without_plugin_runs_package_checks_only(tmp_path):
         ("/nonexistent/plugin.so", "no such file or directory"),
         ("{tmp}", "is not a model package"),
         ("{tmp}/notelf.so", "not an ELF file"),
-        ("{tmp}:nomodel", "has no model 'nomodel'"),
+        ("{tmp}:nomodel", "has no published version of 'nomodel'"),
     ],
 )
 def test_bad_targets_are_one_line_user_errors(tmp_path, spec, message):

@@ -16,7 +16,7 @@ from paddlehot_cli.core.manifest import (
     loads_manifest,
     read_manifest,
 )
-from paddlehot_cli.core.versions import is_semver, sort_key
+from paddlehot_cli.core.repository import resolve_version
 from paddlehot_cli.errors import PackageError, UserError
 
 T = TypeVar("T")
@@ -105,36 +105,6 @@ def load_package(package_dir: Path, label: str | None = None) -> Subject:
     return subject
 
 
-def _resolve_repo(spec: str) -> Path:
-    repo_text, _, ref = spec.rpartition(":")
-    name, _, version = ref.partition("@")
-    repo = Path(repo_text)
-    if not repo.is_dir():
-        raise UserError(f"no such repository directory: {repo}")
-    if not name:
-        raise UserError(f"malformed target '{spec}'", hint="write REPO:NAME or REPO:NAME@VERSION")
-    model_dir = repo / name
-    if not model_dir.is_dir():
-        raise PackageError(f"repository {repo} has no model '{name}'")
-    if version:
-        if not is_semver(version):
-            raise UserError(
-                f"invalid version '{version}' in '{spec}'", hint="use MAJOR.MINOR.PATCH"
-            )
-        path = model_dir / version
-        if not path.is_dir():
-            raise PackageError(f"repository {repo} has no version {version} of '{name}'")
-        return path
-    versions = [
-        p.name
-        for p in model_dir.iterdir()
-        if p.is_dir() and is_semver(p.name) and (p / MANIFEST_NAME).is_file()
-    ]
-    if not versions:
-        raise PackageError(f"repository {repo} has no published version of '{name}'")
-    return model_dir / max(versions, key=sort_key)
-
-
 def resolve(spec: str) -> Subject:
     """TARGET or --baseline: a .so file, a package directory, or REPO:NAME[@VERSION]."""
     path = Path(spec)
@@ -143,7 +113,7 @@ def resolve(spec: str) -> Subject:
     if path.exists():
         return load_plugin(path)
     if ":" in spec and Path(spec.rpartition(":")[0]).is_dir():
-        pkg = _resolve_repo(spec)
+        pkg = resolve_version(spec)
         return load_package(pkg, f"{spec} ({pkg})")
     raise UserError(
         f"no such file or directory: {spec}",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paddlehot_cli.bench.repo_target import published_versions
 from paddlehot_cli.core.publish import publish_copy
+from paddlehot_cli.core.repository import published_versions
 from paddlehot_cli.core.versions import parse_semver
 from paddlehot_cli.errors import UserError
 

@@ -128,9 +128,9 @@ def open_target(spec: str, threads: int = 1, pool_max: int = 1, timeout: float =
         return HttpTarget(spec, timeout, pid=pid)
     path = Path(spec)
     if ":" in spec and not path.exists():
-        from paddlehot_cli.bench.repo_target import resolve_repo_target
+        from paddlehot_cli.core.repository import resolve_version
 
-        path = resolve_repo_target(spec)
+        path = resolve_version(spec)
     if not path.exists():
         raise UserError(f"no such target: {spec}",
                         hint="give a package dir, a plugin .so, REPO:NAME or http://HOST:PORT/NAME")

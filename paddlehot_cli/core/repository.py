@@ -1,0 +1,45 @@
+"""A model repository on disk: REPO/NAME/VERSION/ with SemVer version dirs.
+
+Hidden dirs (a publish in progress) are never versions; a version is published once its manifest
+is present (readers that serve it still verify every checksum).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paddlehot_cli.core.manifest import MANIFEST_NAME
+from paddlehot_cli.core.versions import check_model_name, is_semver, sort_key
+from paddlehot_cli.errors import PackageError, UserError
+
+
+def published_versions(model_dir: Path) -> list[str]:
+    """SemVer version dirs with a manifest, oldest first."""
+    if not model_dir.is_dir():
+        return []
+    versions = [p.name for p in model_dir.iterdir()
+                if p.is_dir() and is_semver(p.name) and (p / MANIFEST_NAME).is_file()]
+    return sorted(versions, key=sort_key)
+
+
+def resolve_version(spec: str) -> Path:
+    """`REPO:NAME[@VERSION]` -> the version dir (the latest SemVer one without @VERSION)."""
+    repo_text, _, ref = spec.rpartition(":")
+    name, _, version = ref.partition("@")
+    repo = Path(repo_text)
+    if not repo.is_dir():
+        raise UserError(f"no such repository directory: {repo}")
+    if not name:
+        raise UserError(f"malformed target '{spec}'", hint="write REPO:NAME or REPO:NAME@VERSION")
+    check_model_name(name)
+    if version and not is_semver(version):
+        raise UserError(f"invalid version '{version}' in '{spec}'", hint="use MAJOR.MINOR.PATCH")
+    versions = published_versions(repo / name)
+    if not versions:
+        raise PackageError(f"repository {repo} has no published version of '{name}'")
+    if version:
+        if version not in versions:
+            raise PackageError(f"repository {repo} has no version {version} of '{name}'",
+                               hint="published: " + ", ".join(versions))
+        return repo / name / version
+    return repo / name / versions[-1]
