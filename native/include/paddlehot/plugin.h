@@ -29,7 +29,7 @@
  * Growth: every struct that crosses the boundary starts with uint32_t struct_size, which the
  * caller sets to sizeof() of the struct as it was compiled. Later revisions only append fields;
  * a plugin reads only the fields that fit in struct_size and uses defaults for the rest, and a
- * host compiled against a newer header can tell from the manifest (plugin.abi.struct_sizes)
+ * host compiled against a newer header can tell from the manifest (plugin.struct_sizes)
  * which fields the plugin knows. Existing fields never move, change size or change type.
  */
 #ifndef PADDLEHOT_PLUGIN_H

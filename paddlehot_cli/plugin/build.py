@@ -1,0 +1,403 @@
+"""build-plugin: render templates/plugin for one package, compile, link, embed, verify.
+
+Nothing here imports paddle except `verify_plugin` (lazily, through core). The steps are plain
+functions so the CLI can show each one with a spinner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any, ContextManager
+
+from paddlehot_cli.core.manifest import Manifest, read_verified
+from paddlehot_cli.core.versions import c_identifier, parse_semver
+from paddlehot_cli.errors import PackageError, UserError, ValidationFailed
+
+ABI_NODE = "PADDLEHOT_1.0"
+ABI_VERSION = (1, 0)
+FUNCTIONS = ("open", "infer", "close", "manifest", "last_error")
+TARGETS = ("x86_64", "aarch64")
+CROSS_CC = {"aarch64": "aarch64-linux-gnu-gcc", "x86_64": "x86_64-linux-gnu-gcc"}
+# plugin.h layouts (LP64: identical on x86_64 and aarch64); the C wrapper _Static_asserts them.
+STRUCT_SIZES = {"phot_tensor": 104, "phot_open_options": 24}
+# phot_dtype codes the Paddle Inference C API can copy (float16/float64/bool it cannot).
+DTYPE_CODES = {"float32": 1, "int32": 4, "int64": 5, "uint8": 6, "int8": 7}
+SECTIONS = {"model": ".paddlehot.model", "params": ".paddlehot.params"}
+MANIFEST_SECTION = ".paddlehot.manifest"
+
+StepFn = Callable[[str], ContextManager[Any]]
+
+
+def templates_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "templates" / "plugin"
+
+
+def host_arch() -> str:
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def symbol_prefix(name: str, version: str) -> str:
+    major, minor, patch = parse_semver(version)
+    return f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}_"
+
+
+@dataclass
+class BuildRequest:
+    package: Path
+    out: Path
+    target: str | None = None
+    cc: str | None = None
+    paddle_inference_dir: Path | None = None
+    embed_model: bool = True
+    debug: bool = False
+    verify: bool = True
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    manifest: dict[str, Any]
+    c_api: str
+    target: str
+    notes: list[str] = field(default_factory=list)
+    verify: dict[str, Any] | None = None
+
+
+@dataclass
+class CApi:
+    kind: str  # pdcapi | official | stub
+    include: Path
+    libdir: Path
+    note: str = ""
+
+
+def _no_step(title: str) -> ContextManager[Any]:
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+# ---------------------------------------------------------------------------------- inputs
+
+
+def check_package(package: Path) -> Manifest:
+    manifest = read_verified(package)
+    for spec in (*manifest.inputs, *manifest.outputs):
+        if spec.dtype not in DTYPE_CODES:
+            raise PackageError(
+                f"{package}: tensor '{spec.name}' is {spec.dtype}; the Paddle Inference C API "
+                f"copies only {', '.join(DTYPE_CODES)}",
+                hint="export the model with one of those dtypes at its inputs and outputs",
+            )
+        if len(spec.shape) > 8:
+            raise PackageError(f"{package}: tensor '{spec.name}' has rank > 8 (PHOT_MAX_RANK)")
+    return manifest
+
+
+def resolve_target(target: str | None) -> str:
+    value = (target or host_arch()).lower()
+    value = {"amd64": "x86_64", "arm64": "aarch64"}.get(value, value)
+    if value not in TARGETS:
+        raise UserError(f"unknown --target '{target}'", hint="one of " + ", ".join(TARGETS))
+    return value
+
+
+def resolve_cc(cc: str | None, target: str) -> str:
+    name = cc or (None if target == host_arch() else CROSS_CC[target])
+    if not name:
+        name = os.environ.get("CC") or next(
+            (c for c in ("cc", "gcc", "clang") if shutil.which(c)), "cc"
+        )
+    path = shutil.which(name)
+    if not path:
+        hint = (
+            f"install {CROSS_CC[target]} (apt-get install gcc-{target}-linux-gnu) or pass --cc"
+            if target != host_arch()
+            else "install gcc (apt-get install gcc) or pass --cc"
+        )
+        raise UserError(f"C compiler not found: {name}", hint=hint)
+    return path
+
+
+def resolve_c_api(req: BuildRequest, target: str, cc: str) -> CApi:
+    if req.paddle_inference_dir is not None:
+        root = Path(req.paddle_inference_dir)
+        inc, lib = root / "paddle" / "include", root / "paddle" / "lib"
+        if not (inc / "pd_inference_api.h").is_file():
+            raise UserError(
+                f"{root} is not a Paddle Inference C SDK: no paddle/include/pd_inference_api.h",
+                hint="pass the directory that holds paddle/include and paddle/lib",
+            )
+        if not (lib / "libpaddle_inference_c.so").is_file():
+            raise UserError(f"{root}: no paddle/lib/libpaddle_inference_c.so")
+        return CApi("official", inc, lib, f"linked against the official C API in {root}")
+    from paddlehot_cli.plugin import pdcapi
+
+    if target != host_arch():
+        stub = pdcapi.build_link_stub(f"{target}-linux-gnu", cc)
+        return CApi(
+            "stub", pdcapi.pdcapi_include_dir(), stub.parent,
+            f"no {target} Paddle Inference SDK given: linked against a link-only stub of "
+            "libpaddle_inference_c.so; on the device it needs the official library "
+            "(or pass --paddle-inference-dir)",
+        )
+    lib = pdcapi.build_pdcapi(cc=cc)
+    return CApi("pdcapi", pdcapi.pdcapi_include_dir(), lib.parent,
+                f"linked against paddlehot's pdcapi ({lib})")
+
+
+# ---------------------------------------------------------------------------------- render
+
+
+def plugin_manifest(manifest: Manifest, target: str, c_api: str, embedded: bool) -> dict[str, Any]:
+    data = manifest.to_json()
+    embedded_files = {}
+    if embedded:
+        prog, params = manifest.model_files
+        for fname, section in ((prog, SECTIONS["model"]), (params, SECTIONS["params"])):
+            info = manifest.files[fname]
+            embedded_files[fname] = {
+                "section": section, "sha256": info["sha256"], "bytes": info["bytes"]
+            }
+    data["plugin"] = {
+        "abi_node": ABI_NODE,
+        "abi_version": list(ABI_VERSION),
+        "symbol_prefix": symbol_prefix(manifest.name, manifest.version),
+        "functions": list(FUNCTIONS),
+        "target": target,
+        "c_api": c_api,
+        "struct_sizes": dict(STRUCT_SIZES),
+        "embedded_files": embedded_files,
+    }
+    return data
+
+
+def _c_string(text: str) -> str:
+    return json.dumps(text)[1:-1].replace("?", "\\?")
+
+
+def _specs(specs: Any) -> str:
+    rows = []
+    for s in specs:
+        dims = ", ".join(str(d) for d in s.shape) or "0"
+        code = DTYPE_CODES.get(s.dtype, 0)
+        rows.append(f'  {{"{_c_string(s.name)}", {code}, {len(s.shape)}, {{{dims}}}}},')
+    return "\n".join(rows)
+
+
+def render(manifest: Manifest, pmanifest: dict[str, Any], package: Path, workdir: Path,
+           embed: bool) -> dict[str, Path]:
+    tdir = templates_dir()
+    prefix = pmanifest["plugin"]["symbol_prefix"]
+    common = {
+        "MODEL": _c_string(manifest.name).replace("*/", "*_/"),
+        "VERSION": manifest.version,
+        "PREFIX": prefix,
+    }
+    prog, params = manifest.model_files
+    names_in = ", ".join(s.name for s in manifest.inputs)
+    names_out = ", ".join(s.name for s in manifest.outputs)
+    c_src = Template((tdir / "plugin.c.in").read_text()).substitute(
+        common,
+        N_INPUTS=len(manifest.inputs),
+        N_OUTPUTS=len(manifest.outputs),
+        EMBEDDED=1 if embed else 0,
+        PROG_FILE=prog,
+        TENSOR_SIZE=STRUCT_SIZES["phot_tensor"],
+        OPTIONS_SIZE=STRUCT_SIZES["phot_open_options"],
+        INPUT_SPECS=_specs(manifest.inputs),
+        OUTPUT_SPECS=_specs(manifest.outputs),
+        INPUT_NAMES=_c_string(names_in).replace("%", "%%"),
+        OUTPUT_NAMES=_c_string(names_out).replace("%", "%%"),
+    )
+    vmap = Template((tdir / "plugin.map.in").read_text()).substitute(common)
+    mpath = workdir / "manifest.json"
+    mpath.write_text(json.dumps(pmanifest, indent=2) + "\n")
+    blobs = []
+    if embed:
+        blob = Template((tdir / "embed_blob.S.in").read_text())
+        for sym, fname, section in (
+            ("phot_model", prog, SECTIONS["model"]), ("phot_params", params, SECTIONS["params"])
+        ):
+            link = workdir / fname  # fixed, quote-free names for .incbin
+            os.symlink(Path(package).resolve() / fname, link)
+            blobs.append(blob.substitute(SECTION=section, SYM=sym, PATH=str(link)))
+    asm = Template((tdir / "embed.S.in").read_text()).substitute(
+        common, MANIFEST_PATH=str(mpath), MODEL_BLOBS="\n".join(blobs)
+    )
+    files = {"c": workdir / "plugin.c", "map": workdir / "plugin.map", "asm": workdir / "embed.S"}
+    files["c"].write_text(c_src)
+    files["map"].write_text(vmap)
+    files["asm"].write_text(asm)
+    return files
+
+
+# ---------------------------------------------------------------------------------- compile
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+        lines = lines or proc.stderr.splitlines() or ["(no output)"]
+        raise UserError(f"{what} failed: {lines[0].strip()}", hint="command: " + " ".join(cmd))
+
+
+def include_dir() -> Path:
+    return templates_dir().parents[1] / "native" / "include"
+
+
+def compile_objects(cc: str, files: dict[str, Path], capi: CApi, debug: bool) -> list[Path]:
+    if not (include_dir() / "paddlehot" / "plugin.h").is_file():
+        raise UserError(f"plugin.h not found under {include_dir()}",
+                        hint="run from a paddlehot source checkout")
+    opt = ["-O2", "-g"] if debug else ["-O2", "-g0"]
+    cflags = [*opt, "-std=gnu11", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror=implicit",
+              f"-I{include_dir()}", f"-I{capi.include}"]
+    c_obj, s_obj = files["c"].with_suffix(".o"), files["asm"].with_name("embed.o")
+    _run([cc, *cflags, "-c", str(files["c"]), "-o", str(c_obj)], "compiling the wrapper")
+    _run([cc, "-fPIC", "-c", str(files["asm"]), "-o", str(s_obj)], "assembling the embedded files")
+    return [c_obj, s_obj]
+
+
+def link(cc: str, objects: list[Path], files: dict[str, Path], capi: CApi, out: Path,
+         debug: bool) -> None:
+    cmd = [
+        cc, "-shared", "-fPIC", *(["-g"] if debug else []),
+        *map(str, objects),
+        f"-Wl,--version-script={files['map']}",
+        "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack", "-Wl,-z,defs", "-Wl,--build-id",
+        f"-L{capi.libdir}", "-lpaddle_inference_c",
+        "-Wl,--push-state,--as-needed", "-lpthread", "-Wl,--pop-state",
+        "-o", str(out),
+    ]
+    _run(cmd, "linking the plugin")
+
+
+# ---------------------------------------------------------------------------------- verify
+
+
+def verify_plugin(package: Path, plugin: Path, rtol: float = 1e-3, atol: float = 1e-4,
+                  same_engine_tol: float = 1e-6, model_dir: Path | None = None) -> dict[str, Any]:
+    """Run the package's validation inputs through the plugin, compare with the recorded outputs
+    and with core.load(package) on the same inputs. Raises ValidationFailed on a mismatch."""
+    import numpy as np
+
+    from paddlehot_cli.core import load
+    from paddlehot_cli.core.plugin_loader import load_plugin
+    from paddlehot_cli.export.pipeline import load_validation_data
+
+    cases = load_validation_data(package)
+    worst_rec = worst_same = 0.0
+    with load_plugin(plugin, model_dir=model_dir) as pl, load(package) as pk:
+        if not cases:
+            rng = np.random.default_rng(0)
+            feeds = {}
+            for s in pk.manifest.inputs:
+                shape = [1 if d == -1 else d for d in s.shape]
+                feeds[s.name] = (rng.random(shape) * 10).astype(s.dtype)
+            cases = [(feeds, None)]
+        for i, (inputs, expected) in enumerate(cases):
+            got = pl.infer(inputs)
+            ref = pk.infer(inputs)
+            for name, want in ref.items():
+                have = got[name]
+                if have.shape != want.shape or have.dtype != want.dtype:
+                    raise ValidationFailed(
+                        f"plugin output '{name}' is {have.dtype}{list(have.shape)}, "
+                        f"core.load gives {want.dtype}{list(want.shape)} (case {i})")
+                diff = float(np.max(np.abs(have.astype("float64") - want))) if have.size else 0.0
+                worst_same = max(worst_same, diff)
+                if not np.allclose(have, want, rtol=same_engine_tol, atol=same_engine_tol):
+                    raise ValidationFailed(
+                        f"plugin output '{name}' differs from core.load by {diff:.3g} (case {i})")
+                if expected is not None and name in expected:
+                    rec = expected[name]
+                    d2 = float(np.max(np.abs(have.astype("float64") - rec))) if have.size else 0.0
+                    worst_rec = max(worst_rec, d2)
+                    if have.shape != rec.shape or not np.allclose(have, rec, rtol=rtol, atol=atol):
+                        raise ValidationFailed(
+                            f"plugin output '{name}' differs from the recorded output by "
+                            f"{d2:.3g} (case {i}; atol={atol:g} rtol={rtol:g})")
+    return {"cases": len(cases), "max_abs_err_recorded": worst_rec,
+            "max_abs_err_core": worst_same}
+
+
+# ---------------------------------------------------------------------------------- the verb
+
+
+def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
+    package = Path(req.package)
+    out = Path(req.out)
+    if out.suffix != ".so":
+        raise UserError(f"-o {out}: a plugin file name must end in .so")
+    if out.is_dir():
+        raise UserError(f"-o {out} is a directory", hint="give a file name, e.g. -o mlp.so")
+    if not out.parent.is_dir():
+        raise UserError(f"-o {out}: directory {out.parent} does not exist")
+    target = resolve_target(req.target)
+    with step(f"Checking package {package}"):
+        manifest = check_package(package)
+        cc = resolve_cc(req.cc, target)
+        capi = resolve_c_api(req, target, cc)
+    notes = [capi.note] if capi.note else []
+    pmanifest = plugin_manifest(manifest, target, capi.kind, req.embed_model)
+    work = Path(tempfile.mkdtemp(prefix="paddlehot-build-"))
+    tmp_out = out.parent / f".{out.stem}.{os.getpid()}.tmp.so"
+    try:
+        with step("Rendering templates/plugin"):
+            files = render(manifest, pmanifest, package, work, req.embed_model)
+        with step(f"Compiling for {target} ({Path(cc).name})"):
+            objects = compile_objects(cc, files, capi, req.debug)
+        with step("Linking" + (" and embedding the model" if req.embed_model else "")):
+            link(cc, objects, files, capi, tmp_out, req.debug)
+        with step("Checking exports and sections"):
+            check_built(tmp_out, pmanifest)
+        verified = None
+        if req.verify and target == host_arch():
+            with step("Verifying: validation inputs through the plugin vs core.load"):
+                verified = verify_plugin(
+                    package, tmp_out, model_dir=None if req.embed_model else package
+                )
+        elif req.verify:
+            notes.append(f"not verified: a {target} plugin cannot run on this {host_arch()} host")
+        os.replace(tmp_out, out)
+    finally:
+        tmp_out.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return BuildResult(out, pmanifest, capi.kind, target, notes, verified)
+
+
+def check_built(path: Path, pmanifest: dict[str, Any]) -> None:
+    """The dynamic symbol table holds exactly the five designed functions at PADDLEHOT_1.0, and
+    the manifest section reads back."""
+    from paddlehot_cli.core.plugin_loader import defined_exports, read_manifest_section
+
+    prefix = pmanifest["plugin"]["symbol_prefix"]
+    want = {prefix + f for f in FUNCTIONS}
+    have = defined_exports(path)
+    names = {n for n, _ in have}
+    if names != want:
+        extra, missing = sorted(names - want), sorted(want - names)
+        raise UserError(f"built plugin exports are wrong (extra {extra}, missing {missing})")
+    bad = [n for n, v in have if v != ABI_NODE]
+    if bad:
+        raise UserError(f"built plugin exports not bound to {ABI_NODE}: {bad}")
+    text = read_manifest_section(path)
+    if text is None or json.loads(text) != pmanifest:
+        raise UserError("built plugin: the .paddlehot.manifest section does not read back")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,1 @@
+"""Helpers shared by tests/test_plugin_*.py: build each plugin once per test session."""
