@@ -218,6 +218,8 @@ def compare_ratios(a: BenchReport, b: BenchReport) -> list[dict[str, Any]]:
             "throughput_ratio": round(lb.throughput / la.throughput, 3) if la.throughput else None,
             "p50_ratio": _ratio(pb["p50"], pa["p50"]),
             "p99_ratio": _ratio(pb["p99"], pa["p99"]),
+            "mean_delta_us": round((pb["mean"] - pa["mean"]) * 1000, 1)
+            if pa["mean"] is not None and pb["mean"] is not None else None,
             "a": la.to_json(), "b": lb.to_json(),
         })
     return rows

@@ -161,7 +161,8 @@ def bench(
         for row in ratios:
             out.print(
                 f"c={row['concurrency']}: B/A throughput x{_fmt(row['throughput_ratio'], 3)}, "
-                f"p50 x{_fmt(row['p50_ratio'], 3)}, p99 x{_fmt(row['p99_ratio'], 3)}")
+                f"p50 x{_fmt(row['p50_ratio'], 3)}, p99 x{_fmt(row['p99_ratio'], 3)}, "
+                f"mean latency {_fmt(row['mean_delta_us'], 1)} µs per request")
         data = {"schema": data["schema"], "compare": {
             "a": reports[0].to_json(), "b": reports[1].to_json(),
             "ratios": [{k: v for k, v in r.items() if k not in ("a", "b")} for r in ratios]}}
