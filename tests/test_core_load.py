@@ -97,11 +97,3 @@ def test_manifest_wrong_types(exported):
         bad = dict(data, **{key: value})
         with pytest.raises(PackageError):
             loads_manifest(json.dumps(bad))
-
-
-def test_demo_runs(tmp_path):
-    from conftest import cli
-
-    proc = cli("demo")
-    assert proc.returncode == 0, proc.stderr
-    assert "compute different outputs" in proc.stdout

@@ -11,7 +11,8 @@ from paddlehot_cli.cli.errors import user_errors
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary repository."),
 ) -> None:
-    """Export demo:mlp 1.0.0 and 1.1.0 into a temporary repository, load both, infer, summarise."""
+    """Run the whole story on the built-in model: export, build-plugin, abi-check, serve, hot
+    swap under load, bench, shutdown. Offline, in a temporary directory."""
     from paddlehot_cli.demo.story import run_story
 
     run_story(keep=keep)

@@ -1,54 +1,97 @@
-"""Load a model package directory into a servable backed by paddle.inference predictors."""
+"""Load a model package directory into a servable backed by a pool of paddle.inference predictors.
+
+The first predictor is created from the package (~0.8 s for resnet18); more are `clone()`s of it
+(cheap: clones share the weights) created on demand up to `pool_max`, and clones idle longer than
+`idle_s` beyond `pool_min` are released. Note: the wheel's `Predictor.run()` holds the GIL, so
+several predictors only help when callers overlap in non-Python work; the default pool is 1.
+"""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 
 from paddlehot_cli.core import paddle_runtime
 from paddlehot_cli.core.manifest import Manifest, read_verified
+from paddlehot_cli.core.pool import Pool, PoolClosed
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.errors import PackageError, short_error
 
 
-class PackageServable:
-    """One model version: a manifest and a predictor that checks inputs before Paddle sees them.
+class _Bound:
+    """One predictor with its input/output handles resolved once."""
 
-    infer() is safe to call from several threads; calls on one predictor are serialised (the
-    wheel's Predictor.run holds the GIL anyway, so a lock costs nothing here).
+    __slots__ = ("inputs", "outputs", "predictor")
+
+    def __init__(self, predictor: Any, output_names: list[str]):
+        self.predictor = predictor
+        self.inputs = {n: predictor.get_input_handle(n) for n in predictor.get_input_names()}
+        self.outputs = [predictor.get_output_handle(n) for n in output_names]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        for name, arr in feeds.items():
+            self.inputs[name].copy_from_cpu(arr)
+        self.predictor.run()
+        return [h.copy_to_cpu() for h in self.outputs]
+
+
+class PackageServable:
+    """One model version: a manifest and a pool of predictors; inputs are checked before Paddle.
+
+    infer() is safe to call from several threads: each call leases one predictor of the pool.
     """
 
     kind = "package"
 
     def __init__(
-        self, path: Path, manifest: Manifest, threads: int = 1, check_outputs: bool = True
+        self,
+        path: Path,
+        manifest: Manifest,
+        threads: int = 1,
+        check_outputs: bool = True,
+        pool_min: int = 1,
+        pool_max: int | None = None,
+        idle_s: float = 60.0,
     ):
         self.path = path
         self.manifest = manifest
+        self.threads = threads
         model_name, params_name = manifest.model_files
         config = paddle_runtime.make_config(path / model_name, path / params_name, threads)
         try:
-            self._predictor = paddle_runtime.create_predictor(config)
+            first = paddle_runtime.create_predictor(config)
         except Exception as exc:  # paddle raises RuntimeError/ValueError/OSError variously
             raise PackageError(f"{path}: paddle could not load the model: {short_error(exc)}") from None
-        self._inputs = {n: self._predictor.get_input_handle(n) for n in self._predictor.get_input_names()}
-        self._output_names = list(self._predictor.get_output_names())
-        self._outputs = [self._predictor.get_output_handle(n) for n in self._output_names]
+        input_names = list(first.get_input_names())
+        self._output_names = list(first.get_output_names())
         expected = [s.name for s in manifest.inputs]
-        if sorted(self._inputs) != sorted(expected):
+        if sorted(input_names) != sorted(expected):
             raise PackageError(
-                f"{path}: the model takes inputs {sorted(self._inputs)}, "
-                f"the manifest says {expected}"
+                f"{path}: the model takes inputs {sorted(input_names)}, the manifest says {expected}"
             )
         if check_outputs and len(self._output_names) != len(manifest.outputs):
             raise PackageError(
                 f"{path}: the model has {len(self._output_names)} outputs, "
                 f"the manifest lists {len(manifest.outputs)}"
             )
-        self._lock = threading.Lock()
+        self._root = first
+        pool_min = max(0, int(pool_min))
+        pool_max = max(1, pool_min, int(pool_max or 1))
+        seed = [_Bound(first, self._output_names)]
+
+        def factory() -> _Bound:
+            if seed:
+                return seed.pop()
+            return _Bound(self._root.clone(), self._output_names)
+
+        self._pool: Pool[_Bound] = Pool(
+            factory, min_size=max(1, pool_min), max_size=pool_max, idle_s=idle_s
+        )
+        self._pool.min_size = pool_min  # the first predictor may be reclaimed when pool_min is 0
+        self._names = [s.name for s in manifest.outputs] if check_outputs else self._output_names
         self._closed = False
 
     @property
@@ -59,28 +102,41 @@ class PackageServable:
     def output_names(self) -> list[str]:
         return [s.name for s in self.manifest.outputs]
 
+    @property
+    def pool_size(self) -> int:
+        return self._pool.size
+
+    @property
+    def pool_in_use(self) -> int:
+        return self._pool.in_use
+
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.infer_raw(inputs)))
 
     def infer_raw(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs in the predictor's order (used while a manifest is still being written)."""
         feeds = check_inputs(self.manifest.inputs, inputs)
-        with self._lock:
-            if self._closed:
-                raise PackageError(f"{self.manifest.name} {self.manifest.version} is closed")
-            for name, arr in feeds.items():
-                self._inputs[name].copy_from_cpu(arr)
-            self._predictor.run()
-            return [h.copy_to_cpu() for h in self._outputs]
+        return self.run_checked(feeds)
+
+    def run_checked(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run inputs that already passed check_inputs (the batcher checks each request once)."""
+        try:
+            bound = self._pool.acquire()
+        except PoolClosed:
+            raise PackageError(f"{self.manifest.name} {self.manifest.version} is closed") from None
+        try:
+            return bound.run(feeds)
+        finally:
+            self._pool.release(bound)
 
     def close(self) -> None:
-        with self._lock:  # waits for the call in flight
-            self._closed = True
-            self._inputs.clear()
-            self._outputs.clear()
-            self._predictor = None
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()  # waits for calls in flight
+        self._root = None
 
-    def __enter__(self) -> "PackageServable":
+    def __enter__(self) -> PackageServable:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -93,8 +149,8 @@ def load_package(
     pool_min: int = 1,
     pool_max: int | None = None,
     check_outputs: bool = True,
+    idle_s: float = 60.0,
 ) -> PackageServable:
-    # pool_min/pool_max: one predictor for now; the serve work adds the pool of clones.
     root = Path(path)
     manifest = read_verified(root)
-    return PackageServable(root, manifest, threads, check_outputs)
+    return PackageServable(root, manifest, threads, check_outputs, pool_min, pool_max, idle_s)

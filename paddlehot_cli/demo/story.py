@@ -1,58 +1,218 @@
-"""The demo story: export two versions, load them, infer, and summarise."""
+"""The demo story, end to end on the built-in model, in a temporary directory:
+
+export v1 -> build-plugin -> abi-check -> serve in the background -> requests -> publish v2 under
+load -> the swap is seen with zero failed requests -> a short bench -> summary -> clean shutdown.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from paddlehot_cli.cli.render import console, out, step
+from paddlehot_cli.errors import UserError
+
+MODEL = "mlp"
+READY_TIMEOUT = 90.0
+SWAP_TIMEOUT = 60.0
+
+
+@dataclass
+class StoryResult:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, what: str, result: str) -> None:
+        self.rows.append((what, result))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def background_server(repo: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """`paddlehot serve REPO` as a child process; SIGTERM on the way out (it must exit 0)."""
+    env = dict(os.environ, GLOG_minloglevel="2")
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "paddlehot_cli", "serve", str(repo), "--port", str(port)],
+            stdout=fh, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(client, proc: subprocess.Popen, log: Path) -> None:  # type: ignore[no-untyped-def]
+    from paddlehot_cli.bench.oip_client import RequestFailed
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-400:].strip().splitlines()
+            raise UserError(f"the server exited ({proc.returncode}): {tail[-1] if tail else ''}")
+        try:
+            status, _, _ = client._request("GET", "/v2/health/ready")
+            if status == 200:
+                return
+        except RequestFailed:
+            pass
+        time.sleep(0.2)
+    raise UserError(f"the server was not ready within {READY_TIMEOUT:.0f} s (log: {log})")
+
+
+def _swap_under_load(client_factory, publish, x: np.ndarray) -> tuple[int, int, float]:  # type: ignore[no-untyped-def]
+    """Two clients send requests while `publish` runs; return (ok, failed, publish->first v2 s)."""
+    stop = threading.Event()
+    counts = {"ok": 0, "failed": 0}
+    first_new: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        client = client_factory()
+        try:
+            while not stop.is_set():
+                try:
+                    _, version = client.infer({"x": x})
+                    with lock:
+                        counts["ok"] += 1
+                        if version == "1.1.0" and not first_new:
+                            first_new.append(time.perf_counter())
+                except Exception:
+                    with lock:
+                        counts["failed"] += 1
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, name=f"demo-client-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        published_at = time.perf_counter()
+        publish()
+        deadline = time.monotonic() + SWAP_TIMEOUT
+        while not first_new and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # keep the load on while v1 drains and is released
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    if not first_new:
+        raise UserError(f"version 1.1.0 did not reach traffic within {SWAP_TIMEOUT:.0f} s")
+    return counts["ok"], counts["failed"], first_new[0] - published_at
 
 
 def run_story(keep: bool = False) -> None:
     from rich.table import Table
 
-    from paddlehot_cli.core import load
+    from paddlehot_cli.abi.runner import run_abi_check
+    from paddlehot_cli.bench.oip_client import Endpoint, OipClient
+    from paddlehot_cli.bench.runner import BenchConfig, run_bench
+    from paddlehot_cli.bench.targets import HttpTarget
     from paddlehot_cli.export.pipeline import ExportRequest, export_package
+    from paddlehot_cli.plugin.build import BuildRequest, build_plugin
 
     start = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="paddlehot-demo-"))
     repo = workdir / "repo"
-    console.print(f"[bold]paddlehot demo[/bold] in {workdir}")
+    story = StoryResult()
+    console.print(f"[bold]paddlehot demo[/bold]: the whole story in {workdir}")
     try:
-        results = []
-        for version, seed in (("1.0.0", 0), ("1.1.0", 1)):
-            console.rule(f"export demo:mlp {version}")
-            req = ExportRequest(source="demo:mlp", name="mlp", version=version, repo=repo, seed=seed)
-            results.append(export_package(req, step=step))
-        console.rule("load and infer")
-        x = np.random.default_rng(7).standard_normal((2, 16)).astype("float32")
-        outputs = {}
-        for result in results:
-            with step(f"Loading {result.path.relative_to(workdir)} (checksums verified)"):
-                servable = load(result.path)
-            with servable:
-                outputs[result.manifest["version"]] = next(iter(servable.infer({"x": x}).values()))
+        console.rule("1. export demo:mlp 1.0.0 (validated against eager)")
+        v1 = export_package(ExportRequest(source="demo:mlp", name=MODEL, version="1.0.0",
+                                          repo=repo, seed=0), step=step)
+        val = v1.manifest["validation"]
+        story.add("export 1.0.0", f"{val['cases']} cases, max abs err {val['max_abs_err']:.1e}")
+
+        console.rule("2. build-plugin (C ABI, model embedded)")
+        plugin = build_plugin(BuildRequest(package=v1.path, out=v1.path / "plugin.so"), step=step)
+        story.add("build-plugin", f"{plugin.path.name}: {plugin.path.stat().st_size // 1024} KiB, "
+                  f"c_api={plugin.c_api}")
+
+        console.rule("3. abi-check (the CI gate)")
+        with step("Checking ELF, exports, imports, hardening, manifest"):
+            report = run_abi_check(str(plugin.path))
+        failed = [f.id for f in report.findings if f.status == "fail"]
+        if report.exit_code:
+            raise UserError(f"abi-check failed: {', '.join(failed)}")
+        story.add("abi-check", f"{report.count('pass')} checks passed, {len(failed)} failed")
+
+        console.rule("4. serve the repository in the background")
+        port = _free_port()
+        log = workdir / "serve.log"
+        with background_server(repo, port, log) as server:
+            endpoint = Endpoint("127.0.0.1", port, MODEL)
+            client = OipClient(endpoint, timeout=10.0)
+            with step(f"Starting `paddlehot serve` on 127.0.0.1:{port}"):
+                _wait_ready(client, server, log)
+            x = np.random.default_rng(7).standard_normal((1, 16)).astype("float32")
+            with step("Sending requests (binary tensors)"):
+                outputs, version = client.infer({"x": x})
+            story.add("serve", f"ready; {MODEL} {version} answers")
+
+            console.rule("5. publish 1.1.0 while two clients send requests")
+
+            def publish() -> None:
+                export_package(ExportRequest(source="demo:mlp", name=MODEL, version="1.1.0",
+                                             repo=repo, seed=1))
+
+            with step("Publishing 1.1.0 under load and waiting for the swap"):
+                ok, failed_n, delay = _swap_under_load(
+                    lambda: OipClient(endpoint, timeout=10.0), publish, x)
+            if failed_n:
+                raise UserError(f"{failed_n} requests failed during the swap")
+            _, version2 = client.infer({"x": x})
+            story.add("hot swap", f"{ok} requests, {failed_n} failed; publish -> first 1.1.0 "
+                      f"response {delay:.2f} s; now serving {version2}")
+
+            console.rule("6. a short bench over HTTP")
+            target = HttpTarget(f"http://127.0.0.1:{port}/{MODEL}", timeout=10.0)
+            with step("2 clients, 3 s"):
+                bench = run_bench(target, BenchConfig(concurrency=[2], duration=3.0, warmup=0.5))
+            level = bench.levels[0]
+            lat = level.latency_ms()
+            story.add("bench", f"{level.throughput:.0f} req/s, p50 {lat['p50']:.2f} ms, "
+                      f"p99 {lat['p99']:.2f} ms, {level.errors} errors")
+            client.close()
+            console.rule("7. shut down")
+            with step("SIGTERM: drain and exit"):
+                server.send_signal(signal.SIGTERM)
+                code = server.wait(timeout=30)
+            if code != 0:
+                raise UserError(f"the server exited with {code} after SIGTERM (log: {log})")
+            story.add("shutdown", "drained, exit 0")
+
         table = Table(title="paddlehot demo", title_justify="left")
-        for col in ("version", "validation", "max abs err", "output[0]"):
-            table.add_column(col)
-        for result in results:
-            m = result.manifest
-            v = m["validation"]
-            table.add_row(
-                m["version"], f"passed ({v['cases']} cases)" if v["passed"] else "FAILED",
-                f"{v['max_abs_err']:.1e}",
-                np.array2string(outputs[m["version"]][0], precision=3),
-            )
+        table.add_column("step")
+        table.add_column("result")
+        for what, result in story.rows:
+            table.add_row(what, result)
         out.print(table)
-        differ = not np.allclose(outputs["1.0.0"], outputs["1.1.0"])
-        out.print(
-            f"versions 1.0.0 and 1.1.0 {'compute different outputs' if differ else 'AGREE'}"
-            f" (different weights); done in {time.perf_counter() - start:.1f} s"
-        )
+        out.print(f"done in {time.perf_counter() - start:.1f} s")
     finally:
         if keep:
             console.print(f"kept {workdir}")

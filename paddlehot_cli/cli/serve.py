@@ -1,0 +1,135 @@
+"""`paddlehot serve [REPO]`: serve a model repository over the Open Inference Protocol v2."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from paddlehot_cli.cli.errors import user_errors
+from paddlehot_cli.cli.render import console, out
+
+
+def _demo_repo() -> Path:
+    """Export the built-in demo MLP into a temp repository (no REPO given)."""
+    from paddlehot_cli.export.pipeline import ExportRequest, export_package
+
+    repo = Path(tempfile.mkdtemp(prefix="paddlehot-demo-repo-"))
+    export_package(ExportRequest(source="demo:mlp", inputs=[], name=None, version="1.0.0",
+                                 fmt="pir", out_dir=None, repo=repo, force=False, validate=False,
+                                 atol=1e-4, rtol=1e-3, seed=0, weights=None, sizes=[1, 3, 8]))
+    return repo
+
+
+def _say(text: str) -> None:
+    out.print(text, soft_wrap=True, highlight=False)
+
+
+@user_errors
+def serve(
+    repo: Path | None = typer.Argument(
+        None, help="Model repository REPO/NAME/VERSION/ (default: the built-in demo model)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="TCP port (0 picks a free one)."),
+    threads: int = typer.Option(1, "--threads", help="Intra-op threads per predictor."),
+    poll_interval: float = typer.Option(
+        2.0, "--poll-interval", help="Seconds between repository polls (fallback for file events)."
+    ),
+    prefer: str = typer.Option("package", "--prefer", help="package | plugin (VERSION/plugin.so)."),
+    admin_token: str | None = typer.Option(
+        None, "--admin-token", envvar="PADDLEHOT_ADMIN_TOKEN",
+        help="Bearer token for load/unload/labels; required for them when --host is not loopback.",
+    ),
+    max_versions: int = typer.Option(1, "--max-versions", help="Serve the latest N versions."),
+    versions: list[str] | None = typer.Option(
+        None, "--version-pin", help="Serve exactly these versions (repeatable) instead of the latest N."
+    ),
+    keep_previous: bool = typer.Option(
+        True, "--keep-previous/--no-keep-previous",
+        help="Keep the previous version warm for instant rollback when the newest breaker opens.",
+    ),
+    resource_preserving: bool = typer.Option(
+        False, "--resource-preserving",
+        help="Unload the old version before loading the new one (less memory; downtime during swaps).",
+    ),
+    batch_size: int = typer.Option(1, "--batch-size", help="Dynamic batching: max batch (1 = off)."),
+    batch_delay_ms: float = typer.Option(0.0, "--batch-delay-ms", help="Dynamic batching: max queue delay."),
+    pool_max: int = typer.Option(1, "--pool-max", help="Predictors (and worker threads) per version."),
+    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Larger request bodies get 413."),
+    breaker_failures: int = typer.Option(5, "--breaker-failures", help="Consecutive failures that open a breaker."),
+    breaker_cooldown: float = typer.Option(30.0, "--breaker-cooldown", help="Seconds before a half-open trial."),
+) -> None:
+    """Serve every model in REPO with zero-downtime hot swaps (Open Inference Protocol v2).
+
+    New versions published into REPO are loaded, warmed with their validation inputs and swapped
+    in; the old version is released when its last request is done. SIGTERM drains in-flight
+    requests and exits 0.
+
+    Examples:
+
+      paddlehot serve models/ --port 8000 --threads 2
+
+      paddlehot serve models/ --host 0.0.0.0 --admin-token "$TOKEN" --max-versions 2
+    """
+    from paddlehot_cli.core.version_policy import VersionPolicy
+    from paddlehot_cli.errors import UserError
+    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
+
+    for name, value in (("--threads", threads), ("--batch-size", batch_size), ("--pool-max", pool_max)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port} is not a TCP port")
+    if poll_interval <= 0 or batch_delay_ms < 0 or max_body_mb <= 0:
+        raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
+    if repo is not None and not repo.is_dir():
+        raise UserError(f"model repository {repo} is not a directory")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    cfg = ServeConfig(
+        repo=repo or Path("."), host=host, port=port, threads=threads, poll_interval=poll_interval,
+        prefer=prefer, admin_token=admin_token,
+        policy=VersionPolicy(latest=max_versions, versions=tuple(versions) if versions else None,
+                             keep_previous=keep_previous),
+        resource_preserving=resource_preserving, max_batch=batch_size,
+        batch_delay_ms=batch_delay_ms, pool_max=pool_max, max_body_mb=max_body_mb,
+        breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
+    )
+    def _early_stop(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit
+
+    signal.signal(signal.SIGTERM, _early_stop)
+    runtime = Runtime(cfg) if repo is not None else None
+    if runtime is not None:
+        runtime.bind()  # fail fast (port in use) before loading anything
+    else:
+        console.print("no REPO given: serving the built-in demo model")
+        cfg.repo = _demo_repo()
+        runtime = Runtime(cfg)
+        runtime.bind()
+    try:
+        runtime.start_core()
+    except KeyboardInterrupt:
+        runtime.shutdown()
+        console.print("stopped before serving")
+        return
+    except BaseException:
+        runtime.shutdown()
+        raise
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{runtime.port}"
+    _say(f"[bold]paddlehot serve[/bold] {cfg.repo} on {url} (policy: {cfg.policy.describe()})")
+    for model in runtime.manager.models():
+        loaded = runtime.manager.loaded_versions(model)
+        _say(f"  {model}: {', '.join(loaded) if loaded else '[red]no version loaded[/red]'}")
+        _say(f"    POST {url}/v2/models/{model}/infer")
+    _say(f"  health: {url}/v2/health/live  {url}/v2/health/ready   metrics: {url}/metrics")
+    _say(f"  repository: POST {url}/v2/repository/index | models/NAME/load | unload"
+              + ("" if runtime.server.options.admin_open or admin_token else "  [yellow](disabled: no --admin-token)[/yellow]"))
+    sys.stdout.flush()
+    runtime.serve_forever()
+    console.print("drained and stopped")

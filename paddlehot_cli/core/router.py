@@ -1,0 +1,164 @@
+"""Map a request (model, optional version selector) to one loaded version.
+
+The selector is what the URL carries in `/versions/{v}`: an exact SemVer (`1.2.0`), a label
+(`stable`, `canary`, ...: from REPO/NAME/labels.json or the admin API), or a SemVer range
+(`^1.2`, `~1.2.3`, `>=1.2,<2`, `1.*`). Without one, traffic goes to the `canary` label with
+probability `canary_weight`%, else to the `stable` label, else to the newest version, always
+skipping versions whose breaker is open (that is the automatic rollback).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from paddlehot_cli.core.versions import is_semver
+
+_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+_PARTIAL_RE = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+
+
+class RouteError(LookupError):
+    status = 404
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotLoaded(RouteError):
+    status = 404
+
+
+class Unavailable(RouteError):
+    status = 503
+
+
+def is_label(text: str) -> bool:
+    return bool(_LABEL_RE.match(text))
+
+
+def parse_range(text: str) -> SpecifierSet:
+    """npm/cargo-style ranges translated to PEP 440 specifiers: ^1.2 -> >=1.2.0,<2.0.0."""
+    text = text.strip()
+    if text.startswith(("^", "~")) and not text.startswith("~="):
+        m = _PARTIAL_RE.match(text[1:])
+        if not m:
+            raise ValueError(f"invalid version range '{text}'")
+        major, minor, patch = (int(g) if g is not None else None for g in m.groups())
+        low = f"{major}.{minor or 0}.{patch or 0}"
+        if text[0] == "^":
+            if major > 0 or minor is None:
+                high = f"{major + 1}.0.0"
+            elif minor > 0 or patch is None:
+                high = f"0.{minor + 1}.0"
+            else:
+                high = f"0.0.{patch + 1}"
+        else:
+            high = f"{major}.{minor + 1}.0" if minor is not None else f"{major + 1}.0.0"
+        return SpecifierSet(f">={low},<{high}")
+    if text.endswith(".*") and _PARTIAL_RE.match(text[:-2]):
+        return SpecifierSet(f"=={text}")
+    try:
+        spec = SpecifierSet(text)
+    except InvalidSpecifier:
+        raise ValueError(f"invalid version selector '{text}'") from None
+    if not len(spec):
+        raise ValueError(f"invalid version selector '{text}'")
+    return spec
+
+
+@dataclass(frozen=True)
+class Labels:
+    labels: Mapping[str, str] = field(default_factory=dict)  # label -> version
+    canary_weight: float = 0.0  # percent of unpinned traffic to the `canary` label
+
+    @staticmethod
+    def from_json(data: object, where: str = "labels") -> Labels:
+        """Accepts {"labels": {...}, "canary_weight": 10} or a flat {"stable": "1.2.0", ...}."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: must be a JSON object")
+        weight = data.get("canary_weight", 0)
+        labels = data.get("labels", {k: v for k, v in data.items() if k != "canary_weight"})
+        if not isinstance(labels, dict):
+            raise ValueError(f"{where}: 'labels' must be an object")
+        for k, v in labels.items():
+            if not isinstance(k, str) or not is_label(k):
+                raise ValueError(f"{where}: invalid label name {k!r}")
+            if not isinstance(v, str) or not is_semver(v):
+                raise ValueError(f"{where}: label '{k}' must name a SemVer version, got {v!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100:
+            raise ValueError(f"{where}: canary_weight must be a number from 0 to 100")
+        return Labels(dict(labels), float(weight))
+
+    def to_json(self) -> dict:
+        return {"labels": dict(self.labels), "canary_weight": self.canary_weight}
+
+
+def select(
+    versions: list[str],
+    selector: str | None,
+    labels: Labels,
+    allow: Callable[[str], bool],
+    healthy: Callable[[str], bool],
+    rnd: float,
+    model: str = "model",
+) -> str:
+    """Pick a version among `versions` (loaded, sorted newest first).
+
+    `healthy(v)` is a side-effect-free check used to rank candidates (breaker closed);
+    `allow(v)` is asked once for the chosen version (it may consume a half-open trial).
+    """
+    if not versions:
+        raise Unavailable(f"model '{model}' has no version loaded")
+    ordered = versions
+    if selector:
+        if is_semver(selector):
+            if selector not in versions:
+                raise NotLoaded(
+                    f"version '{selector}' of model '{model}' is not loaded "
+                    f"(loaded: {', '.join(ordered)})"
+                )
+            if not allow(selector):
+                raise Unavailable(f"version '{selector}' of model '{model}' is unavailable (breaker open)")
+            return selector
+        if is_label(selector):
+            target = labels.labels.get(selector)
+            if target is None:
+                raise NotLoaded(f"model '{model}' has no label '{selector}'")
+            if target not in versions:
+                raise NotLoaded(f"label '{selector}' of model '{model}' names {target}, which is not loaded")
+            if not allow(target):
+                raise Unavailable(f"version '{target}' ('{selector}') of model '{model}' is unavailable (breaker open)")
+            return target
+        try:
+            spec = parse_range(selector)
+        except ValueError as exc:
+            raise NotLoaded(str(exc)) from None
+        matching = [v for v in ordered if Version(v) in spec]
+        if not matching:
+            raise NotLoaded(f"no loaded version of model '{model}' matches '{selector}'")
+        return _first_allowed(matching, allow, healthy, model)
+    canary = labels.labels.get("canary")
+    if canary in versions and labels.canary_weight > 0 and rnd * 100 < labels.canary_weight:
+        if healthy(canary) and allow(canary):
+            return canary
+    stable = labels.labels.get("stable")
+    if stable in versions and healthy(stable) and allow(stable):
+        return stable
+    return _first_allowed(ordered, allow, healthy, model)
+
+
+def _first_allowed(ordered: list[str], allow: Callable[[str], bool],
+                   healthy: Callable[[str], bool], model: str) -> str:
+    for v in ordered:
+        if healthy(v) and allow(v):
+            return v
+    for v in ordered:  # all breakers open: a half-open trial is the only way back
+        if allow(v):
+            return v
+    raise Unavailable(f"every loaded version of model '{model}' is unavailable (breakers open)")

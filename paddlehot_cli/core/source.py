@@ -1,0 +1,205 @@
+"""RepositorySource: watch REPO/NAME/VERSION/ and report, per model, the versions that are complete.
+
+A version counts only when its directory name is SemVer, it is not hidden (hidden dirs are
+staging dirs of an atomic publish), its paddlehot.json is present, names this model and version,
+and every checksum matches. Verification results are cached by a cheap stat signature of the
+directory, so a version is hashed once, and again only when its files change (a copy in
+progress is re-checked until it completes). Changes are picked up with watchfiles (debounced);
+a poll every `poll_interval` seconds is the fallback and the safety net.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from paddlehot_cli.core.manifest import read_verified
+from paddlehot_cli.core.versions import check_model_name, is_semver
+from paddlehot_cli.errors import UserError
+
+log = logging.getLogger("paddlehot.source")
+LABELS_FILE = "labels.json"
+
+OnVersions = Callable[[str, dict[str, Path], object], None]  # model, {version: dir}, labels json
+OnInvalid = Callable[[str, str, str], None]  # model, version, reason
+
+
+def _signature(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+        entries = sorted(
+            (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path) if e.is_file()
+        )
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, tuple(entries))
+
+
+class RepositorySource:
+    def __init__(
+        self,
+        repo: str | Path,
+        on_versions: OnVersions,
+        on_invalid: OnInvalid | None = None,
+        *,
+        poll_interval: float = 2.0,
+        debounce_ms: int = 200,
+        use_watchfiles: bool = True,
+    ):
+        self.repo = Path(repo)
+        self._on_versions = on_versions
+        self._on_invalid = on_invalid or (lambda m, v, r: None)
+        self.poll_interval = max(0.05, float(poll_interval))
+        self.debounce_ms = debounce_ms
+        self.use_watchfiles = use_watchfiles
+        self._cache: dict[Path, tuple[tuple, str | None]] = {}  # dir -> (signature, error)
+        self._last: dict[str, tuple] = {}  # model -> last reported state
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scan_lock = threading.Lock()
+        self.invalid: dict[tuple[str, str], str] = {}  # (model, version) -> reason, current
+
+    def check(self) -> None:
+        if not self.repo.is_dir():
+            raise UserError(f"model repository {self.repo} is not a directory")
+
+    def models(self) -> list[str]:
+        out = []
+        try:
+            entries = sorted(os.scandir(self.repo), key=lambda e: e.name)
+        except OSError:
+            return []
+        for e in entries:
+            if e.name.startswith(".") or not e.is_dir():
+                continue
+            try:
+                check_model_name(e.name)
+            except UserError:
+                continue
+            out.append(e.name)
+        return out
+
+    def scan(self, force: bool = False) -> None:
+        """Scan the whole repository once and report models whose state changed."""
+        with self._scan_lock:
+            seen = set()
+            for model in self.models():
+                seen.add(model)
+                self._scan_model(model, force)
+            for model in list(self._last):
+                if model not in seen:
+                    del self._last[model]
+                    self._on_versions(model, {}, None)
+
+    def scan_model(self, model: str, force: bool = True) -> None:
+        if model not in self.models():
+            return
+        with self._scan_lock:
+            self._scan_model(model, force)
+
+    def _scan_model(self, model: str, force: bool) -> None:
+        mdir = self.repo / model
+        versions: dict[str, Path] = {}
+        try:
+            entries = list(os.scandir(mdir))
+        except OSError:
+            entries = []
+        for e in entries:
+            if e.name.startswith(".") or not is_semver(e.name) or not e.is_dir():
+                continue
+            vdir = mdir / e.name
+            error = self._verify(model, e.name, vdir)
+            if error is None:
+                versions[e.name] = vdir
+                self.invalid.pop((model, e.name), None)
+        present = {e.name for e in entries}
+        for key in [k for k in self.invalid if k[0] == model and k[1] not in present]:
+            del self.invalid[key]
+        labels = self._read_labels(mdir)
+        state = (tuple(sorted((v, str(p)) for v, p in versions.items())), json.dumps(labels, sort_keys=True))
+        if force or self._last.get(model) != state:
+            self._last[model] = state
+            self._on_versions(model, versions, labels)
+
+    def _verify(self, model: str, version: str, vdir: Path) -> str | None:
+        sig = _signature(vdir)
+        if sig is None:
+            return "unreadable"
+        cached = self._cache.get(vdir)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        error: str | None = None
+        try:
+            manifest = read_verified(vdir)
+            if manifest.name != model or manifest.version != version:
+                error = (f"{vdir}: the manifest says {manifest.name} {manifest.version}, "
+                         f"the directory is {model}/{version}")
+        except UserError as exc:
+            error = exc.message
+        except OSError as exc:
+            error = f"{vdir}: {exc}"
+        self._cache[vdir] = (sig, error)
+        if error is not None:
+            self.invalid[(model, version)] = error
+            log.warning("ignoring %s %s: %s", model, version, error)
+            self._on_invalid(model, version, error)
+        return error
+
+    def _read_labels(self, mdir: Path) -> object:
+        path = mdir / LABELS_FILE
+        try:
+            text = path.read_text()
+        except OSError:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            log.warning("ignoring %s: not valid JSON (%s)", path, exc)
+            return None
+
+    # -- background watching ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="paddlehot-source", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        if self.use_watchfiles:
+            try:
+                self._watch()
+                return
+            except Exception as exc:  # noqa: BLE001 - e.g. inotify limits: fall back to polling
+                log.warning("file watching unavailable (%s); polling every %.1f s", exc, self.poll_interval)
+        while not self._stop.wait(self.poll_interval):
+            self._safe_scan()
+
+    def _watch(self) -> None:
+        from watchfiles import watch
+
+        for _changes in watch(
+            self.repo,
+            stop_event=self._stop,
+            debounce=self.debounce_ms,
+            step=50,
+            rust_timeout=int(self.poll_interval * 1000),
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            if self._stop.is_set():
+                return
+            self._safe_scan()
+
+    def _safe_scan(self) -> None:
+        try:
+            self.scan()
+        except Exception:
+            log.exception("repository scan failed")

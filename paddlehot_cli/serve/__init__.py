@@ -1,0 +1,1 @@
+"""HTTP serving: the Open Inference Protocol v2 (as Triton and KServe speak it) over the core Manager."""

@@ -1,0 +1,348 @@
+"""The Starlette app: Open Inference Protocol v2 REST (Triton/KServe flavour) over a Manager.
+
+Endpoints
+  GET  /v2/health/live | /v2/health/ready | /v2
+  GET  /v2/models/{m}[/versions/{v}]            model metadata
+  GET  /v2/models/{m}[/versions/{v}]/ready      model readiness (200, or 400 as Triton answers)
+  POST /v2/models/{m}[/versions/{v}]/infer      JSON tensors or Triton's binary tensor extension
+  POST /v2/repository/index                     Triton repository extension
+  POST /v2/repository/models/{m}/load|unload    (admin)
+  GET|PUT|DELETE /v2/repository/models/{m}/labels  paddlehot labels and canary weight (admin)
+  GET  /metrics                                 Prometheus
+
+`{v}` is an exact SemVer, a label (stable, canary, ...) or a SemVer range (^1.2, ~1.2, >=1.2,<2).
+Inference runs on each version's worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from paddlehot_cli import __version__
+from paddlehot_cli.core.router import Labels, RouteError
+from paddlehot_cli.core.signature import check_inputs
+from paddlehot_cli.core.versions import check_model_name
+from paddlehot_cli.errors import InputMismatch, UserError, short_error
+from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve.metrics import Metrics
+from paddlehot_cli.serve.protocol import BodyTooLarge, ProtocolError
+
+log = logging.getLogger("paddlehot.serve")
+JSON = "application/json"
+_SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.\-^~<>=!*, ]{1,64}$")
+
+
+@dataclass
+class ServeOptions:
+    max_body_bytes: int = 64 * 1024 * 1024
+    admin_token: str | None = None
+    admin_open: bool = True  # loopback without a token: admin endpoints allowed
+    platform: str = "paddle_inference"
+
+
+def _json(doc: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(protocol.dumps(doc), status_code=status, media_type=JSON, headers=headers)
+
+
+def _error(message: str, status: int) -> Response:
+    return _json({"error": message}, status)
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def _segments(request: Request, prefix: str) -> list[str]:
+    """Path segments after `prefix`, each percent-decoded on its own: an encoded '/' stays inside
+    its segment (and is then rejected as an invalid name) instead of changing the route."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    rest = path.removeprefix(prefix)
+    return [unquote(s) for s in rest.strip("/").split("/")] if rest.strip("/") else []
+
+
+def _model_name(text: str) -> str:
+    try:
+        return check_model_name(text)
+    except UserError:
+        raise _HTTPError(400, f"invalid model name '{text[:80]}': letters, digits, '_', '-', '.'; "
+                              "no '..' or '/'") from None
+
+
+def _selector(text: str) -> str:
+    if ".." in text or "/" in text or not _SELECTOR_RE.match(text):
+        raise _HTTPError(400, f"invalid version '{text[:80]}': use SemVer (1.2.0), a label or a "
+                              "range (^1.2)")
+    return text
+
+
+class Server:
+    """Holds the manager, metrics and options; builds the Starlette app."""
+
+    def __init__(self, manager: Any, metrics: Metrics | None = None,
+                 options: ServeOptions | None = None):
+        self.manager = manager
+        self.metrics = metrics or Metrics()
+        self.options = options or ServeOptions()
+        self.app = Starlette(
+            routes=[
+                Route("/v2/health/live", self.live, methods=["GET"]),
+                Route("/v2/health/ready", self.ready, methods=["GET"]),
+                Route("/v2", self.server_metadata, methods=["GET"]),
+                Route("/v2/models/{rest:path}", self.models, methods=["GET", "POST"]),
+                Route("/v2/repository/index", self.repo_index, methods=["POST", "GET"]),
+                Route("/v2/repository/models/{rest:path}", self.repo_model,
+                      methods=["GET", "POST", "PUT", "DELETE"]),
+                Route("/metrics", self.prom, methods=["GET"]),
+            ],
+            exception_handlers={HTTPException: self._http_exc, Exception: self._internal},
+        )
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _http_exc(self, request: Request, exc: HTTPException) -> Response:
+        return _error(exc.detail or "not found", exc.status_code)
+
+    async def _internal(self, request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s", request.url.path)
+        return _error(f"internal error: {type(exc).__name__}", 500)
+
+    async def live(self, request: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        if self.manager.ready():
+            return _json({"ready": True})
+        return _json({"ready": False, "error": "not every configured model has a version loaded"}, 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        return _json({"name": "paddlehot", "version": __version__,
+                      "extensions": ["binary_tensor_data", "model_repository", "paddlehot_labels"]})
+
+    async def prom(self, request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def models(self, request: Request) -> Response:
+        try:
+            segs = _segments(request, "/v2/models")
+            if not segs:
+                raise _HTTPError(404, "no model name in the path")
+            name = _model_name(segs[0])
+            version = None
+            rest = segs[1:]
+            if len(rest) >= 2 and rest[0] == "versions":
+                version = _selector(rest[1])
+                rest = rest[2:]
+            action = rest[0] if len(rest) == 1 else None
+            if len(rest) > 1 or (rest and action not in ("ready", "infer")):
+                raise _HTTPError(404, f"no such endpoint: {request.url.path}")
+            if action == "infer":
+                if request.method != "POST":
+                    raise _HTTPError(405, "infer needs POST")
+                return await self.infer(request, name, version)
+            if request.method != "GET":
+                raise _HTTPError(405, "use GET")
+            if action == "ready":
+                return self.model_ready(name, version)
+            return self.model_metadata(name, version)
+        except _HTTPError as exc:
+            self.metrics.rejected.labels(str(exc.status)).inc()
+            return _error(exc.message, exc.status)
+        except RouteError as exc:
+            self.metrics.rejected.labels(str(exc.status)).inc()
+            return _error(exc.message, exc.status)
+
+    def _resolve_version(self, name: str, selector: str | None) -> str:
+        """The version a metadata/ready request talks about (no breaker trial consumed)."""
+        versions = self.manager.loaded_versions(name)
+        if name not in self.manager.models():
+            raise _HTTPError(404, f"unknown model '{name}'")
+        if not versions:
+            raise _HTTPError(400 if selector is None else 404, f"model '{name}' has no version loaded")
+        if selector is None:
+            return versions[0]
+        from paddlehot_cli.core import router
+
+        return router.select(versions, selector, self.manager.labels(name), allow=lambda v: True,
+                             healthy=lambda v: True, rnd=1.0, model=name)
+
+    def model_ready(self, name: str, selector: str | None) -> Response:
+        try:
+            self._resolve_version(name, selector)
+        except (_HTTPError, RouteError) as exc:
+            return _error(exc.message, 400)
+        return _json({"name": name, "ready": True})
+
+    def model_metadata(self, name: str, selector: str | None) -> Response:
+        version = self._resolve_version(name, selector)
+        manifest = self.manager.servable(name, version).manifest
+        servable = self.manager.servable(name, version)
+        return _json({
+            "name": name,
+            "versions": self.manager.loaded_versions(name),
+            "platform": "paddlehot_plugin" if getattr(servable, "kind", "") == "plugin" else self.options.platform,
+            "inputs": protocol.tensor_metadata(manifest.inputs),
+            "outputs": protocol.tensor_metadata(manifest.outputs),
+            "parameters": {"version": version},
+        })
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.options.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    raise _HTTPError(413, f"request body of {length} bytes is larger than the limit of {limit}")
+            except ValueError:
+                raise _HTTPError(400, "invalid Content-Length") from None
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _HTTPError(413, f"request body is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        encoding = request.headers.get("content-encoding")
+        if encoding:
+            try:
+                body = protocol.decompress(body, encoding.strip().lower(), limit)
+            except BodyTooLarge as exc:
+                raise _HTTPError(413, str(exc)) from None
+            except ProtocolError as exc:
+                raise _HTTPError(400, str(exc)) from None
+        return body
+
+    async def infer(self, request: Request, name: str, selector: str | None) -> Response:
+        start = time.perf_counter()
+        body = await self._body(request)
+        try:
+            req = protocol.parse_infer_request(body, request.headers.get("inference-header-content-length"))
+        except ProtocolError as exc:
+            raise _HTTPError(400, str(exc)) from None
+        handle = self.manager.acquire(name, selector)  # RouteError -> 404 / 503
+        version = handle.version
+        try:
+            feeds = check_inputs(handle.servable.manifest.inputs, req.inputs)
+        except InputMismatch as exc:
+            handle.release()
+            self.metrics.observe(name, version, "bad_input", time.perf_counter() - start)
+            raise _HTTPError(400, exc.message) from None
+        out_names = [s.name for s in handle.servable.manifest.outputs]
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(out: Any, exc: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, fut, out, exc)
+
+        try:
+            self.manager.submit(handle, feeds, done)  # the handle is released after `done`
+        except Exception as exc:  # noqa: BLE001 - the version is shutting down
+            raise _HTTPError(503, f"version {version} of model '{name}' is unavailable: {exc}") from None
+        try:
+            outputs = await fut
+        except InputMismatch as exc:
+            self.metrics.observe(name, version, "bad_input", time.perf_counter() - start)
+            raise _HTTPError(400, exc.message) from None
+        except Exception as exc:  # noqa: BLE001 - inference failed on the server side
+            self.metrics.observe(name, version, "error", time.perf_counter() - start)
+            log.warning("inference on %s %s failed: %s", name, version, short_error(exc))
+            return _error(f"inference failed on {name} {version}: {short_error(exc)}", 500)
+        try:
+            payload, hlen = protocol.encode_infer_response(name, version, req, out_names, outputs)
+        except ProtocolError as exc:
+            raise _HTTPError(400, str(exc)) from None
+        self.metrics.observe(name, version, "ok", time.perf_counter() - start)
+        if hlen is None:
+            return Response(payload, media_type=JSON)
+        return Response(payload, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(hlen)})
+
+    # -- repository extension --------------------------------------------------------------
+
+    def _check_admin(self, request: Request) -> None:
+        token = self.options.admin_token
+        if token:
+            given = request.headers.get("authorization", "")
+            given = given[7:] if given.lower().startswith("bearer ") else request.headers.get("x-admin-token", "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise _HTTPError(401, "admin endpoint: missing or wrong token (Authorization: Bearer TOKEN)")
+        elif not self.options.admin_open:
+            raise _HTTPError(403, "admin endpoints are disabled: the server listens beyond loopback "
+                                  "and was started without --admin-token")
+
+    async def repo_index(self, request: Request) -> Response:
+        body = await request.body()
+        ready_only = False
+        if body.strip():
+            try:
+                doc = protocol.orjson.loads(body)
+            except protocol.orjson.JSONDecodeError:
+                return _error("malformed JSON body", 400)
+            if not isinstance(doc, dict):
+                return _error("the request body must be a JSON object", 400)
+            ready_only = bool(doc.get("ready", False))
+        rows = await asyncio.to_thread(self.manager.status)
+        if ready_only:
+            rows = [r for r in rows if r["state"] == "READY"]
+        return _json(rows)
+
+    async def repo_model(self, request: Request) -> Response:
+        try:
+            segs = _segments(request, "/v2/repository/models")
+            if len(segs) != 2:
+                raise _HTTPError(404, f"no such endpoint: {request.url.path}")
+            name, action = _model_name(segs[0]), segs[1]
+            if action in ("load", "unload") and request.method == "POST":
+                self._check_admin(request)
+                if action == "load":
+                    await asyncio.to_thread(self.manager.load_model, name)
+                else:
+                    await asyncio.to_thread(self.manager.unload_model, name)
+                return _json({})
+            if action == "labels":
+                if request.method == "GET":
+                    return _json(self.manager.labels(name).to_json())
+                self._check_admin(request)
+                if request.method == "DELETE":
+                    self.manager.set_labels(name, None)
+                    return _json({})
+                body = await request.body()
+                try:
+                    labels = Labels.from_json(protocol.orjson.loads(body))
+                except protocol.orjson.JSONDecodeError:
+                    raise _HTTPError(400, "malformed JSON body") from None
+                except ValueError as exc:
+                    raise _HTTPError(400, str(exc)) from None
+                self.manager.set_labels(name, labels)
+                return _json(labels.to_json())
+            raise _HTTPError(404, f"no such endpoint: {request.method} {request.url.path}")
+        except _HTTPError as exc:
+            return _error(exc.message, exc.status)
+        except RouteError as exc:
+            return _error(exc.message, 400 if exc.status == 503 else exc.status)
+
+
+def _settle(fut: asyncio.Future, out: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the client went away
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(out)

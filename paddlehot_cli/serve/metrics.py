@@ -1,0 +1,104 @@
+"""Prometheus metrics for the server, fed by Manager events and the request path.
+
+A registry per server (no global state); breaker states, pool sizes and loaded versions are
+read from the Manager at scrape time by a custom collector.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from paddlehot_cli.core.breaker import STATE_CODE
+
+log = logging.getLogger("paddlehot.serve")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
+
+
+class _ManagerCollector:
+    def __init__(self, manager: Any):
+        self.manager = manager
+
+    def collect(self):
+        loaded = GaugeMetricFamily("paddlehot_version_loaded", "1 for each loaded version",
+                                   labels=["model", "version"])
+        breaker = GaugeMetricFamily(
+            "paddlehot_breaker_state", "Breaker state per version: 0 closed, 1 half-open, 2 open",
+            labels=["model", "version"])
+        pool = GaugeMetricFamily("paddlehot_pool_size", "Predictors in the version's pool",
+                                 labels=["model", "version"])
+        inflight = GaugeMetricFamily("paddlehot_handles_in_flight", "Handles held by requests",
+                                     labels=["model", "version"])
+        for ref in self.manager.loaded_refs():
+            lv = [ref.model, ref.version]
+            loaded.add_metric(lv, 1)
+            breaker.add_metric(lv, STATE_CODE[ref.attachments["breaker"].state])
+            pool.add_metric(lv, getattr(ref.servable, "pool_size", 1))
+            inflight.add_metric(lv, ref.refs)
+        ready = GaugeMetricFamily("paddlehot_ready", "1 when every configured model is loaded")
+        ready.add_metric([], 1 if self.manager.ready() else 0)
+        return [loaded, breaker, pool, inflight, ready]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("paddlehot_requests", "Inference requests",
+                                ["model", "version", "outcome"], registry=r)
+        self.latency = Histogram("paddlehot_request_seconds", "Inference request latency",
+                                 ["model", "version"], buckets=LATENCY_BUCKETS, registry=r)
+        self.rejected = Counter("paddlehot_rejected_requests", "Requests rejected before a version ran",
+                                ["reason"], registry=r)
+        self.swaps = Counter("paddlehot_swaps", "Changes of a model's newest served version",
+                             ["model"], registry=r)
+        self.loads = Counter("paddlehot_loads", "Versions loaded and warmed", ["model"], registry=r)
+        self.load_failures = Counter("paddlehot_load_failures", "Versions that failed to load or warm",
+                                     ["model", "version"], registry=r)
+        self.invalid = Counter("paddlehot_invalid_versions",
+                               "Version dirs ignored: bad checksum, truncated, missing file",
+                               ["model", "version"], registry=r)
+        self.unloads = Counter("paddlehot_unloads", "Versions released", ["model"], registry=r)
+        self.breaker_changes = Counter("paddlehot_breaker_transitions", "Breaker state changes",
+                                       ["model", "version", "to"], registry=r)
+        self.rollbacks = Counter("paddlehot_rollbacks", "Automatic rollbacks (breaker open on the newest)",
+                                 ["model", "version"], registry=r)
+        self._children: dict[tuple, tuple] = {}
+
+    def attach(self, manager: Any) -> None:
+        self.registry.register(_ManagerCollector(manager))
+
+    def observe(self, model: str, version: str, outcome: str, seconds: float) -> None:
+        key = (model, version, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = (
+                self.requests.labels(model, version, outcome), self.latency.labels(model, version))
+        child[0].inc()
+        child[1].observe(seconds)
+
+    def on_event(self, kind: str, model: str, version: str | None, info: dict) -> None:
+        if kind == "swap":
+            self.swaps.labels(model).inc()
+            log.info("serving %s %s (was %s)", model, version, info.get("from"))
+        elif kind == "loaded":
+            self.loads.labels(model).inc()
+        elif kind == "load_failed":
+            self.load_failures.labels(model, version or "").inc()
+        elif kind == "invalid":
+            self.invalid.labels(model, version or "").inc()
+        elif kind == "unloaded":
+            self.unloads.labels(model).inc()
+            for key in [k for k in self._children if k[0] == model and k[1] == version]:
+                self._children.pop(key, None)
+        elif kind == "breaker":
+            self.breaker_changes.labels(model, version or "", info["to"]).inc()
+        elif kind == "rollback":
+            self.rollbacks.labels(model, version or "").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,210 @@
+"""Wire a repository Source, the Manager, metrics and the HTTP app together, and run uvicorn.
+
+Used by `paddlehot serve`, by the tests (a server in a background thread on a free port) and by
+the benchmarks. uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests
+finish (each holds its version's handle), then we stop the Source and the Manager (which drains
+and releases every version) and return.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paddlehot_cli.core import load
+from paddlehot_cli.core.manager import Manager, ManagerConfig
+from paddlehot_cli.core.source import RepositorySource
+from paddlehot_cli.core.version_policy import VersionPolicy
+from paddlehot_cli.errors import UserError
+from paddlehot_cli.serve.app import ServeOptions, Server
+from paddlehot_cli.serve.metrics import Metrics
+
+log = logging.getLogger("paddlehot.serve")
+
+
+@dataclass
+class ServeConfig:
+    repo: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 1
+    poll_interval: float = 2.0
+    prefer: str = "package"
+    admin_token: str | None = None
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+    resource_preserving: bool = False
+    max_batch: int = 1
+    batch_delay_ms: float = 0.0
+    pool_max: int = 1
+    max_body_mb: float = 64.0
+    use_watchfiles: bool = True
+    breaker: dict = field(default_factory=dict)
+    graceful_timeout_s: float = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_loader(cfg: ServeConfig):
+    def loader(path: Path) -> Any:
+        if cfg.prefer == "plugin":
+            so = path / "plugin.so"
+            if so.is_file():
+                from paddlehot_cli.core.manifest import read_verified
+
+                read_verified(path)  # the version is complete (checksums of its listed files)
+                return load(so, threads=cfg.threads, pool_min=1, pool_max=cfg.pool_max)
+            log.warning("%s has no plugin.so: serving the package (--prefer plugin)", path)
+        return load(path, threads=cfg.threads, pool_min=1, pool_max=cfg.pool_max)
+
+    return loader
+
+
+class Runtime:
+    def __init__(self, cfg: ServeConfig):
+        if cfg.prefer not in ("package", "plugin"):
+            raise UserError(f"--prefer must be package or plugin, not '{cfg.prefer}'")
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.manager = Manager(
+            make_loader(cfg),
+            ManagerConfig(
+                policy=cfg.policy, resource_preserving=cfg.resource_preserving,
+                max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
+                workers=cfg.pool_max, breaker=dict(cfg.breaker),
+            ),
+            on_event=self.metrics.on_event,
+        )
+        self.metrics.attach(self.manager)
+        self.source = RepositorySource(
+            cfg.repo, self.manager.set_available, self.manager.report_invalid,
+            poll_interval=cfg.poll_interval, use_watchfiles=cfg.use_watchfiles,
+        )
+        self.manager.rescan = self.source.scan_model
+        options = ServeOptions(
+            max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
+            admin_token=cfg.admin_token,
+            admin_open=is_loopback(cfg.host),
+            platform="paddle_inference",
+        )
+        self.server = Server(self.manager, self.metrics, options)
+        self.sock: socket.socket | None = None
+        self.uvicorn: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1] if self.sock else self.cfg.port
+
+    def bind(self) -> None:
+        family = socket.AF_INET6 if ":" in self.cfg.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.cfg.host, self.cfg.port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"port {self.cfg.port} on {self.cfg.host} is already in use",
+                                hint="pick another with --port") from None
+            raise UserError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror}") from None
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        self.sock = sock
+
+    def start_core(self, timeout: float = 300.0) -> None:
+        """Scan the repository, load what the policy wants (blocking), then start watching."""
+        self.source.check()
+        if not self.source.models():
+            raise UserError(f"model repository {self.cfg.repo} has no model directories",
+                            hint="publish one with `paddlehot export ... --repo REPO`")
+        self.source.scan()
+        self.manager.wait_idle(timeout)
+        self.source.start()
+
+    def make_uvicorn(self) -> Any:
+        import uvicorn
+
+        try:
+            import uvloop  # noqa: F401
+
+            loop = "uvloop"
+        except ImportError:
+            loop = "asyncio"
+        try:
+            import httptools  # noqa: F401
+
+            http = "httptools"
+        except ImportError:
+            http = "h11"
+        config = uvicorn.Config(
+            self.server.app, loop=loop, http=http, lifespan="off", access_log=False,
+            log_level="warning", timeout_graceful_shutdown=self.cfg.graceful_timeout_s,
+            server_header=False, date_header=False,
+        )
+        self.uvicorn = uvicorn.Server(config)
+        return self.uvicorn
+
+    def serve_forever(self) -> None:
+        """Blocking: serve until SIGTERM/SIGINT, drain, then stop everything."""
+        import contextlib
+        import signal
+
+        server = self.uvicorn or self.make_uvicorn()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if server.should_exit:  # a second signal: stop waiting for requests
+                server.force_exit = True
+            server.should_exit = True
+
+        # Our own handlers instead of uvicorn's capture_signals (which re-raises the signal after
+        # the drain): a drained shutdown must end in exit code 0.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            server.run(sockets=[self.sock])
+        finally:
+            self.shutdown()
+
+    def start_in_thread(self) -> None:
+        """For tests and benchmarks: serve in a background thread (no signal handlers)."""
+        server = self.uvicorn or self.make_uvicorn()
+        server.install_signal_handlers = lambda: None  # older uvicorn
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [self.sock]},
+                                        name="paddlehot-http", daemon=True)
+        self._thread.start()
+        import time
+
+        while not server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the HTTP server did not start")
+            time.sleep(0.01)
+
+    def stop_thread(self) -> None:
+        if self.uvicorn is not None:
+            self.uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(30)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self.source.stop()
+        self.manager.stop()
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass

@@ -1,0 +1,98 @@
+"""Helpers for the serve tests: publish versions cheaply, run a server on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_SERVE = (
+    "import sys; from paddlehot_cli.cli.main import app; from paddlehot_cli.cli.serve import serve; "
+    "app.command('serve')(serve); sys.argv[0] = 'paddlehot'; app()"
+)
+
+
+def serve_argv(*args: str) -> list[str]:
+    """argv running `paddlehot serve ARGS` (whether or not main.py registers the verb yet)."""
+    return [sys.executable, "-c", RUN_SERVE, "serve", *map(str, args)]
+
+
+def publish_copy(src: Path, repo: Path, name: str, version: str) -> Path:
+    """Publish a copy of package `src` as REPO/NAME/VERSION atomically (hidden dir + rename),
+    rewriting only the manifest's version (checksums cover the other files)."""
+    mdir = repo / name
+    mdir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=mdir))
+    for f in Path(src).iterdir():
+        shutil.copy2(f, tmp / f.name)
+    manifest = json.loads((tmp / "paddlehot.json").read_text())
+    manifest["version"] = version
+    manifest["name"] = name
+    (tmp / "paddlehot.json").write_text(json.dumps(manifest, indent=2))
+    final = mdir / version
+    os.rename(tmp, final)
+    return final
+
+
+def copy_unpublished(src: Path, dst: Path, name: str, version: str) -> Path:
+    """A plain (non-atomic) copy with the manifest rewritten: used to build corrupt versions."""
+    dst.mkdir(parents=True)
+    for f in Path(src).iterdir():
+        shutil.copy2(f, dst / f.name)
+    manifest = json.loads((dst / "paddlehot.json").read_text())
+    manifest["version"], manifest["name"] = version, name
+    (dst / "paddlehot.json").write_text(json.dumps(manifest, indent=2))
+    return dst
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout: float = 20.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_runtime(repo: Path, **kwargs):
+    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
+
+    kwargs.setdefault("poll_interval", 0.3)
+    rt = Runtime(ServeConfig(repo=Path(repo), port=0, **kwargs))
+    rt.bind()
+    rt.start_core()
+    rt.start_in_thread()
+    return rt
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus sample's values whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if "{" in head:
+            metric_name, _, rest = head.partition("{")
+            if metric_name != name:
+                continue
+            pairs = dict(p.split("=", 1) for p in rest.rstrip("}").split(",") if "=" in p)
+            if any(pairs.get(k) != f'"{v}"' for k, v in labels.items()):
+                continue
+        elif head != name or labels:
+            continue
+        total += float(value)
+    return total
