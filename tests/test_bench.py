@@ -90,3 +90,70 @@ def test_not_a_target(tmp_path):
     stray.write_text("hello")
     assert_one_line_error(cli("bench", stray), 2, "not a package directory")
     assert_one_line_error(cli("bench", tmp_path), 2, "not a model package")
+
+
+def test_in_process_swaps_through_the_manager(tmp_path):
+    repo = tmp_path / "repo"
+    for version, seed in (("1.0.0", "0"), ("1.1.0", "1")):
+        proc = cli("export", "demo:mlp", "--repo", repo, "--version", version, "--seed", seed,
+                   "--no-validate")
+        assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "swap.json"
+    proc = cli("bench", f"{repo}:mlp", "-c", "2", "--duration", "4", "--warmup", "0.2",
+               "--swap-every", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    swap = report["swap"]
+    assert swap["swaps"] >= 2 and swap["swaps_seen"] >= 1
+    assert swap["failed_requests"] == 0
+    assert report["kind"] == "manager"
+    _check_level(report["levels"][0])
+
+
+@pytest.fixture(scope="module")
+def served_repo(tmp_path_factory):
+    from paddlehot_cli.bench.oip_client import Endpoint, OipClient
+    from paddlehot_cli.demo.story import _free_port, _wait_ready, background_server
+
+    repo = tmp_path_factory.mktemp("served") / "repo"
+    for version, seed in (("1.0.0", "0"), ("1.1.0", "1")):
+        assert cli("export", "demo:mlp", "--repo", repo, "--version", version, "--seed", seed,
+                   "--no-validate").returncode == 0
+    port = _free_port()
+    log = repo.parent / "serve.log"
+    with background_server(repo, port, log) as server:
+        client = OipClient(Endpoint("127.0.0.1", port, "mlp"), timeout=10)
+        _wait_ready(client, server, log)
+        client.close()
+        yield repo, f"http://127.0.0.1:{port}"
+
+
+def test_http_swap_run_has_no_failures(served_repo, tmp_path):
+    repo, base = served_repo
+    out = tmp_path / "http.json"
+    proc = cli("bench", f"{base}/mlp", "-c", "2", "--duration", "4", "--warmup", "0.2",
+               "--swap-every", "1", "--swap-repo", repo, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["kind"] == "http"
+    level = report["levels"][0]
+    _check_level(level)
+    assert level["errors"] == 0
+    assert level["client_cpu_us_per_request"] > 0
+    assert level["peak_rss_mb"] > 0  # read from the server's /metrics
+    assert report["swap"]["swaps_seen"] >= 1 and report["swap"]["failed_requests"] == 0
+
+
+def test_http_errors_are_counted(served_repo, tmp_path):
+    # Pinned to a version the server never had loaded: every request gets a 4xx, counted.
+    repo, base = served_repo
+    from paddlehot_cli.bench.runner import BenchConfig
+    from paddlehot_cli.bench.targets import HttpTarget
+
+    target = HttpTarget(f"{base}/mlp", timeout=5)
+    target.endpoint = target.endpoint.__class__(target.endpoint.host, target.endpoint.port,
+                                                "mlp", "9.9.9")
+    report = run_bench(target, BenchConfig(concurrency=[1], requests=20, warmup=0))
+    level = report.levels[0]
+    assert level.errors == 20 and len(level.samples) == 20
+    assert any("HTTP 4" in kind for kind in level.error_kinds())

@@ -64,6 +64,67 @@ class InProcessTarget(Target):
         self.servable.close()
 
 
+class ManagedTarget(Target):
+    """`REPO:NAME` in-process through the core: a RepositorySource watching REPO and a Manager
+    swapping versions exactly as `paddlehot serve` does, without HTTP in between."""
+
+    kind = "manager"
+
+    def __init__(self, repo: Path, name: str, threads: int, pool_max: int):
+        from paddlehot_cli.core import load
+        from paddlehot_cli.core.manager import Manager, ManagerConfig
+        from paddlehot_cli.core.source import RepositorySource
+
+        self.repo, self.name = repo, name
+        self.label = f"{repo}:{name}"
+        self.manager = Manager(lambda p: load(p, threads=threads, pool_max=pool_max),
+                               ManagerConfig(workers=pool_max))
+        self.source = RepositorySource(repo, self.manager.set_available,
+                                       self.manager.report_invalid, poll_interval=0.5)
+        self.manager.rescan = self.source.scan_model
+        try:
+            self.source.check()
+            self.source.scan()
+            self.manager.wait_idle(300.0)
+            if not self.manager.model_ready(name):
+                raise UserError(f"{self.label}: no version of '{name}' could be loaded")
+            self.inputs = self.manager.servable(name).manifest.inputs
+            self.source.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def new_caller(self) -> tuple[Call, Callable[[], None]]:
+        import threading
+
+        manager, name = self.manager, self.name
+
+        def call(feeds: Mapping[str, np.ndarray]) -> str | None:
+            handle = manager.acquire(name)
+            version = handle.ref.version
+            finished = threading.Event()
+            box: list = [None]
+
+            def done(out: object, exc: BaseException | None) -> None:
+                box[0] = exc
+                finished.set()
+
+            manager.submit(handle, feeds, done)
+            finished.wait()
+            if box[0] is not None:
+                raise box[0]
+            return version
+
+        return call, lambda: None
+
+    def resource_reader(self) -> Callable[[], tuple[float, float] | None]:
+        return proc_reader(os.getpid())
+
+    def close(self) -> None:
+        self.source.stop()
+        self.manager.stop()
+
+
 class HttpTarget(Target):
     """Any OIP v2 server; the signature comes from its model metadata."""
 
@@ -130,6 +191,10 @@ def open_target(spec: str, threads: int = 1, pool_max: int = 1, timeout: float =
     if ":" in spec and not path.exists():
         from paddlehot_cli.core.repository import resolve_version
 
+        repo_text, _, ref = spec.rpartition(":")
+        if "@" not in ref:  # the model as served: swaps included
+            resolve_version(spec)  # one clear error if nothing is published
+            return ManagedTarget(Path(repo_text), ref, threads, pool_max)
         path = resolve_version(spec)
     if not path.exists():
         raise UserError(f"no such target: {spec}",

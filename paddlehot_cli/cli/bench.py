@@ -76,7 +76,8 @@ def _progress_factory(progress):  # type: ignore[no-untyped-def]
 @user_errors
 def bench(
     target: str = typer.Argument(
-        ..., help="A package dir, a plugin .so, REPO:NAME[@VERSION], or http://HOST:PORT/NAME "
+        ..., help="A package dir, a plugin .so, REPO:NAME (served in-process by the core Manager, "
+        "swaps included), REPO:NAME@VERSION, or http://HOST:PORT/NAME "
         "(any Open Inference Protocol v2 server: paddlehot, Triton, KServe).",
     ),
     concurrency: str = typer.Option("1", "--concurrency", "-c",
@@ -185,5 +186,7 @@ def _swapper_for(spec: str, target, swap_repo: Optional[Path]):  # type: ignore[
             raise UserError("--swap-every over HTTP needs --swap-repo REPO (the repository the "
                             "server watches)")
         return RepoPublisher(swap_repo, target.endpoint.model)
-    raise UserError("--swap-every needs an http:// target for now",
-                    hint="serve the repository with `paddlehot serve REPO` and bench its URL")
+    if target.kind == "manager":
+        return RepoPublisher(target.repo, target.name)
+    raise UserError("--swap-every needs REPO:NAME (in-process, through the core Manager) or an "
+                    "http:// target", hint="a package dir or a plugin has no versions to swap")

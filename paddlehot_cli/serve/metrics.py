@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 from paddlehot_cli.core.breaker import STATE_CODE
@@ -48,6 +50,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_cpu_seconds_total and process_resident_memory_bytes: what a bench reads
+        ProcessCollector(registry=r)
         self.requests = Counter("paddlehot_requests", "Inference requests",
                                 ["model", "version", "outcome"], registry=r)
         self.latency = Histogram("paddlehot_request_seconds", "Inference request latency",
