@@ -36,10 +36,10 @@ def test_export_demo_models(exported, source, fmt):
 
 
 def test_load_matches_recorded_eager_outputs(exported):
-    from paddlehot_cli.export.pipeline import load_validation_data
+    from paddlehot_cli.core.validation_data import load_cases
 
     pkg = exported("demo:cnn", "pir")
-    cases = load_validation_data(pkg)
+    cases = load_cases(pkg)
     assert [c[0]["image"].shape[0] for c in cases] == [1, 3, 8]
     with load(pkg) as servable:
         for inputs, expected in cases:

@@ -16,11 +16,12 @@ from paddlehot_cli.core.manifest import (
     loads_manifest,
     read_manifest,
 )
+from paddlehot_cli.core.plugin_abi import MANIFEST_SECTION
 from paddlehot_cli.core.repository import resolve_version
 from paddlehot_cli.errors import PackageError, UserError
 
 T = TypeVar("T")
-MANIFEST_SECTION = ".paddlehot.manifest"
+
 PLUGIN_FILE = "plugin.so"
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 

@@ -27,12 +27,11 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
 
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
+from paddlehot_cli.core.plugin_abi import FUNCTIONS, MANIFEST_SECTION, symbol_prefix
 from paddlehot_cli.core.signature import check_inputs
-from paddlehot_cli.core.versions import c_identifier, parse_semver
 from paddlehot_cli.errors import InputMismatch, PackageError
 
 # ---------------------------------------------------------------- ELF reads (pyelftools)
-MANIFEST_SECTION = ".paddlehot.manifest"
 
 
 def _open(path: Path):  # type: ignore[no-untyped-def]
@@ -156,11 +155,6 @@ class PluginError(PackageError):
         self.code = code
 
 
-def symbol_prefix(name: str, version: str) -> str:
-    major, minor, patch = parse_semver(version)
-    return f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}_"
-
-
 _capi_lock = threading.Lock()
 
 
@@ -227,7 +221,7 @@ class PluginServable:
         prefix = symbol_prefix(self.manifest.name, self.manifest.version)
         try:
             f = {n: getattr(self._lib, prefix + n)
-                 for n in ("open", "infer", "close", "manifest", "last_error")}
+                 for n in FUNCTIONS}
         except AttributeError as exc:
             raise PackageError(f"{self.path}: missing export ({exc})") from None
         f["open"].argtypes = [ctypes.POINTER(PhotOpenOptions), ctypes.POINTER(ctypes.c_void_p)]

@@ -16,10 +16,16 @@ import numpy as np
 
 from paddlehot_cli.core import publish
 from paddlehot_cli.core.manifest import (
-    FORMATS, MANIFEST_NAME, SCHEMA_VERSION, VALIDATION_FILE, dumps_manifest, file_entry,
+    FORMATS,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    VALIDATION_FILE,
+    dumps_manifest,
+    file_entry,
     parse_manifest,
 )
 from paddlehot_cli.core.signature import TensorSpec
+from paddlehot_cli.core.validation_data import save_cases
 from paddlehot_cli.core.versions import check_model_name, parse_semver
 from paddlehot_cli.errors import UserError, ValidationFailed, short_error
 from paddlehot_cli.export import source as source_mod
@@ -176,36 +182,6 @@ def _write_manifest(path: Path, data: dict[str, Any]) -> None:
     (path / MANIFEST_NAME).write_text(dumps_manifest(data))
 
 
-def _save_validation_data(
-    path: Path, cases: Sequence[dict[str, np.ndarray]], outputs: Sequence[Sequence[np.ndarray]],
-    names: Sequence[str],
-) -> None:
-    arrays = {}
-    for index, (case, result) in enumerate(zip(cases, outputs)):
-        for key, value in case.items():
-            arrays[f"case{index}:in:{key}"] = value
-        for key, value in zip(names, result):
-            arrays[f"case{index}:out:{key}"] = value
-    with open(path / VALIDATION_FILE, "wb") as fh:
-        np.savez(fh, **arrays)
-
-
-def load_validation_data(
-    path: Path,
-) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
-    """The (inputs, expected outputs) cases a package carries, for warm-up and plugin checks."""
-    file = Path(path) / VALIDATION_FILE
-    if not file.is_file():
-        return []
-    cases: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
-    with np.load(file, allow_pickle=False) as data:
-        for key in data.files:
-            case, kind, name = key.split(":", 2)
-            entry = cases.setdefault(int(case[4:]), ({}, {}))
-            entry[0 if kind == "in" else 1][name] = data[key]
-    return [cases[i] for i in sorted(cases)]
-
-
 def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
     from paddlehot_cli.core.paddle_runtime import import_paddle
     from paddlehot_cli.export.tracing import prepare_format, trace_and_save
@@ -267,7 +243,7 @@ def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
         if report is not None and not report.passed:
             raise ExportValidationFailed(report)
         out_specs = _output_specs(names, traced, outputs)
-        _save_validation_data(staged, cases[: len(outputs)], outputs, names)
+        save_cases(staged, cases[: len(outputs)], outputs, names)
         files = dict(model_files)
         files[VALIDATION_FILE] = file_entry(staged / VALIDATION_FILE)
         validation = report.to_json() if report else {"passed": None, "skipped": True}

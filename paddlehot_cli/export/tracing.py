@@ -9,8 +9,7 @@ from typing import Any, Sequence
 
 from paddlehot_cli.core.manifest import FORMATS
 from paddlehot_cli.core.signature import TensorSpec
-from paddlehot_cli.errors import UserError
-from paddlehot_cli.errors import short_error
+from paddlehot_cli.errors import UserError, short_error
 
 _DTYPE_NAMES = {
     "float32": "float32", "float16": "float16", "float64": "float64", "int32": "int32",

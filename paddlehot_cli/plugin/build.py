@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -20,36 +19,29 @@ from string import Template
 from typing import Any, ContextManager
 
 from paddlehot_cli.core.manifest import Manifest, read_verified
-from paddlehot_cli.core.versions import c_identifier, parse_semver
+from paddlehot_cli.core.plugin_abi import (
+    ABI_NODE,
+    ABI_VERSION,
+    FUNCTIONS,
+    MODEL_SECTIONS,
+    TARGETS,
+    host_arch,
+    symbol_prefix,
+)
 from paddlehot_cli.errors import PackageError, UserError, ValidationFailed
 
-ABI_NODE = "PADDLEHOT_1.0"
-ABI_VERSION = (1, 0)
-FUNCTIONS = ("open", "infer", "close", "manifest", "last_error")
-TARGETS = ("x86_64", "aarch64")
 CROSS_CC = {"aarch64": "aarch64-linux-gnu-gcc", "x86_64": "x86_64-linux-gnu-gcc"}
 # plugin.h layouts (LP64: identical on x86_64 and aarch64); the C wrapper _Static_asserts them.
 STRUCT_SIZES = {"phot_tensor": 104, "phot_open_options": 24}
 # phot_dtype codes the Paddle Inference C API can copy (float16/float64/bool it cannot).
 DTYPE_CODES = {"float32": 1, "int32": 4, "int64": 5, "uint8": 6, "int8": 7}
-SECTIONS = {"model": ".paddlehot.model", "params": ".paddlehot.params"}
-MANIFEST_SECTION = ".paddlehot.manifest"
+SECTIONS = MODEL_SECTIONS
 
 StepFn = Callable[[str], ContextManager[Any]]
 
 
 def templates_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates" / "plugin"
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-
-
-def symbol_prefix(name: str, version: str) -> str:
-    major, minor, patch = parse_semver(version)
-    return f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}_"
 
 
 @dataclass
@@ -296,9 +288,9 @@ def verify_plugin(package: Path, plugin: Path, rtol: float = 1e-3, atol: float =
 
     from paddlehot_cli.core import load
     from paddlehot_cli.core.plugin_loader import load_plugin
-    from paddlehot_cli.export.pipeline import load_validation_data
+    from paddlehot_cli.core.validation_data import load_cases
 
-    cases = load_validation_data(package)
+    cases = load_cases(package)
     worst_rec = worst_same = 0.0
     with load_plugin(plugin, model_dir=model_dir) as pl, load(package) as pk:
         if not cases:
