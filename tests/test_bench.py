@@ -157,3 +157,12 @@ def test_http_errors_are_counted(served_repo, tmp_path):
     level = report.levels[0]
     assert level.errors == 20 and len(level.samples) == 20
     assert any("HTTP 4" in kind for kind in level.error_kinds())
+
+
+def test_calibrate_measures_the_client_itself(tmp_path):
+    out = tmp_path / "cal.json"
+    proc = cli("bench", "--calibrate", "-c", "2", "-n", "400", "--warmup", "0", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    level = json.loads(out.read_text())["levels"][0]
+    _check_level(level, requests=400)
+    assert level["errors"] == 0 and level["client_cpu_us_per_request"] > 0

@@ -3,6 +3,7 @@ repository model or any Open Inference Protocol v2 server."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -75,8 +76,8 @@ def _progress_factory(progress):  # type: ignore[no-untyped-def]
 
 @user_errors
 def bench(
-    target: str = typer.Argument(
-        ..., help="A package dir, a plugin .so, REPO:NAME (served in-process by the core Manager, "
+    target: Optional[str] = typer.Argument(
+        None, help="A package dir, a plugin .so, REPO:NAME (served in-process by the core Manager, "
         "swaps included), REPO:NAME@VERSION, or http://HOST:PORT/NAME "
         "(any Open Inference Protocol v2 server: paddlehot, Triton, KServe).",
     ),
@@ -101,6 +102,10 @@ def bench(
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request fails."),
     pid: Optional[int] = typer.Option(
         None, "--pid", help="PID of the server under test, for CPU and RSS over HTTP."),
+    calibrate: bool = typer.Option(
+        False, "--calibrate",
+        help="Bench a trivial endpoint instead of TARGET: what the load generator itself can "
+        "drive and costs per request."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write latency/throughput PNG."),
 ) -> None:
@@ -115,12 +120,10 @@ def bench(
       paddlehot bench http://127.0.0.1:8000/mlp --swap-every 2 --swap-repo models/
 
       paddlehot bench pkg/ --compare pkg/plugin.so -c 4
-    """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from paddlehot_cli.bench import report as report_mod
-    from paddlehot_cli.bench.runner import BenchConfig, compare_ratios, run_bench, run_compare
-    from paddlehot_cli.bench.targets import open_target
+      paddlehot bench --calibrate -c 4        # the load generator against a trivial endpoint
+    """
+    from paddlehot_cli.bench.runner import BenchConfig
     from paddlehot_cli.errors import UserError
 
     cfg = BenchConfig(
@@ -129,6 +132,26 @@ def bench(
         batch=batch, input_data=input_data, rate=rate, swap_every=swap_every,
     )
     cfg.check()
+    if calibrate:
+        if target or compare or swap_every:
+            raise UserError("--calibrate takes no TARGET, --compare or --swap-every")
+        with trivial_endpoint() as url:
+            _run(url, cfg, threads, timeout, pid, None, None, None, json_out, plot)
+        return
+    if not target:
+        raise UserError("missing TARGET", hint="see paddlehot bench --help")
+    _run(target, cfg, threads, timeout, pid, compare, swap_every, swap_repo, json_out, plot)
+
+
+def _run(target, cfg, threads, timeout, pid, compare, swap_every, swap_repo, json_out,  # type: ignore[no-untyped-def]
+         plot) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from paddlehot_cli.bench import report as report_mod
+    from paddlehot_cli.bench.runner import compare_ratios, run_bench, run_compare
+    from paddlehot_cli.bench.targets import open_target
+    from paddlehot_cli.errors import UserError
+
     if compare and swap_every:
         raise UserError("--compare and --swap-every cannot be combined")
     pool = max(cfg.concurrency)
@@ -175,6 +198,22 @@ def bench(
     if plot:
         report_mod.write_plot(plot, reports)
         console.print(f"wrote {plot}")
+
+
+@contextmanager
+def trivial_endpoint():  # type: ignore[no-untyped-def]
+    """Start bench.trivial_server in a child process; yield its model URL."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "paddlehot_cli.bench.trivial_server"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}/trivial"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def _swapper_for(spec: str, target, swap_repo: Optional[Path]):  # type: ignore[no-untyped-def]
