@@ -145,3 +145,46 @@ def test_unload_and_load_model():
         assert mgr.ready()
     finally:
         mgr.stop()
+
+
+def test_keep_previous_retires_the_leaving_version_before_loading_the_new_one():
+    # latest + previous warm: publishing 1.2.0 pushes 1.0.0 out; it goes first, so at most one
+    # version beyond steady state is ever alive, while 1.1.0 keeps serving throughout.
+    Fake.live = set()
+    mgr, events = make(policy=VersionPolicy(latest=1, keep_previous=True))
+    try:
+        mgr.set_available("m", avail("1.0.0"))
+        mgr.wait_idle(5)
+        mgr.set_available("m", avail("1.0.0", "1.1.0"))
+        mgr.wait_idle(5)
+        assert Fake.live == {"1.0.0", "1.1.0"}
+        events.clear()
+        mgr.set_available("m", avail("1.0.0", "1.1.0", "1.2.0"))
+        mgr.wait_idle(5)
+        kinds = [(k, v) for k, v in events if k in ("unloaded", "loading", "loaded")]
+        assert kinds == [("unloaded", "1.0.0"), ("loading", "1.2.0"), ("loaded", "1.2.0")]
+        assert Fake.live == {"1.1.0", "1.2.0"}
+        assert run(mgr)[0] == "1.2.0"
+    finally:
+        mgr.stop()
+
+
+def test_no_early_retire_when_the_staying_version_is_unhealthy():
+    Fake.live = set()
+    mgr, events = make(policy=VersionPolicy(latest=1, keep_previous=True), fail={"1.2.0"})
+    try:
+        mgr.set_available("m", avail("1.0.0"))
+        mgr.wait_idle(5)
+        mgr.set_available("m", avail("1.0.0", "1.1.0"))
+        mgr.wait_idle(5)
+        breaker = mgr._models["m"].loaded["1.1.0"].attachments["breaker"]
+        for _ in range(50):
+            breaker.record(False)  # 1.1.0 is failing: 1.0.0 is the fallback, keep it
+        assert not breaker.healthy()
+        events.clear()
+        mgr.set_available("m", avail("1.0.0", "1.1.0", "1.2.0"))
+        mgr.wait_idle(5)
+        assert ("unloaded", "1.0.0") not in events
+        assert "1.0.0" in Fake.live
+    finally:
+        mgr.stop()

@@ -70,15 +70,16 @@ class ManagedTarget(Target):
 
     kind = "manager"
 
-    def __init__(self, repo: Path, name: str, threads: int, pool_max: int):
+    def __init__(self, repo: Path, name: str, threads: int):
         from paddlehot_cli.core import load
         from paddlehot_cli.core.manager import Manager, ManagerConfig
         from paddlehot_cli.core.source import RepositorySource
 
         self.repo, self.name = repo, name
         self.label = f"{repo}:{name}"
-        self.manager = Manager(lambda p: load(p, threads=threads, pool_max=pool_max),
-                               ManagerConfig(workers=pool_max))
+        # serve's defaults (one predictor, one worker per version): the same setup it measures
+        self.manager = Manager(lambda p: load(p, threads=threads, pool_max=1),
+                               ManagerConfig(workers=1))
         self.source = RepositorySource(repo, self.manager.set_available,
                                        self.manager.report_invalid, poll_interval=0.5)
         self.manager.rescan = self.source.scan_model
@@ -194,7 +195,7 @@ def open_target(spec: str, threads: int = 1, pool_max: int = 1, timeout: float =
         repo_text, _, ref = spec.rpartition(":")
         if "@" not in ref:  # the model as served: swaps included
             resolve_version(spec)  # one clear error if nothing is published
-            return ManagedTarget(Path(repo_text), ref, threads, pool_max)
+            return ManagedTarget(Path(repo_text), ref, threads)
         path = resolve_version(spec)
     if not path.exists():
         raise UserError(f"no such target: {spec}",

@@ -56,6 +56,12 @@ class ManagerConfig:
     batch_delay_s: float = 0.0
     workers: int = 1
     warmup: bool = True
+    # validation cases run at warm-up, smallest first (0 = all): larger batches cost CPU (and the
+    # GIL) inside the swap window and leave their activation memory behind
+    warmup_cases: int = 1
+    # retire versions that the new one pushes out of the aspired set before loading it, so at
+    # most one version more than steady state is alive (never the last healthy one)
+    retire_before_load: bool = True
     warmup_atol: float = 1e-4
     warmup_rtol: float = 1e-3
     breaker: dict = field(default_factory=dict)  # Breaker keyword arguments
@@ -111,6 +117,25 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def _thread_ids() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+def _unnice_new_threads(before: set[int], nice: int) -> None:
+    """Back to normal priority for threads a niced load started that are still alive (OpenMP
+    pool threads): they will run serving requests."""
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    for tid in _thread_ids() - before:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) == nice:
+                os.setpriority(os.PRIO_PROCESS, tid, base)
+        except OSError:
+            pass
 
 
 def validation_cases(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
@@ -387,11 +412,23 @@ class Manager:
             todo = sorted((v for v in aspired if v not in m.loaded), key=sort_key, reverse=True)
             if not todo:
                 break
+            if self.config.retire_before_load:
+                self._retire_leaving(m, aspired)
             self._load(m, todo[0])
         for v in [v for v in m.loaded if v not in aspired]:
             self._retire(m, v, wait=False)
         if self.config.resource_preserving and not m.loaded and m.enabled:
             log.error("model %s has no version loaded", model)
+
+    def _retire_leaving(self, m: _Model, aspired: set[str]) -> None:
+        """Retire (and release) loaded versions outside `aspired` while a healthy aspired one
+        keeps serving; if the new load fails they are aspired again and reloaded."""
+        leaving = [v for v in m.loaded if v not in aspired]
+        staying = [m.loaded[v] for v in m.loaded if v in aspired]
+        if not leaving or not any(r.attachments["breaker"].healthy() for r in staying):
+            return
+        for v in leaving:
+            self._retire(m, v, wait=True)
 
     def _load(self, m: _Model, version: str) -> None:
         path = m.available[version]
@@ -447,13 +484,22 @@ class Manager:
 
     def _load_niced(self, path: Path) -> Any:
         """Run the loader on a short-lived thread with a lower CPU priority, so that building a
-        predictor (graph passes, weight loading) takes CPU from serving as little as possible."""
+        predictor (graph passes, weight loading) takes CPU from serving as little as possible.
+
+        Threads created by a niced thread inherit its nice value, and the OpenMP pool (libiomp5)
+        is process-wide: a pool thread first started by a load would serve every later request at
+        the low priority. So loads are niced only while something is serving (the first load
+        fills the pool at normal priority) and only if the threads the load started can be set
+        back to normal afterwards (root, CAP_SYS_NICE or RLIMIT_NICE >= 20).
+        """
+        nice = self.config.load_nice if self._can_unnice() and self._serving() else 0
         result: dict[str, Any] = {}
+        before = _thread_ids()
 
         def target() -> None:
-            if self.config.load_nice and hasattr(os, "setpriority"):
+            if nice:
                 try:
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.config.load_nice)
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
                 except OSError:
                     pass
             try:
@@ -464,9 +510,29 @@ class Manager:
         t = threading.Thread(target=target, name=f"paddlehot-load-{path.parent.name}-{path.name}")
         t.start()
         t.join()
+        if nice:
+            _unnice_new_threads(before, nice)
         if "error" in result:
             raise result["error"]
         return result["servable"]
+
+    def _serving(self) -> bool:
+        with self._lock:
+            return any(m.loaded for m in self._models.values())
+
+    @staticmethod
+    def _can_unnice() -> bool:
+        if not hasattr(os, "setpriority"):
+            return False
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NICE)[0]
+            if soft == resource.RLIM_INFINITY or soft >= 20:
+                return True
+        except (ImportError, AttributeError, OSError, ValueError):
+            pass
+        return os.geteuid() == 0
 
     def _warm(self, servable: Any, path: Path, batcher: Batcher) -> None:
         validation = servable.manifest.validation
@@ -474,7 +540,11 @@ class Manager:
         rtol = float(validation.get("rtol", self.config.warmup_rtol))
         names = [s.name for s in servable.manifest.outputs]
         specs = servable.manifest.inputs
-        for i, (inputs, expected) in enumerate(validation_cases(path)):
+        cases = validation_cases(path)
+        if self.config.warmup_cases > 0:
+            size = lambda case: sum(int(a.size) for a in case[0].values())  # noqa: E731
+            cases = sorted(cases, key=size)[: self.config.warmup_cases]
+        for i, (inputs, expected) in enumerate(cases):
             box: dict[str, Any] = {}
             ev = threading.Event()
             batcher.submit(check_inputs(specs, inputs),
