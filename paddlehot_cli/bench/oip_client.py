@@ -70,7 +70,8 @@ class OipClient:
             self._conn = None
 
     def _request(
-        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] = {}
+        self, method: str, path: str, body: bytes | tuple | None = None,
+        headers: Mapping[str, str] = {},
     ) -> tuple[int, Mapping[str, str], bytes]:
         for attempt in (0, 1):  # one retry when a kept-alive connection was closed by the server
             if self._conn is None:
@@ -134,7 +135,9 @@ def _error_text(status: int, data: bytes) -> str:
     return f"HTTP {status}: {message}".strip()
 
 
-def encode_request(inputs: Mapping[str, np.ndarray], binary: bool) -> tuple[bytes, dict[str, str]]:
+def encode_request(
+    inputs: Mapping[str, np.ndarray], binary: bool
+) -> tuple[bytes | tuple, dict[str, str]]:
     tensors = []
     blobs = []
     for name, arr in inputs.items():
@@ -142,8 +145,9 @@ def encode_request(inputs: Mapping[str, np.ndarray], binary: bool) -> tuple[byte
             "name": name, "shape": list(arr.shape), "datatype": OIP_DTYPES[str(arr.dtype)],
         }
         if binary:
-            blob = np.ascontiguousarray(arr).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
+            # a view, not a copy: large tensors go to the socket straight from the array
+            blob = memoryview(np.ascontiguousarray(arr)).cast("B")
+            entry["parameters"] = {"binary_data_size": blob.nbytes}
             blobs.append(blob)
         else:
             entry["data"] = arr.reshape(-1).tolist()
@@ -152,8 +156,9 @@ def encode_request(inputs: Mapping[str, np.ndarray], binary: bool) -> tuple[byte
     if binary:
         header["parameters"] = {"binary_data_output": True}
         head = json.dumps(header).encode()
-        return head + b"".join(blobs), {
+        return (head, *blobs), {
             "Content-Type": "application/octet-stream",
+            "Content-Length": str(len(head) + sum(b.nbytes for b in blobs)),
             "Inference-Header-Content-Length": str(len(head)),
         }
     return json.dumps(header).encode(), {"Content-Type": "application/json"}
