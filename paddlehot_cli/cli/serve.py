@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -89,6 +90,10 @@ def serve(
         raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
     if repo is not None and not repo.is_dir():
         raise UserError(f"model repository {repo} is not a directory")
+    # OpenMP threads that spin 200 ms after each op (Intel's default) steal the cores a model
+    # load needs during a swap: resnet18 at 2 threads, p99 in swap windows 2.1x -> 1.6x steady
+    # for ~7% less steady throughput. Must be set before paddle (libiomp5) is loaded.
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     cfg = ServeConfig(
