@@ -35,9 +35,9 @@ from paddlehot_cli.core import router
 from paddlehot_cli.core.batcher import Batcher
 from paddlehot_cli.core.breaker import OPEN, Breaker
 from paddlehot_cli.core.handles import Handle, VersionRef
-from paddlehot_cli.core.manifest import VALIDATION_FILE
 from paddlehot_cli.core.router import Labels, NotLoaded, Unavailable
 from paddlehot_cli.core.signature import check_inputs
+from paddlehot_cli.core.validation_data import load_cases
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.core.versions import sort_key
 from paddlehot_cli.errors import InputMismatch, UserError, short_error
@@ -136,20 +136,6 @@ def _unnice_new_threads(before: set[int], nice: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, tid, base)
         except OSError:
             pass
-
-
-def validation_cases(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
-    """The package's (inputs, expected outputs) cases from validation.npz (warm-up data)."""
-    file = Path(path) / VALIDATION_FILE
-    if not file.is_file():
-        return []
-    cases: dict[int, tuple[dict, dict]] = {}
-    with np.load(file, allow_pickle=False) as data:
-        for key in data.files:
-            case, kind, name = key.split(":", 2)
-            entry = cases.setdefault(int(case[4:]), ({}, {}))
-            entry[0 if kind == "in" else 1][name] = data[key]
-    return [cases[i] for i in sorted(cases)]
 
 
 def _ordered_runner(servable: Any) -> Callable[[Mapping[str, np.ndarray]], list]:
@@ -540,7 +526,7 @@ class Manager:
         rtol = float(validation.get("rtol", self.config.warmup_rtol))
         names = [s.name for s in servable.manifest.outputs]
         specs = servable.manifest.inputs
-        cases = validation_cases(path)
+        cases = load_cases(path)
         if self.config.warmup_cases > 0:
             size = lambda case: sum(int(a.size) for a in case[0].values())  # noqa: E731
             cases = sorted(cases, key=size)[: self.config.warmup_cases]
