@@ -146,6 +146,8 @@ def test_weights_are_loaded(tmp_path):
         (["demo:mlp", "--version", "1.0"], "invalid version"),
         (["demo:nope"], "unknown demo model"),
         (["demo:mlp", "--format", "onnx"], "unknown format"),
+        (["demo:mlp", "--output", "a", "--output", "b"], "2 --output names were given"),
+        (["demo:mlp", "--output", "bad name"], "invalid --output name"),
         (["not-a-source"], "malformed SOURCE"),
         ([f"{TWO}:make"], "no built-in input spec"),
         (["demo:mlp", "--weights", "/nonexistent/w.pdparams"], "no such weights file"),
@@ -164,3 +166,20 @@ def test_verbose_shows_traceback(tmp_path):
     proc = cli("--verbose", "export", "demo:mlp", "--version", "x", "-o", tmp_path / "o")
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
+
+
+def test_output_names(tmp_path):
+    out = tmp_path / "named"
+    proc = cli("export", f"{TWO}:make", "--input", "feats:float32:[-1,4]",
+               "--input", "ids:int64:[-1,-1]", "--output", "score", "--output", "ids2", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    m = read_verified(out)
+    assert [s.name for s in m.outputs] == ["score", "ids2"]
+    with load(out) as servable:
+        result = servable.infer({"feats": np.ones((1, 4), "float32"),
+                                 "ids": np.ones((1, 2), "int64")})
+    assert list(result) == ["score", "ids2"]
+
+
+def test_demo_models_name_their_output(exported):
+    assert [s.name for s in read_verified(exported("demo:mlp")).outputs] == ["logits"]

@@ -59,7 +59,7 @@ def test_embedded_plugin_runs_without_the_package(exported, tmp_path):
     pkg = tmp_path / "pkg"
     shutil.copytree(exported("demo:mlp"), pkg)
     with load(pkg) as ref:
-        want = ref.infer({"x": _x(2)})["fetch_name_0"]
+        want = ref.infer({"x": _x(2)})["logits"]
     so = tmp_path / "alone" / "mlp.so"
     so.parent.mkdir()
     shutil.copy(build(pkg, name="alone"), so)
@@ -70,7 +70,7 @@ def test_embedded_plugin_runs_without_the_package(exported, tmp_path):
         "from paddlehot_cli.core import load\n"
         "x = np.random.default_rng(0).random((2, 16)).astype('float32')\n"
         "m = load(sys.argv[1])  # never closed: the plugin cleans its temp dir at exit\n"
-        "got = m.infer({'x': x})['fetch_name_0']\n"
+        "got = m.infer({'x': x})['logits']\n"
         "np.testing.assert_allclose(got, np.load(sys.argv[2]), rtol=1e-6, atol=1e-6)\n"
         "print('ok')\n"
     )
@@ -121,7 +121,7 @@ def test_two_versions_in_one_process_rtld_global(exported):
         outs.append(buf.copy())
     for pkg, got in zip((p1, p2), outs):
         with load(pkg) as ref:
-            np.testing.assert_allclose(got, ref.infer({"x": x})["fetch_name_0"], atol=1e-6)
+            np.testing.assert_allclose(got, ref.infer({"x": x})["logits"], atol=1e-6)
     assert not np.allclose(outs[0], outs[1])
     assert r1.close(h1) == 0 and r2.close(h2) == 0
 
@@ -131,12 +131,12 @@ def test_eight_threads_one_handle(mlp, mlp_so):
 
     inputs = [_x(b, seed=b) for b in range(1, 9)]
     with load(mlp) as ref:
-        want = [ref.infer({"x": x})["fetch_name_0"] for x in inputs]
+        want = [ref.infer({"x": x})["logits"] for x in inputs]
     errors: list[str] = []
     with load_plugin(mlp_so, pool_min=2, pool_max=4) as plugin:
         def work(i: int) -> None:
             for _ in range(25):
-                got = plugin.infer({"x": inputs[i]})["fetch_name_0"]
+                got = plugin.infer({"x": inputs[i]})["logits"]
                 if not np.allclose(got, want[i], rtol=1e-6, atol=1e-6):
                     errors.append(f"thread {i}: wrong result")
         threads = [threading.Thread(target=work, args=(i,), name=f"infer-{i}") for i in range(8)]
@@ -175,7 +175,7 @@ def test_bad_inputs_through_the_raw_abi(mlp_so):
         return rc, msg, out
 
     assert call(good_in, 1)[0] == 0
-    np.testing.assert_allclose(buf, load(mlp_so).infer({"x": x})["fetch_name_0"], atol=1e-6)
+    np.testing.assert_allclose(buf, load(mlp_so).infer({"x": x})["logits"], atol=1e-6)
     # NULL pointers
     assert r.infer(None, ctypes.byref(good_in), 1, None, 0) == -1 and r.last_error()
     assert call(None, 1)[0] == -1
@@ -235,7 +235,7 @@ def test_native_host_swaps_versions(exported, tmp_path):
     args = []
     for pkg, so in ((p1, s1), (p2, s2)):
         with load(pkg) as ref:
-            ref.infer({"x": x})["fetch_name_0"].astype("float32").tofile(tmp_path / f"{so.stem}.bin")
+            ref.infer({"x": x})["logits"].astype("float32").tofile(tmp_path / f"{so.stem}.bin")
         args += [str(so), manifest_of(so)["plugin"]["symbol_prefix"], str(tmp_path / f"{so.stem}.bin")]
     from paddlehot_cli.plugin.pdcapi import build_pdcapi
 

@@ -53,6 +53,11 @@ def export(
         help="One per forward argument, in order, e.g. x:float32:[-1,3,224,224]; -1 is a "
         "dynamic dim. Dtypes: float32 float16 float64 int32 int64 uint8 int8 bool.",
     ),
+    outputs: Optional[List[str]] = typer.Option(
+        None, "--output", metavar="NAME",
+        help="Name the outputs, one per output in order (default: Paddle's, e.g. fetch_name_0). "
+        "Clients see these names.",
+    ),
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: from SOURCE)."),
     version: str = typer.Option("1.0.0", "--version", help="SemVer MAJOR.MINOR.PATCH."),
     fmt: str = typer.Option(
@@ -100,7 +105,7 @@ def export(
         inputs=[parse_input_spec(t) for t in inputs or []],
         name=name, version=version, fmt=fmt, out_dir=out_dir, repo=repo, force=force,
         validate=validate, atol=atol, rtol=rtol, seed=seed, weights=weights,
-        sizes=_sizes(dim_sizes),
+        sizes=_sizes(dim_sizes), output_names=list(outputs or []),
     )
     try:
         result = export_package(req, step=step)

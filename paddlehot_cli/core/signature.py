@@ -80,6 +80,15 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def check_tensor_name(name: str, what: str = "tensor") -> str:
+    if not _NAME_RE.match(name):
+        raise UserError(
+            f"invalid {what} name '{name}'",
+            hint="letters, digits, '_', '.', '-'; starting with a letter or '_'",
+        )
+    return name
+
+
 def parse_input_spec(text: str) -> TensorSpec:
     """Parse `NAME:DTYPE:SHAPE`, e.g. `x:float32:[-1,3,224,224]`."""
     parts = text.split(":", 2)
@@ -88,10 +97,8 @@ def parse_input_spec(text: str) -> TensorSpec:
             f"malformed input '{text}'", hint="write NAME:DTYPE:SHAPE, e.g. x:float32:[-1,16]"
         )
     name, dtype, shape = parts
-    name = name.strip()
-    if not _NAME_RE.match(name):
-        raise UserError(f"invalid input name '{name}' in '{text}'")
-    return TensorSpec(name, parse_dtype(dtype), parse_shape(shape))
+    return TensorSpec(check_tensor_name(name.strip(), "input"), parse_dtype(dtype),
+                      parse_shape(shape))
 
 
 def check_inputs(

@@ -14,6 +14,7 @@ DEMO_INPUTS: dict[str, tuple[TensorSpec, ...]] = {
     "mlp": (TensorSpec("x", "float32", (-1, 16)),),
     "cnn": (TensorSpec("image", "float32", (-1, 3, 32, 32)),),
 }
+DEMO_OUTPUTS: dict[str, tuple[str, ...]] = {"mlp": ("logits",), "cnn": ("logits",)}
 
 
 def build(name: str) -> Any:

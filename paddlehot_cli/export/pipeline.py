@@ -6,6 +6,7 @@ Nothing reaches the final path unless every step succeeded (staging dir + rename
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from paddlehot_cli.core.manifest import (
     file_entry,
     parse_manifest,
 )
-from paddlehot_cli.core.signature import TensorSpec
+from paddlehot_cli.core.signature import TensorSpec, check_tensor_name
 from paddlehot_cli.core.validation_data import save_cases
 from paddlehot_cli.core.versions import check_model_name, parse_semver
 from paddlehot_cli.errors import UserError, ValidationFailed, short_error
@@ -51,6 +52,7 @@ class ExportRequest:
     seed: int = 0
     weights: Path | None = None
     sizes: Sequence[int] = DEFAULT_SIZES
+    output_names: Sequence[str] = ()  # names for the outputs, in order (default: Paddle's)
 
 
 @dataclass
@@ -210,6 +212,8 @@ def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
     final = _final_path(req, name)
     _refuse_existing(final, req.force)
     inputs = list(req.inputs) or list(resolved.default_inputs or [])
+    if not req.output_names and resolved.default_outputs:
+        req = dataclasses.replace(req, output_names=resolved.default_outputs)
     if not inputs:
         raise UserError(
             f"{req.source} has no built-in input spec",
@@ -218,6 +222,10 @@ def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
         )
     if len({s.name for s in inputs}) != len(inputs):
         raise UserError("two --input options have the same name")
+    for out_name in req.output_names:
+        check_tensor_name(out_name, "--output")
+    if len(set(req.output_names)) != len(req.output_names):
+        raise UserError("two --output options have the same name")
     required, total = source_mod.count_forward_inputs(layer)
     if not required <= len(inputs) <= total:
         want = str(required) if required == total else f"{required} to {total}"
@@ -263,6 +271,19 @@ def _refuse_existing(final: Path, force: bool) -> None:
         )
 
 
+def _output_names(req: ExportRequest, paddle_names: list[str]) -> list[str]:
+    """Paddle names outputs fetch_name_0, ...; --output gives them the names clients will use."""
+    if not req.output_names:
+        return paddle_names
+    if len(req.output_names) != len(paddle_names):
+        raise UserError(
+            f"the model has {len(paddle_names)} outputs ({', '.join(paddle_names)}) but "
+            f"{len(req.output_names)} --output names were given",
+            hint="give one --output NAME per output, in order",
+        )
+    return list(req.output_names)
+
+
 def _run_checks(
     req: ExportRequest, staged: Path, layer: Any, inputs: Sequence[TensorSpec],
     cases: Sequence[dict[str, np.ndarray]],
@@ -271,7 +292,7 @@ def _run_checks(
 
     servable = load_package(staged, check_outputs=False)
     try:
-        names = list(servable.paddle_output_names)
+        names = _output_names(req, list(servable.paddle_output_names))
 
         def run_exported(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return dict(zip(names, servable.infer_raw(case)))

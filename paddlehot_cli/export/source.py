@@ -22,6 +22,7 @@ class ResolvedSource:
     default_name: str
     default_inputs: tuple[TensorSpec, ...] | None
     description: str
+    default_outputs: tuple[str, ...] = ()
 
 
 def split_source(spec: str) -> tuple[str, str]:
@@ -74,7 +75,8 @@ def resolve(spec: str) -> ResolvedSource:
             )
         from paddlehot_cli.export import demo_models
 
-        return ResolvedSource(demo_models.build(attr), attr, DEMO_INPUTS[attr], spec)
+        return ResolvedSource(demo_models.build(attr), attr, DEMO_INPUTS[attr], spec,
+                              demo_models.DEMO_OUTPUTS[attr])
     if module_part.endswith(".py") or "/" in module_part:
         module = _import_file(Path(module_part))
     else:
