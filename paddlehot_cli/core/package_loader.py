@@ -1,13 +1,15 @@
 """Load a model package directory into a servable backed by a pool of paddle.inference predictors.
 
-The first predictor is created from the package (~0.8 s for resnet18); more are `clone()`s of it
-(cheap: clones share the weights) created on demand up to `pool_max`, and clones idle longer than
+The first predictor is created from the package (~0.8 s for resnet18); with `pool_max` > 1 it is
+kept as a template and the pool holds `clone()`s of it (cheap: clones share the weights), created
+on demand up to `pool_max`; clones idle longer than
 `idle_s` beyond `pool_min` are released. Note: the wheel's `Predictor.run()` holds the GIL, so
 several predictors only help when callers overlap in non-Python work; the default pool is 1.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,15 +79,20 @@ class PackageServable:
                 f"{path}: the model has {len(self._output_names)} outputs, "
                 f"the manifest lists {len(manifest.outputs)}"
             )
-        self._root = first
         pool_min = max(0, int(pool_min))
         pool_max = max(1, pool_min, int(pool_max or 1))
-        seed = [_Bound(first, self._output_names)]
+        # Cloning a predictor while another thread runs it fails at random (std::exception
+        # under load). With a pool of one the first predictor serves; with more it is only the
+        # template the clones come from, and clones are made one at a time.
+        self._root = first if pool_max > 1 else None
+        seed = [] if pool_max > 1 else [_Bound(first, self._output_names)]
+        clone_lock = threading.Lock()
 
         def factory() -> _Bound:
             if seed:
                 return seed.pop()
-            return _Bound(self._root.clone(), self._output_names)
+            with clone_lock:
+                return _Bound(self._root.clone(), self._output_names)
 
         self._pool: Pool[_Bound] = Pool(
             factory, min_size=max(1, pool_min), max_size=pool_max, idle_s=idle_s
