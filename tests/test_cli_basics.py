@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import cli
 
@@ -43,3 +44,18 @@ def test_unknown_verb_is_usage_error():
     proc = cli("frobnicate")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_built_package_carries_native_sources_and_templates(tmp_path):
+    # build-plugin and pdcapi must work from a regular (non-editable) install too: the build
+    # step a wheel runs copies native/ and templates/ into paddlehot_cli/_data/
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    built = tmp_path / "paddlehot_cli"
+    for needed in ("_data/native/include/paddlehot/plugin.h", "_data/native/pdcapi/src/runtime.c",
+                   "_data/templates/plugin/plugin.c.in", "abi/policies/default.json"):
+        assert (built / needed).is_file(), needed
+    assert not [p for p in (built / "_data").rglob("*") if p.suffix in (".o", ".so")]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from paddlehot_cli.abi.elf_facts import Library
 from paddlehot_cli.errors import PackageError
+from paddlehot_cli.resources import native_dir
 
 C_API_LIB = "libpaddle_inference_c.so"
 SYSTEM_DIRS = {
@@ -35,10 +36,6 @@ SYSTEM_DIRS = {
     ),
 }
 _PROTO_RE = re.compile(r"\b(PD_[A-Za-z0-9_]+)\s*\(")
-
-
-def native_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "native"
 
 
 def declared_c_api(include_dir: Path | None = None) -> set[str]:

@@ -41,7 +41,9 @@ StepFn = Callable[[str], ContextManager[Any]]
 
 
 def templates_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "templates" / "plugin"
+    from paddlehot_cli.resources import templates_dir as _templates_dir
+
+    return _templates_dir() / "plugin"
 
 
 @dataclass
@@ -247,7 +249,9 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 def include_dir() -> Path:
-    return templates_dir().parents[1] / "native" / "include"
+    from paddlehot_cli.resources import native_dir
+
+    return native_dir() / "include"
 
 
 def compile_objects(cc: str, files: dict[str, Path], capi: CApi, debug: bool) -> list[Path]:

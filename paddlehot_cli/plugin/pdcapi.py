@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from paddlehot_cli.errors import UserError
+from paddlehot_cli.resources import native_dir
 
 SONAME = "libpaddle_inference_c.so"
 
@@ -27,11 +28,6 @@ _PROTO = re.compile(
     r"PADDLE_CAPI_EXPORT\s+extern\s+(?P<ret>[^;()]*?)\b(?P<name>PD_\w+)\s*\((?P<args>[^)]*)\)\s*;",
     re.S,
 )
-
-
-def native_dir() -> Path:
-    """Where native/ lives (the repository root for now; one place to change for wheels)."""
-    return Path(__file__).resolve().parents[2] / "native"
 
 
 def pdcapi_dir() -> Path:
