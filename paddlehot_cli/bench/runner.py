@@ -156,7 +156,8 @@ def run_bench(target: Target, cfg: BenchConfig, progress: Progress = _no_progres
             swap_thread.join()
     if swapper is not None and cfg.swap_every:
         samples = [s for level in report.levels for s in level.samples]
-        report.swap = swap_section(report.swap_events, samples)
+        by_level = {level.concurrency: level.samples for level in report.levels}
+        report.swap = swap_section(report.swap_events, samples, by_level)
     return report
 
 

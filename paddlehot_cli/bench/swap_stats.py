@@ -22,7 +22,8 @@ class SwapEvent:
     error: str | None = None
 
 
-def swap_section(events: Sequence[SwapEvent], samples: Sequence[Sample]) -> dict[str, Any]:
+def swap_section(events: Sequence[SwapEvent], samples: Sequence[Sample],
+                 levels: dict[int, Sequence[Sample]] | None = None) -> dict[str, Any]:
     ordered = sorted(samples, key=lambda s: s.start)
     swaps = []
     windows = []
@@ -48,6 +49,19 @@ def swap_section(events: Sequence[SwapEvent], samples: Sequence[Sample]) -> dict
     steady = [s for s in samples if not inside(s)]
     steady_p99 = latency_summary([s.latency for s in steady if s.ok])["p99"]
     window_p99 = latency_summary([s.latency for s in in_window if s.ok])["p99"]
+    per_level = []
+    for concurrency, level_samples in (levels or {}).items():
+        # in a sweep, compare windows with steady traffic at the same concurrency only
+        lw = latency_summary([s.latency for s in level_samples if s.ok and inside(s)])["p99"]
+        ls = latency_summary([s.latency for s in level_samples if s.ok and not inside(s)])["p99"]
+        per_level.append({"concurrency": concurrency, "steady_p99_ms": ls,
+                          "swap_window_p99_ms": lw,
+                          "p99_ratio": round(lw / ls, 3) if lw and ls else None})
+    if len(per_level) > 1:
+        ratios = [lv["p99_ratio"] for lv in per_level if lv["p99_ratio"] is not None]
+        p99_ratio = max(ratios) if ratios else None
+    else:
+        p99_ratio = round(window_p99 / steady_p99, 3) if window_p99 and steady_p99 else None
     delays = [s["publish_to_first_response_s"] for s in swaps
               if s.get("publish_to_first_response_s") is not None]
     return {
@@ -61,7 +75,8 @@ def swap_section(events: Sequence[SwapEvent], samples: Sequence[Sample]) -> dict
         },
         "steady_p99_ms": steady_p99,
         "swap_window_p99_ms": window_p99,
-        "p99_ratio": round(window_p99 / steady_p99, 3) if window_p99 and steady_p99 else None,
+        "p99_ratio": p99_ratio,  # with several levels: the worst level's ratio
+        "per_level": per_level,
         "window_after_s": WINDOW_AFTER,
         "events": swaps,
     }
