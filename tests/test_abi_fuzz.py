@@ -77,7 +77,7 @@ def test_truncation(cut):
 def slot_plugin() -> tuple[bytes, int]:
     """A real plugin whose manifest section has SLOT bytes; returns (bytes, section offset)."""
     so = h.build_plugin(raw_manifest=b" " * SLOT, name="slot")
-    from paddlehot_cli.abi.elf_facts import read_elf
+    from paddlehot_cli.core.elf_facts import read_elf
 
     offset, size, _ = read_elf(so).sections[MANIFEST_SECTION]
     assert size == SLOT

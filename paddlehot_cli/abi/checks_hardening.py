@@ -4,8 +4,8 @@ $ORIGIN-only RPATH/RUNPATH (PH133). A policy may switch any of them off."""
 from __future__ import annotations
 
 from paddlehot_cli.abi.context import Context
-from paddlehot_cli.abi.elf_facts import DF_1_NOW, DF_BIND_NOW, DF_TEXTREL
 from paddlehot_cli.abi.findings import Finding, failed, names, passed, skipped
+from paddlehot_cli.core.elf_facts import DF_1_NOW, DF_BIND_NOW, DF_TEXTREL
 
 PF_X = 0x1
 

@@ -10,9 +10,9 @@ from paddlehot_cli.abi.context import (
     designed_exports,
     symbol_prefix,
 )
-from paddlehot_cli.abi.elf_facts import DF_1_PIE
 from paddlehot_cli.abi.findings import Finding, failed, names, passed, skipped
 from paddlehot_cli.abi.target import MANIFEST_SECTION
+from paddlehot_cli.core.elf_facts import DF_1_PIE
 
 
 def check_elf_basics(ctx: Context) -> Finding:

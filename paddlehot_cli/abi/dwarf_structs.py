@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddlehot_cli.abi.elf_facts import _guard, open_elf
+from paddlehot_cli.core.elf_facts import _guard, open_elf
 
 STRUCTS = ("phot_tensor", "phot_open_options")
 MAX_DEPTH = 16

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paddlehot_cli.abi.elf_facts import Library
+from paddlehot_cli.core.elf_facts import Library
 from paddlehot_cli.errors import PackageError
 from paddlehot_cli.resources import native_dir
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from paddlehot_cli.abi.elf_facts import ElfFacts, read_elf
+from paddlehot_cli.core.elf_facts import ElfFacts, read_elf
 from paddlehot_cli.core.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,

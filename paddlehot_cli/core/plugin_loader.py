@@ -22,87 +22,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
 
+from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
-from paddlehot_cli.core.plugin_abi import FUNCTIONS, MANIFEST_SECTION, symbol_prefix
+from paddlehot_cli.core.plugin_abi import FUNCTIONS, MANIFEST_SECTION, host_arch, symbol_prefix
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.errors import InputMismatch, PackageError
 
 # ---------------------------------------------------------------- ELF reads (pyelftools)
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise PackageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return fh, ELFFile(fh)
-    except Exception:
-        fh.close()
-        raise PackageError(f"{path} is not an ELF file") from None
-
-
 def read_manifest_section(path: str | Path) -> bytes | None:
     """The bytes of .paddlehot.manifest without the trailing NUL, or None if absent."""
-    fh, elf = _open(Path(path))
-    with fh:
-        sec = elf.get_section_by_name(MANIFEST_SECTION)
-        if sec is None:
-            return None
-        if sec["sh_size"] > MAX_MANIFEST_BYTES:
-            raise PackageError(f"{path}: {MANIFEST_SECTION} is larger than {MAX_MANIFEST_BYTES}")
-        return sec.data().rstrip(b"\0")
+    raw = read_elf(path).read_section(MANIFEST_SECTION, MAX_MANIFEST_BYTES + 1)
+    if raw is not None and len(raw) > MAX_MANIFEST_BYTES:
+        raise PackageError(f"{path}: {MANIFEST_SECTION} is larger than {MAX_MANIFEST_BYTES}")
+    return None if raw is None else raw.rstrip(b"\0")
 
 
 def defined_exports(path: str | Path) -> list[tuple[str, str | None]]:
-    """(name, version node or None) of every defined symbol in .dynsym."""
-    fh, elf = _open(Path(path))
-    with fh:
-        dynsym = elf.get_section_by_name(".dynsym")
-        if dynsym is None:
-            return []
-        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
-        verdef = next((s for s in elf.iter_sections() if isinstance(s, GNUVerDefSection)), None)
-        names: dict[int, str] = {}
-        if verdef is not None:
-            for vd, aux in verdef.iter_versions():
-                first = next(iter(aux), None)
-                if first is not None:
-                    names[vd["vd_ndx"]] = first.name
-        out = []
-        for i, sym in enumerate(dynsym.iter_symbols()):
-            if i == 0 or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
-                continue
-            if sym["st_shndx"] == "SHN_ABS" and sym.name in names.values():
-                continue  # the version node's own definition symbol
-            version = None
-            if versym is not None:
-                ndx = versym.get_symbol(i)["ndx"]
-                if isinstance(ndx, int):
-                    version = names.get(ndx & 0x7FFF)
-            out.append((sym.name, version))
-        return out
+    """(name, version node or None) of every exported symbol."""
+    return [(s.name, s.version) for s in read_elf(path).exports()]
 
 
 def needed(path: str | Path) -> list[str]:
-    fh, elf = _open(Path(path))
-    with fh:
-        for sec in elf.iter_sections():
-            if isinstance(sec, DynamicSection):
-                return [t.needed for t in sec.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
-    return []
+    return read_elf(path).needed
 
 
 def machine(path: str | Path) -> str:
-    fh, elf = _open(Path(path))
-    with fh:
-        return {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}.get(
-            elf["e_machine"], str(elf["e_machine"])
-        )
+    return read_elf(path).machine
 
 
 # ---------------------------------------------------------------- the C ABI
@@ -206,11 +154,7 @@ class PluginServable:
                  pool_max: int | None = None, model_dir: str | Path | None = None):
         self.path = Path(path)
         self.manifest, self.plugin_meta = read_plugin_manifest(self.path)
-        arch = machine(self.path)
-        import platform
-
-        host = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(),
-                                                          platform.machine().lower())
+        arch, host = machine(self.path), host_arch()
         if arch != host:
             raise PackageError(f"{self.path} is a {arch} plugin; this host is {host}")
         self.c_api_loaded = ensure_c_api(self.path)

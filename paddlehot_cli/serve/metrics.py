@@ -10,7 +10,11 @@ import logging
 from typing import Any
 
 from prometheus_client import (
-    CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
 

@@ -1,4 +1,4 @@
-"""Read what abi-check needs from an ELF file, lazily, with pyelftools.
+"""Read facts from an ELF file, lazily, with pyelftools (abi-check, the plugin loader, build-plugin).
 
 Only headers, the dynamic section, the dynamic symbol table and its version sections are parsed;
 big sections (embedded model params) are only hashed on demand, in chunks. Any malformed input
