@@ -465,7 +465,8 @@ class Manager:
             m.loading = None
             m.failed.pop(version, None)
             self._flip(m)
-        log.info("loaded %s %s in %.2f s", m.name, version, seconds)
+        log.info("loaded %s %s (%s) in %.2f s", m.name, version,
+                 getattr(servable, "kind", "package"), seconds)
         self._on_event("loaded", m.name, version, {"seconds": seconds, "path": str(path)})
 
     def _load_niced(self, path: Path) -> Any:

@@ -45,12 +45,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def background_server(repo: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
+def background_server(
+    repo: Path, port: int, log: Path, *options: str
+) -> Iterator[subprocess.Popen]:
     """`paddlehot serve REPO` as a child process; SIGTERM on the way out (it must exit 0)."""
     env = dict(os.environ, GLOG_minloglevel="2")
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "paddlehot_cli", "serve", str(repo), "--port", str(port)],
+            [sys.executable, "-m", "paddlehot_cli", "serve", str(repo), "--port", str(port),
+             *options],
             stdout=fh, stderr=subprocess.STDOUT, env=env,
         )
     try:
@@ -161,10 +164,10 @@ def run_story(keep: bool = False) -> None:
             raise UserError(f"abi-check failed: {', '.join(failed)}")
         story.add("abi-check", f"{report.count('pass')} checks passed, {len(failed)} failed")
 
-        console.rule("4. serve the repository in the background")
+        console.rule("4. serve the repository in the background (plugins preferred)")
         port = _free_port()
         log = workdir / "serve.log"
-        with background_server(repo, port, log) as server:
+        with background_server(repo, port, log, "--prefer", "plugin") as server:
             endpoint = Endpoint("127.0.0.1", port, MODEL)
             client = OipClient(endpoint, timeout=10.0)
             with step(f"Starting `paddlehot serve` on 127.0.0.1:{port}"):
@@ -172,13 +175,18 @@ def run_story(keep: bool = False) -> None:
             x = np.random.default_rng(7).standard_normal((1, 16)).astype("float32")
             with step("Sending requests (binary tensors)"):
                 outputs, version = client.infer({"x": x})
-            story.add("serve", f"ready; {MODEL} {version} answers")
+            story.add("serve", f"ready; {MODEL} {version} answers through its plugin")
 
-            console.rule("5. publish 1.1.0 while two clients send requests")
+            console.rule("5. publish 1.1.0 (package + plugin) while two clients send requests")
 
             def publish() -> None:
+                # Build the whole version in a hidden dir (serve ignores hidden dirs), then one
+                # rename makes it appear complete: package and plugin together.
+                building = repo / MODEL / ".1.1.0.building"
                 export_package(ExportRequest(source="demo:mlp", name=MODEL, version="1.1.0",
-                                             repo=repo, seed=1))
+                                             out_dir=building, seed=1))
+                build_plugin(BuildRequest(package=building, out=building / "plugin.so"))
+                os.rename(building, repo / MODEL / "1.1.0")
 
             with step("Publishing 1.1.0 under load and waiting for the swap"):
                 ok, failed_n, delay = _swap_under_load(
