@@ -558,7 +558,8 @@ class Manager:
         newest = ordered[0] if ordered else None
         if newest != m.newest:
             old, m.newest = m.newest, newest
-            self._on_event("swap", m.name, newest, {"from": old})
+            if not self._stopping:  # releasing everything at shutdown is not a swap
+                self._on_event("swap", m.name, newest, {"from": old})
 
     def _retire(self, m: _Model, version: str, wait: bool) -> None:
         with self._lock:
