@@ -138,17 +138,6 @@ def _unnice_new_threads(before: set[int], nice: int) -> None:
             pass
 
 
-def _ordered_runner(servable: Any) -> Callable[[Mapping[str, np.ndarray]], list]:
-    """infer() -> outputs in manifest order, for servables without run_checked (plugins)."""
-    names = [s.name for s in servable.manifest.outputs]
-
-    def run(feeds: Mapping[str, np.ndarray]) -> list:
-        out = servable.infer(feeds)
-        return [out[n] for n in names]
-
-    return run
-
-
 class Manager:
     def __init__(
         self,
@@ -429,7 +418,7 @@ class Manager:
                 raise UserError(f"{path}: the manifest names {servable.manifest.name} {servable.manifest.version}")
             names = [s.name for s in servable.manifest.inputs]
             batchable = all(s.shape and s.shape[0] == -1 for s in servable.manifest.inputs)
-            run = getattr(servable, "run_checked", None) or _ordered_runner(servable)
+            run = servable.run_checked
             batcher = Batcher(
                 run, names, batchable=batchable, max_batch=self.config.max_batch,
                 max_delay_s=self.config.batch_delay_s, workers=self.config.workers,

@@ -225,6 +225,16 @@ class PluginServable:
         finally:
             self._leave()
 
+    def run_checked(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs in manifest order for inputs that already passed check_inputs (serve's
+        batcher checks each request once), as PackageServable.run_checked."""
+        self._enter()
+        try:
+            out = self._call(feeds)
+        finally:
+            self._leave()
+        return [out[s.name] for s in self.manifest.outputs]
+
     def _out_guess(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[tuple[int, ...], str]]:
         # Output shapes from the manifest, dynamic dims from the first input's batch (or the
         # last seen shapes for this batch); a wrong guess costs one retry.
