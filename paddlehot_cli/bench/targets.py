@@ -34,7 +34,14 @@ class Target:
         pass
 
 
-class InProcessTarget(Target):
+class _ThisProcess(Target):
+    """Targets that run in this process: CPU and RSS are this process's."""
+
+    def resource_reader(self) -> Callable[[], tuple[float, float] | None]:
+        return proc_reader(os.getpid())
+
+
+class InProcessTarget(_ThisProcess):
     """A servable from core.load (package dir or plugin .so), called from this process."""
 
     def __init__(self, path: Path, threads: int, pool_max: int):
@@ -57,14 +64,11 @@ class InProcessTarget(Target):
 
         return call, lambda: None
 
-    def resource_reader(self) -> Callable[[], tuple[float, float] | None]:
-        return proc_reader(os.getpid())
-
     def close(self) -> None:
         self.servable.close()
 
 
-class ManagedTarget(Target):
+class ManagedTarget(_ThisProcess):
     """`REPO:NAME` in-process through the core: a RepositorySource watching REPO and a Manager
     swapping versions exactly as `paddlehot serve` does, without HTTP in between."""
 
@@ -117,9 +121,6 @@ class ManagedTarget(Target):
             return version
 
         return call, lambda: None
-
-    def resource_reader(self) -> Callable[[], tuple[float, float] | None]:
-        return proc_reader(os.getpid())
 
     def close(self) -> None:
         self.source.stop()
