@@ -1,12 +1,10 @@
-"""abi-check --baseline: version bump, C ABI (exports + DWARF structs), model signature rules;
-agreement with libabigail's abidiff on the C ABI verdict."""
+"""abi-check --baseline: version bump, C ABI (exports + DWARF structs), model signature rules.
+Agreement with libabigail's abidiff: test_abi_corpus.py."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
 
 import pytest
 from abi_fixtures import helpers as h
@@ -77,7 +75,8 @@ def test_appended_output_with_minor_bump_passes():
     assert report.exit_code == 0
     assert status["PH200"][0] == status["PH201"][0] == status["PH203"][0] == "pass"
     assert report.baseline["signature"] == "compatible"
-    assert report.baseline["c_abi"] == "unchanged"
+    # no DWARF: the export names match, but what is behind them was not compared
+    assert report.baseline["c_abi"] == "not-compared"
 
 
 def test_changed_dtype_with_minor_bump_fails():
@@ -160,49 +159,6 @@ def test_packages_without_plugins_follow_the_same_rules(tmp_path):
     assert report.exit_code == 0 and status["PH201"][0] == "skip"
     report, status = compare(old, package("1.0.1", inputs=[{**X, "shape": [-1, 8]}]))
     assert status["PH203"] == ("fail", "error") and report.exit_code == 1
-
-
-# --- agreement with abidiff -----------------------------------------------------------------
-
-
-def abidiff_verdict(old, new) -> str:
-    """libabigail's view: bit 3 (8) is an incompatible change; bit 2 (4) with an existing data
-    member changed (moved, retyped, deleted) is an incompatible layout change as well."""
-    proc = subprocess.run(
-        ["abidiff", str(old), str(new)], check=False, capture_output=True, text=True
-    )
-    assert proc.returncode & 1 == 0, proc.stderr  # 1 = abidiff's own error
-    if proc.returncode & 8:
-        return "breaking"
-    if proc.returncode & 4:
-        if re.search(r"data member changes?|data member deletion|offset changed", proc.stdout):
-            return "breaking"
-        return "compatible"
-    return "unchanged"
-
-
-# Same name and version on both sides: abidiff cannot pair phot_mlp_v1_0_0_open with
-# phot_mlp_v1_1_0_open, so the pairs keep the prefix and change only the C ABI.
-PAIRS = {
-    "rebuild": {"header": "same", "params_bytes": 4097},
-    "field appended": {"header": "append"},
-    "field inserted": {"header": "insert"},
-    "field retyped": {"header": "retype"},
-    "export removed": {"defines": ("DROP_LAST_ERROR",)},
-}
-
-
-@pytest.mark.skipif(not h.available("abidiff"), reason="needs abigail-tools")
-@pytest.mark.parametrize("pair", list(PAIRS))
-def test_abidiff_agrees_on_the_c_abi_verdict(pair):
-    old = h.build_plugin(debug=True)
-    new = h.build_plugin(debug=True, **PAIRS[pair])
-    report = run_abi_check(str(new), baseline=str(old), runtime_dirs=[h.stub_dir()])
-    ours = report.baseline["c_abi"]
-    theirs = abidiff_verdict(old, new)
-    assert ours == theirs, (pair, ours, theirs, report.baseline["changes"])
-    expected = {"rebuild": "unchanged", "field appended": "compatible"}.get(pair, "breaking")
-    assert ours == expected
 
 
 def test_baseline_side_loads_like_target():

@@ -1,5 +1,5 @@
-"""Baseline comparison: version bump (PH200), C ABI exports (PH201) and structs (PH202), model
-signature (PH203).
+"""Baseline comparison: version bump (PH200), C ABI exports (PH201), the types reachable from
+them (PH202, DWARF), model signature (PH203), exported function signatures (PH204, DWARF).
 
 Rules: a breaking change without a MAJOR bump is an error; a compatible change without at least a
 MINOR bump is a warning. `diff_signatures` works on two Manifests, so packages without plugins
@@ -9,22 +9,18 @@ follow the same rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paddlehot_cli.abi.context import symbol_prefix
 from paddlehot_cli.abi.findings import WARNING, Finding, failed, passed, skipped
+from paddlehot_cli.abi.suppressions import Suppression, split
+from paddlehot_cli.abi.surface_diff import Change
 from paddlehot_cli.abi.target import Subject
 from paddlehot_cli.core.manifest import Manifest
 from paddlehot_cli.core.signature import TensorSpec
 from paddlehot_cli.core.versions import parse_semver
 
 MAJOR, MINOR, PATCH, SAME, OLDER = "major", "minor", "patch", "same", "older"
-
-
-@dataclass(frozen=True)
-class Change:
-    breaking: bool
-    what: str
 
 
 def bump_level(old: str, new: str) -> str:
@@ -106,19 +102,24 @@ def diff_signatures(old: Manifest, new: Manifest) -> list[Change]:
     return changes
 
 
-def _export_map(subject: Subject) -> dict[str, str | None]:
-    """Exports keyed by function (prefix stripped, since the version is in every name)."""
+def export_keys(subject: Subject) -> dict[str, str]:
+    """ELF name -> export key (prefix stripped, since the version is in every name)."""
     assert subject.elf is not None
     prefix = None
     if subject.plugin_meta is not None:
         prefix = subject.plugin_meta.get("symbol_prefix")
     elif subject.manifest is not None:
         prefix = symbol_prefix(subject.manifest.name, subject.manifest.version)
-    out = {}
-    for s in subject.elf.exports():
-        key = s.name[len(prefix) :] if prefix and s.name.startswith(prefix) else s.name
-        out[key] = s.version
-    return out
+    return {
+        s.name: s.name[len(prefix) :] if prefix and s.name.startswith(prefix) else s.name
+        for s in subject.elf.exports()
+    }
+
+
+def _export_map(subject: Subject) -> dict[str, str | None]:
+    keys = export_keys(subject)
+    assert subject.elf is not None
+    return {keys[s.name]: s.version for s in subject.elf.exports()}
 
 
 def diff_exports(old: Subject, new: Subject) -> list[Change]:
@@ -126,18 +127,27 @@ def diff_exports(old: Subject, new: Subject) -> list[Change]:
     changes = []
     for key, node in sorted(a.items()):
         if key not in b:
-            changes.append(Change(True, f"export '{key}' removed or renamed"))
+            changes.append(Change(True, f"export '{key}' removed or renamed", symbol=key))
         elif b[key] != node:
             changes.append(
-                Change(True, f"export '{key}' moved from version node {node} to {b[key]}")
+                Change(
+                    True, f"export '{key}' moved from version node {node} to {b[key]}", symbol=key
+                )
             )
     for key in sorted(set(b) - set(a)):
-        changes.append(Change(False, f"export '{key}' added"))
+        changes.append(Change(False, f"export '{key}' added", symbol=key))
     return changes
 
 
-def apply_bump_rule(check_id: str, changes: Sequence[Change], bump: str, what: str) -> Finding:
+def apply_bump_rule(
+    check_id: str,
+    changes: Sequence[Change],
+    bump: str,
+    what: str,
+    suppressed: Sequence[str] = (),
+) -> Finding:
     details = [("breaking: " if c.breaking else "compatible: ") + c.what for c in changes]
+    details += list(suppressed)
     breaking = [c for c in changes if c.breaking]
     if breaking:
         if bump == MAJOR:
@@ -163,7 +173,8 @@ def apply_bump_rule(check_id: str, changes: Sequence[Change], bump: str, what: s
             details,
             severity=WARNING,
         )
-    return passed(check_id, f"{what} unchanged")
+    tail = f" ({len(suppressed)} suppressed)" if suppressed else ""
+    return passed(check_id, f"{what} unchanged{tail}", details)
 
 
 @dataclass
@@ -174,9 +185,11 @@ class BaselineResult:
     signature: str  # breaking | compatible | unchanged | not-compared
     c_abi_changes: list[Change]
     signature_changes: list[Change]
+    c_abi_scope: str = "none"  # none | exports | exports+dwarf
+    suppressed: list[str] = field(default_factory=list)
 
 
-def compare(old: Subject, new: Subject) -> BaselineResult:
+def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()) -> BaselineResult:
     findings: list[Finding] = []
     mo, mn = old.manifest, new.manifest
     bump = None
@@ -204,17 +217,24 @@ def compare(old: Subject, new: Subject) -> BaselineResult:
     rule_bump = bump or SAME
 
     abi_changes: list[Change] = []
-    c_abi = "not-compared"
+    hidden: list[str] = []
+    c_abi, scope = "not-compared", "none"
     if old.elf is None or new.elf is None:
-        findings.append(skipped("PH201", "both sides need a plugin .so"))
-        findings.append(skipped("PH202", "both sides need a plugin .so"))
+        for check_id in ("PH201", "PH204", "PH202"):
+            findings.append(skipped(check_id, "not compared: both sides need a plugin .so"))
     else:
-        abi_changes = diff_exports(old, new)
-        findings.append(apply_bump_rule("PH201", abi_changes, rule_bump, "C ABI export"))
-        struct_finding, struct_changes = _compare_structs(old, new, rule_bump)
-        findings.append(struct_finding)
-        abi_changes += struct_changes
+        exports, gone = split(diff_exports(old, new), suppressions)
+        findings.append(apply_bump_rule("PH201", exports, rule_bump, "C ABI export", gone))
+        dwarf_findings, dwarf_changes, dwarf_gone = _compare_dwarf(
+            old, new, rule_bump, suppressions
+        )
+        findings += dwarf_findings
+        abi_changes = exports + (dwarf_changes or [])
+        hidden = gone + dwarf_gone
+        scope = "exports+dwarf" if dwarf_changes is not None else "exports"
         c_abi = verdict(abi_changes)
+        if scope == "exports" and c_abi == "unchanged":
+            c_abi = "not-compared"  # same names say nothing about the signatures behind them
 
     sig_changes: list[Change] = []
     signature = "not-compared"
@@ -224,17 +244,55 @@ def compare(old: Subject, new: Subject) -> BaselineResult:
         sig_changes = diff_signatures(mo, mn)
         findings.append(apply_bump_rule("PH203", sig_changes, rule_bump, "model signature"))
         signature = verdict(sig_changes)
-    return BaselineResult(findings, bump, c_abi, signature, abi_changes, sig_changes)
+    return BaselineResult(
+        findings, bump, c_abi, signature, abi_changes, sig_changes, scope, hidden
+    )
 
 
-def _compare_structs(old: Subject, new: Subject, bump: str) -> tuple[Finding, list[Change]]:
-    from paddlehot_cli.abi.dwarf_structs import diff_structs, struct_layouts
+def _compare_dwarf(
+    old: Subject, new: Subject, bump: str, suppressions: Sequence[Suppression]
+) -> tuple[list[Finding], list[Change] | None, list[str]]:
+    """PH204 (function signatures) and PH202 (reachable types); changes None: not compared."""
+    from paddlehot_cli.abi.dwarf_types import DwarfUnreadable, read_surface
+    from paddlehot_cli.abi.surface_diff import diff_functions, diff_types
 
     assert old.elf is not None and new.elf is not None
-    if not (old.elf.has_debug_info and new.elf.has_debug_info):
-        return skipped("PH202", "no DWARF on both sides (build both with build-plugin --debug)"), []
-    a, b = struct_layouts(old.elf.path), struct_layouts(new.elf.path)
-    if not a or not b:
-        return skipped("PH202", "plugin.h structs not found in the DWARF of both sides"), []
-    changes = [Change(brk, what) for brk, what in diff_structs(a, b)]
-    return apply_bump_rule("PH202", changes, bump, "C ABI struct"), changes
+    surfaces = []
+    for side, subject in (("baseline", old), ("target", new)):
+        assert subject.elf is not None
+        why = None
+        if not subject.elf.has_debug_info:
+            why = f"no DWARF in the {side} (build both with build-plugin --debug)"
+        else:
+            try:
+                surface = read_surface(subject.elf.path, export_keys(subject))
+            except DwarfUnreadable as exc:
+                why, surface = f"the {side}'s DWARF is unreadable ({exc})", None
+            if surface is not None and not surface.functions:
+                why = f"no exported function found in the {side}'s DWARF"
+            surfaces.append(surface)
+        if why is not None:
+            return [
+                skipped("PH204", f"not compared: {why}"),
+                skipped("PH202", f"not compared: {why}"),
+            ], None, []
+    a, b = surfaces
+    assert a is not None and b is not None
+    keys = {**export_keys(old), **export_keys(new)}
+    funcs, funcs_gone = split(diff_functions(a.functions, _rekey(b, old, new), keys),
+                              suppressions)
+    types, types_gone = split(diff_types(a, b), suppressions)
+    return [
+        apply_bump_rule("PH204", funcs, bump, "C ABI function signature", funcs_gone),
+        apply_bump_rule("PH202", types, bump, "C ABI type", types_gone),
+    ], funcs + types, funcs_gone + types_gone
+
+
+def _rekey(surface, old: Subject, new: Subject):  # type: ignore[no-untyped-def]
+    """The target's functions under the baseline's ELF names (pairs them across a version bump:
+    phot_mlp_v1_0_0_infer and phot_mlp_v1_1_0_infer are the same export)."""
+    by_key = {k: s for s, k in export_keys(old).items()}
+    new_keys = export_keys(new)
+    return {
+        by_key.get(new_keys.get(sym, sym), sym): fn for sym, fn in surface.functions.items()
+    }

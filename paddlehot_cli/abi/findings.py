@@ -108,13 +108,20 @@ _CATALOG = [
     ),
     CheckInfo(
         "PH202",
-        "C ABI structs compatible with the baseline (DWARF)",
-        "only append fields to plugin.h structs; breaking changes need a MAJOR bump",
+        "C ABI types reachable from the exports compatible with the baseline (DWARF)",
+        "only append fields to structs that start with struct_size, only add enumerators; "
+        "breaking changes need a MAJOR bump",
     ),
     CheckInfo(
         "PH203",
         "model signature compatible with the baseline",
         "breaking signature changes need a MAJOR bump, compatible ones a MINOR bump",
+    ),
+    CheckInfo(
+        "PH204",
+        "C ABI function signatures compatible with the baseline (DWARF)",
+        "keep every exported function's return and parameter types (size, signedness, "
+        "pointee); breaking changes need a MAJOR bump",
     ),
 ]
 CATALOG: dict[str, CheckInfo] = {c.id: c for c in _CATALOG}

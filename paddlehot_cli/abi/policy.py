@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paddlehot_cli.abi.suppressions import Suppression, parse_suppressions
 from paddlehot_cli.errors import UserError
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
@@ -31,6 +32,7 @@ class Policy:
     hardening: dict[str, bool]
     warnings_fail: bool
     source: str
+    suppressions: tuple[Suppression, ...] = ()
 
     def floor_for(self, arch: str) -> str | None:
         return self.glibc_floor.get(arch)
@@ -122,7 +124,22 @@ def _validate(data: dict[str, Any], where: str, source: str) -> Policy:
         hardening={k: bool(hardening.get(k, True)) for k in _HARDENING},
         warnings_fail=data["warnings_fail"],
         source=source,
+        suppressions=parse_suppressions(data.get("suppressions", []), where),
     )
+
+
+def load_suppressions(path: Path) -> tuple[Suppression, ...]:
+    """A suppressions file: a policy fragment with only the 'suppressions' key."""
+    if not path.is_file():
+        raise UserError(f"no such suppressions file: {path}")
+    data = _load_json(path, str(path))
+    extra = sorted(k for k in data if k not in ("suppressions", "name", "description"))
+    if extra:
+        raise UserError(
+            f"policy {path}: unknown key '{extra[0]}' in a suppressions file",
+            hint='write {"suppressions": [{"symbol": "...", "reason": "..."}]}',
+        )
+    return parse_suppressions(data.get("suppressions", []), str(path))
 
 
 def load_policy(spec: str | None) -> Policy:

@@ -10,11 +10,14 @@ from typing import Any
 from paddlehot_cli import __version__
 from paddlehot_cli.abi.context import ARCHES, Context, host_arch
 from paddlehot_cli.abi.findings import ERROR, FAIL, WARNING, Finding
-from paddlehot_cli.abi.policy import Policy, glibc_key, load_policy
+from paddlehot_cli.abi.policy import Policy, glibc_key, load_policy, load_suppressions
 from paddlehot_cli.abi.target import Subject, resolve
 from paddlehot_cli.errors import UserError
 
 JSON_SCHEMA_ID = "paddlehot.abi-check/1"
+C_ABI_CHECKS = ("PH201", "PH202", "PH204")
+# abidiff's exit bits (libabigail's abidiff_status)
+ABIDIFF_ERROR, ABIDIFF_USAGE_ERROR, ABIDIFF_ABI_CHANGE, ABIDIFF_ABI_INCOMPATIBLE = 1, 2, 4, 8
 
 
 @dataclass
@@ -50,6 +53,24 @@ class Report:
             ):
                 return 1
         return 0
+
+    @property
+    def abidiff_exit_code(self) -> int:
+        """abidiff's convention: 4 a C ABI change, |8 a breaking one (our verdict, so a narrowed
+        parameter is 12 where abidiff says 4), |1 another check failed. Suppressed changes and
+        MAJOR bumps do not clear the bits: abidiff knows neither."""
+        code = 0
+        c_abi = (self.baseline or {}).get("c_abi")
+        if c_abi in ("compatible", "breaking"):
+            code |= ABIDIFF_ABI_CHANGE
+        if c_abi == "breaking":
+            code |= ABIDIFF_ABI_INCOMPATIBLE
+        for f in self.findings:
+            if f.id in C_ABI_CHECKS or f.status != FAIL:
+                continue
+            if f.severity == ERROR or (f.severity == WARNING and self.policy.warnings_fail):
+                code |= ABIDIFF_ERROR
+        return code
 
     def to_json(self) -> dict[str, Any]:
         m = self.subject.manifest
@@ -100,6 +121,7 @@ def run_abi_check(
     arch: str | None = None,
     glibc: str | None = None,
     runtime_dirs: Sequence[Path] = (),
+    suppressions: Sequence[Path] = (),
 ) -> Report:
     """Check TARGET; raise UserError (exit 2) for unusable input, else return a Report."""
     from paddlehot_cli.abi.checks_hardening import HARDENING_CHECKS
@@ -111,6 +133,9 @@ def run_abi_check(
     if glibc is not None and glibc_key(glibc) is None:
         raise UserError(f"invalid --glibc '{glibc}'", hint="write MAJOR.MINOR, e.g. 2.28")
     pol = load_policy(policy)
+    rules = list(pol.suppressions)
+    for path in suppressions:
+        rules += load_suppressions(Path(path))
     subject = resolve(target)
     old = resolve(baseline) if baseline is not None else None
     the_arch = _pick_arch(arch, subject)
@@ -139,7 +164,7 @@ def run_abi_check(
     if old is not None:
         from paddlehot_cli.abi.baseline import compare
 
-        result = compare(old, subject)
+        result = compare(old, subject, rules)
         findings.extend(result.findings)
         om = old.manifest
         baseline_json = {
@@ -149,8 +174,16 @@ def run_abi_check(
             "bump": result.bump,
             "c_abi": result.c_abi,
             "signature": result.signature,
+            "c_abi_scope": result.c_abi_scope,
+            "suppressed": result.suppressed,
             "changes": [
-                {"area": area, "breaking": c.breaking, "what": c.what}
+                {
+                    "area": area,
+                    "breaking": c.breaking,
+                    "what": c.what,
+                    "symbol": c.symbol,
+                    "type": c.type,
+                }
                 for area, changes in (
                     ("c_abi", result.c_abi_changes),
                     ("signature", result.signature_changes),

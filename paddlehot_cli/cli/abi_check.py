@@ -52,6 +52,21 @@ def abi_check(
         help="Where the deploy-time libraries live (repeatable); searched before the system C "
         "library dirs. Default: paddlehot's cached pdcapi build.",
     ),
+    suppressions: list[Path] | None = typer.Option(
+        None,
+        "--suppressions",
+        "-s",
+        metavar="FILE.json",
+        help='Known, accepted C ABI changes (repeatable): {"suppressions": [{"symbol": "infer" '
+        '| "type": "phot_tensor", "reason": "..."}]}; the same key works in a --policy file.',
+    ),
+    exit_code: str = typer.Option(
+        "paddlehot",
+        "--exit-code",
+        metavar="paddlehot|abidiff",
+        help="paddlehot: 0 ok, 1 violations. abidiff: libabigail's bits: 4 a C ABI change, "
+        "8 a breaking one (with 4), 1 another check failed. Both: 2 bad input.",
+    ),
     fmt: str = typer.Option(
         "text",
         "--format",
@@ -74,20 +89,26 @@ def abi_check(
     allowed libraries, glibc symbol versions at most the floor.
     [bold]PH13x[/bold] hardening: RELRO + BIND_NOW, no exec stack, no TEXTREL, $ORIGIN-only rpath.
     [bold]PH14x[/bold] package: files match paddlehot.json, plugin.so built from it.
-    [bold]PH20x[/bold] with --baseline: a newer version; C ABI exports and plugin.h structs only grow
-    (structs need DWARF: build-plugin --debug); signature changes match the SemVer bump.
+    [bold]PH20x[/bold] with --baseline: a newer version; C ABI exports only grow (PH201); with DWARF
+    on both sides (build-plugin --debug), every export's return and parameter types (PH204) and
+    every struct, enum and typedef they reach (PH202) compared the way abidiff does; model
+    signature changes match the SemVer bump (PH203). Without DWARF: "not compared".
 
     Examples:
 
       paddlehot abi-check repo/mlp/1.1.0/plugin.so --runtime /opt/paddle_inference_c/lib
 
       paddlehot abi-check repo:mlp --baseline repo:mlp@1.0.0 --format junit -o abi.xml
+
+      paddlehot abi-check new.so -b old.so --exit-code abidiff --suppressions accepted.json
     """
     from paddlehot_cli.abi.report import FORMATS
     from paddlehot_cli.abi.runner import run_abi_check
 
     if fmt not in FORMATS:
         raise UserError(f"unknown --format '{fmt}'", hint="one of " + ", ".join(FORMATS))
+    if exit_code not in ("paddlehot", "abidiff"):
+        raise UserError(f"unknown --exit-code '{exit_code}'", hint="paddlehot or abidiff")
     report = run_abi_check(
         target,
         baseline=baseline,
@@ -95,10 +116,12 @@ def abi_check(
         arch=arch,
         glibc=glibc,
         runtime_dirs=list(runtime or []),
+        suppressions=list(suppressions or []),
     )
     _emit(report, fmt, output)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    code = report.abidiff_exit_code if exit_code == "abidiff" else report.exit_code
+    if code:
+        raise typer.Exit(code)
 
 
 def _emit(report, fmt: str, output: Path | None) -> None:  # type: ignore[no-untyped-def]

@@ -88,6 +88,20 @@ def stub_dir(arch: str = "x86_64", source: str = "pd_stub.c") -> Path:
     return out
 
 
+# phot_dtype as an enum (the baseline of the enum cases), with one value changed, one appended.
+_ENUM = "typedef enum phot_dtype_e {{ PHOT_F32 = 1, PHOT_F16 = {f16}, PHOT_I64 = 5{more} }} phot_dtype;"
+ENUM_DTYPE = {
+    "enum": _ENUM.format(f16=2, more=""),
+    "enum_changed": _ENUM.format(f16=3, more=""),
+    "enum_appended": _ENUM.format(f16=2, more=", PHOT_BF16 = 9"),
+}
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
 def header_variant(kind: str) -> Path:
     """plugin.h as shipped ('same'), or with phot_open_options grown ('append') or changed in the
     middle ('insert': a field inserted before pool_max, which moves every later field)."""
@@ -104,6 +118,14 @@ def header_variant(kind: str) -> Path:
         text = text.replace(anchor, "  int64_t deadline_us;\n" + anchor)
     elif kind == "retype":
         text = text.replace(anchor, "  int64_t pool_max;")
+    elif kind == "remove":
+        text = _replace_once(text, "  const char *model_dir;", "")
+    elif kind.startswith("enum"):
+        text = _replace_once(text, "typedef int32_t phot_dtype;", ENUM_DTYPE[kind])
+    elif kind == "dtype64":
+        text = _replace_once(text, "typedef int32_t phot_dtype;", "typedef int64_t phot_dtype;")
+    elif kind == "dtype_unsigned":
+        text = _replace_once(text, "typedef int32_t phot_dtype;", "typedef uint32_t phot_dtype;")
     out = root() / key
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -157,6 +179,8 @@ def build_plugin(
     extra_ldflags: tuple[str, ...] = (),
     zdefs: bool = True,
     header: str = "same",
+    node: str = "PADDLEHOT_1.0",
+    fns: tuple[str, ...] = FNS,
     debug: bool = False,
     cxx: bool = False,
     embed: bool = True,
@@ -179,7 +203,7 @@ def build_plugin(
     out.mkdir()
     major, minor, patch = version.split(".")
     prefix = f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}_"
-    exports = [prefix + fn for fn in FNS] + list(extra_globals)
+    exports = [prefix + fn for fn in fns] + list(extra_globals)
     sources = [str(HERE / "plugin.c")]
     if cxx:
         obj = out / "cxx_export.o"
@@ -215,7 +239,7 @@ def build_plugin(
     if version_script:
         script = out / "plugin.map"
         body = "".join(f"    {sym};\n" for sym in exports)
-        script.write_text(f"PADDLEHOT_1.0 {{\n  global:\n{body}  local: *;\n}};\n")
+        script.write_text(f"{node} {{\n  global:\n{body}  local: *;\n}};\n")
         cmd.append(f"-Wl,--version-script={script}")
     cmd += list(HARDEN if ldflags is None else ldflags) + list(extra_ldflags)
     if zdefs:

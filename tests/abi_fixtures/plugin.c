@@ -26,8 +26,27 @@ extern const char *paddlehot_pdcapi_last_error(void) __attribute__((weak));
 extern int phot_not_provided_anywhere(int x);
 #endif
 
-struct phot_model {
+/* Mutation-corpus knobs (tests/test_abi_corpus.py): each changes one thing in the exported ABI. */
+#ifndef N_INPUTS_T
+#define N_INPUTS_T size_t
+#endif
+#ifndef CLOSE_RET_T
+#define CLOSE_RET_T int32_t
+#endif
+#ifndef MANIFEST_FN
+#define MANIFEST_FN manifest
+#endif
+#ifdef EXTRA_INFER_PARAM
+#define INFER_EXTRA , uint32_t flags
+#else
+#define INFER_EXTRA
+#endif
+
+struct phot_model { /* opaque in plugin.h: its layout is the plugin's own business */
   int32_t threads;
+#ifdef PRIVATE_GROWN
+  int64_t requests;
+#endif
 };
 static struct phot_model the_model;
 
@@ -40,8 +59,8 @@ PHOT_EXPORT int32_t FN(open)(const phot_open_options *options, phot_model **out)
   return PHOT_OK;
 }
 
-PHOT_EXPORT int32_t FN(infer)(phot_model *model, const phot_tensor *inputs, size_t n_inputs,
-                              phot_tensor *outputs, size_t n_outputs) {
+PHOT_EXPORT int32_t FN(infer)(phot_model *model, const phot_tensor *inputs, N_INPUTS_T n_inputs,
+                              phot_tensor *outputs, size_t n_outputs INFER_EXTRA) {
   if (!model || !inputs || !outputs || n_inputs == 0 || n_outputs == 0) return PHOT_E_INVALID_ARGUMENT;
 #ifdef MISSING_IMPORT
   if (phot_not_provided_anywhere(inputs[0].rank) < 0) return PHOT_E_RUNTIME;
@@ -51,7 +70,7 @@ PHOT_EXPORT int32_t FN(infer)(phot_model *model, const phot_tensor *inputs, size
   return inputs[0].name && strlen(inputs[0].name) > 0 ? PHOT_OK : PHOT_E_UNKNOWN_INPUT;
 }
 
-PHOT_EXPORT PHOT_WEAK int32_t FN(close)(phot_model *model) {
+PHOT_EXPORT PHOT_WEAK CLOSE_RET_T FN(close)(phot_model *model) {
 #ifdef NEWER_GLIBC
   if (!model) return dlerror() ? PHOT_E_RUNTIME : PHOT_E_INVALID_ARGUMENT;
 #endif
@@ -63,7 +82,7 @@ __attribute__((visibility("protected")))
 #else
 PHOT_EXPORT
 #endif
-const char *FN(manifest)(void) { return "{}"; }
+const char *FN(MANIFEST_FN)(void) { return "{}"; }
 
 #ifndef DROP_LAST_ERROR
 static char last_error_text[256];
