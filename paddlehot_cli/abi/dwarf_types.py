@@ -279,7 +279,10 @@ def _export_addresses(elf: Any, names: set[str]) -> list[int]:
 
 def _units(dwarf: Any, addresses: Iterable[int]) -> Iterable[Any]:
     """The compile units holding `addresses` (via .debug_aranges), else every unit."""
-    aranges = dwarf.get_aranges()
+    try:
+        aranges = dwarf.get_aranges()
+    except Exception:  # noqa: BLE001 - only an index: a broken one means reading every unit
+        aranges = None
     offsets = set()
     if aranges is not None:
         for addr in addresses:
