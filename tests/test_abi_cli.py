@@ -88,7 +88,9 @@ def test_json_schema(tmp_path):
         "version",
         "bump",
         "c_abi",
+        "c_abi_scope",
         "signature",
+        "suppressed",
         "changes",
     }
     for f in data["findings"]:
@@ -120,12 +122,21 @@ def test_junit_one_testcase_per_check():
         ["{good}", "--policy", "/nonexistent.json"],
         ["{notelf}"],
         ["{dir}"],
+        ["{good}", "--exit-code", "abigail"],
+        ["{good}", "--suppressions", "/nonexistent.json"],
+        ["{good}", "--suppressions", "{nosupreason}"],
+        ["{good}", "--suppressions", "{supextra}"],
     ],
 )
 def test_usage_and_input_errors_exit_2_with_one_line(tmp_path, args):
     notelf = tmp_path / "x.so"
     notelf.write_bytes(b"\x7fELF" + b"\0" * 10)
-    argv = [a.format(good=h.good_plugin(), notelf=notelf, dir=tmp_path) for a in args]
+    nosupreason = tmp_path / "s1.json"
+    nosupreason.write_text('{"suppressions": [{"symbol": "infer"}]}')
+    supextra = tmp_path / "s2.json"
+    supextra.write_text('{"suppressions": [], "glibc_floor": {}}')
+    files = dict(notelf=notelf, dir=tmp_path, nosupreason=nosupreason, supextra=supextra)
+    argv = [a.format(good=h.good_plugin(), **files) for a in args]
     res = invoke(*argv)
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -167,3 +178,54 @@ def test_paddle_is_never_imported():
         cwd=h.REPO / "tests",
     )
     assert proc.returncode == 0, proc.stderr
+
+
+NARROWED = ("N_INPUTS_T=uint32_t",)
+
+
+@pytest.mark.parametrize(
+    "new_kw, code",
+    [
+        ({"version": "1.0.1"}, 0),  # rebuilt, nothing changed
+        ({"version": "1.1.0", "header": "append"}, 4),  # compatible C ABI change
+        ({"version": "1.0.1", "defines": NARROWED}, 12),  # breaking: 4 | 8
+        ({"version": "2.0.0", "defines": NARROWED}, 12),  # abidiff's bits know no SemVer
+        ({"version": "1.0.0", "defines": ("EXTRA_INFER_PARAM",)}, 13),  # | 1: PH200 failed
+    ],
+)
+def test_exit_code_follows_abidiff_bits(new_kw, code):
+    old = h.build_plugin(debug=True)
+    new = h.build_plugin(debug=True, **new_kw)
+    res = invoke(new, "-b", old, "--runtime", h.stub_dir(), "--exit-code", "abidiff")
+    assert res.exit_code == code, res.output
+
+
+def test_suppressions_file_accepts_a_known_change(tmp_path):
+    old = h.build_plugin(debug=True)
+    new = h.build_plugin(debug=True, version="1.0.1", defines=NARROWED)
+    base = ["-b", old, "--runtime", h.stub_dir(), "-f", "json"]
+    assert invoke(new, *base).exit_code == 1
+    sup = tmp_path / "accepted.json"
+    sup.write_text(json.dumps({"suppressions": [
+        {"symbol": "inf*", "reason": "every host passes n_inputs < 2**32 (review #42)"}]}))
+    res = invoke(new, *base, "--suppressions", sup)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    ph204 = next(f for f in report["findings"] if f["id"] == "PH204")
+    assert ph204["status"] == "pass" and "1 suppressed" in ph204["message"]
+    assert report["baseline"]["c_abi"] == "unchanged"
+    assert "review #42" in report["baseline"]["suppressed"][0]
+
+
+def test_policy_suppresses_by_type_name(tmp_path):
+    old = h.build_plugin(debug=True)
+    new = h.build_plugin(debug=True, version="1.0.1", header="insert")
+    pol = tmp_path / "pol.json"
+    pol.write_text(json.dumps({"suppressions": [
+        {"type": "phot_open_options", "reason": "only our own host calls open"}]}))
+    base = ["-b", old, "--runtime", h.stub_dir()]
+    assert invoke(new, *base).exit_code == 1
+    res = invoke(new, *base, "--policy", pol)
+    assert res.exit_code == 0, res.output
+    res = invoke(new, *base, "--policy", pol, "--exit-code", "abidiff")
+    assert res.exit_code == 0, res.output  # suppressed changes are no change at all

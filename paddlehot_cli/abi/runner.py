@@ -57,8 +57,8 @@ class Report:
     @property
     def abidiff_exit_code(self) -> int:
         """abidiff's convention: 4 a C ABI change, |8 a breaking one (our verdict, so a narrowed
-        parameter is 12 where abidiff says 4), |1 another check failed. Suppressed changes and
-        MAJOR bumps do not clear the bits: abidiff knows neither."""
+        parameter is 12 where abidiff says 4), |1 another check failed. A suppressed change
+        clears its bits, as in abidiff; a MAJOR bump does not (abidiff knows no SemVer)."""
         code = 0
         c_abi = (self.baseline or {}).get("c_abi")
         if c_abi in ("compatible", "breaking"):
