@@ -135,7 +135,7 @@ def test_usage_and_input_errors_exit_2_with_one_line(tmp_path, args):
     nosupreason.write_text('{"suppressions": [{"symbol": "infer"}]}')
     supextra = tmp_path / "s2.json"
     supextra.write_text('{"suppressions": [], "glibc_floor": {}}')
-    files = dict(notelf=notelf, dir=tmp_path, nosupreason=nosupreason, supextra=supextra)
+    files = {"notelf": notelf, "dir": tmp_path, "nosupreason": nosupreason, "supextra": supextra}
     argv = [a.format(good=h.good_plugin(), **files) for a in args]
     res = invoke(*argv)
     assert res.exit_code == 2, res.output
@@ -206,8 +206,15 @@ def test_suppressions_file_accepts_a_known_change(tmp_path):
     base = ["-b", old, "--runtime", h.stub_dir(), "-f", "json"]
     assert invoke(new, *base).exit_code == 1
     sup = tmp_path / "accepted.json"
-    sup.write_text(json.dumps({"suppressions": [
-        {"symbol": "inf*", "reason": "every host passes n_inputs < 2**32 (review #42)"}]}))
+    sup.write_text(
+        json.dumps(
+            {
+                "suppressions": [
+                    {"symbol": "inf*", "reason": "every host passes n_inputs < 2**32 (review #42)"}
+                ]
+            }
+        )
+    )
     res = invoke(new, *base, "--suppressions", sup)
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
@@ -221,8 +228,15 @@ def test_policy_suppresses_by_type_name(tmp_path):
     old = h.build_plugin(debug=True)
     new = h.build_plugin(debug=True, version="1.0.1", header="insert")
     pol = tmp_path / "pol.json"
-    pol.write_text(json.dumps({"suppressions": [
-        {"type": "phot_open_options", "reason": "only our own host calls open"}]}))
+    pol.write_text(
+        json.dumps(
+            {
+                "suppressions": [
+                    {"type": "phot_open_options", "reason": "only our own host calls open"}
+                ]
+            }
+        )
+    )
     base = ["-b", old, "--runtime", h.stub_dir()]
     assert invoke(new, *base).exit_code == 1
     res = invoke(new, *base, "--policy", pol)

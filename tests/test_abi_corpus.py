@@ -21,11 +21,23 @@ FNS_RENAMED = ("open", "infer", "close", "manifest_json", "last_error")
 CORPUS: dict[str, tuple[dict, dict, str, str]] = {
     "rebuild, other params": ({}, {"params_bytes": 4097}, "none", "PH204"),
     "param narrowed (size_t -> uint32_t)": (
-        {}, {"defines": ("N_INPUTS_T=uint32_t",)}, "breaking", "PH204"),
+        {},
+        {"defines": ("N_INPUTS_T=uint32_t",)},
+        "breaking",
+        "PH204",
+    ),
     "param widened (uint32_t -> size_t)": (
-        {"defines": ("N_INPUTS_T=uint32_t",)}, {}, "breaking", "PH204"),
+        {"defines": ("N_INPUTS_T=uint32_t",)},
+        {},
+        "breaking",
+        "PH204",
+    ),
     "param signedness (size_t -> ssize_t)": (
-        {}, {"defines": ("N_INPUTS_T=ssize_t",)}, "breaking", "PH204"),
+        {},
+        {"defines": ("N_INPUTS_T=ssize_t",)},
+        "breaking",
+        "PH204",
+    ),
     "param added": ({}, {"defines": ("EXTRA_INFER_PARAM",)}, "breaking", "PH204"),
     "param removed": ({"defines": ("EXTRA_INFER_PARAM",)}, {}, "breaking", "PH204"),
     "return type changed": ({}, {"defines": ("CLOSE_RET_T=int64_t",)}, "breaking", "PH204"),
@@ -34,19 +46,33 @@ CORPUS: dict[str, tuple[dict, dict, str, str]] = {
     "struct field retyped": ({}, {"header": "retype"}, "breaking", "PH202"),
     "struct field removed": ({}, {"header": "remove"}, "breaking", "PH202"),
     "enum value changed": ({"header": "enum"}, {"header": "enum_changed"}, "breaking", "PH202"),
-    "enum value appended": (
-        {"header": "enum"}, {"header": "enum_appended"}, "compatible", "PH202"),
+    "enum value appended": ({"header": "enum"}, {"header": "enum_appended"}, "compatible", "PH202"),
     "typedef retargeted (int32_t -> int64_t)": ({}, {"header": "dtype64"}, "breaking", "PH202"),
     "typedef retargeted (int32_t -> uint32_t)": (
-        {}, {"header": "dtype_unsigned"}, "breaking", "PH202"),
+        {},
+        {"header": "dtype_unsigned"},
+        "breaking",
+        "PH202",
+    ),
     "private struct grew (opaque phot_model)": (
-        {}, {"defines": ("PRIVATE_GROWN",)}, "none", "PH202"),
+        {},
+        {"defines": ("PRIVATE_GROWN",)},
+        "none",
+        "PH202",
+    ),
     "export removed": ({}, {"defines": ("DROP_LAST_ERROR",)}, "breaking", "PH201"),
     "export added": (
-        {}, {"defines": ("EXTRA_HELPER",), "extra_globals": ("phot_leaked_helper",)},
-        "compatible", "PH201"),
+        {},
+        {"defines": ("EXTRA_HELPER",), "extra_globals": ("phot_leaked_helper",)},
+        "compatible",
+        "PH201",
+    ),
     "export renamed": (
-        {}, {"defines": ("MANIFEST_FN=manifest_json",), "fns": FNS_RENAMED}, "breaking", "PH201"),
+        {},
+        {"defines": ("MANIFEST_FN=manifest_json",), "fns": FNS_RENAMED},
+        "breaking",
+        "PH201",
+    ),
     "symbol version node changed": ({}, {"node": "PADDLEHOT_2.0"}, "breaking", "PH201"),
 }
 
@@ -54,14 +80,19 @@ CORPUS: dict[str, tuple[dict, dict, str, str]] = {
 DIFFERENCES = {
     "struct field appended": (
         "breaking",
-        "abidiff sees phot_open_options grow; plugin.h's rule is that structs starting with "
-        "struct_size grow at the end, and the plugin reads only the fields that fit in the "
-        "caller's struct_size and walks caller arrays by it, so old hosts keep working",
+        (
+            "abidiff sees phot_open_options grow; plugin.h's rule is that structs starting with "
+            "struct_size grow at the end, and the plugin reads only the fields that fit in the "
+            "caller's struct_size and walks caller arrays by it, so old hosts keep working"
+        ),
     ),
     "private struct grew (opaque phot_model)": (
         "breaking",
-        "abidiff follows phot_model* into the plugin's own struct; plugin.h declares it opaque "
-        "(hosts only hold the pointer), and a struct defined in a .c file is no host's ABI",
+        (
+            "abidiff follows phot_model* into the plugin's own struct; plugin.h declares it "
+            "opaque (hosts only hold the pointer), and a struct defined in a .c file is no "
+            "host's ABI"
+        ),
     ),
 }
 
@@ -98,8 +129,11 @@ def abidiff(old, new) -> tuple[str, int, str]:
 
 
 OURS = {"unchanged": "none", "compatible": "compatible", "breaking": "breaking"}
-STATUS = {"none": ("pass", "info"), "compatible": ("fail", "warning"),
-          "breaking": ("fail", "error")}
+STATUS = {
+    "none": ("pass", "info"),
+    "compatible": ("fail", "warning"),
+    "breaking": ("fail", "error"),
+}
 
 
 def ours(old, new):
@@ -129,7 +163,7 @@ def test_corpus_case_agrees_with_abidiff(case):
 
 def test_the_issue_case_names_the_parameter():
     """size_t -> uint32_t for infer's n_inputs: the change abidiff saw and PH201 waved through."""
-    before, after, _, _ = CORPUS["param narrowed (size_t -> uint32_t)"]
+    _, after, _, _ = CORPUS["param narrowed (size_t -> uint32_t)"]
     old = h.build_plugin(debug=True)
     new = h.build_plugin(debug=True, version="1.0.1", **after)
     report = run_abi_check(str(new), baseline=str(old), runtime_dirs=[h.stub_dir()])

@@ -24,14 +24,27 @@ from paddlehot_cli.errors import UserError
 
 pytestmark = pytest.mark.skipif(not h.available("gcc"), reason="needs gcc")
 EXAMPLES = int(os.environ.get("PHOT_FUZZ_EXAMPLES", "120"))
-ORACLE = settings(max_examples=max(10, EXAMPLES // 4), deadline=None,
-                  suppress_health_check=list(HealthCheck))
+ORACLE = settings(
+    max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck)
+)
 HOSTILE = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 # Every type differs from every other in size, signedness, float-ness or pointee, so a retype
 # is always breaking; RESPELL maps a type to another spelling of the same size and signedness.
-TYPES = ["int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
-         "uint64_t", "float", "double", "const char *", "void *"]
+TYPES = [
+    "int8_t",
+    "uint8_t",
+    "int16_t",
+    "uint16_t",
+    "int32_t",
+    "uint32_t",
+    "int64_t",
+    "uint64_t",
+    "float",
+    "double",
+    "const char *",
+    "void *",
+]
 RESPELL = {"int64_t": "long long", "uint64_t": "unsigned long long"}
 
 
@@ -76,8 +89,19 @@ def build(abi: Abi) -> Path:
         out.mkdir(exist_ok=True)
         (out / "fz.h").write_text(abi.header())
         (out / "fz.c").write_text(abi.source())
-        h.run(["gcc", "-shared", "-fPIC", "-g", "-O1", "-fvisibility=hidden",
-               str(out / "fz.c"), "-o", str(out / "fz.so")])
+        h.run(
+            [
+                "gcc",
+                "-shared",
+                "-fPIC",
+                "-g",
+                "-O1",
+                "-fvisibility=hidden",
+                str(out / "fz.c"),
+                "-o",
+                str(out / "fz.so"),
+            ]
+        )
         _BUILT[key] = out / "fz.so"
     return _BUILT[key]
 
@@ -85,11 +109,13 @@ def build(abi: Abi) -> Path:
 names = st.sampled_from([f"f{i}" for i in range(6)])
 abis = st.builds(
     Abi,
-    fields=st.lists(st.tuples(names, st.sampled_from(TYPES)), min_size=1, max_size=5,
-                    unique_by=lambda f: f[0]).map(tuple),
+    fields=st.lists(
+        st.tuples(names, st.sampled_from(TYPES)), min_size=1, max_size=5, unique_by=lambda f: f[0]
+    ).map(tuple),
     growable=st.booleans(),
     enum=st.lists(st.integers(0, 50), min_size=1, max_size=4, unique=True).map(
-        lambda vs: tuple((f"FZ_{i}", v) for i, v in enumerate(vs))),
+        lambda vs: tuple((f"FZ_{i}", v) for i, v in enumerate(vs))
+    ),
     ret=st.sampled_from(TYPES),
     params=st.lists(st.sampled_from(TYPES), max_size=4).map(tuple),
 )
@@ -105,11 +131,24 @@ def mutated(draw):
     """(old, new, expected check id, expected verdict)."""
     abi = draw(abis)
     k = draw(st.integers(0, 10_000))
-    kind = draw(st.sampled_from([
-        "none", "param retyped", "param respelled", "param added", "param removed",
-        "return retyped", "field retyped", "field inserted", "field appended", "field removed",
-        "enum value changed", "enum value appended",
-    ]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "none",
+                "param retyped",
+                "param respelled",
+                "param added",
+                "param removed",
+                "return retyped",
+                "field retyped",
+                "field inserted",
+                "field appended",
+                "field removed",
+                "enum value changed",
+                "enum value appended",
+            ]
+        )
+    )
     fields, params, enum = list(abi.fields), list(abi.params), list(abi.enum)
     i = k % max(1, len(params))
     j = k % len(fields)
@@ -154,8 +193,11 @@ def mutated(draw):
 
 
 VERDICT = {"unchanged": "none", "compatible": "compatible", "breaking": "breaking"}
-STATUS = {"none": ("pass", "info"), "compatible": ("fail", "warning"),
-          "breaking": ("fail", "error")}
+STATUS = {
+    "none": ("pass", "info"),
+    "compatible": ("fail", "warning"),
+    "breaking": ("fail", "error"),
+}
 
 
 @ORACLE
@@ -183,8 +225,9 @@ def debug_plugin() -> tuple[bytes, dict[str, tuple[int, int]]]:
     global _GOOD
     if _GOOD is None:
         so = h.build_plugin(debug=True, name="dwarf")
-        secs = {n: (o, s) for n, (o, s, _) in read_elf(so).sections.items()
-                if n.startswith(".debug_")}
+        secs = {
+            n: (o, s) for n, (o, s, _) in read_elf(so).sections.items() if n.startswith(".debug_")
+        }
         _GOOD = so.read_bytes(), secs
     return _GOOD
 
@@ -195,8 +238,7 @@ def check_survives(data: bytes) -> None:
         path = Path(tmp) / "plugin.so"
         path.write_bytes(data)
         try:
-            report = run_abi_check(str(path), baseline=str(baseline),
-                                   runtime_dirs=[h.stub_dir()])
+            report = run_abi_check(str(path), baseline=str(baseline), runtime_dirs=[h.stub_dir()])
         except UserError as exc:
             assert exc.exit_code == 2 and "\n" not in exc.message
             return
@@ -208,10 +250,10 @@ def check_survives(data: bytes) -> None:
 
 @HOSTILE
 @given(
-    section=st.sampled_from([".debug_info", ".debug_abbrev", ".debug_aranges", ".debug_str",
-                             ".debug_line"]),
-    flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 7)), min_size=1,
-                   max_size=6),
+    section=st.sampled_from(
+        [".debug_info", ".debug_abbrev", ".debug_aranges", ".debug_str", ".debug_line"]
+    ),
+    flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 7)), min_size=1, max_size=6),
 )
 def test_bit_flips_in_dwarf(section, flips):
     data, secs = debug_plugin()
@@ -239,8 +281,11 @@ def test_garbage_dwarf_is_not_compared(tmp_path):
     offset, size = secs[".debug_info"]
     path = tmp_path / "plugin.so"
     path.write_bytes(data[:offset] + b"\xff" * size + data[offset + size :])
-    report = run_abi_check(str(path), baseline=str(h.build_plugin(debug=True, name="dwarf")),
-                           runtime_dirs=[h.stub_dir()])
+    report = run_abi_check(
+        str(path),
+        baseline=str(h.build_plugin(debug=True, name="dwarf")),
+        runtime_dirs=[h.stub_dir()],
+    )
     f = next(f for f in report.findings if f.id == "PH204")
     assert f.status == "skip" and "DWARF is unreadable" in f.message, f.message
     assert report.baseline["c_abi"] == "not-compared"
@@ -248,10 +293,16 @@ def test_garbage_dwarf_is_not_compared(tmp_path):
 
 def test_stripped_side_is_not_compared(tmp_path):
     path = tmp_path / "plugin.so"
-    subprocess.run(["objcopy", "--strip-debug", str(h.build_plugin(debug=True, name="dwarf")),
-                    str(path)], check=True)
-    report = run_abi_check(str(path), baseline=str(h.build_plugin(debug=True, name="dwarf")),
-                           runtime_dirs=[h.stub_dir()])
+    subprocess.run(
+        ["objcopy", "--strip-debug", str(h.build_plugin(debug=True, name="dwarf")), str(path)],
+        check=True,
+    )
+    report = run_abi_check(
+        str(path),
+        baseline=str(h.build_plugin(debug=True, name="dwarf")),
+        runtime_dirs=[h.stub_dir()],
+    )
     f = next(f for f in report.findings if f.id == "PH204")
     assert f.status == "skip" and f.message == (
-        "not compared: no DWARF in the target (build both with build-plugin --debug)")
+        "not compared: no DWARF in the target (build both with build-plugin --debug)"
+    )

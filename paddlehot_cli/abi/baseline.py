@@ -244,9 +244,7 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
         sig_changes = diff_signatures(mo, mn)
         findings.append(apply_bump_rule("PH203", sig_changes, rule_bump, "model signature"))
         signature = verdict(sig_changes)
-    return BaselineResult(
-        findings, bump, c_abi, signature, abi_changes, sig_changes, scope, hidden
-    )
+    return BaselineResult(findings, bump, c_abi, signature, abi_changes, sig_changes, scope, hidden)
 
 
 def _compare_dwarf(
@@ -272,20 +270,27 @@ def _compare_dwarf(
                 why = f"no exported function found in the {side}'s DWARF"
             surfaces.append(surface)
         if why is not None:
-            return [
-                skipped("PH204", f"not compared: {why}"),
-                skipped("PH202", f"not compared: {why}"),
-            ], None, []
+            return (
+                [
+                    skipped("PH204", f"not compared: {why}"),
+                    skipped("PH202", f"not compared: {why}"),
+                ],
+                None,
+                [],
+            )
     a, b = surfaces
     assert a is not None and b is not None
     keys = {**export_keys(old), **export_keys(new)}
-    funcs, funcs_gone = split(diff_functions(a.functions, _rekey(b, old, new), keys),
-                              suppressions)
+    funcs, funcs_gone = split(diff_functions(a.functions, _rekey(b, old, new), keys), suppressions)
     types, types_gone = split(diff_types(a, b), suppressions)
-    return [
-        apply_bump_rule("PH204", funcs, bump, "C ABI function signature", funcs_gone),
-        apply_bump_rule("PH202", types, bump, "C ABI type", types_gone),
-    ], funcs + types, funcs_gone + types_gone
+    return (
+        [
+            apply_bump_rule("PH204", funcs, bump, "C ABI function signature", funcs_gone),
+            apply_bump_rule("PH202", types, bump, "C ABI type", types_gone),
+        ],
+        funcs + types,
+        funcs_gone + types_gone,
+    )
 
 
 def _rekey(surface, old: Subject, new: Subject):  # type: ignore[no-untyped-def]
@@ -293,6 +298,4 @@ def _rekey(surface, old: Subject, new: Subject):  # type: ignore[no-untyped-def]
     phot_mlp_v1_0_0_infer and phot_mlp_v1_1_0_infer are the same export)."""
     by_key = {k: s for s, k in export_keys(old).items()}
     new_keys = export_keys(new)
-    return {
-        by_key.get(new_keys.get(sym, sym), sym): fn for sym, fn in surface.functions.items()
-    }
+    return {by_key.get(new_keys.get(sym, sym), sym): fn for sym, fn in surface.functions.items()}

@@ -145,27 +145,37 @@ class _Reader:
 
     def _describe(self, die: Any, depth: int, alias: str | None) -> TypeInfo:
         tag = die.tag
-        inner = lambda: self.describe(_ref(die, "DW_AT_type"), depth + 1)  # noqa: E731
+        inner = lambda: self.describe(_ref(die, "DW_AT_type"), depth + 1)
         if tag == "DW_TAG_typedef":
             name = _name(die) or "<anon>"
             target = self.describe(_ref(die, "DW_AT_type"), depth + 1, alias=name)
             self.surface.typedefs.setdefault(name, target)
-            return TypeInfo(name, target.canon, target.size, target.kind, target.encoding,
-                            target.pointee)
+            return TypeInfo(
+                name, target.canon, target.size, target.kind, target.encoding, target.pointee
+            )
         if tag in _QUALIFIERS:
             t, q = inner(), _QUALIFIERS[tag]
-            return TypeInfo(f"{q} {t.text}", f"{q} {t.canon}", t.size, t.kind, t.encoding,
-                            t.pointee)
-        if tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type",
-                   "DW_TAG_rvalue_reference_type"):
+            return TypeInfo(
+                f"{q} {t.text}", f"{q} {t.canon}", t.size, t.kind, t.encoding, t.pointee
+            )
+        if tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type", "DW_TAG_rvalue_reference_type"):
             t = inner()
             size = _int(_attr(die, "DW_AT_byte_size")) or self.pointer_size
             mark = {"DW_TAG_pointer_type": "*", "DW_TAG_reference_type": "&"}.get(tag, "&&")
             return TypeInfo(_join(t.text, mark), _join(t.canon, mark), size, "pointer", "", t)
         if tag == "DW_TAG_base_type":
             enc = _int(_attr(die, "DW_AT_encoding"))
-            kind = ("signed" if enc in SIGNED_ENCODINGS else "float" if enc in FLOAT_ENCODINGS
-                    else "bool" if enc == 2 else "unsigned" if enc in (7, 8) else "other")
+            kind = (
+                "signed"
+                if enc in SIGNED_ENCODINGS
+                else "float"
+                if enc in FLOAT_ENCODINGS
+                else "bool"
+                if enc == 2
+                else "unsigned"
+                if enc in (7, 8)
+                else "other"
+            )
             name = _name(die) or "<base>"
             return TypeInfo(name, name, _int(_attr(die, "DW_AT_byte_size")), "base", kind)
         if tag in _AGGREGATES:
@@ -176,8 +186,11 @@ class _Reader:
             return self._array(die, inner())
         if tag == "DW_TAG_subroutine_type":
             ret = inner()
-            params = [self.describe(_ref(c, "DW_AT_type"), depth + 1).canon
-                      for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+            params = [
+                self.describe(_ref(c, "DW_AT_type"), depth + 1).canon
+                for c in die.iter_children()
+                if c.tag == "DW_TAG_formal_parameter"
+            ]
             sig = f"{ret.canon} (" + ", ".join(params) + ")"
             return TypeInfo(sig, sig, 0, "function")
         name = _name(die) or tag.removeprefix("DW_TAG_")
@@ -186,22 +199,28 @@ class _Reader:
     def _aggregate(self, die: Any, kind: str, alias: str | None) -> TypeInfo:
         name = _name(die) or alias or f"<anon@{die.offset:#x}>"
         size = _int(_attr(die, "DW_AT_byte_size"))
-        if not _attr(die, "DW_AT_declaration") and name not in self.surface.records:
-            if not self.private(die):
-                # placeholder first: a struct that points to itself ends here
-                self.surface.records[name] = Record(kind, name, size, ())
-                self.pending.append((die, name))
+        declared_only = bool(_attr(die, "DW_AT_declaration"))
+        if not declared_only and name not in self.surface.records and not self.private(die):
+            # placeholder first: a struct that points to itself ends here
+            self.surface.records[name] = Record(kind, name, size, ())
+            self.pending.append((die, name))
         text = f"{kind} {name}"
         return TypeInfo(text, text, size, kind)
 
     def _enum(self, die: Any, depth: int, alias: str | None) -> TypeInfo:
         name = _name(die) or alias or f"<anon@{die.offset:#x}>"
         size = _int(_attr(die, "DW_AT_byte_size"))
-        base = self.describe(_ref(die, "DW_AT_type"), depth + 1) if "DW_AT_type" in \
-            die.attributes else None
+        base = (
+            self.describe(_ref(die, "DW_AT_type"), depth + 1)
+            if "DW_AT_type" in die.attributes
+            else None
+        )
         if not _attr(die, "DW_AT_declaration") and name not in self.surface.enums:
-            values = tuple((_name(c) or "?", _int(_attr(c, "DW_AT_const_value")))
-                           for c in die.iter_children() if c.tag == "DW_TAG_enumerator")
+            values = tuple(
+                (_name(c) or "?", _int(_attr(c, "DW_AT_const_value")))
+                for c in die.iter_children()
+                if c.tag == "DW_TAG_enumerator"
+            )
             self.surface.enums[name] = Enum(name, size, values)
         text = f"enum {name}"
         return TypeInfo(text, text, size, "enum", base.encoding if base else "")
@@ -230,18 +249,28 @@ class _Reader:
                 if member.tag != "DW_TAG_member":
                     continue
                 loc = _attr(member, "DW_AT_data_member_location")
-                offset = loc if isinstance(loc, int) else (0 if die.tag ==
-                                                            "DW_TAG_union_type" else -1)
-                fields.append(Field(_name(member) or "<anon>", offset,
-                                    self.describe(_ref(member, "DW_AT_type"))))
+                offset = (
+                    loc if isinstance(loc, int) else (0 if die.tag == "DW_TAG_union_type" else -1)
+                )
+                fields.append(
+                    Field(
+                        _name(member) or "<anon>", offset, self.describe(_ref(member, "DW_AT_type"))
+                    )
+                )
             old = self.surface.records[name]
             self.surface.records[name] = Record(old.kind, name, old.size, tuple(fields))
 
     def function(self, die: Any, symbol: str) -> Function:
         decl = die
         for _ in range(8):  # out-of-line copies point to the declaration that has the details
-            nxt = next((a for a in ("DW_AT_abstract_origin", "DW_AT_specification")
-                        if a in decl.attributes), None)
+            nxt = next(
+                (
+                    a
+                    for a in ("DW_AT_abstract_origin", "DW_AT_specification")
+                    if a in decl.attributes
+                ),
+                None,
+            )
             if nxt is None:
                 break
             decl = _ref(decl, nxt)
@@ -249,8 +278,12 @@ class _Reader:
         params, variadic = [], False
         for child in decl.iter_children():
             if child.tag == "DW_TAG_formal_parameter":
-                params.append((_name(child) or f"arg{len(params) + 1}",
-                               self.describe(_ref(child, "DW_AT_type"))))
+                params.append(
+                    (
+                        _name(child) or f"arg{len(params) + 1}",
+                        self.describe(_ref(child, "DW_AT_type")),
+                    )
+                )
             elif child.tag == "DW_TAG_unspecified_parameters":
                 variadic = True
         return Function(symbol, ret, tuple(params), variadic)
@@ -263,8 +296,10 @@ def _subprogram_name(die: Any) -> str | None:
             v = _attr(die, attr)
             if v is not None:
                 return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-        nxt = next((a for a in ("DW_AT_abstract_origin", "DW_AT_specification")
-                    if a in die.attributes), None)
+        nxt = next(
+            (a for a in ("DW_AT_abstract_origin", "DW_AT_specification") if a in die.attributes),
+            None,
+        )
         die = _ref(die, nxt) if nxt else None
         seen += 1
     return None

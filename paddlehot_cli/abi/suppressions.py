@@ -40,8 +40,9 @@ class Suppression:
 def parse_suppressions(value: Any, where: str) -> tuple[Suppression, ...]:
     """Validate a policy's 'suppressions' list; one UserError line for the first bad entry."""
     if not isinstance(value, list) or len(value) > MAX_SUPPRESSIONS:
-        raise UserError(f"policy {where}: 'suppressions' must be a list (at most "
-                        f"{MAX_SUPPRESSIONS} entries)")
+        raise UserError(
+            f"policy {where}: 'suppressions' must be a list (at most {MAX_SUPPRESSIONS} entries)"
+        )
     out = []
     for i, entry in enumerate(value):
         ok = (

@@ -61,7 +61,7 @@ def diff_functions(
             continue  # removed exports are PH201's
         name = key.get(sym, sym)
 
-        def add(breaking: bool, what: str) -> None:
+        def add(breaking: bool, what: str, name: str = name) -> None:
             changes.append(Change(breaking, f"{name}(): {what}", symbol=name))
 
         if fa.ret.kind == "void" and fb.ret.kind != "void":
@@ -83,36 +83,43 @@ def diff_functions(
 def _diff_record(a: Record, b: Record) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     name = a.name
+
+    def add(breaking: bool, what: str) -> None:
+        out.append((breaking, f"{name}.{what}"))
+
     nb = {f.name: f for f in b.fields}
     for i, fa in enumerate(a.fields):
         fb = b.fields[i] if i < len(b.fields) else None
         if fb is not None and fb.name == fa.name:
             if fb.offset != fa.offset:
-                out.append((True, f"{name}.{fa.name} moved from offset {fa.offset} to {fb.offset}"))
+                add(True, f"{fa.name} moved from offset {fa.offset} to {fb.offset}")
             if (d := compare_types(fa.type, fb.type)) is not None:
-                out.append((d[0], f"{name}.{fa.name} retyped: {d[1]}"))
+                add(d[0], f"{fa.name} retyped: {d[1]}")
         elif fa.name in nb:
-            out.append((True, f"{name}.{fa.name} moved from offset {fa.offset} to "
-                        f"{nb[fa.name].offset} (a field was inserted or removed before it)"))
+            add(
+                True,
+                f"{fa.name} moved from offset {fa.offset} to {nb[fa.name].offset} "
+                "(a field was inserted or removed before it)",
+            )
         else:
-            out.append((True, f"{name}.{fa.name} removed or renamed"))
+            add(True, f"{fa.name} removed or renamed")
     old_names = {f.name for f in a.fields}
     growable = a.kind == "struct" and bool(a.fields) and a.fields[0].name == GROWTH_FIELD
     for j, fb in enumerate(b.fields):
         if fb.name in old_names:
             continue
+        where = f"{fb.name} at offset {fb.offset}"
         if j < len(a.fields):
-            out.append((True, f"{name}.{fb.name} inserted at offset {fb.offset}, before existing "
-                        "fields"))
+            add(True, f"{where} inserted before existing fields")
         elif growable:
-            out.append((False, f"{name}.{fb.name} appended at offset {fb.offset} (struct_size "
-                        "tells the plugin which fields the caller has)"))
+            add(False, f"{where} appended (struct_size tells the plugin what the caller has)")
         else:
-            out.append((True, f"{name}.{fb.name} appended at offset {fb.offset}: {name} has no "
-                        f"{GROWTH_FIELD}, so callers' sizeof and arrays change"))
-    if a.size != b.size and not any(brk for brk, _ in out) and not (
-        growable and b.size > a.size
-    ):
+            add(
+                True,
+                f"{where} appended, but {name} has no {GROWTH_FIELD}: callers' sizeof "
+                "and arrays change",
+            )
+    if a.size != b.size and not any(brk for brk, _ in out) and not (growable and b.size > a.size):
         out.append((True, f"{name} size changed from {a.size} to {b.size} bytes"))
     return out
 
@@ -125,14 +132,18 @@ def _diff_enum(a: Enum, b: Enum) -> list[tuple[bool, str]]:
         if ename not in vb:
             out.append((True, f"enum {a.name}: {ename} (= {value}) removed"))
         elif vb[ename] != value:
-            out.append((True, f"enum {a.name}: {ename} changed value from {value} to "
-                        f"{vb[ename]}"))
+            out.append((True, f"enum {a.name}: {ename} changed value from {value} to {vb[ename]}"))
     known = dict(a.values)
     for ename, value in b.values:
         if ename not in known:
             clash = value in old_values
-            out.append((clash, f"enum {a.name}: {ename} = {value} added" +
-                        (" with a value an existing enumerator had" if clash else "")))
+            out.append(
+                (
+                    clash,
+                    f"enum {a.name}: {ename} = {value} added"
+                    + (" with a value an existing enumerator had" if clash else ""),
+                )
+            )
     if a.size != b.size:
         out.append((True, f"enum {a.name} size changed from {a.size} to {b.size} bytes"))
     return out
@@ -142,11 +153,15 @@ def diff_types(old: Surface, new: Surface) -> list[Change]:
     """Changes of every named type reachable from the exports on both sides."""
     changes: list[Change] = []
     for name in sorted(set(old.records) & set(new.records)):
-        changes += [Change(brk, what, type=name)
-                    for brk, what in _diff_record(old.records[name], new.records[name])]
+        changes += [
+            Change(brk, what, type=name)
+            for brk, what in _diff_record(old.records[name], new.records[name])
+        ]
     for name in sorted(set(old.enums) & set(new.enums)):
-        changes += [Change(brk, what, type=name)
-                    for brk, what in _diff_enum(old.enums[name], new.enums[name])]
+        changes += [
+            Change(brk, what, type=name)
+            for brk, what in _diff_enum(old.enums[name], new.enums[name])
+        ]
     for name in sorted(set(old.typedefs) & set(new.typedefs)):
         d = compare_types(old.typedefs[name], new.typedefs[name])
         if d is not None:

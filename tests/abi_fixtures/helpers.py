@@ -89,7 +89,9 @@ def stub_dir(arch: str = "x86_64", source: str = "pd_stub.c") -> Path:
 
 
 # phot_dtype as an enum (the baseline of the enum cases), with one value changed, one appended.
-_ENUM = "typedef enum phot_dtype_e {{ PHOT_F32 = 1, PHOT_F16 = {f16}, PHOT_I64 = 5{more} }} phot_dtype;"
+_ENUM = (
+    "typedef enum phot_dtype_e {{ PHOT_F32 = 1, PHOT_F16 = {f16}, PHOT_I64 = 5{more} }} phot_dtype;"
+)
 ENUM_DTYPE = {
     "enum": _ENUM.format(f16=2, more=""),
     "enum_changed": _ENUM.format(f16=3, more=""),
