@@ -165,3 +165,28 @@ def test_baseline_side_loads_like_target():
     s = resolve(str(h.build_plugin(debug=True)))
     assert s.elf is not None and s.elf.has_debug_info and s.plugin is not None
     assert json.loads(json.dumps(s.plugin.raw))["plugin"]["abi_node"] == "PADDLEHOT_1.0"
+
+
+def test_real_build_plugin_debug_pair_is_compared_through_dwarf(exported):
+    """Two plugins from `paddlehot build-plugin --debug` (the real template, real paddle): every
+    export's signature and both plugin.h structs are read, and nothing differs."""
+    from plugin_fixtures.helpers import build
+
+    from paddlehot_cli.abi.dwarf_types import read_surface
+    from paddlehot_cli.core.elf_facts import read_elf
+
+    flags = ("--debug", "--no-embed-model", "--no-verify")
+    old = build(exported("demo:mlp"), *flags, name="mlp_dbg")
+    new = build(exported("demo:mlp", "pir", "1.1.0"), *flags, name="mlp_dbg")
+    report = run_abi_check(str(new), baseline=str(old))
+    status = {f.id: f.status for f in report.findings}
+    assert status["PH204"] == status["PH202"] == "pass"
+    assert report.baseline["c_abi"] == "unchanged"
+    assert report.baseline["c_abi_scope"] == "exports+dwarf"
+    surface = read_surface(new, {s.name for s in read_elf(new).exports()})
+    assert sorted(surface.functions) == sorted(f"phot_mlp_v1_1_0_{fn}" for fn in h.FNS)
+    sizes = resolve(str(new)).plugin_meta["struct_sizes"]
+    assert {n: surface.records[n].size for n in sizes} == sizes
+    infer = surface.functions["phot_mlp_v1_1_0_infer"]
+    assert [t.canon for _, t in infer.params][2] == "long unsigned int"  # size_t n_inputs
+    assert "phot_model" not in surface.records  # opaque in plugin.h
