@@ -128,17 +128,9 @@ def abidiff(old, new) -> tuple[str, int, str]:
     return ("compatible" if filtered else "none"), proc.returncode, proc.stdout
 
 
-OURS = {"unchanged": "none", "compatible": "compatible", "breaking": "breaking"}
-STATUS = {
-    "none": ("pass", "info"),
-    "compatible": ("fail", "warning"),
-    "breaking": ("fail", "error"),
-}
-
-
 def ours(old, new):
     report = run_abi_check(str(new), baseline=str(old), runtime_dirs=[h.stub_dir()])
-    return OURS[report.baseline["c_abi"]], report
+    return h.VERDICT[report.baseline["c_abi"]], report
 
 
 @pytest.mark.skipif(not h.available("abidiff"), reason="needs abigail-tools")
@@ -152,7 +144,7 @@ def test_corpus_case_agrees_with_abidiff(case):
     assert verdict == expected, (case, changes)
     # same name and version on both sides: a compatible change warns (no MINOR bump)
     finding = next(f for f in report.findings if f.id == check_id)
-    assert (finding.status, finding.severity) == STATUS[expected], (case, finding)
+    assert (finding.status, finding.severity) == h.STATUS[expected], (case, finding)
     theirs, code, text = abidiff(old, new)
     if case in DIFFERENCES:
         assert theirs == DIFFERENCES[case][0], (case, code, text)

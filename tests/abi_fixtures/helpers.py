@@ -24,6 +24,15 @@ PLUGIN_H = REPO / "native" / "include" / "paddlehot" / "plugin.h"
 FNS = ("open", "infer", "close", "manifest", "last_error")
 HARDEN = ["-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack"]
 
+# abi-check's C ABI verdict in the words of the corpus and the oracle, and the finding a verdict
+# gives when both sides have the same version (a compatible change then wants a MINOR bump)
+VERDICT = {"unchanged": "none", "compatible": "compatible", "breaking": "breaking"}
+STATUS = {
+    "none": ("pass", "info"),
+    "compatible": ("fail", "warning"),
+    "breaking": ("fail", "error"),
+}
+
 _ROOT: Path | None = None
 _CACHE: dict[str, Path] = {}
 
