@@ -178,3 +178,28 @@ def test_without_dwarf_signatures_are_not_compared():
         assert f.status == "skip" and f.message.startswith("not compared: no DWARF")
     assert report.baseline["c_abi"] == "not-compared"
     assert report.baseline["c_abi_scope"] == "exports"
+
+
+def test_export_without_dwarf_on_one_side_is_not_compared(tmp_path):
+    """One export's object built without -g: its signature change is not seen, and the verdict
+    says so instead of 'unchanged'."""
+    (tmp_path / "a.c").write_text(
+        '#include <stddef.h>\n__attribute__((visibility("default"))) int f_one(size_t n) '
+        "{ return (int)n; }\n"
+    )
+    sos = []
+    for side, param in (("old", "unsigned"), ("new", "unsigned long")):
+        (tmp_path / "b.c").write_text(
+            f'__attribute__((visibility("default"))) int f_two({param} n) {{ return (int)n; }}\n'
+        )
+        h.run(["gcc", "-c", "-fPIC", "-g", str(tmp_path / "a.c"), "-o", str(tmp_path / "a.o")])
+        h.run(["gcc", "-c", "-fPIC", str(tmp_path / "b.c"), "-o", str(tmp_path / "b.o")])
+        so = tmp_path / f"{side}.so"
+        h.run(["gcc", "-shared", str(tmp_path / "a.o"), str(tmp_path / "b.o"), "-o", str(so)])
+        sos.append(so)
+    report = run_abi_check(str(sos[1]), baseline=str(sos[0]))
+    f = next(f for f in report.findings if f.id == "PH204")
+    assert f.details == ["not compared (no DWARF for it on one side): f_two()"]
+    assert "1 not compared" in f.message
+    assert report.baseline["c_abi"] == "not-compared"
+    assert report.baseline["c_abi_scope"] == "exports+partial-dwarf"

@@ -144,10 +144,11 @@ def apply_bump_rule(
     changes: Sequence[Change],
     bump: str,
     what: str,
-    suppressed: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> Finding:
+    """`notes`: what was left out (suppressed changes, exports not compared), one line each."""
     details = [("breaking: " if c.breaking else "compatible: ") + c.what for c in changes]
-    details += list(suppressed)
+    details += list(notes)
     breaking = [c for c in changes if c.breaking]
     if breaking:
         if bump == MAJOR:
@@ -173,8 +174,12 @@ def apply_bump_rule(
             details,
             severity=WARNING,
         )
-    tail = f" ({len(suppressed)} suppressed)" if suppressed else ""
-    return passed(check_id, f"{what} unchanged{tail}", details)
+    hidden = sum(1 for n in notes if n.startswith("suppressed"))
+    blind = len(notes) - hidden
+    tail = ", ".join(
+        ([f"{hidden} suppressed"] if hidden else []) + ([f"{blind} not compared"] if blind else [])
+    )
+    return passed(check_id, f"{what} unchanged" + (f" ({tail})" if tail else ""), details)
 
 
 @dataclass
@@ -230,10 +235,13 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
         )
         findings += dwarf_findings
         abi_changes = exports + (dwarf_changes or [])
-        hidden = gone + dwarf_gone
+        hidden = [n for n in gone + dwarf_gone if n.startswith("suppressed")]
+        blind = [n for n in dwarf_gone if not n.startswith("suppressed")]
         scope = "exports+dwarf" if dwarf_changes is not None else "exports"
+        if blind:
+            scope = "exports+partial-dwarf"
         c_abi = verdict(abi_changes)
-        if scope == "exports" and c_abi == "unchanged":
+        if scope != "exports+dwarf" and c_abi == "unchanged":
             c_abi = "not-compared"  # same names say nothing about the signatures behind them
 
     sig_changes: list[Change] = []
@@ -250,7 +258,8 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
 def _compare_dwarf(
     old: Subject, new: Subject, bump: str, suppressions: Sequence[Suppression]
 ) -> tuple[list[Finding], list[Change] | None, list[str]]:
-    """PH204 (function signatures) and PH202 (reachable types); changes None: not compared."""
+    """PH204 (function signatures) and PH202 (reachable types): (findings, changes or None when
+    not compared at all, one note per change suppressed or export not compared)."""
     from paddlehot_cli.abi.dwarf_types import DwarfUnreadable, read_surface
     from paddlehot_cli.abi.surface_diff import diff_functions, diff_types
 
@@ -281,15 +290,22 @@ def _compare_dwarf(
     a, b = surfaces
     assert a is not None and b is not None
     keys = {**export_keys(old), **export_keys(new)}
-    funcs, funcs_gone = split(diff_functions(a.functions, _rekey(b, old, new), keys), suppressions)
+    new_functions = _rekey(b, old, new)
+    funcs, funcs_gone = split(diff_functions(a.functions, new_functions, keys), suppressions)
     types, types_gone = split(diff_types(a, b), suppressions)
+    # an export on both sides whose DWARF one side lacks (e.g. from an object built without -g)
+    blind = [
+        f"not compared (no DWARF for it on one side): {key}()"
+        for sym, key in sorted(export_keys(old).items())
+        if key in export_keys(new).values() and (sym not in a.functions or sym not in new_functions)
+    ]
     return (
         [
-            apply_bump_rule("PH204", funcs, bump, "C ABI function signature", funcs_gone),
+            apply_bump_rule("PH204", funcs, bump, "C ABI function signature", funcs_gone + blind),
             apply_bump_rule("PH202", types, bump, "C ABI type", types_gone),
         ],
         funcs + types,
-        funcs_gone + types_gone,
+        funcs_gone + types_gone + blind,
     )
 
 
