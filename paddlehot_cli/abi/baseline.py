@@ -252,6 +252,7 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
         sig_changes = diff_signatures(mo, mn)
         findings.append(apply_bump_rule("PH203", sig_changes, rule_bump, "model signature"))
         signature = verdict(sig_changes)
+    findings.sort(key=lambda f: f.id)  # PH200..PH204 in order, whatever found them first
     return BaselineResult(findings, bump, c_abi, signature, abi_changes, sig_changes, scope, hidden)
 
 
