@@ -40,6 +40,12 @@ CORPUS: dict[str, tuple[dict, dict, str, str]] = {
     ),
     "param added": ({}, {"defines": ("EXTRA_INFER_PARAM",)}, "breaking", "PH204"),
     "param removed": ({"defines": ("EXTRA_INFER_PARAM",)}, {}, "breaking", "PH204"),
+    "pointee made const": (
+        {},
+        {"defines": ("CLOSE_ARG_CONST=const",)},
+        "compatible",
+        "PH204",
+    ),
     "return type changed": ({}, {"defines": ("CLOSE_RET_T=int64_t",)}, "breaking", "PH204"),
     "struct field inserted": ({}, {"header": "insert"}, "breaking", "PH202"),
     "struct field appended": ({}, {"header": "append"}, "compatible", "PH202"),

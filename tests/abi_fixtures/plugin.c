@@ -33,6 +33,9 @@ extern int phot_not_provided_anywhere(int x);
 #ifndef CLOSE_RET_T
 #define CLOSE_RET_T int32_t
 #endif
+#ifndef CLOSE_ARG_CONST
+#define CLOSE_ARG_CONST
+#endif
 #ifndef MANIFEST_FN
 #define MANIFEST_FN manifest
 #endif
@@ -70,7 +73,7 @@ PHOT_EXPORT int32_t FN(infer)(phot_model *model, const phot_tensor *inputs, N_IN
   return inputs[0].name && strlen(inputs[0].name) > 0 ? PHOT_OK : PHOT_E_UNKNOWN_INPUT;
 }
 
-PHOT_EXPORT PHOT_WEAK CLOSE_RET_T FN(close)(phot_model *model) {
+PHOT_EXPORT PHOT_WEAK CLOSE_RET_T FN(close)(CLOSE_ARG_CONST phot_model *model) {
 #ifdef NEWER_GLIBC
   if (!model) return dlerror() ? PHOT_E_RUNTIME : PHOT_E_INVALID_ARGUMENT;
 #endif
