@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from paddlehot_cli import __version__
-from paddlehot_cli.cli import abi_check, bench, build_plugin, demo, export, serve
+from paddlehot_cli.cli import abi_check, bench, build_plugin, demo, export, pull, push, serve
 from paddlehot_cli.cli.errors import VERBOSE_ENV
 
 app = typer.Typer(
@@ -50,6 +50,8 @@ app.command("abi-check")(abi_check.abi_check)
 app.command("bench")(bench.bench)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("push")(push.push)
+app.command("pull")(pull.pull)
 
 
 def run() -> None:

@@ -23,3 +23,16 @@ def step(title: str) -> Iterator[None]:
         console.print(f"[red]✗[/red] {title} ({time.perf_counter() - start:.1f} s)")
         raise
     console.print(f"[green]✓[/green] {title} ({time.perf_counter() - start:.1f} s)")
+
+
+@contextmanager
+def transfer(title: str) -> Iterator[tuple]:
+    """A byte progress bar for uploads and downloads: yields (set_total, advance)."""
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                               TransferSpeedColumn)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(title, total=None)
+        yield (lambda total: bar.update(task, total=total),
+               lambda n: bar.advance(task, n))

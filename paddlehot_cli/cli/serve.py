@@ -64,6 +64,16 @@ def serve(
     max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Larger request bodies get 413."),
     breaker_failures: int = typer.Option(5, "--breaker-failures", help="Consecutive failures that open a breaker."),
     breaker_cooldown: float = typer.Option(30.0, "--breaker-cooldown", help="Seconds before a half-open trial."),
+    follow: list[str] | None = typer.Option(
+        None, "--follow", metavar="oci://HOST/NS/NAME[:LABEL|@RANGE]",
+        help="Pull new versions of this registry repository into REPO as they are pushed (the "
+             "newest --max-versions, those in a SemVer range, or the one a label points at). "
+             "Repeatable. See `paddlehot pull`.",
+    ),
+    follow_interval: float = typer.Option(30.0, "--follow-interval",
+                                          help="Seconds between registry checks (backs off on errors)."),
+    insecure: bool = typer.Option(False, "--insecure",
+                                  help="--follow over plain HTTP instead of TLS (a test registry)."),
 ) -> None:
     """Serve every model in REPO with zero-downtime hot swaps (Open Inference Protocol v2).
 
@@ -76,6 +86,8 @@ def serve(
       paddlehot serve models/ --port 8000 --threads 2
 
       paddlehot serve models/ --host 0.0.0.0 --admin-token "$TOKEN" --max-versions 2
+
+      paddlehot serve models/ --follow oci://registry.local:5000/models/mlp:stable
     """
     from paddlehot_cli.core.version_policy import VersionPolicy
     from paddlehot_cli.errors import UserError
@@ -90,6 +102,13 @@ def serve(
         raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
     if repo is not None and not repo.is_dir():
         raise UserError(f"model repository {repo} is not a directory")
+    if follow:
+        from paddlehot_cli.fleet.follower import parse_follow
+
+        if repo is None or follow_interval <= 0:
+            raise UserError("--follow needs a REPO to pull into and a positive --follow-interval")
+        for text in follow:
+            parse_follow(text)
     # OpenMP threads that spin 200 ms after each op (Intel's default) steal the cores a model
     # load needs during a swap: resnet18 at 2 threads, p99 in swap windows 2.1x -> 1.6x steady
     # for ~7% less steady throughput. Must be set before paddle (libiomp5) is loaded.
@@ -104,6 +123,7 @@ def serve(
         resource_preserving=resource_preserving, max_batch=batch_size,
         batch_delay_ms=batch_delay_ms, pool_max=pool_max, max_body_mb=max_body_mb,
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
+        follow=list(follow or []), follow_interval=follow_interval, insecure=insecure,
     )
     def _early_stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit

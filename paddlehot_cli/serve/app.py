@@ -98,6 +98,7 @@ class Server:
         self.manager = manager
         self.metrics = metrics or Metrics()
         self.options = options or ServeOptions()
+        self.index_hooks: list[Any] = []  # rows -> rows, e.g. serve --follow's remote state
         self.app = Starlette(
             routes=[
                 Route("/v2/health/live", self.live, methods=["GET"]),
@@ -299,6 +300,8 @@ class Server:
                 return _error("the request body must be a JSON object", 400)
             ready_only = bool(doc.get("ready", False))
         rows = await asyncio.to_thread(self.manager.status)
+        for hook in self.index_hooks:
+            rows = hook(rows)
         if ready_only:
             rows = [r for r in rows if r["state"] == "READY"]
         return _json(rows)

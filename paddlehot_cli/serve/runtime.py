@@ -46,6 +46,9 @@ class ServeConfig:
     use_watchfiles: bool = True
     breaker: dict = field(default_factory=dict)
     graceful_timeout_s: float = 30.0
+    follow: list[str] = field(default_factory=list)  # oci:// references (fleet.follower)
+    follow_interval: float = 30.0
+    insecure: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +81,7 @@ class Runtime:
             raise UserError(f"--prefer must be package or plugin, not '{cfg.prefer}'")
         self.cfg = cfg
         self.metrics = Metrics()
+        self.listeners = [self.metrics.on_event]  # Manager events: metrics, serve --follow
         self.manager = Manager(
             make_loader(cfg),
             ManagerConfig(
@@ -85,7 +89,7 @@ class Runtime:
                 max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
                 workers=cfg.pool_max, breaker=dict(cfg.breaker),
             ),
-            on_event=self.metrics.on_event,
+            on_event=lambda *event: [listener(*event) for listener in self.listeners],
         )
         self.metrics.attach(self.manager)
         self.source = RepositorySource(
@@ -103,6 +107,11 @@ class Runtime:
         self.sock: socket.socket | None = None
         self.uvicorn: Any = None
         self._thread: threading.Thread | None = None
+        self.follower = None
+        if cfg.follow:  # a remote source pulling into REPO; the repository watcher swaps
+            from paddlehot_cli.fleet.follower import attach
+
+            self.follower = attach(self)
 
     @property
     def port(self) -> int:
@@ -127,12 +136,16 @@ class Runtime:
     def start_core(self, timeout: float = 300.0) -> None:
         """Scan the repository, load what the policy wants (blocking), then start watching."""
         self.source.check()
+        if self.follower is not None:
+            self.follower.sync_once()
         if not self.source.models():
             raise UserError(f"model repository {self.cfg.repo} has no model directories",
                             hint="publish one with `paddlehot export ... --repo REPO`")
         self.source.scan()
         self.manager.wait_idle(timeout)
         self.source.start()
+        if self.follower is not None:
+            self.follower.start()
 
     def make_uvicorn(self) -> Any:
         import uvicorn
@@ -201,6 +214,8 @@ class Runtime:
         self.shutdown()
 
     def shutdown(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         self.source.stop()
         self.manager.stop()
         if self.sock is not None:

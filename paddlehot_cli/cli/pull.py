@@ -1,0 +1,51 @@
+"""`paddlehot pull oci://HOST/NS/NAME[:TAG] --repo REPO`: one version from a registry into REPO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from paddlehot_cli.cli.errors import user_errors
+from paddlehot_cli.cli.render import out, transfer
+
+
+@user_errors
+def pull(
+    source: str = typer.Argument(
+        ..., metavar="oci://HOST[:PORT]/NAMESPACE/NAME[:TAG|@RANGE]",
+        help="A version tag (1.2.0), a label (stable), a SemVer range (@^1.2) or nothing (the "
+             "newest version).", show_default=False),
+    repo: Path = typer.Option(..., "--repo", help="Model repository to pull into (REPO/NAME/VERSION).",
+                              show_default=False),
+    insecure: bool = typer.Option(False, "--insecure",
+                                  help="Plain HTTP instead of TLS (a test registry on 127.0.0.1)."),
+) -> None:
+    """Pull one version into REPO exactly as `serve --follow` does: a hidden staging dir, every
+    blob checked against its digest, then the package checksums, then one rename.
+
+    A serve watching REPO picks the version up like any publish. Files another local version
+    already has (same sha256) are copied instead of downloaded; on an image index the plugin of
+    this machine's architecture comes along as VERSION/plugin.so.
+
+    Examples:
+
+      paddlehot pull oci://registry.local:5000/models/mlp:1.2.0 --repo /var/lib/paddlehot/models
+
+      paddlehot pull oci://registry.local:5000/models/mlp:stable --repo models/
+    """
+    from paddlehot_cli.fleet.pull import pull_version
+    from paddlehot_cli.fleet.reference import parse_reference
+
+    ref = parse_reference(source)
+    with transfer(f"pulling {ref}") as (on_total, progress):
+        r = pull_version(ref, repo, insecure=insecure, on_total=on_total, progress=progress)
+    if r.already_present:
+        out.print(f"{r.path} is already here and identical to {r.reference}", soft_wrap=True)
+        return
+    plugin = f", {r.plugin_arch} plugin" if r.plugin_arch else ""
+    note = f" ({r.note})" if r.note else ""
+    out.print(f"pulled {r.reference} -> {r.path}{plugin}{note}: {r.downloaded_bytes / 1e6:.1f} MB "
+              f"downloaded, {r.reused_bytes / 1e6:.1f} MB reused from local versions, "
+              f"{r.seconds:.2f} s", soft_wrap=True)
+    out.print(f"  digest {r.digest}", soft_wrap=True)

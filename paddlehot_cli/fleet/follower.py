@@ -1,0 +1,327 @@
+"""`serve --follow`: a remote source. Every interval it lists a registry repository's tags, picks
+the versions the policy wants (the newest N, the newest N in a SemVer range, or the version a
+label such as `stable` points at), and pulls new ones into REPO exactly as `paddlehot pull` does;
+the repository watcher then swaps them in like any publish. Following a label also writes it into
+REPO/NAME/labels.json, so moving the label in the registry moves the box's traffic (roll out,
+roll back).
+
+Offline-first: an unreachable or failing registry never touches what is served. The follower
+backs off (interval, doubling, capped), and says so in the log, /metrics and
+/v2/repository/index. A version that fails its checks is refused (reason logged and shown) and
+not tried again until its tag moves or the refusal ages out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from paddlehot_cli.core.source import LABELS_FILE
+from paddlehot_cli.core.versions import is_semver, sort_key
+from paddlehot_cli.fleet.client import RegistryClient
+from paddlehot_cli.fleet.errors import BadReference, FleetError, RegistryHTTPError
+from paddlehot_cli.fleet.pull import newest_tag, pull_resolved, range_spec, resolve
+from paddlehot_cli.fleet.reference import Reference, is_label, parse_reference
+
+log = logging.getLogger("paddlehot.follow")
+SWAP_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+def parse_follow(text: str) -> Reference:
+    """`oci://HOST/NS/NAME` (newest), `...:LABEL` or `...:VERSION`, `...@RANGE`."""
+    ref = parse_reference(text)
+    if ref.digest:
+        raise BadReference(f"--follow {text}: follow a tag or a range, not a digest",
+                           hint="pin a digest with `paddlehot pull` instead")
+    if ref.range:
+        range_spec(ref.range)
+    return ref
+
+
+@dataclass
+class Remote:
+    """What the follower knows about one followed reference (shown in the index)."""
+
+    ref: Reference
+    state: str = "starting"  # starting | ok | unreachable | error
+    error: str = ""
+    failures: int = 0
+    next_try: float = 0.0  # monotonic
+    last_success: float | None = None  # wall clock
+    model: str | None = None  # the package name, once one version was resolved
+    label_digest: dict[str, str] = field(default_factory=dict)  # label -> digest last applied
+    refused: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+
+    def view(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"remote": str(self.ref), "state": self.state}
+        if self.error:
+            doc["error"] = self.error
+        if self.last_success is not None:
+            doc["last_success"] = datetime.fromtimestamp(self.last_success, timezone.utc).isoformat()
+        if self.state in ("unreachable", "error"):
+            doc["retry_in_s"] = round(max(0.0, self.next_try - time.monotonic()), 1)
+        return doc
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry, follower: Follower):
+        self.pulls = Counter("paddlehot_fleet_pulls", "Versions pulled from a registry",
+                             ["model"], registry=registry)
+        self.failures = Counter("paddlehot_fleet_pull_failures",
+                                "Failed registry syncs and refused versions, by reason",
+                                ["reason"], registry=registry)
+        self.bytes = Counter("paddlehot_fleet_pulled_bytes", "Bytes downloaded from registries",
+                             ["model"], registry=registry)
+        self.reused = Counter("paddlehot_fleet_reused_bytes",
+                              "Bytes of pulled versions copied from local versions instead",
+                              ["model"], registry=registry)
+        self.push_to_swap = Histogram(
+            "paddlehot_fleet_push_to_swap_seconds",
+            "From the push of a version (its created annotation) to it taking traffic here",
+            ["model"], buckets=SWAP_BUCKETS, registry=registry)
+        self.follower = follower
+        registry.register(self)
+
+    def collect(self):
+        up = GaugeMetricFamily("paddlehot_fleet_registry_up",
+                               "1 when the last sync with the followed registry worked", labels=["remote"])
+        for remote in self.follower.remotes:
+            up.add_metric([str(remote.ref)], 1 if remote.state == "ok" else 0)
+        return [up]
+
+
+class Follower:
+    def __init__(self, repo: Path, refs: list[Reference], *, interval: float = 30.0,
+                 insecure: bool = False, latest: int = 1,
+                 registry: CollectorRegistry | None = None, refuse_retry_s: float | None = None):
+        self.repo = Path(repo)
+        self.remotes = [Remote(ref) for ref in refs]
+        self.interval = max(0.05, float(interval))
+        self.max_backoff = max(self.interval, min(300.0, 30 * self.interval))
+        self.refuse_retry_s = refuse_retry_s if refuse_retry_s is not None else max(60.0, 10 * self.interval)
+        self.insecure = insecure
+        self.latest = max(1, latest)
+        self.metrics = _Metrics(registry or CollectorRegistry(), self)
+        self._clients: dict[str, RegistryClient] = {}
+        self._created: dict[tuple[str, str], float] = {}  # (model, version) -> push time
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="paddlehot-follow", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for client in self._clients.values():
+            client.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = min(r.next_try for r in self.remotes) - now
+            if wait > 0 and self._stop.wait(wait):
+                return
+            self.sync_once(due_only=True)
+
+    def sync_once(self, due_only: bool = False) -> None:
+        """One round: every (due) remote is synced; never raises."""
+        for remote in self.remotes:
+            if self._stop.is_set():
+                return
+            if due_only and remote.next_try > time.monotonic():
+                continue
+            try:
+                self._sync(remote)
+            except FleetError as exc:
+                self._failed(remote, exc)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop serving
+                log.exception("following %s failed", remote.ref)
+                self._failed(remote, FleetError(f"internal error: {type(exc).__name__}: {exc}"))
+
+    # -- one sync ------------------------------------------------------------------------------
+
+    def _client(self, registry: str) -> RegistryClient:
+        if registry not in self._clients:
+            self._clients[registry] = RegistryClient(registry, insecure=self.insecure)
+        return self._clients[registry]
+
+    def _wanted(self, remote: Remote, tags: list[str]) -> list[str]:
+        ref = remote.ref
+        if ref.tag:
+            return [ref.tag] if ref.tag in tags else []
+        pool = [t for t in tags if is_semver(t)]
+        if ref.range:
+            spec = range_spec(ref.range)
+            pool = [t for t in pool if spec.contains(t)]
+        return sorted(pool, key=sort_key, reverse=True)[: self.latest]
+
+    def _sync(self, remote: Remote) -> None:
+        client = self._client(remote.ref.registry)
+        try:
+            tags = client.list_tags(remote.ref.repository)
+        except RegistryHTTPError as exc:
+            if exc.status != 404:
+                raise
+            tags = []  # nothing pushed yet
+        for tag in self._wanted(remote, tags):
+            self._sync_tag(client, remote, tag)
+        if remote.failures:
+            log.info("following %s: registry reachable again", remote.ref)
+        with self._lock:
+            remote.state, remote.error, remote.failures = "ok", "", 0
+            remote.last_success = time.time()
+            remote.next_try = time.monotonic() + self.interval
+
+    def _sync_tag(self, client: RegistryClient, remote: Remote, tag: str) -> None:
+        ref = remote.ref
+        if is_semver(tag) and remote.model and (self.repo / remote.model / tag).is_dir():
+            return  # a version tag never moves: nothing to do once it is here
+        _, _, digest = client.get_manifest(ref.repository, tag)
+        if is_label(tag) and remote.label_digest.get(tag) == digest:
+            return
+        refused = remote.refused.get((tag, digest))
+        if refused is not None and time.time() - refused[1] < self.refuse_retry_s:
+            return
+        try:
+            got = resolve(client, ref, digest if is_label(tag) else tag)
+            remote.model = got.name
+            result = pull_resolved(client, ref, got, self.repo)
+        except FleetError as exc:
+            if exc.retry:
+                raise
+            self._refuse(remote, tag, digest, exc)
+            return
+        except (FileExistsError, OSError) as exc:
+            self._refuse(remote, tag, digest, FleetError(f"cannot write into {self.repo}: {exc}"))
+            return
+        remote.refused.pop((tag, digest), None)
+        if not result.already_present:
+            self._pulled(result)
+        if is_label(tag):
+            self._write_label(got.name, tag, got.version)
+            remote.label_digest[tag] = digest
+
+    def _pulled(self, result: Any) -> None:
+        m = self.metrics
+        m.pulls.labels(result.name).inc()
+        m.bytes.labels(result.name).inc(result.downloaded_bytes)
+        m.reused.labels(result.name).inc(result.reused_bytes)
+        created = _parse_time(result.created)
+        if created is not None and self._thread is not None:  # not the catch-up at startup
+            with self._lock:
+                self._created[(result.name, result.version)] = created
+        log.info("pulled %s %s from %s: %d bytes downloaded, %d reused, %.2f s%s",
+                 result.name, result.version, result.reference, result.downloaded_bytes,
+                 result.reused_bytes, result.seconds, f" ({result.note})" if result.note else "")
+
+    def _write_label(self, model: str, label: str, version: str) -> None:
+        """Set one label in REPO/NAME/labels.json (other labels kept), atomically."""
+        path = self.repo / model / LABELS_FILE
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        labels = doc.setdefault("labels", {})
+        if labels.get(label) == version:
+            return
+        labels[label] = version
+        fd, tmp = tempfile.mkstemp(prefix=f".{LABELS_FILE}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        os.replace(tmp, path)
+        log.info("label %s of %s -> %s (following %s)", label, model, version, label)
+
+    def _refuse(self, remote: Remote, tag: str, digest: str, exc: FleetError) -> None:
+        with self._lock:
+            remote.refused[(tag, digest)] = (exc.message, time.time())
+        self.metrics.failures.labels(exc.reason).inc()
+        log.warning("refused %s:%s from %s: %s", remote.ref.repository, tag, remote.ref.registry,
+                    exc.message)
+
+    def _failed(self, remote: Remote, exc: FleetError) -> None:
+        with self._lock:
+            first = remote.failures == 0 or remote.error != exc.message
+            remote.failures += 1
+            remote.state = "unreachable" if exc.reason == "unreachable" else "error"
+            remote.error = exc.message
+            delay = min(self.max_backoff, self.interval * 2 ** (remote.failures - 1))
+            remote.next_try = time.monotonic() + delay * random.uniform(0.8, 1.0)
+        self.metrics.failures.labels(exc.reason).inc()
+        (log.warning if first else log.info)(
+            "following %s: %s; still serving what REPO has, retry in %.1f s (attempt %d)",
+            remote.ref, exc.message, delay, remote.failures)
+
+    # -- hooks for serve -----------------------------------------------------------------------
+
+    def on_event(self, kind: str, model: str, version: str | None, info: dict) -> None:
+        """Manager events: time from push to the version taking traffic here."""
+        if kind != "swap" or version is None:
+            return
+        with self._lock:
+            created = self._created.pop((model, version), None)
+        if created is not None:
+            seconds = max(0.0, time.time() - created)
+            self.metrics.push_to_swap.labels(model).observe(seconds)
+            log.info("%s %s serving %.1f s after its push", model, version, seconds)
+
+    def index_rows(self, rows: list[dict]) -> list[dict]:
+        """/v2/repository/index: each followed model's rows get a `follow` entry; refused
+        versions and models not pulled yet get rows of their own."""
+        with self._lock:
+            remotes = [(r, r.view(), dict(r.refused)) for r in self.remotes]
+        for remote, view, refused in remotes:
+            name = remote.model or remote.ref.name
+            mine = [row for row in rows if row.get("name") == name]
+            for row in mine:
+                row.setdefault("follow", []).append(view)
+            have = {row.get("version") for row in mine}
+            for (tag, _digest), (reason, _at) in refused.items():
+                if tag not in have:
+                    rows.append({"name": name, "version": tag, "state": "UNAVAILABLE",
+                                 "reason": f"refused: {reason}", "follow": [view]})
+            if not mine and not refused:
+                rows.append({"name": name, "version": "", "state": "UNAVAILABLE",
+                             "reason": f"following {remote.ref}: nothing pulled yet",
+                             "follow": [view]})
+        return rows
+
+
+def _parse_time(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def attach(runtime: Any) -> Follower:
+    """Build the follower of a serve Runtime from its config and wire its hooks."""
+    cfg = runtime.cfg
+    follower = Follower(cfg.repo, [parse_follow(text) for text in cfg.follow],
+                        interval=cfg.follow_interval, insecure=cfg.insecure,
+                        latest=cfg.policy.latest, registry=runtime.metrics.registry)
+    runtime.server.index_hooks.append(follower.index_rows)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per poll otherwise
+    runtime.listeners.append(follower.on_event)
+    return follower

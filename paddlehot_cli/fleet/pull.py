@@ -1,0 +1,226 @@
+"""`paddlehot pull` (and every pull of `serve --follow`): one version from a registry into REPO.
+
+The version is written into a hidden staging dir beside its final place; every blob is checked
+against its digest while it streams, then the package checksums are verified as a loader would,
+and only then is the dir renamed into place (core.publish). Files another local version of the
+model already has (same sha256) are copied from disk instead of downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from paddlehot_cli.core.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, read_manifest, read_verified
+from paddlehot_cli.core.plugin_abi import host_arch
+from paddlehot_cli.core.publish import commit, staging_dir
+from paddlehot_cli.core.repository import published_versions
+from paddlehot_cli.core.versions import is_semver, sort_key
+from paddlehot_cli.errors import UserError
+from paddlehot_cli.fleet import artifact, media
+from paddlehot_cli.fleet.client import CHUNK, RegistryClient
+from paddlehot_cli.fleet.errors import BadReference, FleetError, NotAPackage, RegistryHTTPError
+from paddlehot_cli.fleet.reference import Reference
+
+
+@dataclass
+class PullResult:
+    reference: str
+    name: str
+    version: str
+    path: Path
+    digest: str  # of the tag's manifest or index
+    plugin_arch: str | None  # the plugin that came with it, if any
+    downloaded_bytes: int = 0
+    reused_bytes: int = 0  # copied from other local versions instead of downloaded
+    seconds: float = 0.0
+    already_present: bool = False
+    created: str = ""  # when push wrote the artifact (RFC 3339), for push-to-serve times
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a tag points at, and the package it holds (no layer downloaded yet)."""
+
+    ref: str  # the tag or digest asked for
+    digest: str
+    config: artifact.Blob
+    config_bytes: bytes
+    layers: list[artifact.Blob]
+    name: str
+    version: str
+    plugin_arch: str | None
+    created: str
+    note: str
+
+
+def range_spec(selector: str):
+    from paddlehot_cli.core.router import parse_range
+
+    try:
+        return parse_range(selector)
+    except ValueError as exc:
+        raise BadReference(str(exc), hint="ranges look like ^1.2, ~1.2.3, >=1.2,<2 or 1.*") from None
+
+
+def newest_tag(tags: list[str], selector: str | None = None) -> str | None:
+    """The newest SemVer tag, within a SemVer range when one is given."""
+    versions = [t for t in tags if is_semver(t)]
+    if selector:
+        spec = range_spec(selector)
+        versions = [v for v in versions if spec.contains(v)]
+    return max(versions, key=sort_key) if versions else None
+
+
+def resolve(client: RegistryClient, ref: Reference, tag: str, arch: str | None = None) -> Resolved:
+    """Fetch the manifest (and index) and the package's paddlehot.json for `tag`; refuse
+    anything that is not a paddlehot version."""
+    where = f"{ref.base}:{tag}" if not tag.startswith("sha256:") else f"{ref.base}@{tag}"
+    arch = arch or host_arch()
+    media_type, body, digest = client.get_manifest(ref.repository, tag)
+    kind, doc = artifact.kind_of(media_type, body, where)
+    plugin_arch, note = None, ""
+    if kind == "index":
+        entry = artifact.pick_platform(doc, arch, where)
+        if entry is None:  # the package layers are the same in every entry: take them only
+            entry = artifact.descriptor(doc["manifests"][0], where)
+            note = f"no {arch} plugin in this version: the package only"
+        else:
+            plugin_arch = arch
+        media_type, body, _ = client.get_manifest(ref.repository, entry.digest)
+        _, doc = artifact.kind_of(media_type, body, where)
+    config, layers = artifact.package_layers(doc, where)
+    if plugin_arch is None:
+        layers = [b for b in layers if b.title != media.PLUGIN_FILE]
+    elif not any(b.title == media.PLUGIN_FILE for b in layers):
+        plugin_arch, note = None, f"the {arch} entry carries no plugin"
+    config_bytes = client.fetch_blob_bytes(ref.repository, config.digest, config.size,
+                                           MAX_MANIFEST_BYTES, f"{where} {MANIFEST_NAME}")
+    manifest = artifact.read_package_manifest(config_bytes, where)
+    if is_semver(tag) and manifest.version != tag:
+        raise NotAPackage(f"{where} holds version {manifest.version}, not {tag}: refused")
+    artifact.check_layers(manifest, layers, where)
+    annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+    return Resolved(tag, digest, config, config_bytes, layers, manifest.name, manifest.version,
+                    plugin_arch, str(annotations.get(media.CREATED, "")), note)
+
+
+def _local_files(model_dir: Path) -> dict[str, Path]:
+    """sha256 digest -> a file of a published local version (as its manifest records it)."""
+    found: dict[str, Path] = {}
+    for version in published_versions(model_dir):
+        try:
+            manifest = read_manifest(model_dir / version)
+        except UserError:
+            continue
+        for fname, info in manifest.files.items():
+            found.setdefault("sha256:" + info["sha256"], model_dir / version / fname)
+    return found
+
+
+def _local_plugin(model_dir: Path, blob: artifact.Blob) -> Path | None:
+    for version in published_versions(model_dir):
+        so = model_dir / version / media.PLUGIN_FILE
+        if so.is_file() and so.stat().st_size == blob.size and _hash(so) == blob.digest:
+            return so
+    return None
+
+
+def _hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _copy_verified(src: Path, dest: Path, digest: str) -> bool:
+    """Copy a local file, keeping it only if it still hashes to `digest`."""
+    try:
+        shutil.copyfile(src, dest)
+    except OSError:
+        return False
+    if _hash(dest) == digest:
+        return True
+    dest.unlink(missing_ok=True)
+    return False
+
+
+def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: Path, *,
+                  on_total: Callable[[int], None] | None = None,
+                  progress: Callable[[int], None] | None = None) -> PullResult:
+    start = time.perf_counter()
+    model_dir = Path(repo) / got.name
+    final = model_dir / got.version
+    at = "@" if got.ref.startswith("sha256:") else ":"
+    result = PullResult(f"{ref.base}{at}{got.ref}", got.name, got.version, final, got.digest,
+                        got.plugin_arch, created=got.created, note=got.note,
+                        downloaded_bytes=len(got.config_bytes))  # fetched by resolve()
+    if final.exists():
+        _check_present(final, got)
+        result.already_present = True
+        return result
+    local = _local_files(model_dir)
+    with staging_dir(final) as staged:
+        (staged / MANIFEST_NAME).write_bytes(got.config_bytes)
+        todo = []
+        for blob in got.layers:
+            src = local.get(blob.digest) or (
+                _local_plugin(model_dir, blob) if blob.title == media.PLUGIN_FILE else None)
+            if src is not None and _copy_verified(src, staged / blob.title, blob.digest):
+                result.reused_bytes += blob.size
+            else:
+                todo.append(blob)
+        if on_total is not None:
+            on_total(sum(b.size for b in todo))
+        for blob in todo:
+            with open(staged / blob.title, "wb") as out:
+                result.downloaded_bytes += client.fetch_blob(
+                    ref.repository, blob.digest, blob.size, out, progress,
+                    what=f"'{blob.title}' of {got.name} {got.version}")
+        read_verified(staged)  # the package's own checksums, as every loader checks them
+        commit(staged, final)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _check_present(final: Path, got: Resolved) -> None:
+    """A version already in REPO must be the one in the registry: never modified in place."""
+    try:
+        same = (final / MANIFEST_NAME).read_bytes() == got.config_bytes
+    except OSError:
+        same = False
+    if not same:
+        raise FleetError(f"{final} already exists and differs from {got.ref} in the registry; "
+                         "a published version is never modified",
+                         hint="remove the local version first if it is not serving")
+
+
+def pull_version(ref: Reference, repo: Path, *, insecure: bool = False,
+                 on_total: Callable[[int], None] | None = None,
+                 progress: Callable[[int], None] | None = None) -> PullResult:
+    """The `pull` verb: resolve the tag (newest SemVer tag by default), then pull it."""
+    if not Path(repo).is_dir():
+        raise UserError(f"no such repository directory: {repo}",
+                        hint="create it first (mkdir -p), serve watches it")
+    with RegistryClient(ref.registry, insecure=insecure) as client:
+        client.ping()
+        tag = ref.digest or ref.tag
+        if tag is None:
+            try:
+                tags = client.list_tags(ref.repository)
+            except RegistryHTTPError as exc:
+                if exc.status == 404:
+                    raise FleetError(f"{ref.base} does not exist in the registry") from None
+                raise
+            tag = newest_tag(tags, ref.range)
+            if tag is None:
+                raise FleetError(f"{ref} has no SemVer version tag"
+                                 + (f" in range {ref.range}" if ref.range else ""))
+        return pull_resolved(client, ref, resolve(client, ref, tag), repo,
+                             on_total=on_total, progress=progress)

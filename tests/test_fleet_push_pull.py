@@ -1,0 +1,180 @@
+"""push -> a real registry -> pull: byte-identical versions, blob reuse, and refusals of bad input
+(each one error line, nothing half-written in REPO)."""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, cli
+from paddlehot_cli.core.manifest import read_verified
+from paddlehot_cli.fleet import media
+from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
+from paddlehot_cli.fleet.pull import pull_version
+from paddlehot_cli.fleet.push import push_version
+from paddlehot_cli.fleet.reference import parse_reference
+from tests.fleet_fixtures.registry import registry  # noqa: F401 - fixture
+from tests.serve_fixtures.helpers import free_port, publish_copy
+
+
+def _repo_entries(repo: Path) -> list[str]:
+    return sorted(str(p.relative_to(repo)) for p in repo.rglob("*"))
+
+
+def _sha(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def ci_repo(tmp_path, exported):
+    repo = tmp_path / "ci"
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 0), repo, "mlp", "1.0.0")
+    return repo
+
+
+def test_round_trip_is_byte_identical_with_equal_digests(registry, ci_repo, tmp_path):
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/mlp"), "--insecure",
+               "--tag", "stable")
+    assert proc.returncode == 0, proc.stderr
+    assert "pushed" in proc.stdout and "stable" in proc.stdout
+    doc = registry.manifest("models/mlp", "1.0.0")
+    assert doc["config"]["mediaType"] == media.CONFIG
+    src = ci_repo / "mlp" / "1.0.0"
+    assert doc["config"]["digest"] == _sha(src / "paddlehot.json")
+    for layer in doc["layers"]:  # every layer digest is the file's sha256 the package records
+        assert layer["digest"] == _sha(src / layer["annotations"][media.TITLE])
+    assert registry.manifest("models/mlp", "stable") == doc
+
+    box = tmp_path / "box"
+    box.mkdir()
+    proc = cli("pull", registry.url("models/mlp:stable"), "--repo", box, "--insecure")
+    assert proc.returncode == 0, proc.stderr
+    pulled = box / "mlp" / "1.0.0"
+    cmp = filecmp.dircmp(src, pulled)
+    assert not cmp.left_only and not cmp.right_only
+    assert filecmp.cmpfiles(src, pulled, cmp.common_files, shallow=False)[0] == sorted(cmp.common_files)
+    assert read_verified(pulled).files == read_verified(src).files
+    assert _repo_entries(box) == ["mlp", "mlp/1.0.0", *(f"mlp/1.0.0/{f}" for f in sorted(cmp.common_files))]
+
+
+def test_unchanged_params_are_not_downloaded_again(registry, ci_repo, tmp_path):
+    ref = parse_reference(registry.url("models/mlp"))
+    first = push_version(f"{ci_repo}:mlp@1.0.0", ref, insecure=True)
+    # 1.1.0: the same model files, only paddlehot.json (its version) differs
+    publish_copy(ci_repo / "mlp" / "1.0.0", ci_repo, "mlp", "1.1.0")
+    second = push_version(f"{ci_repo}:mlp@1.1.0", ref, insecure=True)
+    config = (ci_repo / "mlp" / "1.1.0" / "paddlehot.json").stat().st_size
+    assert second.uploaded_bytes == config and second.skipped_bytes == first.uploaded_bytes - (
+        (ci_repo / "mlp" / "1.0.0" / "paddlehot.json").stat().st_size)
+
+    box = tmp_path / "box"
+    box.mkdir()
+    pull_version(parse_reference(registry.url("models/mlp:1.0.0")), box, insecure=True)
+    again = pull_version(parse_reference(registry.url("models/mlp:1.1.0")), box, insecure=True)
+    files = read_verified(box / "mlp" / "1.1.0").files
+    assert again.downloaded_bytes == config  # the manifest only
+    assert again.reused_bytes == sum(info["bytes"] for info in files.values())
+    assert filecmp.cmp(box / "mlp" / "1.1.0" / "model.pdiparams",
+                       ci_repo / "mlp" / "1.1.0" / "model.pdiparams", shallow=False)
+
+
+def test_version_tags_are_immutable_and_labels_move(registry, ci_repo, exported):
+    ref = parse_reference(registry.url("models/mlp"))
+    push_version(f"{ci_repo}:mlp@1.0.0", ref, insecure=True)
+    again = push_version(f"{ci_repo}:mlp@1.0.0", ref, tags=["stable"], insecure=True)
+    assert again.already_there and registry.manifest("models/mlp", "stable")
+    other = ci_repo.parent / "other"
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 5), other, "mlp", "1.0.0")
+    proc = cli("push", f"{other}:mlp@1.0.0", registry.url("models/mlp"), "--insecure")
+    assert_one_line_error(proc, 2, "already exists with different content")
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/mlp"), "--insecure",
+               "--tag", "2.0.0")
+    assert_one_line_error(proc, 2, "version tags are immutable")
+
+
+def test_tampered_blob_is_refused_and_nothing_is_written(registry, ci_repo, tmp_path):
+    ref = parse_reference(registry.url("models/mlp"))
+    push_version(f"{ci_repo}:mlp@1.0.0", ref, insecure=True)
+    params = registry.manifest("models/mlp", "1.0.0")["layers"]
+    digest = next(x["digest"] for x in params if x["annotations"][media.TITLE] == "model.pdiparams")
+    registry.tamper(digest)
+    box = tmp_path / "box"
+    box.mkdir()
+    proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", box, "--insecure")
+    assert_one_line_error(proc, 2, "digest mismatch", "model.pdiparams")
+    assert _repo_entries(box) in ([], ["mlp"])  # no version, no staging dir left behind
+
+
+def _push_raw(registry, repository: str, tag: str, config: bytes, config_type: str) -> None:
+    """An artifact written by some other tool (what `oras push` makes), not by paddlehot."""
+    with RegistryClient(registry.host, insecure=True) as c:
+        digest = sha256_digest(config)
+        c.upload_blob(repository, digest, len(config), config)
+        body = json.dumps({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST,
+                           "config": {"mediaType": config_type, "digest": digest,
+                                      "size": len(config)}, "layers": []}).encode()
+        c.put_manifest(repository, tag, body, media.OCI_MANIFEST)
+
+
+def test_bad_input_gives_one_line_and_leaves_repo_untouched(registry, tmp_path):
+    box = tmp_path / "box"
+    box.mkdir()
+    _push_raw(registry, "models/notours", "1.0.0", b"{}", "application/vnd.oci.image.config.v1+json")
+    # a package manifest of 5 MB: refused before it is downloaded
+    _push_raw(registry, "models/huge", "1.0.0", b" " * (5 * 1024 * 1024), media.CONFIG)
+    cases = [
+        (registry.url("models/notours:1.0.0"), "is not a paddlehot package"),
+        (registry.url("models/huge:1.0.0"), "more than the"),
+        (registry.url("models/mlp:1.2"), "neither a SemVer version nor a label"),
+        (registry.url("models/absent:1.0.0"), "answered 404"),
+        (f"oci://127.0.0.1:{free_port()}/models/mlp:1.0.0", "cannot reach registry"),
+        ("oci://127.0.0.1/Models/mlp", "invalid repository path"),
+        ("https://127.0.0.1/models/mlp", "not an OCI reference"),
+    ]
+    for ref, needle in cases:
+        proc = cli("pull", ref, "--repo", box, "--insecure")
+        assert_one_line_error(proc, 2, needle)
+    proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", box)  # TLS by default
+    assert_one_line_error(proc, 2, "TLS", "--insecure")
+    assert _repo_entries(box) == []
+
+
+def test_two_arch_push_each_box_gets_its_own_plugin(registry, ci_repo, tmp_path):
+    from paddlehot_cli.core.elf_facts import read_elf
+    from paddlehot_cli.fleet.client import RegistryClient
+    from paddlehot_cli.fleet.pull import pull_resolved, resolve
+    from tests.plugin_fixtures.helpers import run_build
+
+    vdir = ci_repo / "mlp" / "1.0.0"
+    proc = run_build(vdir, "-o", vdir / "plugin.so", "--no-embed-model", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    arm = tmp_path / "mlp-aarch64.so"
+    proc = run_build(vdir, "-o", arm, "--target", "aarch64", "--no-embed-model")
+    assert proc.returncode == 0, proc.stderr
+    assert read_elf(arm).machine == "aarch64"
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/mlp"), "--insecure",
+               "--plugin", arm)
+    assert proc.returncode == 0, proc.stderr
+    index = registry.manifest("models/mlp", "1.0.0")
+    assert index["mediaType"] == media.OCI_INDEX
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+
+    box = tmp_path / "box"  # this box (x86_64): the CLI picks the host's plugin
+    box.mkdir()
+    proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", box, "--insecure")
+    assert proc.returncode == 0, proc.stderr
+    assert filecmp.cmp(box / "mlp/1.0.0/plugin.so", vdir / "plugin.so", shallow=False)
+    arm_box = tmp_path / "arm-box"  # an aarch64 box resolves the same tag to its own entry
+    arm_box.mkdir()
+    ref = parse_reference(registry.url("models/mlp:1.0.0"))
+    with RegistryClient(registry.host, insecure=True) as c:
+        got = pull_resolved(c, ref, resolve(c, ref, "1.0.0", arch="aarch64"), arm_box)
+    assert got.plugin_arch == "aarch64"
+    assert filecmp.cmp(arm_box / "mlp/1.0.0/plugin.so", arm, shallow=False)
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/other"), "--insecure",
+               "--plugin", vdir / "plugin.so", "--plugin", tmp_path / "missing.so")
+    assert_one_line_error(proc, 2, "no such plugin file")
