@@ -62,7 +62,8 @@ class Remote:
     last_success: float | None = None  # wall clock
     model: str | None = None  # the package name, once one version was resolved
     label_digest: dict[str, str] = field(default_factory=dict)  # label -> digest last applied
-    refused: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    # (tag, digest) -> (version or "", reason, when): not tried again until the tag moves
+    refused: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
 
     def view(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"remote": str(self.ref), "state": self.state}
@@ -198,8 +199,9 @@ class Follower:
         if is_label(tag) and remote.label_digest.get(tag) == digest:
             return
         refused = remote.refused.get((tag, digest))
-        if refused is not None and time.time() - refused[1] < self.refuse_retry_s:
+        if refused is not None and time.time() - refused[2] < self.refuse_retry_s:
             return
+        got = None
         try:
             got = resolve(client, ref, digest if is_label(tag) else tag)
             remote.model = got.name
@@ -207,10 +209,11 @@ class Follower:
         except FleetError as exc:
             if exc.retry:
                 raise
-            self._refuse(remote, tag, digest, exc)
+            self._refuse(remote, tag, digest, got.version if got else tag, exc)
             return
-        except (FileExistsError, OSError) as exc:
-            self._refuse(remote, tag, digest, FleetError(f"cannot write into {self.repo}: {exc}"))
+        except OSError as exc:
+            self._refuse(remote, tag, digest, got.version if got else tag,
+                         FleetError(f"cannot write into {self.repo}: {exc}"))
             return
         remote.refused.pop((tag, digest), None)
         if not result.already_present:
@@ -251,12 +254,14 @@ class Follower:
         os.replace(tmp, path)
         log.info("label %s of %s -> %s (following %s)", label, model, version, label)
 
-    def _refuse(self, remote: Remote, tag: str, digest: str, exc: FleetError) -> None:
+    def _refuse(self, remote: Remote, tag: str, digest: str, version: str,
+                exc: FleetError) -> None:
+        version = version if is_semver(version) else ""
         with self._lock:
-            remote.refused[(tag, digest)] = (exc.message, time.time())
+            remote.refused[(tag, digest)] = (version, exc.message, time.time())
         self.metrics.failures.labels(exc.reason).inc()
-        log.warning("refused %s:%s from %s: %s", remote.ref.repository, tag, remote.ref.registry,
-                    exc.message)
+        log.warning("refused %s %s (tag %s of %s): %s", remote.model or remote.ref.name,
+                    version or "?", tag, remote.ref, exc.message)
 
     def _failed(self, remote: Remote, exc: FleetError) -> None:
         with self._lock:
@@ -295,10 +300,10 @@ class Follower:
             for row in mine:
                 row.setdefault("follow", []).append(view)
             have = {row.get("version") for row in mine}
-            for (tag, _digest), (reason, _at) in refused.items():
-                if tag not in have:
-                    rows.append({"name": name, "version": tag, "state": "UNAVAILABLE",
-                                 "reason": f"refused: {reason}", "follow": [view]})
+            for (tag, _digest), (version, reason, _at) in refused.items():
+                if version not in have:
+                    rows.append({"name": name, "version": version, "state": "UNAVAILABLE",
+                                 "reason": f"refused (tag {tag}): {reason}", "follow": [view]})
             if not mine and not refused:
                 rows.append({"name": name, "version": "", "state": "UNAVAILABLE",
                              "reason": f"following {remote.ref}: nothing pulled yet",

@@ -1,0 +1,193 @@
+"""`serve --follow` against a real registry, under load: new versions arrive by themselves, an
+unreachable registry changes nothing that is served, a tampered blob is refused visibly, and a
+followed label rolls out and back."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+from paddlehot_cli.fleet import media
+from paddlehot_cli.fleet.push import push_version
+from paddlehot_cli.fleet.reference import parse_reference
+from tests.fleet_fixtures.registry import registry  # noqa: F401 - fixture
+from tests.serve_fixtures.helpers import metric, publish_copy, serve_argv, start_runtime, wait_for
+
+INTERVAL = 0.5
+
+
+@pytest.fixture
+def ci_repo(tmp_path, exported):
+    """What CI built: 1.0.0, 1.1.0, 1.2.0 of the demo MLP, each with its own weights."""
+    repo = tmp_path / "ci"
+    for version, seed in (("1.0.0", 21), ("1.1.0", 22), ("1.2.0", 23)):
+        publish_copy(exported("demo:mlp", "pir", "1.0.0", seed), repo, "mlp", version)
+    return repo
+
+
+class Load:
+    """4 clients posting inferences without pause; every answer is recorded."""
+
+    def __init__(self, port: int, clients: int = 4):
+        x = np.random.default_rng(0).standard_normal((2, 16)).astype("float32")
+        self.body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 16],
+                                 "data": x.ravel().tolist()}]}
+        self.base = f"http://127.0.0.1:{port}"
+        self.stop_event = threading.Event()
+        self.results: list[tuple[float, int, str | None]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._client, name=f"load-{i}", daemon=True)
+                        for i in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _client(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as c:
+            while not self.stop_event.is_set():
+                try:
+                    r = c.post("/v2/models/mlp/infer", json=self.body)
+                    row = (time.time(), r.status_code, r.json().get("model_version"))
+                except Exception as exc:  # noqa: BLE001 - a transport failure is a failure
+                    row = (time.time(), -1, repr(exc))
+                with self.lock:
+                    self.results.append(row)
+
+    def first(self, version: str) -> float | None:
+        with self.lock:
+            return next((t for t, _, v in self.results if v == version), None)
+
+    def last_version(self) -> str | None:
+        with self.lock:
+            return self.results[-1][2] if self.results else None
+
+    def finish(self) -> list[tuple[float, int, str | None]]:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(60)
+        return self.results
+
+
+def _index(rt) -> list[dict]:
+    return httpx.post(f"http://127.0.0.1:{rt.port}/v2/repository/index", timeout=10).json()
+
+
+def _metrics(rt) -> str:
+    return httpx.get(f"http://127.0.0.1:{rt.port}/metrics", timeout=10).text
+
+
+def _follow_state(rt) -> str | None:
+    rows = [r for r in _index(rt) if r.get("follow")]
+    return rows[0]["follow"][0]["state"] if rows else None
+
+
+def _serve(box, url):
+    return start_runtime(box, follow=[url], follow_interval=INTERVAL, insecure=True,
+                         poll_interval=0.3)
+
+
+def test_follow_serves_a_pushed_version_under_load(registry, ci_repo, tmp_path):
+    ref = parse_reference(registry.url("models/mlp"))
+    push_version(f"{ci_repo}:mlp@1.0.0", ref, insecure=True)
+    box = tmp_path / "box"
+    box.mkdir()
+    rt = _serve(box, registry.url("models/mlp"))  # empty REPO: the first sync fills it
+    load = Load(rt.port)
+    try:
+        wait_for(lambda: load.first("1.0.0"), 30, what="traffic on 1.0.0")
+        pushed = push_version(f"{ci_repo}:mlp@1.1.0", ref, insecure=True)
+        done = time.time()
+        first = wait_for(lambda: load.first("1.1.0"), 60, what="the first answer from 1.1.0")
+        time.sleep(0.5)
+        results = load.finish()
+        text = _metrics(rt)
+    finally:
+        load.finish()
+        rt.stop_thread()
+    failed = [r for r in results if r[1] != 200]
+    assert not failed, failed[:5]
+    push_to_first = first - (done - pushed.seconds)
+    print(f"push of 1.1.0 took {pushed.seconds:.2f} s; push start -> first 1.1.0 answer "
+          f"{push_to_first:.2f} s (interval {INTERVAL} s)")
+    assert first - done < INTERVAL + 15  # interval + pull + load and warm-up on a shared box
+    assert metric(text, "paddlehot_fleet_pulls_total", model="mlp") == 2
+    assert metric(text, "paddlehot_fleet_push_to_swap_seconds_count", model="mlp") == 1
+    assert metric(text, "paddlehot_fleet_registry_up") == 1
+
+
+def test_registry_down_keeps_serving_then_catches_up(registry, ci_repo, tmp_path):
+    ref = parse_reference(registry.url("models/mlp"))
+    push_version(f"{ci_repo}:mlp@1.0.0", ref, insecure=True)
+    box = tmp_path / "box"
+    box.mkdir()
+    rt = _serve(box, registry.url("models/mlp"))
+    load = Load(rt.port)
+    try:
+        registry.stop()
+        wait_for(lambda: _follow_state(rt) == "unreachable", 20, what="the index to say unreachable")
+        text = _metrics(rt)
+        assert metric(text, "paddlehot_fleet_registry_up") == 0
+        assert metric(text, "paddlehot_fleet_pull_failures_total", reason="unreachable") >= 1
+        time.sleep(2 * INTERVAL)
+        registry.start()  # same store, same port
+        push_version(f"{ci_repo}:mlp@1.1.0", ref, insecure=True)
+        wait_for(lambda: load.first("1.1.0"), 60, what="1.1.0 after the registry came back")
+        assert _follow_state(rt) == "ok"
+        results = load.finish()
+    finally:
+        load.finish()
+        rt.stop_thread()
+    assert {v for _, _, v in results} == {"1.0.0", "1.1.0"}
+    assert all(code == 200 for _, code, _ in results), [r for r in results if r[1] != 200][:5]
+
+
+def test_tampered_blob_is_refused_and_a_label_rolls_out_and_back(registry, ci_repo, tmp_path):
+    ref = parse_reference(registry.url("models/mlp"))
+    push_version(f"{ci_repo}:mlp@1.0.0", ref, tags=["stable"], insecure=True)
+    box = tmp_path / "box"
+    box.mkdir()
+    rt = _serve(box, registry.url("models/mlp:stable"))
+    load = Load(rt.port)
+    try:
+        wait_for(lambda: load.last_version() == "1.0.0", 30, what="1.0.0 via stable")
+        # 1.1.0 reaches the registry, a blob of it gets corrupted, then `stable` moves to it
+        push_version(f"{ci_repo}:mlp@1.1.0", ref, insecure=True)
+        layers = registry.manifest("models/mlp", "1.1.0")["layers"]
+        registry.tamper(next(x["digest"] for x in layers
+                             if x["annotations"][media.TITLE] == "model.pdiparams"))
+        push_version(f"{ci_repo}:mlp@1.1.0", ref, tags=["stable"], insecure=True)
+        refused = wait_for(lambda: [r for r in _index(rt) if r["version"] == "1.1.0"], 30,
+                           what="1.1.0 refused in the index")
+        assert "digest mismatch" in refused[0]["reason"], refused
+        assert metric(_metrics(rt), "paddlehot_fleet_pull_failures_total",
+                      reason="digest_mismatch") == 1
+        assert sorted(p.name for p in (box / "mlp").iterdir()) == ["1.0.0", "labels.json"]
+        time.sleep(3 * INTERVAL)
+        assert load.last_version() == "1.0.0"
+        # roll out 1.2.0 by moving the label, then roll back by moving it back
+        push_version(f"{ci_repo}:mlp@1.2.0", ref, tags=["stable"], insecure=True)
+        wait_for(lambda: load.last_version() == "1.2.0", 60, what="1.2.0 via stable")
+        push_version(f"{ci_repo}:mlp@1.0.0", ref, tags=["stable"], insecure=True)
+        wait_for(lambda: load.last_version() == "1.0.0", 60, what="rollback to 1.0.0")
+        results = load.finish()
+    finally:
+        load.finish()
+        rt.stop_thread()
+    assert all(code == 200 for _, code, _ in results), [r for r in results if r[1] != 200][:5]
+    assert "1.1.0" not in {v for _, _, v in results}
+
+
+def test_serve_follow_refuses_bad_references(tmp_path):
+    box = tmp_path / "box"
+    box.mkdir()
+    for ref, needle in (("oci://127.0.0.1:5000/Models/mlp", "invalid repository path"),
+                        ("oci://127.0.0.1:5000/models/mlp@^x", "invalid version range"),
+                        ("oci://127.0.0.1:5000/models/mlp:1.2", "neither a SemVer version")):
+        proc = subprocess.run(serve_argv(box, "--port", "0", "--follow", ref), capture_output=True,
+                              text=True, timeout=60)
+        assert_one_line_error(proc, 2, needle)
