@@ -5,21 +5,25 @@ followed label rolls out and back."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 import httpx
-import numpy as np
 import pytest
-
 from conftest import assert_one_line_error
+
 from paddlehot_cli.fleet import media
+from paddlehot_cli.fleet.benchmark import Load
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
-from tests.fleet_fixtures.registry import registry  # noqa: F401 - fixture
+from tests.fleet_fixtures.registry import running
 from tests.serve_fixtures.helpers import metric, publish_copy, serve_argv, start_runtime, wait_for
 
 INTERVAL = 0.5
+
+
+@pytest.fixture
+def registry(tmp_path):
+    yield from running(tmp_path / "registry")
 
 
 @pytest.fixture
@@ -29,48 +33,6 @@ def ci_repo(tmp_path, exported):
     for version, seed in (("1.0.0", 21), ("1.1.0", 22), ("1.2.0", 23)):
         publish_copy(exported("demo:mlp", "pir", "1.0.0", seed), repo, "mlp", version)
     return repo
-
-
-class Load:
-    """4 clients posting inferences without pause; every answer is recorded."""
-
-    def __init__(self, port: int, clients: int = 4):
-        x = np.random.default_rng(0).standard_normal((2, 16)).astype("float32")
-        self.body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 16],
-                                 "data": x.ravel().tolist()}]}
-        self.base = f"http://127.0.0.1:{port}"
-        self.stop_event = threading.Event()
-        self.results: list[tuple[float, int, str | None]] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._client, name=f"load-{i}", daemon=True)
-                        for i in range(clients)]
-        for t in self.threads:
-            t.start()
-
-    def _client(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=30) as c:
-            while not self.stop_event.is_set():
-                try:
-                    r = c.post("/v2/models/mlp/infer", json=self.body)
-                    row = (time.time(), r.status_code, r.json().get("model_version"))
-                except Exception as exc:  # noqa: BLE001 - a transport failure is a failure
-                    row = (time.time(), -1, repr(exc))
-                with self.lock:
-                    self.results.append(row)
-
-    def first(self, version: str) -> float | None:
-        with self.lock:
-            return next((t for t, _, v in self.results if v == version), None)
-
-    def last_version(self) -> str | None:
-        with self.lock:
-            return self.results[-1][2] if self.results else None
-
-    def finish(self) -> list[tuple[float, int, str | None]]:
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(60)
-        return self.results
 
 
 def _index(rt) -> list[dict]:
@@ -189,5 +151,5 @@ def test_serve_follow_refuses_bad_references(tmp_path):
                         ("oci://127.0.0.1:5000/models/mlp@^x", "invalid version range"),
                         ("oci://127.0.0.1:5000/models/mlp:1.2", "neither a SemVer version")):
         proc = subprocess.run(serve_argv(box, "--port", "0", "--follow", ref), capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=60, check=False)
         assert_one_line_error(proc, 2, needle)

@@ -9,16 +9,27 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_one_line_error, cli
+
 from paddlehot_cli.core.manifest import read_verified
 from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
 from paddlehot_cli.fleet.pull import pull_version
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
-from tests.fleet_fixtures.registry import registry  # noqa: F401 - fixture
+from tests.fleet_fixtures.registry import running
 from tests.serve_fixtures.helpers import free_port, publish_copy
+
+
+@pytest.fixture
+def registry(tmp_path):
+    yield from running(tmp_path / "registry")
+
+
+@pytest.fixture
+def private_registry(tmp_path):
+    """The registry asking for Basic auth: user `ci`, password `s3cret`."""
+    yield from running(tmp_path / "private-registry", {"ci": "s3cret"})
 
 
 def _repo_entries(repo: Path) -> list[str]:
@@ -178,3 +189,26 @@ def test_two_arch_push_each_box_gets_its_own_plugin(registry, ci_repo, tmp_path)
     proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/other"), "--insecure",
                "--plugin", vdir / "plugin.so", "--plugin", tmp_path / "missing.so")
     assert_one_line_error(proc, 2, "no such plugin file")
+
+
+def test_private_registry_credentials_from_env_and_docker_config(private_registry, ci_repo,
+                                                                  tmp_path):
+    import base64
+
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    anonymous = {"DOCKER_CONFIG": str(docker), "PADDLEHOT_REGISTRY_USERNAME": ""}
+    target = private_registry.url("models/mlp")
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", target, "--insecure", env=anonymous)
+    assert_one_line_error(proc, 2, "answered 401", "docker login")
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", target, "--insecure",
+               env={**anonymous, "PADDLEHOT_REGISTRY_USERNAME": "ci",
+                    "PADDLEHOT_REGISTRY_PASSWORD": "s3cret"})
+    assert proc.returncode == 0, proc.stderr
+    auth = base64.b64encode(b"ci:s3cret").decode()
+    (docker / "config.json").write_text(json.dumps({"auths": {private_registry.host: {"auth": auth}}}))
+    box = tmp_path / "box"
+    box.mkdir()
+    proc = cli("pull", f"{target}:1.0.0", "--repo", box, "--insecure", env=anonymous)
+    assert proc.returncode == 0, proc.stderr
+    assert read_verified(box / "mlp" / "1.0.0").version == "1.0.0"

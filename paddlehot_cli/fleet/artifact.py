@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from paddlehot_cli.core.manifest import MANIFEST_NAME, Manifest, loads_manifest
+from paddlehot_cli.errors import PackageError
 from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.errors import NotAPackage
 
@@ -139,10 +140,8 @@ def package_layers(doc: dict, where: str) -> tuple[Blob, list[Blob]]:
 def read_package_manifest(config_bytes: bytes, where: str) -> Manifest:
     try:
         return loads_manifest(config_bytes, f"{where} ({MANIFEST_NAME})")
-    except NotAPackage:
-        raise
-    except Exception as exc:  # a PackageError: the config is not a valid paddlehot.json
-        raise NotAPackage(getattr(exc, "message", str(exc))) from None
+    except PackageError as exc:  # the config is not a valid paddlehot.json
+        raise NotAPackage(exc.message) from None
 
 
 def check_layers(manifest: Manifest, layers: list[Blob], where: str) -> None:

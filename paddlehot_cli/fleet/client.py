@@ -23,7 +23,11 @@ import httpx
 from paddlehot_cli import __version__
 from paddlehot_cli.fleet import credentials as creds
 from paddlehot_cli.fleet.errors import (
-    DigestMismatch, FleetError, RegistryHTTPError, RegistryUnreachable, TooLarge,
+    DigestMismatch,
+    FleetError,
+    RegistryHTTPError,
+    RegistryUnreachable,
+    TooLarge,
 )
 from paddlehot_cli.fleet.media import ACCEPT
 
@@ -135,10 +139,10 @@ class RegistryClient:
                 resp = self.http.send(req, stream=True)
             except httpx.HTTPError as exc:
                 raise self._unreachable(exc) from None
-            if resp.status_code == 401 and attempt == 0:
-                if self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope):
-                    resp.close()
-                    continue
+            if resp.status_code == 401 and attempt == 0 and self._authenticate(
+                    resp.headers.get("WWW-Authenticate", ""), scope):
+                resp.close()
+                continue
             try:
                 if resp.status_code not in ok:
                     raise self._http_error(resp, method, what or url)

@@ -71,7 +71,8 @@ def _from_auth_entry(entry: object) -> Credentials | None:
 def _from_helper(helper: str, registry: str) -> Credentials | None:
     try:
         proc = subprocess.run([f"docker-credential-{helper}", "get"], input=registry,
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise FleetError(f"credential helper docker-credential-{helper} failed: {exc}") from None
     if proc.returncode != 0:

@@ -32,7 +32,7 @@ from paddlehot_cli.core.source import LABELS_FILE
 from paddlehot_cli.core.versions import is_semver, sort_key
 from paddlehot_cli.fleet.client import RegistryClient
 from paddlehot_cli.fleet.errors import BadReference, FleetError, RegistryHTTPError
-from paddlehot_cli.fleet.pull import newest_tag, pull_resolved, range_spec, resolve
+from paddlehot_cli.fleet.pull import pull_resolved, range_spec, resolve
 from paddlehot_cli.fleet.reference import Reference, is_label, parse_reference
 
 log = logging.getLogger("paddlehot.follow")
@@ -153,7 +153,7 @@ class Follower:
                 self._sync(remote)
             except FleetError as exc:
                 self._failed(remote, exc)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop serving
+            except Exception as exc:  # a bug must not stop serving
                 log.exception("following %s failed", remote.ref)
                 self._failed(remote, FleetError(f"internal error: {type(exc).__name__}: {exc}"))
 

@@ -9,13 +9,17 @@ model already has (same sha256) are copied from disk instead of downloaded.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddlehot_cli.core.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, read_manifest, read_verified
+from paddlehot_cli.core.manifest import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    read_manifest,
+    read_verified,
+)
 from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.core.publish import commit, staging_dir
 from paddlehot_cli.core.repository import published_versions
@@ -140,12 +144,17 @@ def _hash(path: Path) -> str:
 
 
 def _copy_verified(src: Path, dest: Path, digest: str) -> bool:
-    """Copy a local file, keeping it only if it still hashes to `digest`."""
+    """Copy a local file, hashing while copying; keep it only if it hashes to `digest`."""
+    h = hashlib.sha256()
     try:
-        shutil.copyfile(src, dest)
+        with open(src, "rb") as fin, open(dest, "wb") as fout:
+            while block := fin.read(CHUNK):
+                h.update(block)
+                fout.write(block)
     except OSError:
+        dest.unlink(missing_ok=True)
         return False
-    if _hash(dest) == digest:
+    if "sha256:" + h.hexdigest() == digest:
         return True
     dest.unlink(missing_ok=True)
     return False

@@ -1,0 +1,210 @@
+"""Fleet figures on this box: push/pull times (the demo MLP and a ~40 MB model), bytes pulled
+again for a version whose params did not change, and push -> first answer from the new version
+on a `serve --follow` box under 4 clients.
+
+    python -m paddlehot_cli.fleet.benchmark                  # starts a local docker-registry
+    python -m paddlehot_cli.fleet.benchmark --registry HOST:PORT [--insecure] --json out.json
+
+Without --registry it runs Debian's `docker-registry` on 127.0.0.1 with a temporary store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BIG_MODEL = '''
+import paddle.nn as nn
+
+
+class Big(nn.Layer):
+    """~10.3 M float32 parameters: a ~41 MB model.pdiparams."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(16, 3200), nn.Linear(3200, 3200), nn.Linear(3200, 4)
+
+    def forward(self, x):
+        return self.c(nn.functional.relu(self.b(nn.functional.relu(self.a(x)))))
+'''
+
+
+class Load:
+    """`clients` threads posting one OIP v2 inference after another; every answer recorded as
+    (time, HTTP status or -1, model_version)."""
+
+    def __init__(self, port: int, model: str = "mlp", clients: int = 4, features: int = 16):
+        data = [0.1 * (i % 7) for i in range(2 * features)]
+        self.body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, features],
+                                 "data": data}]}
+        self.url = f"http://127.0.0.1:{port}/v2/models/{model}/infer"
+        self.stop_event = threading.Event()
+        self.results: list[tuple[float, int, str | None]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._client, name=f"load-{i}", daemon=True)
+                        for i in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _client(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=30) as c:
+            while not self.stop_event.is_set():
+                try:
+                    r = c.post(self.url, json=self.body)
+                    row = (time.time(), r.status_code, r.json().get("model_version"))
+                except Exception as exc:  # noqa: BLE001 - a transport failure is a failure
+                    row = (time.time(), -1, repr(exc))
+                with self.lock:
+                    self.results.append(row)
+
+    def first(self, version: str) -> float | None:
+        with self.lock:
+            return next((t for t, _, v in self.results if v == version), None)
+
+    def last_version(self) -> str | None:
+        with self.lock:
+            return self.results[-1][2] if self.results else None
+
+    def finish(self) -> list[tuple[float, int, str | None]]:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(60)
+        return self.results
+
+
+def _wait(pred, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _cli(*args: object) -> None:
+    env = dict(os.environ, GLOG_minloglevel="2")
+    proc = subprocess.run([sys.executable, "-m", "paddlehot_cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"paddlehot {' '.join(map(str, args[:2]))}: {proc.stderr[-2000:]}")
+
+
+def push_pull(ci: Path, box: Path, name: str, version: str, target: str, insecure: bool) -> dict:
+    from paddlehot_cli.fleet.pull import pull_version
+    from paddlehot_cli.fleet.push import push_version
+    from paddlehot_cli.fleet.reference import parse_reference
+
+    pushed = push_version(f"{ci}:{name}@{version}", parse_reference(target), insecure=insecure)
+    pulled = pull_version(parse_reference(f"{target}:{version}"), box, insecure=insecure)
+    return {"version": version, "push_s": round(pushed.seconds, 3),
+            "uploaded_bytes": pushed.uploaded_bytes, "pull_s": round(pulled.seconds, 3),
+            "downloaded_bytes": pulled.downloaded_bytes, "reused_bytes": pulled.reused_bytes}
+
+
+def push_to_first_answer(ci: Path, work: Path, target: str, insecure: bool, interval: float,
+                         rounds: int) -> dict:
+    from paddlehot_cli.fleet.push import push_version
+    from paddlehot_cli.fleet.reference import parse_reference
+    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
+
+    box = work / "follow-box"
+    box.mkdir()
+    rt = Runtime(ServeConfig(repo=box, port=0, follow=[target], follow_interval=interval,
+                             insecure=insecure))
+    rt.bind()
+    rt.start_core()
+    rt.start_in_thread()
+    load = Load(rt.port)
+    times = []
+    try:
+        _wait(lambda: load.last_version() == "1.0.0", 60, "traffic on 1.0.0")
+        for i in range(rounds):
+            version = f"1.{i + 1}.0"
+            start = time.time()
+            push_version(f"{ci}:mlp@{version}", parse_reference(target), insecure=insecure)
+            first = _wait(lambda v=version: load.first(v), 120, f"an answer from {version}")
+            times.append(first - start)
+        results = load.finish()
+    finally:
+        load.finish()
+        rt.stop_thread()
+    return {"interval_s": interval, "clients": 4, "rounds": rounds,
+            "push_start_to_first_answer_s": {"mean": round(statistics.mean(times), 3),
+                                             "max": round(max(times), 3),
+                                             "each": [round(t, 3) for t in times]},
+            "requests": len(results), "failed": sum(1 for r in results if r[1] != 200)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m paddlehot_cli.fleet.benchmark",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--registry", help="HOST:PORT (default: start a local docker-registry)")
+    ap.add_argument("--insecure", action="store_true", help="plain HTTP (implied for the local one)")
+    ap.add_argument("--interval", type=float, default=1.0, help="--follow-interval of the box")
+    ap.add_argument("--rounds", type=int, default=3, help="pushes timed on the following box")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    args = ap.parse_args(argv)
+    for name in ("paddlehot", "watchfiles", "httpx"):  # the figures, not every swap's log line
+        logging.getLogger(name).setLevel(logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="paddlehot-fleet-bench-"))
+    local_registry = None
+    try:
+        if args.registry:
+            registry, insecure = args.registry, args.insecure
+        else:
+            from paddlehot_cli.fleet.local_registry import LocalRegistry
+
+            local_registry = LocalRegistry(work / "registry")
+            local_registry.start()
+            registry, insecure = local_registry.host, True
+        ci, box = work / "ci", work / "box"
+        box.mkdir(parents=True)
+        print("exporting the demo MLP (4 versions) and a ~40 MB model ...", file=sys.stderr)
+        for i in range(args.rounds + 1):
+            _cli("export", "demo:mlp", "--repo", ci, "--version", f"1.{i}.0", "--seed", i)
+        (work / "big_model.py").write_text(BIG_MODEL)
+        _cli("export", f"{work / 'big_model.py'}:Big", "--input", "x:float32:[-1,16]",
+             "--name", "big", "--repo", ci, "--version", "1.0.0", "--no-validate")
+        from paddlehot_cli.core.publish import publish_copy
+
+        publish_copy(ci / "big" / "1.0.0", ci, "1.0.1")  # same params, new manifest
+        base = f"oci://{registry}/bench"
+        report = {
+            "registry": registry, "machine": {"cpus": os.cpu_count()},
+            "mlp": push_pull(ci, box, "mlp", "1.0.0", f"{base}/mlp-once", insecure),
+            "big": push_pull(ci, box, "big", "1.0.0", f"{base}/big", insecure),
+            "big_unchanged_params": push_pull(ci, box, "big", "1.0.1", f"{base}/big", insecure),
+        }
+        print("timing push -> first answer on a following box under 4 clients ...", file=sys.stderr)
+        from paddlehot_cli.fleet.push import push_version
+        from paddlehot_cli.fleet.reference import parse_reference
+
+        push_version(f"{ci}:mlp@1.0.0", parse_reference(f"{base}/mlp"), insecure=insecure)
+        report["follow"] = push_to_first_answer(ci, work, f"{base}/mlp", insecure,
+                                                args.interval, args.rounds)
+    finally:
+        if local_registry is not None:
+            local_registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
