@@ -153,3 +153,33 @@ def test_serve_follow_refuses_bad_references(tmp_path):
         proc = subprocess.run(serve_argv(box, "--port", "0", "--follow", ref), capture_output=True,
                               text=True, timeout=60, check=False)
         assert_one_line_error(proc, 2, needle)
+
+
+def test_follower_refuses_foreign_and_oversized_artifacts_visibly(registry, tmp_path, caplog):
+    from prometheus_client import generate_latest
+
+    from paddlehot_cli.fleet.follower import Follower
+    from tests.test_fleet_push_pull import _push_raw
+
+    _push_raw(registry, "models/mlp", "1.0.0", b"{}", "application/vnd.oci.image.config.v1+json")
+    _push_raw(registry, "models/mlp", "1.1.0", b" " * (5 * 1024 * 1024), media.CONFIG)
+    _push_raw(registry, "models/mlp", "latest", b"{}", media.CONFIG)  # not SemVer: never followed
+    box = tmp_path / "box"
+    box.mkdir()
+    follower = Follower(box, [parse_reference(registry.url("models/mlp"))], interval=INTERVAL,
+                        insecure=True, latest=2)
+    try:
+        follower.sync_once()
+        follower.sync_once()  # a refusal is remembered, not logged and counted again
+    finally:
+        follower.stop()
+    rows = {r["version"]: r for r in follower.index_rows([])}
+    assert set(rows) == {"1.0.0", "1.1.0"}
+    assert "is not a paddlehot package" in rows["1.0.0"]["reason"]
+    assert "more than the" in rows["1.1.0"]["reason"]
+    assert rows["1.0.0"]["follow"][0]["state"] == "ok"
+    text = generate_latest(follower.metrics.registry).decode()
+    assert metric(text, "paddlehot_fleet_pull_failures_total", reason="not_paddlehot") == 1
+    assert metric(text, "paddlehot_fleet_pull_failures_total", reason="too_large") == 1
+    assert [r.levelname for r in caplog.records if "refused" in r.getMessage()] == ["WARNING"] * 2
+    assert list(box.rglob("*")) == []  # refused before anything was staged

@@ -93,6 +93,7 @@ class _Metrics:
             "From the push of a version (its created annotation) to it taking traffic here",
             ["model"], buckets=SWAP_BUCKETS, registry=registry)
         self.follower = follower
+        self.registry = registry
         registry.register(self)
 
     def collect(self):
@@ -195,14 +196,15 @@ class Follower:
         ref = remote.ref
         if is_semver(tag) and remote.model and (self.repo / remote.model / tag).is_dir():
             return  # a version tag never moves: nothing to do once it is here
-        _, _, digest = client.get_manifest(ref.repository, tag)
-        if is_label(tag) and remote.label_digest.get(tag) == digest:
-            return
-        refused = remote.refused.get((tag, digest))
-        if refused is not None and time.time() - refused[2] < self.refuse_retry_s:
-            return
-        got = None
+        digest, got = "", None
         try:
+            if self._still_refused(remote, tag, ""):  # its manifest itself was refused
+                return
+            _, _, digest = client.get_manifest(ref.repository, tag)
+            if is_label(tag) and remote.label_digest.get(tag) == digest:
+                return
+            if self._still_refused(remote, tag, digest):
+                return
             got = resolve(client, ref, digest if is_label(tag) else tag)
             remote.model = got.name
             result = pull_resolved(client, ref, got, self.repo)
@@ -221,6 +223,10 @@ class Follower:
         if is_label(tag):
             self._write_label(got.name, tag, got.version)
             remote.label_digest[tag] = digest
+
+    def _still_refused(self, remote: Remote, tag: str, digest: str) -> bool:
+        refused = remote.refused.get((tag, digest))
+        return refused is not None and time.time() - refused[2] < self.refuse_retry_s
 
     def _pulled(self, result: Any) -> None:
         m = self.metrics
