@@ -159,11 +159,10 @@ def test_follower_refuses_foreign_and_oversized_artifacts_visibly(registry, tmp_
     from prometheus_client import generate_latest
 
     from paddlehot_cli.fleet.follower import Follower
-    from tests.test_fleet_push_pull import _push_raw
 
-    _push_raw(registry, "models/mlp", "1.0.0", b"{}", "application/vnd.oci.image.config.v1+json")
-    _push_raw(registry, "models/mlp", "1.1.0", b" " * (5 * 1024 * 1024), media.CONFIG)
-    _push_raw(registry, "models/mlp", "latest", b"{}", media.CONFIG)  # not SemVer: never followed
+    registry.push_raw("models/mlp", "1.0.0", b"{}", "application/vnd.oci.image.config.v1+json")
+    registry.push_raw("models/mlp", "1.1.0", b" " * (5 * 1024 * 1024), media.CONFIG)
+    registry.push_raw("models/mlp", "latest", b"{}", media.CONFIG)  # not SemVer: never followed
     box = tmp_path / "box"
     box.mkdir()
     follower = Follower(box, [parse_reference(registry.url("models/mlp"))], interval=INTERVAL,

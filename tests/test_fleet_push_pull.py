@@ -13,7 +13,6 @@ from conftest import assert_one_line_error, cli
 
 from paddlehot_cli.core.manifest import read_verified
 from paddlehot_cli.fleet import media
-from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
 from paddlehot_cli.fleet.pull import pull_version
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
@@ -120,23 +119,12 @@ def test_tampered_blob_is_refused_and_nothing_is_written(registry, ci_repo, tmp_
     assert _repo_entries(box) in ([], ["mlp"])  # no version, no staging dir left behind
 
 
-def _push_raw(registry, repository: str, tag: str, config: bytes, config_type: str) -> None:
-    """An artifact written by some other tool (what `oras push` makes), not by paddlehot."""
-    with RegistryClient(registry.host, insecure=True) as c:
-        digest = sha256_digest(config)
-        c.upload_blob(repository, digest, len(config), config)
-        body = json.dumps({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST,
-                           "config": {"mediaType": config_type, "digest": digest,
-                                      "size": len(config)}, "layers": []}).encode()
-        c.put_manifest(repository, tag, body, media.OCI_MANIFEST)
-
-
 def test_bad_input_gives_one_line_and_leaves_repo_untouched(registry, tmp_path):
     box = tmp_path / "box"
     box.mkdir()
-    _push_raw(registry, "models/notours", "1.0.0", b"{}", "application/vnd.oci.image.config.v1+json")
+    registry.push_raw("models/notours", "1.0.0", b"{}", "application/vnd.oci.image.config.v1+json")
     # a package manifest of 5 MB: refused before it is downloaded
-    _push_raw(registry, "models/huge", "1.0.0", b" " * (5 * 1024 * 1024), media.CONFIG)
+    registry.push_raw("models/huge", "1.0.0", b" " * (5 * 1024 * 1024), media.CONFIG)
     cases = [
         (registry.url("models/notours:1.0.0"), "is not a paddlehot package"),
         (registry.url("models/huge:1.0.0"), "more than the"),

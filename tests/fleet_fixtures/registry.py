@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
 from paddlehot_cli.fleet.local_registry import BINARY, LocalRegistry
-from paddlehot_cli.fleet.media import ACCEPT
+from paddlehot_cli.fleet.media import ACCEPT, OCI_MANIFEST
 
 
 class Registry(LocalRegistry):
@@ -34,6 +35,16 @@ class Registry(LocalRegistry):
                       headers={"Accept": ACCEPT}, timeout=10)
         r.raise_for_status()
         return json.loads(r.content)
+
+    def push_raw(self, repository: str, tag: str, config: bytes, config_type: str) -> None:
+        """An artifact written by some other tool (what `oras push` makes), not by paddlehot."""
+        with RegistryClient(self.host, insecure=True) as c:
+            digest = sha256_digest(config)
+            c.upload_blob(repository, digest, len(config), config)
+            body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": {"mediaType": config_type, "digest": digest,
+                                          "size": len(config)}, "layers": []}).encode()
+            c.put_manifest(repository, tag, body, OCI_MANIFEST)
 
 
 def running(root: Path, users: dict[str, str] | None = None):
