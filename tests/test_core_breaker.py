@@ -23,11 +23,11 @@ def test_consecutive_failures_open_then_half_open_then_close():
     clock.t = 11
     assert b.state == HALF_OPEN
     assert b.allow() and not b.allow()  # one trial at a time
-    b.record(False)
+    b.record(False, trial=True)
     assert b.state == OPEN
     clock.t = 22
     assert b.allow()
-    b.record(True)
+    b.record(True, trial=True)
     assert b.state == CLOSED and b.allow()
     assert changes == [OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
 

@@ -179,7 +179,7 @@ def test_no_early_retire_when_the_staying_version_is_unhealthy():
         mgr.wait_idle(5)
         mgr.set_available("m", avail("1.0.0", "1.1.0"))
         mgr.wait_idle(5)
-        breaker = mgr._models["m"].loaded["1.1.0"].attachments["breaker"]
+        breaker = mgr._models["m"].loaded["1.1.0"].breaker
         for _ in range(50):
             breaker.record(False)  # 1.1.0 is failing: 1.0.0 is the fallback, keep it
         assert not breaker.healthy()

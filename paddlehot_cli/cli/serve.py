@@ -61,9 +61,22 @@ def serve(
     batch_size: int = typer.Option(1, "--batch-size", help="Dynamic batching: max batch (1 = off)."),
     batch_delay_ms: float = typer.Option(0.0, "--batch-delay-ms", help="Dynamic batching: max queue delay."),
     pool_max: int = typer.Option(1, "--pool-max", help="Predictors (and worker threads) per version."),
-    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Larger request bodies get 413."),
+    max_body_mb: float = typer.Option(
+        64.0, "--max-body-mb", help="Larger request bodies get 413 (every endpoint)."),
+    max_queue: int = typer.Option(
+        0, "--max-queue",
+        help="Requests waiting per version beyond those running; more get 503 + Retry-After "
+             "(0: 32 x --pool-max x --batch-size).",
+    ),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir",
+        help="Keep admin label/canary changes here (atomic writes) so they survive restarts; "
+             "the repository may be read-only.",
+    ),
     breaker_failures: int = typer.Option(5, "--breaker-failures", help="Consecutive failures that open a breaker."),
-    breaker_cooldown: float = typer.Option(30.0, "--breaker-cooldown", help="Seconds before a half-open trial."),
+    breaker_cooldown: float = typer.Option(
+        30.0, "--breaker-cooldown",
+        help="Seconds an open breaker waits before one trial request; its success undoes the rollback."),
     follow: list[str] | None = typer.Option(
         None, "--follow", metavar="oci://HOST/NS/NAME[:LABEL|@RANGE]",
         help="Pull new versions of this registry repository into REPO as they are pushed (the "
@@ -98,6 +111,8 @@ def serve(
             raise UserError(f"{name} must be at least 1")
     if not 0 <= port <= 65535:
         raise UserError(f"--port {port} is not a TCP port")
+    if max_queue < 0:
+        raise UserError("--max-queue must be 0 (automatic) or more")
     if poll_interval <= 0 or batch_delay_ms < 0 or max_body_mb <= 0:
         raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
     if repo is not None and not repo.is_dir():
@@ -124,6 +139,7 @@ def serve(
         batch_delay_ms=batch_delay_ms, pool_max=pool_max, max_body_mb=max_body_mb,
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
         follow=list(follow or []), follow_interval=follow_interval, insecure=insecure,
+        max_queue=max_queue, state_dir=state_dir,
     )
     def _early_stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit

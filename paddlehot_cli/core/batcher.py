@@ -6,6 +6,10 @@ concatenates requests whose inputs agree on every dim but the first (only when e
 first dim is dynamic), runs one call, and splits the outputs back. Batching trades a little
 latency for throughput under concurrency; Python threads add no parallelism to a GIL-holding
 predictor, so one worker is the default.
+
+The queue is bounded (`max_queue` requests waiting, not counting those running): a full queue
+raises QueueFull at once, so an overloaded server answers 503 instead of growing latency and
+memory without limit.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class BatcherStopped(RuntimeError):
     pass
 
 
+class QueueFull(RuntimeError):
+    """The version's queue is full: retry later (503 + Retry-After)."""
+
+
 class Batcher:
     def __init__(
         self,
@@ -38,6 +46,7 @@ class Batcher:
         workers: int = 1,
         name: str = "paddlehot-infer",
         on_batch: Callable[[int], None] | None = None,
+        max_queue: int = 0,
     ):
         self._run = run
         self._names = list(input_names)
@@ -45,6 +54,9 @@ class Batcher:
         self.max_delay_s = max(0.0, float(max_delay_s))
         self._on_batch = on_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.max_queue = max(0, int(max_queue))  # 0 = unbounded
+        self._waiting = 0  # queued, not yet taken by a worker
+        self._count_lock = threading.Lock()
         self._stopped = False
         self._threads = [
             threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
@@ -53,11 +65,24 @@ class Batcher:
         for t in self._threads:
             t.start()
 
-    def submit(self, feeds: Mapping[str, np.ndarray], done: Done) -> None:
-        """Queue checked inputs; `done(outputs, None)` or `done(None, exc)` is called once."""
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def submit(self, feeds: Mapping[str, np.ndarray], done: Done, force: bool = False) -> None:
+        """Queue checked inputs; `done(outputs, None)` or `done(None, exc)` is called once.
+        Raises QueueFull (unless `force`: warm-up) or BatcherStopped without queueing."""
         if self._stopped:
             raise BatcherStopped("this version is shutting down")
+        with self._count_lock:
+            if self.max_queue and self._waiting >= self.max_queue and not force:
+                raise QueueFull(f"{self._waiting} requests are already waiting")
+            self._waiting += 1
         self._queue.put((feeds, done))
+
+    def _taken(self) -> None:
+        with self._count_lock:
+            self._waiting -= 1
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Finish everything queued, then stop the workers."""
@@ -74,6 +99,7 @@ class Batcher:
             item = get()
             if item is _STOP:
                 return
+            self._taken()
             if self.max_batch == 1:
                 self._run_one(item)
                 continue
@@ -89,6 +115,7 @@ class Batcher:
                 if nxt is _STOP:
                     stop = True
                     break
+                self._taken()
                 items.append(nxt)
             self._run_many(items)
             if stop:

@@ -2,8 +2,14 @@
 
 It opens on `failures` consecutive failures, or when the error rate over the last `window`
 calls reaches `error_rate` (once at least `min_calls` were seen). Open: no traffic. After
-`cooldown_s` it is half-open: one trial call at a time; a success closes it, a failure opens it
-again. Only server-side inference failures are recorded, never a client's bad input.
+`cooldown_s` it is half-open: `admit()` hands out one TRIAL at a time; the trial's verdict
+closes it (success) or opens it again for another cooldown (server error).
+
+Contract: whoever is admitted with TRIAL ends it exactly once, on every path: `record(ok,
+trial=True)` when the call gave a verdict, `release_trial()` when it did not (client error,
+cancellation, an exception before the call ran). A trial slot is never lost, so a half-open
+breaker can always be tried again. Only server-side inference failures are recorded, never a
+client's bad input.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 STATE_CODE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+PASS, TRIAL = "pass", "trial"  # what admit() grants
 
 
 class Breaker:
@@ -47,48 +54,63 @@ class Breaker:
                 return HALF_OPEN
             return self._state
 
+    @property
+    def trial_in_flight(self) -> bool:
+        return self._trial
+
     def healthy(self) -> bool:
         """True when closed (routing may prefer it); no trial is consumed."""
         return self._state == CLOSED
 
-    def allow(self) -> bool:
-        """May a call go through now? In half-open state, only one trial at a time."""
+    def admit(self) -> str | None:
+        """PASS (closed), TRIAL (half-open and the trial slot was free: now it is taken) or None."""
         change = None
         with self._lock:
             if self._state == CLOSED:
-                return True
+                return PASS
             if self._state == OPEN:
                 if self._clock() - self._opened_at < self.cooldown_s:
-                    return False
+                    return None
                 change = (OPEN, HALF_OPEN)
                 self._state, self._trial = HALF_OPEN, False
             if self._trial:
-                allowed = False
+                granted = None
             else:
-                self._trial = allowed = True
+                self._trial, granted = True, TRIAL
         if change:
             self._notify(*change)
-        return allowed
+        return granted
 
-    def record(self, ok: bool) -> None:
+    def allow(self) -> bool:
+        return self.admit() is not None
+
+    def release_trial(self) -> None:
+        """The trial ended without a verdict: the next caller may try."""
+        with self._lock:
+            self._trial = False
+
+    def record(self, ok: bool, trial: bool = False) -> None:
+        """One server-side outcome. While half-open only the trial's outcome counts (a request
+        admitted before the breaker opened must not close it)."""
         change = None
         with self._lock:
             self._recent.append(ok)
-            if ok:
-                self._consecutive = 0
-                if self._state == HALF_OPEN:
+            self._consecutive = 0 if ok else self._consecutive + 1
+            if self._state == HALF_OPEN and trial:
+                self._trial = False
+                if ok:
                     change = (HALF_OPEN, CLOSED)
-                    self._state, self._trial = CLOSED, False
+                    self._state = CLOSED
                     self._recent.clear()
-            else:
-                self._consecutive += 1
-                if self._state == HALF_OPEN:
+                else:
                     change = (HALF_OPEN, OPEN)
-                elif self._state == CLOSED and self._tripped():
-                    change = (CLOSED, OPEN)
-                if change:
-                    self._state, self._trial = OPEN, False
-                    self._opened_at = self._clock()
+            elif self._state == CLOSED and not ok and self._tripped():
+                change = (CLOSED, OPEN)
+            elif trial:
+                self._trial = False
+            if change and change[1] == OPEN:
+                self._state, self._trial = OPEN, False
+                self._opened_at = self._clock()
         if change:
             self._notify(*change)
 

@@ -21,7 +21,6 @@ class VersionRef:
         self.model = model
         self.version = version
         self.servable = servable
-        self.attachments: dict[str, Any] = {}  # the manager hangs its batcher/breaker here
         self._on_release = on_release
         self._lock = threading.Lock()
         self._refs = 0
@@ -69,12 +68,19 @@ class VersionRef:
 
 
 class Handle:
-    """Held for the duration of one request. release() is idempotent."""
+    """Held for the duration of one request. release() is idempotent.
 
-    __slots__ = ("_done", "ref")
+    `on_release` (optional) runs once, just before the hold is dropped: the manager uses it to
+    give back a breaker trial that ended without a verdict. `transfer()` moves the hold to a
+    new Handle (for the worker that finishes the request), so a caller may always write
+    `try: ... submit(handle) ... finally: handle.release()`.
+    """
 
-    def __init__(self, ref: VersionRef):
+    __slots__ = ("_done", "on_release", "ref")
+
+    def __init__(self, ref: VersionRef, on_release: Callable[[], None] | None = None):
         self.ref = ref
+        self.on_release = on_release
         self._done = False
 
     @property
@@ -88,7 +94,21 @@ class Handle:
     def release(self) -> None:
         if not self._done:
             self._done = True
-            self.ref._drop()
+            hook, self.on_release = self.on_release, None
+            try:
+                if hook is not None:
+                    hook()
+            finally:
+                self.ref._drop()
+
+    def transfer(self) -> Handle:
+        """A new Handle holding what this one held; this one's release() becomes a no-op."""
+        if self._done:
+            raise RuntimeError("transfer of a released handle")
+        self._done = True
+        moved = Handle(self.ref, self.on_release)
+        self.on_release = None
+        return moved
 
     def __enter__(self) -> Handle:
         return self

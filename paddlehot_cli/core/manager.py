@@ -1,19 +1,22 @@
-"""The Manager: applies a version policy to what the Source says is available.
+"""The Manager: carries out a swap policy's actions on what the Source says is available.
 
-Availability-preserving (default): load the new version, warm it with the package's validation
-inputs (checking the outputs), flip the routing table, then retire the old version: it is
-released when its last in-flight handle is gone. A version that fails to load or warm is
-remembered as failed (until its files change) and never replaces the serving one.
+It owns all mutable serving state: per model, the available versions, the loaded ones (typed
+`ServingVersion`s), failures, labels, and the routing table. The *decisions* live elsewhere:
+the version policy (`version_policy.py`) says which versions are aspired, the swap policy
+(`policies/`) says the next action (load / unload), the router (`router.py`) picks a version
+per request, the breaker (`breaker.py`) takes a failing version out of routing.
 
-Resource-preserving (`resource_preserving=True`, for boxes that cannot hold two versions): retire
-and release the old version first, then load the new one. Downtime: from the moment the old one
-is retired until the new one is warm (drain + load + warm-up, ~1 s for resnet18 on 2 cores),
-requests without an exact version get 503; if the new version fails, the old one is reloaded.
+Threads: loads and unloads run on one named thread ("paddlehot-manager"); routing (`acquire`)
+reads an immutable per-model table that a flip replaces in one assignment (no lock on the
+request path). Events go to an `on_event(kind, model, version, info)` callback (metrics,
+logs): no prometheus import in core.
 
-All mutable state lives here. Loads run on one named thread ("paddlehot-manager"); routing
-(`acquire`) reads an immutable per-model table that a flip replaces in one assignment.
-Events go to an `on_event(kind, model, version, info)` callback (metrics, logs): no prometheus
-import in core.
+Public surface (what serve/app.py, the gRPC front end and bench call):
+  hot path     acquire(model, selector) -> Handle; submit(handle, feeds, done)
+  sources      set_available, report_invalid, set_labels, rescan (attribute)
+  admin        load_model, unload_model
+  status       models, ready, model_ready, loaded_versions, servable, labels, status,
+               serving_versions, wait_idle, stop
 """
 
 from __future__ import annotations
@@ -33,19 +36,30 @@ import numpy as np
 
 from paddlehot_cli.core import router
 from paddlehot_cli.core.batcher import Batcher
-from paddlehot_cli.core.breaker import OPEN, Breaker
+from paddlehot_cli.core.breaker import CLOSED, HALF_OPEN, OPEN, TRIAL, Breaker
 from paddlehot_cli.core.handles import Handle, VersionRef
+from paddlehot_cli.core.policies import (
+    Action,
+    AvailabilityPreservingPolicy,
+    Load,
+    ResourcePreservingPolicy,
+    Unload,
+    VersionSnapshot,
+)
 from paddlehot_cli.core.router import Labels, NotLoaded, Unavailable
-from paddlehot_cli.core.signature import check_inputs
-from paddlehot_cli.core.validation_data import load_cases
+from paddlehot_cli.core.servable import Servable
+from paddlehot_cli.core.serving_version import ServingVersion
+from paddlehot_cli.core.thread_priority import can_unnice, run_niced, trim_heap
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.core.versions import sort_key
+from paddlehot_cli.core.warmup import warm
 from paddlehot_cli.errors import InputMismatch, UserError, short_error
 
 log = logging.getLogger("paddlehot.manager")
 
 OnEvent = Callable[[str, str, "str | None", dict], None]
-Loader = Callable[[Path], Any]
+Loader = Callable[[Path], Servable]
+_MAX_ACTIONS = 1000  # per reconcile: a policy bug must not spin the manager thread forever
 
 
 @dataclass
@@ -55,11 +69,11 @@ class ManagerConfig:
     max_batch: int = 1
     batch_delay_s: float = 0.0
     workers: int = 1
+    # requests waiting per version beyond those running (0: 32 per worker and batch slot)
+    max_queue: int = 0
     warmup: bool = True
-    # validation cases run at warm-up, smallest first (0 = all): larger batches cost CPU (and the
-    # GIL) inside the swap window and leave their activation memory behind
-    warmup_cases: int = 1
-    # retire versions that the new one pushes out of the aspired set before loading it, so at
+    warmup_cases: int = 1  # validation cases run at warm-up, smallest first (0 = all)
+    # unload versions that the new one pushes out of the aspired set before loading it, so at
     # most one version more than steady state is alive (never the last healthy one)
     retire_before_load: bool = True
     warmup_atol: float = 1e-4
@@ -68,13 +82,22 @@ class ManagerConfig:
     drain_timeout_s: float = 30.0
     load_nice: int = 10  # loads run at a lower CPU priority than serving (Linux, per thread)
 
+    def swap_policy(self) -> AvailabilityPreservingPolicy | ResourcePreservingPolicy:
+        if self.resource_preserving:
+            return ResourcePreservingPolicy()
+        return AvailabilityPreservingPolicy(unload_leaving_first=self.retire_before_load)
+
+    def queue_limit(self) -> int:
+        auto = 32 * max(1, self.workers) * max(1, self.max_batch)
+        return self.max_queue if self.max_queue > 0 else auto
+
 
 @dataclass(frozen=True)
 class _Table:
     """What routing reads: immutable, replaced whole on every flip."""
 
     ordered: list  # versions, newest first
-    refs: Mapping[str, VersionRef]
+    refs: Mapping[str, ServingVersion]
     labels: Labels
 
 
@@ -87,9 +110,10 @@ class _Model:
         self.enabled = True
         self.available: dict[str, Path] = {}
         self.failed: dict[str, tuple[str, str]] = {}  # version -> (path signature, reason)
+        self.invalid: dict[str, str] = {}  # version -> why the Source rejected it
         self.file_labels = Labels()
         self.admin_labels: Labels | None = None
-        self.loaded: dict[str, VersionRef] = {}
+        self.loaded: dict[str, ServingVersion] = {}
         self.loading: str | None = None
         self.table: _Table = _EMPTY
         self.newest: str | None = None
@@ -108,36 +132,6 @@ def _path_sig(path: Path) -> str:
     return f"{path}:{entries}"
 
 
-def _trim_heap() -> None:
-    """Give freed heap back to the OS after a version is released (glibc keeps it otherwise, and
-    every version's worker thread had its own malloc arena)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _thread_ids() -> set[int]:
-    try:
-        return {int(t) for t in os.listdir("/proc/self/task")}
-    except OSError:
-        return set()
-
-
-def _unnice_new_threads(before: set[int], nice: int) -> None:
-    """Back to normal priority for threads a niced load started that are still alive (OpenMP
-    pool threads): they will run serving requests."""
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    for tid in _thread_ids() - before:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) == nice:
-                os.setpriority(os.PRIO_PROCESS, tid, base)
-        except OSError:
-            pass
-
-
 class Manager:
     def __init__(
         self,
@@ -148,6 +142,7 @@ class Manager:
     ):
         self._loader = loader
         self.config = config or ManagerConfig()
+        self._policy = self.config.swap_policy()
         self._on_event = on_event or (lambda kind, model, version, info: None)
         self._rng = rng
         self._models: dict[str, _Model] = {}
@@ -164,20 +159,35 @@ class Manager:
     # -- hot path -------------------------------------------------------------------------
 
     def acquire(self, model: str, selector: str | None = None) -> Handle:
-        """A handle on the version that serves this request; raise NotLoaded/Unavailable."""
+        """A handle on the version that serves this request; raise NotLoaded/Unavailable.
+
+        Release it on every path (`try/finally: handle.release()`); `submit` takes it over.
+        """
         m = self._models.get(model)
         if m is None or not m.enabled:
             raise NotLoaded(f"unknown model '{model}'")
         for _ in range(5):
             table = m.table
             refs = table.refs
-            version = router.select(
-                table.ordered, selector, table.labels,
-                allow=lambda v: refs[v].attachments["breaker"].allow(),
-                healthy=lambda v: refs[v].attachments["breaker"].healthy(),
-                rnd=self._rng(), model=model,
-            )
-            handle = refs[version].acquire()
+            grants: dict[str, str] = {}
+
+            def allow(v: str) -> bool:
+                grant = refs[v].breaker.admit()
+                if grant is not None:
+                    grants[v] = grant
+                return grant is not None
+
+            version = None
+            try:
+                version = router.select(
+                    table.ordered, selector, table.labels, allow=allow,
+                    healthy=lambda v: refs[v].breaker.healthy(), rnd=self._rng(), model=model,
+                )
+            finally:
+                for v, grant in grants.items():  # a trial granted but not used goes back
+                    if grant == TRIAL and v != version:
+                        refs[v].breaker.release_trial()
+            handle = refs[version].open_handle(grants[version])
             if handle is not None:
                 return handle
         raise Unavailable(f"model '{model}' is being swapped; retry")
@@ -186,24 +196,28 @@ class Manager:
                done: Callable[[Any, BaseException | None], None]) -> None:
         """Run checked inputs on the handle's version; `done` runs on the worker thread.
 
-        The handle is released after `done`, even if the caller went away meanwhile.
+        Takes the handle over in every case: it is released after `done` (even if the caller
+        went away), or at once if this raises (QueueFull, BatcherStopped: nothing was queued).
+        The caller's own `handle.release()` is then a no-op.
         """
-        ref = handle.ref
-        breaker: Breaker = ref.attachments["breaker"]
-        batcher: Batcher = ref.attachments["batcher"]
+        ref: ServingVersion = handle.ref  # type: ignore[assignment]
+        breaker = ref.breaker
+        trial = ServingVersion.holds_trial(handle)
+        held = handle.transfer()
 
         def finish(out: Any, exc: BaseException | None) -> None:
             try:
                 if not isinstance(exc, InputMismatch):
-                    breaker.record(exc is None)
+                    held.on_release = None  # a verdict: the trial ends here
+                    breaker.record(exc is None, trial=trial)
                 done(out, exc)
             finally:
-                handle.release()
+                held.release()
 
         try:
-            batcher.submit(feeds, finish)
+            ref.batcher.submit(feeds, finish)
         except BaseException:
-            handle.release()
+            held.release()
             raise
 
     # -- inputs from sources and the admin API -------------------------------------------
@@ -215,6 +229,8 @@ class Manager:
             if m is None:
                 m = self._models[model] = _Model(model)
             m.available = dict(versions)
+            for v in m.available:
+                m.invalid.pop(v, None)
             if labels is not None:
                 try:
                     m.file_labels = Labels.from_json(labels, f"{model}/labels.json")
@@ -225,7 +241,16 @@ class Manager:
             self._flip(m)
         self._schedule(model)
 
-    def report_invalid(self, model: str, version: str, reason: str) -> None:
+    def report_invalid(self, model: str, version: str, reason: str | None) -> None:
+        """The Source rejected a version dir (bad checksum, ...); None: it is gone or fixed."""
+        with self._lock:
+            m = self._models.get(model)
+            if m is None:
+                m = self._models[model] = _Model(model)
+            if reason is None:
+                m.invalid.pop(version, None)
+                return
+            m.invalid[version] = reason
         self._on_event("invalid", model, version, {"reason": reason})
 
     def set_labels(self, model: str, labels: Labels | None) -> None:
@@ -285,7 +310,7 @@ class Manager:
         m = self._models.get(model)
         return list(m.table.ordered) if m is not None and m.enabled else []
 
-    def servable(self, model: str, version: str | None = None) -> Any:
+    def servable(self, model: str, version: str | None = None) -> Servable:
         m = self._models.get(model)
         if m is None or not m.enabled or not m.table.ordered:
             raise NotLoaded(f"unknown model '{model}'" if m is None else f"model '{model}' has no version loaded")
@@ -298,35 +323,40 @@ class Manager:
         return self._need(model).labels
 
     def status(self) -> list[dict]:
-        """One row per (model, version) known: state READY / LOADING / UNAVAILABLE and reason."""
+        """One row per (model, version) known: state READY / LOADING / UNAVAILABLE and reason
+        (a version the Source rejected is UNAVAILABLE with its reason)."""
         rows = []
         with self._lock:
             for name in sorted(self._models):
-                m = self._models[name]
-                versions = set(m.available) | set(m.loaded) | set(m.failed)
-                if not versions:
-                    rows.append({"name": name, "version": "", "state": "UNAVAILABLE",
-                                 "reason": "no complete version in the repository"})
-                for v in sorted(versions, key=sort_key, reverse=True):
-                    ref = m.loaded.get(v)
-                    if ref is not None and m.enabled:
-                        state = ref.attachments["breaker"].state
-                        row = {"name": name, "version": v, "state": "READY",
-                               "breaker": state, "reason": ""}
-                        if state != "closed":
-                            row["reason"] = f"breaker {state}"
-                    elif m.loading == v:
-                        row = {"name": name, "version": v, "state": "LOADING", "reason": ""}
-                    else:
-                        reason = m.failed[v][1] if v in m.failed else (
-                            "unloaded" if not m.enabled else "not selected by the version policy")
-                        row = {"name": name, "version": v, "state": "UNAVAILABLE", "reason": reason}
-                    rows.append(row)
+                rows.extend(self._status_rows(self._models[name]))
         return rows
 
-    def loaded_refs(self) -> list[VersionRef]:
+    def _status_rows(self, m: _Model) -> list[dict]:
+        versions = set(m.available) | set(m.loaded) | set(m.failed) | set(m.invalid)
+        if not versions:
+            return [{"name": m.name, "version": "", "state": "UNAVAILABLE",
+                     "reason": "no complete version in the repository"}]
+        rows = []
+        for v in sorted(versions, key=sort_key, reverse=True):
+            ref = m.loaded.get(v)
+            if ref is not None and m.enabled:
+                state = ref.breaker.state
+                rows.append({"name": m.name, "version": v, "state": "READY", "breaker": state,
+                             "reason": "" if state == CLOSED else f"breaker {state}"})
+            elif m.loading == v:
+                rows.append({"name": m.name, "version": v, "state": "LOADING", "reason": ""})
+            else:
+                reason = (m.invalid.get(v) or (m.failed[v][1] if v in m.failed else None)
+                          or ("unloaded" if not m.enabled else "not selected by the version policy"))
+                rows.append({"name": m.name, "version": v, "state": "UNAVAILABLE", "reason": reason})
+        return rows
+
+    def serving_versions(self) -> list[ServingVersion]:
+        """Every loaded version (for metrics: breaker state, pool size, handles in flight)."""
         with self._lock:
             return [r for m in self._models.values() for r in m.loaded.values()]
+
+    loaded_refs = serving_versions  # the name bench and older callers use
 
     # -- the manager thread ---------------------------------------------------------------
 
@@ -375,35 +405,32 @@ class Manager:
         pinned = set(m.labels.labels.values())
         return self.config.policy.aspired(m.available, failed, pinned)
 
-    def _reconcile(self, model: str) -> None:
-        m = self._models[model]
-        if self.config.resource_preserving:
-            # unload first: free memory before the new version is loaded (downtime, see above)
+    def _snapshot(self, m: _Model) -> list[VersionSnapshot]:
+        with self._lock:
             aspired = self._aspired(m)
-            for v in [v for v in m.loaded if v not in aspired]:
-                self._retire(m, v, wait=True)
-        while True:
-            aspired = self._aspired(m)
-            todo = sorted((v for v in aspired if v not in m.loaded), key=sort_key, reverse=True)
-            if not todo:
-                break
-            if self.config.retire_before_load:
-                self._retire_leaving(m, aspired)
-            self._load(m, todo[0])
-        for v in [v for v in m.loaded if v not in aspired]:
-            self._retire(m, v, wait=False)
-        if self.config.resource_preserving and not m.loaded and m.enabled:
-            log.error("model %s has no version loaded", model)
+            versions = sorted(aspired | set(m.loaded), key=sort_key, reverse=True)
+            return [VersionSnapshot(v, v in aspired, v in m.loaded,
+                                    v in m.loaded and m.loaded[v].breaker.healthy())
+                    for v in versions]
 
-    def _retire_leaving(self, m: _Model, aspired: set[str]) -> None:
-        """Retire (and release) loaded versions outside `aspired` while a healthy aspired one
-        keeps serving; if the new load fails they are aspired again and reloaded."""
-        leaving = [v for v in m.loaded if v not in aspired]
-        staying = [m.loaded[v] for v in m.loaded if v in aspired]
-        if not leaving or not any(r.attachments["breaker"].healthy() for r in staying):
-            return
-        for v in leaving:
-            self._retire(m, v, wait=True)
+    def _reconcile(self, model: str) -> None:
+        """Ask the swap policy for the next action and carry it out, until it says none."""
+        m = self._models[model]
+        for _ in range(_MAX_ACTIONS):
+            if self._stopping:
+                return
+            action: Action | None = self._policy.next_action(self._snapshot(m))
+            if action is None:
+                break
+            log.debug("%s: %s", model, action)
+            if isinstance(action, Load):
+                self._load(m, action.version)
+            elif isinstance(action, Unload):
+                self._retire(m, action.version, wait=action.drain)
+        else:
+            log.error("model %s: the swap policy did not settle after %d actions", model, _MAX_ACTIONS)
+        if isinstance(self._policy, ResourcePreservingPolicy) and not m.loaded and m.enabled:
+            log.error("model %s has no version loaded", model)
 
     def _load(self, m: _Model, version: str) -> None:
         path = m.available[version]
@@ -416,39 +443,21 @@ class Manager:
             servable = self._load_niced(path)
             if servable.manifest.name != m.name or servable.manifest.version != version:
                 raise UserError(f"{path}: the manifest names {servable.manifest.name} {servable.manifest.version}")
-            names = [s.name for s in servable.manifest.inputs]
-            batchable = all(s.shape and s.shape[0] == -1 for s in servable.manifest.inputs)
-            run = servable.run_checked
-            batcher = Batcher(
-                run, names, batchable=batchable, max_batch=self.config.max_batch,
-                max_delay_s=self.config.batch_delay_s, workers=self.config.workers,
-                name=f"paddlehot-infer-{m.name}-{version}",
-            )
+            batcher = self._make_batcher(m.name, version, servable)
             if self.config.warmup:
-                # on the version's own worker thread(s): per-thread caches are warm at the flip
-                self._warm(servable, path, batcher)
+                warm(servable, path, batcher, cases=self.config.warmup_cases,
+                     atol=self.config.warmup_atol, rtol=self.config.warmup_rtol,
+                     timeout_s=self.config.drain_timeout_s * 4)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the serving version
-            reason = exc.message if isinstance(exc, UserError) else short_error(exc)
-            if batcher is not None:
-                batcher.stop()
-            if servable is not None:
-                try:
-                    servable.close()
-                except Exception:  # noqa: BLE001
-                    pass
-            with self._lock:
-                m.failed[version] = (_path_sig(path), reason)
-                m.loading = None
-            log.error("loading %s %s failed, serving version unchanged: %s", m.name, version, reason)
-            self._on_event("load_failed", m.name, version, {"reason": reason})
+            self._load_failed(m, version, path, exc, servable, batcher)
             return
         seconds = time.perf_counter() - start
-        ref = VersionRef(m.name, version, servable, self._released)
-        ref.attachments["breaker"] = Breaker(
-            on_change=lambda old, new, v=version: self._breaker_changed(m, v, old, new),
-            **self.config.breaker,
+        ref = ServingVersion(
+            m.name, version, servable, batcher,
+            Breaker(on_change=lambda old, new, v=version: self._breaker_changed(m, v, old, new),
+                    **self.config.breaker),
+            self._released,
         )
-        ref.attachments["batcher"] = batcher
         with self._lock:
             m.loaded[version] = ref
             m.loading = None
@@ -458,87 +467,40 @@ class Manager:
                  getattr(servable, "kind", "package"), seconds)
         self._on_event("loaded", m.name, version, {"seconds": seconds, "path": str(path)})
 
-    def _load_niced(self, path: Path) -> Any:
-        """Run the loader on a short-lived thread with a lower CPU priority, so that building a
-        predictor (graph passes, weight loading) takes CPU from serving as little as possible.
+    def _make_batcher(self, model: str, version: str, servable: Servable) -> Batcher:
+        names = [s.name for s in servable.manifest.inputs]
+        batchable = all(s.shape and s.shape[0] == -1 for s in servable.manifest.inputs)
+        return Batcher(
+            servable.run_checked, names, batchable=batchable, max_batch=self.config.max_batch,
+            max_delay_s=self.config.batch_delay_s, workers=self.config.workers,
+            max_queue=self.config.queue_limit(), name=f"paddlehot-infer-{model}-{version}",
+        )
 
-        Threads created by a niced thread inherit its nice value, and the OpenMP pool (libiomp5)
-        is process-wide: a pool thread first started by a load would serve every later request at
-        the low priority. So loads are niced only while something is serving (the first load
-        fills the pool at normal priority) and only if the threads the load started can be set
-        back to normal afterwards (root, CAP_SYS_NICE or RLIMIT_NICE >= 20).
-        """
-        nice = self.config.load_nice if self._can_unnice() and self._serving() else 0
-        result: dict[str, Any] = {}
-        before = _thread_ids()
-
-        def target() -> None:
-            if nice:
-                try:
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-                except OSError:
-                    pass
+    def _load_failed(self, m: _Model, version: str, path: Path, exc: Exception,
+                     servable: Servable | None, batcher: Batcher | None) -> None:
+        reason = exc.message if isinstance(exc, UserError) else short_error(exc)
+        if batcher is not None:
+            batcher.stop()
+        if servable is not None:
             try:
-                result["servable"] = self._loader(path)
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the manager thread
-                result["error"] = exc
+                servable.close()
+            except Exception:  # noqa: BLE001
+                pass
+        with self._lock:
+            m.failed[version] = (_path_sig(path), reason)
+            m.loading = None
+        log.error("loading %s %s failed, serving version unchanged: %s", m.name, version, reason)
+        self._on_event("load_failed", m.name, version, {"reason": reason})
 
-        t = threading.Thread(target=target, name=f"paddlehot-load-{path.parent.name}-{path.name}")
-        t.start()
-        t.join()
-        if nice:
-            _unnice_new_threads(before, nice)
-        if "error" in result:
-            raise result["error"]
-        return result["servable"]
+    def _load_niced(self, path: Path) -> Servable:
+        """The loader on its own thread, niced while something else is serving."""
+        nice = self.config.load_nice if can_unnice() and self._serving() else 0
+        return run_niced(lambda: self._loader(path), nice,
+                         name=f"paddlehot-load-{path.parent.name}-{path.name}")
 
     def _serving(self) -> bool:
         with self._lock:
             return any(m.loaded for m in self._models.values())
-
-    @staticmethod
-    def _can_unnice() -> bool:
-        if not hasattr(os, "setpriority"):
-            return False
-        try:
-            import resource
-
-            soft = resource.getrlimit(resource.RLIMIT_NICE)[0]
-            if soft == resource.RLIM_INFINITY or soft >= 20:
-                return True
-        except (ImportError, AttributeError, OSError, ValueError):
-            pass
-        return os.geteuid() == 0
-
-    def _warm(self, servable: Any, path: Path, batcher: Batcher) -> None:
-        validation = servable.manifest.validation
-        atol = float(validation.get("atol", self.config.warmup_atol))
-        rtol = float(validation.get("rtol", self.config.warmup_rtol))
-        names = [s.name for s in servable.manifest.outputs]
-        specs = servable.manifest.inputs
-        cases = load_cases(path)
-        if self.config.warmup_cases > 0:
-            size = lambda case: sum(int(a.size) for a in case[0].values())  # noqa: E731
-            cases = sorted(cases, key=size)[: self.config.warmup_cases]
-        for i, (inputs, expected) in enumerate(cases):
-            box: dict[str, Any] = {}
-            ev = threading.Event()
-            batcher.submit(check_inputs(specs, inputs),
-                           lambda out, exc: (box.update(out=out, exc=exc), ev.set()))
-            if not ev.wait(self.config.drain_timeout_s * 4):
-                raise UserError(f"{path}: warm-up case {i} timed out")
-            if box["exc"] is not None:
-                raise box["exc"]
-            got = dict(zip(names, box["out"]))
-            for name in names:
-                if name not in expected or name not in got:
-                    continue
-                a, e = got[name], expected[name]
-                if a.shape != e.shape or not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
-                    raise UserError(
-                        f"{path}: warm-up case {i}: output '{name}' differs from the package's "
-                        "validation outputs"
-                    )
 
     def _flip(self, m: _Model) -> None:
         """Publish a new routing table (called with the lock held)."""
@@ -557,49 +519,54 @@ class Manager:
         self._on_event("retiring", m.name, version, {"in_flight": ref.refs})
         ref.retire()
         if wait:
-            self._drain_tasks_for(ref)
+            self._drain(ref)
 
-    def _drain_tasks_for(self, ref: VersionRef) -> None:
+    def _drain(self, ref: ServingVersion) -> None:
         deadline = time.monotonic() + self.config.drain_timeout_s
         while not ref.released and time.monotonic() < deadline:
             time.sleep(0.005)
         # the finalize task was queued behind us: run it now so memory is free before the load
-        if ref.released and not ref.attachments.get("finalized"):
+        if ref.released and not ref.finalized:
             self._finalize(ref)
 
     def _released(self, ref: VersionRef) -> None:
         with self._lock:
             if self._stopping and not self._thread.is_alive():
-                self._finalize(ref)
+                self._finalize(ref)  # type: ignore[arg-type]
                 return
             self._busy += 1
         self._tasks.put(("finalize", ref))
 
-    def _finalize(self, ref: VersionRef) -> None:
-        if ref.attachments.get("finalized"):
+    def _finalize(self, ref: ServingVersion) -> None:
+        if ref.finalized:
             return
-        ref.attachments["finalized"] = True
-        ref.attachments["batcher"].stop()
+        ref.finalized = True
+        ref.batcher.stop()
         try:
             ref.servable.close()
         except Exception:
             log.exception("closing %s %s failed", ref.model, ref.version)
         ref.servable = None
-        _trim_heap()
+        trim_heap()
         log.info("released %s %s", ref.model, ref.version)
         self._on_event("unloaded", ref.model, ref.version, {})
 
     def _breaker_changed(self, m: _Model, version: str, old: str, new: str) -> None:
+        """Breakers change routing by themselves (router skips open ones); here we say so."""
         log.warning("breaker of %s %s: %s -> %s", m.name, version, old, new)
         self._on_event("breaker", m.name, version, {"from": old, "to": new})
-        if new == OPEN:
-            table = m.table
-            if table.ordered and table.ordered[0] == version:
-                fallback = next((v for v in table.ordered[1:]
-                                 if table.refs[v].attachments["breaker"].healthy()), None)
-                log.warning("rollback: %s %s is failing; traffic goes to %s", m.name, version,
-                            fallback or "nothing (no healthy version)")
-                self._on_event("rollback", m.name, version, {"to": fallback})
+        table = m.table
+        if not table.ordered or table.ordered[0] != version:
+            return
+        if new == OPEN and old == CLOSED:
+            fallback = next((v for v in table.ordered[1:] if table.refs[v].breaker.healthy()), None)
+            log.warning("rollback: %s %s is failing; traffic goes to %s until a trial succeeds "
+                        "(one per %.0f s)", m.name, version, fallback or "nothing (no healthy version)",
+                        table.refs[version].breaker.cooldown_s)
+            self._on_event("rollback", m.name, version, {"to": fallback})
+        elif new == CLOSED and old == HALF_OPEN:
+            log.warning("recovery: %s %s passed its trial; traffic returns to it", m.name, version)
+            self._on_event("recovered", m.name, version, {})
 
     # -- shutdown -------------------------------------------------------------------------
 

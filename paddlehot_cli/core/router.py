@@ -3,8 +3,10 @@
 The selector is what the URL carries in `/versions/{v}`: an exact SemVer (`1.2.0`), a label
 (`stable`, `canary`, ...: from REPO/NAME/labels.json or the admin API), or a SemVer range
 (`^1.2`, `~1.2.3`, `>=1.2,<2`, `1.*`). Without one, traffic goes to the `canary` label with
-probability `canary_weight`%, else to the `stable` label, else to the newest version, always
-skipping versions whose breaker is open (that is the automatic rollback).
+probability `canary_weight`%, else to the `stable` label, else to the newest version, skipping
+versions whose breaker is open (that is the automatic rollback). Once per cooldown a breaker
+admits one trial: unpinned traffic then sends one request to the newest such version, and its
+success undoes the rollback.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from packaging.version import Version
 
 from paddlehot_cli.core.versions import is_semver
 
-_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-_PARTIAL_RE = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+_LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")  # always fullmatch: "$" accepts "\n"
+_PARTIAL_RE = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
 class RouteError(LookupError):
@@ -39,14 +41,14 @@ class Unavailable(RouteError):
 
 
 def is_label(text: str) -> bool:
-    return bool(_LABEL_RE.match(text))
+    return bool(_LABEL_RE.fullmatch(text))
 
 
 def parse_range(text: str) -> SpecifierSet:
     """npm/cargo-style ranges translated to PEP 440 specifiers: ^1.2 -> >=1.2.0,<2.0.0."""
     text = text.strip()
     if text.startswith(("^", "~")) and not text.startswith("~="):
-        m = _PARTIAL_RE.match(text[1:])
+        m = _PARTIAL_RE.fullmatch(text[1:])
         if not m:
             raise ValueError(f"invalid version range '{text}'")
         major, minor, patch = (int(g) if g is not None else None for g in m.groups())
@@ -61,7 +63,7 @@ def parse_range(text: str) -> SpecifierSet:
         else:
             high = f"{major}.{minor + 1}.0" if minor is not None else f"{major + 1}.0.0"
         return SpecifierSet(f">={low},<{high}")
-    if text.endswith(".*") and _PARTIAL_RE.match(text[:-2]):
+    if text.endswith(".*") and _PARTIAL_RE.fullmatch(text[:-2]):
         return SpecifierSet(f"=={text}")
     try:
         spec = SpecifierSet(text)
@@ -155,10 +157,9 @@ def select(
 
 def _first_allowed(ordered: list[str], allow: Callable[[str], bool],
                    healthy: Callable[[str], bool], model: str) -> str:
+    """Newest first. A closed breaker always allows; an open one allows one trial per cooldown,
+    so the newest version whose breaker opened is retried and traffic returns when it heals."""
     for v in ordered:
-        if healthy(v) and allow(v):
-            return v
-    for v in ordered:  # all breakers open: a half-open trial is the only way back
         if allow(v):
             return v
     raise Unavailable(f"every loaded version of model '{model}' is unavailable (breakers open)")

@@ -16,7 +16,7 @@ from paddlehot_cli.errors import InputMismatch, UserError
 # The dtypes paddlehot exports; names are numpy's (and the manifest's) spelling.
 DTYPES = ("float32", "float16", "float64", "int32", "int64", "uint8", "int8", "bool")
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def check_tensor_name(name: str, what: str = "tensor") -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise UserError(
             f"invalid {what} name '{name}'",
             hint="letters, digits, '_', '.', '-'; starting with a letter or '_'",

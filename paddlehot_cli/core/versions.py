@@ -8,16 +8,16 @@ from packaging.version import Version
 
 from paddlehot_cli.errors import UserError
 
-_SEMVER_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_SEMVER_RE = re.compile(r"(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})")  # fullmatch: "$" would accept a trailing newline
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")  # fullmatch: "$" would accept a trailing newline
 
 
 def is_semver(text: str) -> bool:
-    return bool(_SEMVER_RE.match(text))
+    return bool(_SEMVER_RE.fullmatch(text))
 
 
 def parse_semver(text: str) -> tuple[int, int, int]:
-    match = _SEMVER_RE.match(text)
+    match = _SEMVER_RE.fullmatch(text)
     if not match:
         raise UserError(
             f"invalid version '{text}'", hint="use SemVer MAJOR.MINOR.PATCH, e.g. 1.4.0"
@@ -31,7 +31,7 @@ def sort_key(text: str) -> Version:
 
 def check_model_name(name: str) -> str:
     """A model name is one path component: letters, digits, '_', '-', '.'; never '..' or '/'."""
-    if not _NAME_RE.match(name) or ".." in name:
+    if not _NAME_RE.fullmatch(name) or ".." in name:
         raise UserError(
             f"invalid model name '{name}'",
             hint="use letters, digits, '_', '-' or '.', at most 64 characters",

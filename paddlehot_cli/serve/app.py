@@ -11,7 +11,13 @@ Endpoints
   GET  /metrics                                 Prometheus
 
 `{v}` is an exact SemVer, a label (stable, canary, ...) or a SemVer range (^1.2, ~1.2, >=1.2,<2).
-Inference runs on each version's worker thread, never on the event loop.
+Inference runs on each version's worker thread, never on the event loop; large JSON bodies are
+decoded in a helper process (body_decoder.py). Every body is limited to --max-body-mb. A full
+version queue answers 503 with Retry-After.
+
+Admin endpoints (load, unload, labels) need the bearer token when one is set. Without a token
+(loopback only) a request must name a loopback Host and, if it carries an Origin, a loopback
+Origin: a web page cannot drive them from the user's browser (cross-site POST, DNS rebinding).
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import hmac
 import logging
 import re
 import time
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,17 +41,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from paddlehot_cli import __version__
+from paddlehot_cli.core.batcher import BatcherStopped, QueueFull
 from paddlehot_cli.core.router import Labels, RouteError
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.core.versions import check_model_name
 from paddlehot_cli.errors import InputMismatch, UserError, short_error
 from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve.body_decoder import BodyDecoder
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.protocol import BodyTooLarge, ProtocolError
 
 log = logging.getLogger("paddlehot.serve")
 JSON = "application/json"
-_SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.\-^~<>=!*, ]{1,64}$")
+_SELECTOR_RE = re.compile(r"[A-Za-z0-9_.\-^~<>=!*, ]{1,64}")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass
@@ -51,19 +62,38 @@ class ServeOptions:
     admin_token: str | None = None
     admin_open: bool = True  # loopback without a token: admin endpoints allowed
     platform: str = "paddle_inference"
+    repo: Path | None = None  # its path is cut from reasons shown to non-admin callers
+    retry_after_s: int = 1  # told to clients turned away by a full queue
+    on_labels: Callable[[str, Labels | None], None] | None = None  # e.g. --state-dir persistence
+    decoder: BodyDecoder = field(default_factory=BodyDecoder)
+
+
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _is_loopback_host(host: str) -> bool:
+    """'127.0.0.1:8000', 'localhost', '[::1]:80' -> True (the Host/Origin check)."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[: name.find("]") + 1] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    return name in _LOOPBACK_NAMES or name.startswith("127.")
 
 
 def _json(doc: Any, status: int = 200, headers: dict | None = None) -> Response:
     return Response(protocol.dumps(doc), status_code=status, media_type=JSON, headers=headers)
 
 
-def _error(message: str, status: int) -> Response:
-    return _json({"error": message}, status)
+def _error(message: str, status: int, headers: dict | None = None) -> Response:
+    return _json({"error": message}, status, headers)
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
+    def __init__(self, status: int, message: str, headers: dict | None = None,
+                 reason: str | None = None):
+        self.status, self.message, self.headers = status, message, headers
+        self.reason = reason or str(status)  # the label on paddlehot_rejected_requests_total
 
 
 def _segments(request: Request, prefix: str) -> list[str]:
@@ -84,7 +114,7 @@ def _model_name(text: str) -> str:
 
 
 def _selector(text: str) -> str:
-    if ".." in text or "/" in text or not _SELECTOR_RE.match(text):
+    if ".." in text or "/" in text or not _SELECTOR_RE.fullmatch(text):
         raise _HTTPError(400, f"invalid version '{text[:80]}': use SemVer (1.2.0), a label or a "
                               "range (^1.2)")
     return text
@@ -163,8 +193,8 @@ class Server:
                 return self.model_ready(name, version)
             return self.model_metadata(name, version)
         except _HTTPError as exc:
-            self.metrics.rejected.labels(str(exc.status)).inc()
-            return _error(exc.message, exc.status)
+            self.metrics.rejected.labels(exc.reason).inc()
+            return _error(exc.message, exc.status, exc.headers)
         except RouteError as exc:
             self.metrics.rejected.labels(str(exc.status)).inc()
             return _error(exc.message, exc.status)
@@ -234,28 +264,37 @@ class Server:
         start = time.perf_counter()
         body = await self._body(request)
         try:
-            req = protocol.parse_infer_request(body, request.headers.get("inference-header-content-length"))
+            req = await self.options.decoder.decode(
+                body, request.headers.get("inference-header-content-length"))
         except ProtocolError as exc:
             raise _HTTPError(400, str(exc)) from None
+        del body
         handle = self.manager.acquire(name, selector)  # RouteError -> 404 / 503
         version = handle.version
-        try:
-            feeds = check_inputs(handle.servable.manifest.inputs, req.inputs)
-        except InputMismatch as exc:
+        try:  # every path releases the handle: submit takes it over, else finally drops it
+            try:
+                feeds = check_inputs(handle.servable.manifest.inputs, req.inputs)
+            except InputMismatch as exc:
+                self.metrics.observe(name, version, "bad_input", time.perf_counter() - start)
+                raise _HTTPError(400, exc.message) from None
+            out_names = [s.name for s in handle.servable.manifest.outputs]
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+
+            def done(out: Any, exc: BaseException | None) -> None:
+                loop.call_soon_threadsafe(_settle, fut, out, exc)
+
+            try:
+                self.manager.submit(handle, feeds, done)
+            except QueueFull as exc:
+                raise _HTTPError(503, f"model '{name}' version {version} is overloaded ({exc}); "
+                                 "retry later", {"Retry-After": str(self.options.retry_after_s)},
+                                 reason="queue_full") from None
+            except BatcherStopped as exc:
+                raise _HTTPError(503, f"version {version} of model '{name}' is unavailable: "
+                                 f"{exc}") from None
+        finally:
             handle.release()
-            self.metrics.observe(name, version, "bad_input", time.perf_counter() - start)
-            raise _HTTPError(400, exc.message) from None
-        out_names = [s.name for s in handle.servable.manifest.outputs]
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-
-        def done(out: Any, exc: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, fut, out, exc)
-
-        try:
-            self.manager.submit(handle, feeds, done)  # the handle is released after `done`
-        except Exception as exc:  # noqa: BLE001 - the version is shutting down
-            raise _HTTPError(503, f"version {version} of model '{name}' is unavailable: {exc}") from None
         try:
             outputs = await fut
         except InputMismatch as exc:
@@ -284,12 +323,36 @@ class Server:
             given = given[7:] if given.lower().startswith("bearer ") else request.headers.get("x-admin-token", "")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 raise _HTTPError(401, "admin endpoint: missing or wrong token (Authorization: Bearer TOKEN)")
-        elif not self.options.admin_open:
+            return
+        if not self.options.admin_open:
             raise _HTTPError(403, "admin endpoints are disabled: the server listens beyond loopback "
                                   "and was started without --admin-token")
+        origin = request.headers.get("origin")
+        if not _is_loopback_host(request.headers.get("host", "")) or (
+                origin is not None and not _is_loopback_host(urlsplit(origin).netloc)):
+            raise _HTTPError(403, "admin endpoint without --admin-token: only for clients on this "
+                                  "host (Host and Origin must be loopback)")
+
+    def _is_admin(self, request: Request) -> bool:
+        try:
+            self._check_admin(request)
+        except _HTTPError:
+            return False
+        return True
+
+    def _public_reason(self, reason: str) -> str:
+        """A reason without the server's file system paths (for non-admin callers)."""
+        repo = self.options.repo
+        if repo is not None:
+            for root in {str(repo), str(repo.resolve())}:
+                reason = reason.replace(root.rstrip(os.sep) + os.sep, "")
+        return re.sub(r"(?<![\w.])/[^\s:'\"]+", "<path>", reason)
 
     async def repo_index(self, request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await self._body(request)
+        except _HTTPError as exc:
+            return _error(exc.message, exc.status)
         ready_only = False
         if body.strip():
             try:
@@ -304,7 +367,13 @@ class Server:
             rows = hook(rows)
         if ready_only:
             rows = [r for r in rows if r["state"] == "READY"]
+        if not self._is_admin(request):
+            rows = [{**r, "reason": self._public_reason(r.get("reason", ""))} for r in rows]
         return _json(rows)
+
+    def _labels_changed(self, name: str, labels: Labels | None) -> None:
+        if self.options.on_labels is not None:
+            self.options.on_labels(name, labels)
 
     async def repo_model(self, request: Request) -> Response:
         try:
@@ -325,8 +394,9 @@ class Server:
                 self._check_admin(request)
                 if request.method == "DELETE":
                     self.manager.set_labels(name, None)
+                    self._labels_changed(name, None)
                     return _json({})
-                body = await request.body()
+                body = await self._body(request)
                 try:
                     labels = Labels.from_json(protocol.orjson.loads(body))
                 except protocol.orjson.JSONDecodeError:
@@ -334,6 +404,7 @@ class Server:
                 except ValueError as exc:
                     raise _HTTPError(400, str(exc)) from None
                 self.manager.set_labels(name, labels)
+                self._labels_changed(name, labels)
                 return _json(labels.to_json())
             raise _HTTPError(404, f"no such endpoint: {request.method} {request.url.path}")
         except _HTTPError as exc:

@@ -39,15 +39,19 @@ class _ManagerCollector:
                                  labels=["model", "version"])
         inflight = GaugeMetricFamily("paddlehot_handles_in_flight", "Handles held by requests",
                                      labels=["model", "version"])
-        for ref in self.manager.loaded_refs():
+        queued = GaugeMetricFamily("paddlehot_queue_depth",
+                                   "Requests waiting in the version's queue (bounded: --max-queue)",
+                                   labels=["model", "version"])
+        for ref in self.manager.serving_versions():
             lv = [ref.model, ref.version]
             loaded.add_metric(lv, 1)
-            breaker.add_metric(lv, STATE_CODE[ref.attachments["breaker"].state])
+            breaker.add_metric(lv, STATE_CODE[ref.breaker.state])
             pool.add_metric(lv, getattr(ref.servable, "pool_size", 1))
             inflight.add_metric(lv, ref.refs)
+            queued.add_metric(lv, ref.batcher.waiting)
         ready = GaugeMetricFamily("paddlehot_ready", "1 when every configured model is loaded")
         ready.add_metric([], 1 if self.manager.ready() else 0)
-        return [loaded, breaker, pool, inflight, ready]
+        return [loaded, breaker, pool, inflight, queued, ready]
 
 
 class Metrics:
@@ -75,6 +79,9 @@ class Metrics:
                                        ["model", "version", "to"], registry=r)
         self.rollbacks = Counter("paddlehot_rollbacks", "Automatic rollbacks (breaker open on the newest)",
                                  ["model", "version"], registry=r)
+        self.recoveries = Counter("paddlehot_recoveries",
+                                  "Rollbacks undone: the newest version passed its breaker trial",
+                                  ["model", "version"], registry=r)
         self._children: dict[tuple, tuple] = {}
 
     def attach(self, manager: Any) -> None:
@@ -107,6 +114,8 @@ class Metrics:
             self.breaker_changes.labels(model, version or "", info["to"]).inc()
         elif kind == "rollback":
             self.rollbacks.labels(model, version or "").inc()
+        elif kind == "recovered":
+            self.recoveries.labels(model, version or "").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

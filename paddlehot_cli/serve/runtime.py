@@ -24,6 +24,7 @@ from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.serve.app import ServeOptions, Server
 from paddlehot_cli.serve.metrics import Metrics
+from paddlehot_cli.serve.state_dir import StateDir
 
 log = logging.getLogger("paddlehot.serve")
 
@@ -49,6 +50,8 @@ class ServeConfig:
     follow: list[str] = field(default_factory=list)  # oci:// references (fleet.follower)
     follow_interval: float = 30.0
     insecure: bool = False
+    max_queue: int = 0  # per version; 0: from the pool size (32 per worker and batch slot)
+    state_dir: Path | None = None  # admin label changes persist here
 
 
 def is_loopback(host: str) -> bool:
@@ -87,7 +90,7 @@ class Runtime:
             ManagerConfig(
                 policy=cfg.policy, resource_preserving=cfg.resource_preserving,
                 max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
-                workers=cfg.pool_max, breaker=dict(cfg.breaker),
+                workers=cfg.pool_max, breaker=dict(cfg.breaker), max_queue=cfg.max_queue,
             ),
             on_event=lambda *event: [listener(*event) for listener in self.listeners],
         )
@@ -97,11 +100,14 @@ class Runtime:
             poll_interval=cfg.poll_interval, use_watchfiles=cfg.use_watchfiles,
         )
         self.manager.rescan = self.source.scan_model
+        self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         options = ServeOptions(
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             admin_token=cfg.admin_token,
             admin_open=is_loopback(cfg.host),
             platform="paddle_inference",
+            repo=cfg.repo,
+            on_labels=self.state.save if self.state is not None else None,
         )
         self.server = Server(self.manager, self.metrics, options)
         self.sock: socket.socket | None = None
@@ -142,6 +148,10 @@ class Runtime:
             raise UserError(f"model repository {self.cfg.repo} has no model directories",
                             hint="publish one with `paddlehot export ... --repo REPO`")
         self.source.scan()
+        if self.state is not None:
+            for model, labels in self.state.load().items():
+                if model in self.manager.models():
+                    self.manager.set_labels(model, labels)
         self.manager.wait_idle(timeout)
         self.source.start()
         if self.follower is not None:
@@ -218,6 +228,7 @@ class Runtime:
             self.follower.stop()
         self.source.stop()
         self.manager.stop()
+        self.server.options.decoder.close()
         if self.sock is not None:
             try:
                 self.sock.close()

@@ -1,0 +1,66 @@
+"""`serve --state-dir DIR`: admin label and canary changes survive a restart.
+
+The repository may be read-only (an image, a mount), so the server keeps what the admin API
+changed in its own directory: one `NAME.labels.json` per model, written atomically (temp file,
+fsync, rename, fsync of the directory), read at start. Deleting a model's admin labels deletes
+its file: the repository's labels.json applies again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from paddlehot_cli.core.router import Labels
+from paddlehot_cli.core.versions import check_model_name
+from paddlehot_cli.errors import UserError
+
+log = logging.getLogger("paddlehot.serve")
+SUFFIX = ".labels.json"
+
+
+class StateDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create --state-dir {self.path}: {exc.strerror}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise UserError(f"--state-dir {self.path} is not writable")
+
+    def load(self) -> dict[str, Labels]:
+        """Admin labels per model; a damaged file is skipped with a warning."""
+        out: dict[str, Labels] = {}
+        for f in sorted(self.path.glob(f"*{SUFFIX}")):
+            name = f.name[: -len(SUFFIX)]
+            try:
+                check_model_name(name)
+                out[name] = Labels.from_json(json.loads(f.read_text()), str(f))
+            except (OSError, ValueError, UserError) as exc:
+                log.warning("ignoring %s: %s", f, getattr(exc, "message", exc))
+        return out
+
+    def save(self, model: str, labels: Labels | None) -> None:
+        target = self.path / f"{check_model_name(model)}{SUFFIX}"
+        if labels is None:
+            target.unlink(missing_ok=True)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{model}.", dir=self.path)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(labels.to_json(), fh, indent=2)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        dfd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
