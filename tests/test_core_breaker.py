@@ -37,3 +37,28 @@ def test_error_rate_opens():
     for i in range(10):
         b.record(i % 2 == 0)
     assert b.state == OPEN
+
+
+def test_a_trial_without_a_verdict_gives_the_slot_back():
+    # the old bug: a trial that ended as a client error kept the slot, half-open forever
+    clock = Clock()
+    b = Breaker(failures=1, cooldown_s=5, clock=clock)
+    b.record(False)
+    clock.t = 6
+    assert b.admit() == "trial" and b.admit() is None
+    b.release_trial()  # client error / cancelled / exception before the call
+    assert b.admit() == "trial"
+    b.record(True, trial=True)
+    assert b.state == CLOSED and b.admit() == "pass"
+
+
+def test_only_the_trial_decides_while_half_open():
+    clock = Clock()
+    b = Breaker(failures=1, cooldown_s=5, clock=clock)
+    b.record(False)
+    clock.t = 6
+    assert b.admit() == "trial"
+    b.record(True)  # a straggler admitted before the breaker opened
+    assert b.state == HALF_OPEN
+    b.record(False, trial=True)
+    assert b.state == OPEN

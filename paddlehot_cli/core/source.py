@@ -6,6 +6,10 @@ and every checksum matches. Verification results are cached by a cheap stat sign
 directory, so a version is hashed once, and again only when its files change (a copy in
 progress is re-checked until it completes). Changes are picked up with watchfiles (debounced);
 a poll every `poll_interval` seconds is the fallback and the safety net.
+
+A symlink (model dir, version dir or file) that leads out of the repository is refused: the
+version is reported invalid. Rejections are reported with paths relative to the repository;
+`on_invalid(model, version, None)` says a rejected version is gone or fixed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,19 @@ log = logging.getLogger("paddlehot.source")
 LABELS_FILE = "labels.json"
 
 OnVersions = Callable[[str, dict[str, Path], object], None]  # model, {version: dir}, labels json
-OnInvalid = Callable[[str, str, str], None]  # model, version, reason
+OnInvalid = Callable[[str, str, "str | None"], None]  # model, version, reason (None: cleared)
+
+
+def escaping_symlink(root: Path, vdir: Path) -> str | None:
+    """The first entry of `vdir` (or `vdir` itself) that is a symlink resolving outside `root`."""
+    base = root.resolve()
+    for path in [vdir, *sorted(vdir.iterdir())]:
+        if path.is_symlink() or path == vdir:
+            try:
+                path.resolve(strict=True).relative_to(base)
+            except (OSError, ValueError, RuntimeError):
+                return path.name
+    return None
 
 
 def _signature(path: Path) -> tuple | None:
@@ -115,10 +131,12 @@ class RepositorySource:
             error = self._verify(model, e.name, vdir)
             if error is None:
                 versions[e.name] = vdir
-                self.invalid.pop((model, e.name), None)
+                if self.invalid.pop((model, e.name), None) is not None:
+                    self._on_invalid(model, e.name, None)
         present = {e.name for e in entries}
         for key in [k for k in self.invalid if k[0] == model and k[1] not in present]:
             del self.invalid[key]
+            self._on_invalid(model, key[1], None)
         labels = self._read_labels(mdir)
         state = (tuple(sorted((v, str(p)) for v, p in versions.items())), json.dumps(labels, sort_keys=True))
         if force or self._last.get(model) != state:
@@ -133,15 +151,20 @@ class RepositorySource:
         if cached is not None and cached[0] == sig:
             return cached[1]
         error: str | None = None
+        where = f"{model}/{version}"
         try:
-            manifest = read_verified(vdir)
-            if manifest.name != model or manifest.version != version:
-                error = (f"{vdir}: the manifest says {manifest.name} {manifest.version}, "
-                         f"the directory is {model}/{version}")
+            escaping = escaping_symlink(self.repo, vdir)
+            if escaping is not None:
+                error = f"{where}: '{escaping}' is a symlink that leads out of the repository"
+            else:
+                manifest = read_verified(vdir)
+                if manifest.name != model or manifest.version != version:
+                    error = (f"{where}: the manifest says {manifest.name} {manifest.version}, "
+                             f"the directory is {model}/{version}")
         except UserError as exc:
-            error = exc.message
+            error = exc.message.replace(str(vdir), where)
         except OSError as exc:
-            error = f"{vdir}: {exc}"
+            error = f"{where}: {exc.strerror or exc}"
         self._cache[vdir] = (sig, error)
         if error is not None:
             self.invalid[(model, version)] = error

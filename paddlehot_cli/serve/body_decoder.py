@@ -2,31 +2,39 @@
 
 JSON decoding holds the GIL (orjson, then numpy): a 64 MB body takes about a second on a small
 box, and a *thread* would still stop the event loop (and /v2/health/*) for that long. So bodies
-whose JSON part is larger than `inline_bytes` are decoded in one helper process, started on
-first need (spawned, not forked: the server has paddle's threads). Only the transfer of the
-bytes and of the decoded arrays touches this process's GIL, in short pieces.
+whose JSON part is larger than `inline_bytes` go to one helper process (decode_worker.py, a
+plain `python -m` subprocess: no multiprocessing, which would re-import the main script).
+Only pipe I/O (GIL released) and unpickling the decoded arrays (a memcpy) happen here. The
+helper is started before models are loaded (fork is cheap then) and restarted if it dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from paddlehot_cli.serve import protocol
-from paddlehot_cli.serve.protocol import InferRequest
+from paddlehot_cli.serve.decode_worker import HEADER, LENGTH
+from paddlehot_cli.serve.protocol import InferRequest, ProtocolError
 
 log = logging.getLogger("paddlehot.serve")
+
+
+class DecoderDied(RuntimeError):
+    pass
 
 
 class BodyDecoder:
     def __init__(self, inline_bytes: int = 1 << 20):
         self.inline_bytes = inline_bytes
-        self._pool: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()  # one body at a time through the pipe
+        self._closed = False
 
     def _json_size(self, body: bytes, header_length: str | None) -> int:
         if header_length is None:
@@ -38,27 +46,71 @@ class BodyDecoder:
 
     async def decode(self, body: bytes, header_length: str | None) -> InferRequest:
         """Raises protocol.ProtocolError for a malformed body."""
-        if self._json_size(body, header_length) <= self.inline_bytes:
+        if self._json_size(body, header_length) <= self.inline_bytes or self._closed:
             return protocol.parse_infer_request(body, header_length)
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor(), protocol.parse_infer_request,
-                                              body, header_length)
-        except BrokenProcessPool:  # the helper died (OOM killer): start a new one next time
-            log.warning("the body decoder process died; restarting it")
-            with self._lock:
-                self._pool = None
-            return await asyncio.to_thread(protocol.parse_infer_request, body, header_length)
+        return await asyncio.to_thread(self._decode_remote, body, header_length)
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def start(self) -> None:
         with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-            return self._pool
+            self._ensure()
+
+    def _ensure(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "paddlehot_cli.serve.decode_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            )
+        return self._proc
+
+    def _decode_remote(self, body: bytes, header_length: str | None) -> InferRequest:
+        with self._lock:
+            try:
+                kind, value = self._exchange(self._ensure(), body, header_length)
+            except (OSError, DecoderDied) as exc:
+                log.warning("the body decoder process failed (%s); decoding here", exc)
+                self._kill()
+                return protocol.parse_infer_request(body, header_length)
+        if kind == "error":
+            raise ProtocolError(value)
+        return value
+
+    @staticmethod
+    def _exchange(proc: subprocess.Popen, body: bytes, header_length: str | None) -> tuple:
+        field = header_length.encode() if header_length is not None else b""
+        proc.stdin.write(HEADER.pack(len(body), len(field)) + field)
+        view = memoryview(body)
+        while view:  # os.write releases the GIL; the pipe takes 64 KB at a time
+            view = view[proc.stdin.write(view):]
+        head = _read_exact(proc.stdout, LENGTH.size)
+        data = _read_exact(proc.stdout, LENGTH.unpack(head)[0])
+        return pickle.loads(data)
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            self._closed = True
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _read_exact(stream, n: int) -> bytes:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = stream.readinto(view[got:])
+        if not k:
+            raise DecoderDied("the decoder process exited")
+        got += k
+    return bytes(buf)
