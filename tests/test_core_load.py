@@ -127,7 +127,8 @@ def test_pool_of_clones_under_concurrent_load(exported):
             for t in threads:
                 t.start()
             for t in threads:
-                t.join()
+                t.join(120)
+                assert not t.is_alive()
             assert servable.pool_size >= 2
     finally:
         for proc in busy:

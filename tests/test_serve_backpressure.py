@@ -136,5 +136,8 @@ def test_health_answers_within_50ms_while_a_64mb_body_decodes(served):
     # decoded on the event loop, one probe would wait the whole decode (>1 s here) and few
     # would run; the box is shared (load ~2x cores), so the bound is on the 90th percentile
     lat = sorted(latencies)
+    print(f"\nhealth during a {len(body) >> 20} MB decode: {len(lat)} probes, p50 "
+          f"{lat[len(lat) // 2] * 1e3:.1f} ms, p90 {lat[int(0.9 * len(lat))] * 1e3:.1f} ms, "
+          f"max {lat[-1] * 1e3:.1f} ms")
     assert len(lat) >= 10, lat  # the decode took a while: probes ran meanwhile
     assert lat[int(0.9 * len(lat))] < 0.05 and lat[-1] < 0.5, lat[-5:]

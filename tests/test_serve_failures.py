@@ -3,13 +3,14 @@ breaker and traffic rolls back to the previous version."""
 
 from __future__ import annotations
 
+import json
 import os
-import threading
 
 import httpx
 import numpy as np
 
 from tests.conftest import cli
+from tests.serve_fixtures.clients import Clients
 from tests.serve_fixtures.helpers import (
     copy_unpublished,
     metric,
@@ -20,6 +21,7 @@ from tests.serve_fixtures.helpers import (
 
 X = np.random.default_rng(2).standard_normal((2, 16)).astype("float32")
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 16], "data": X.ravel().tolist()}]}
+BODY_BYTES = json.dumps(BODY).encode()
 FIXTURE = os.path.join(os.path.dirname(__file__), "serve_fixtures", "batch1_mlp.py")
 
 
@@ -29,17 +31,7 @@ def test_corrupt_and_partial_versions_leave_serving_version(tmp_path, exported):
     publish_copy(good, repo, "mlp", "1.0.0")
     rt = start_runtime(repo, poll_interval=0.2)
     base = f"http://127.0.0.1:{rt.port}"
-    stop = threading.Event()
-    codes: list[tuple[int, str]] = []
-
-    def client() -> None:
-        with httpx.Client(base_url=base) as c:
-            while not stop.is_set():
-                r = c.post("/v2/models/mlp/infer", json=BODY)
-                codes.append((r.status_code, r.json().get("model_version", r.text)))
-
-    t = threading.Thread(target=client)
-    t.start()
+    clients = Clients(f"{base}/v2/models/mlp/infer", lambda: BODY_BYTES, n=2).__enter__()
     try:
         mdir = repo / "mlp"
         bad = copy_unpublished(good, mdir / "1.1.0", "mlp", "1.1.0")  # bad checksum
@@ -60,8 +52,6 @@ def test_corrupt_and_partial_versions_leave_serving_version(tmp_path, exported):
         # checksums that match but bytes paddle cannot load: the load fails, nothing changes
         garbage = copy_unpublished(good, tmp_path / "garbage", "mlp", "1.6.0")
         (garbage / "model.pdiparams").write_bytes(b"\0" * 64)
-        import json
-
         from paddlehot_cli.core.manifest import file_entry
 
         man = json.loads((garbage / "paddlehot.json").read_text())
@@ -78,11 +68,10 @@ def test_corrupt_and_partial_versions_leave_serving_version(tmp_path, exported):
         publish_copy(good, repo, "mlp", "1.4.0")
         wait_for(lambda: rt.manager.loaded_versions("mlp")[:1] == ["1.4.0"], 15, what="1.4.0")
     finally:
-        stop.set()
-        t.join(30)
+        clients.stop()  # asserts every client thread finished without crashing
         rt.stop_thread()
-    assert codes and all(c == 200 for c, _ in codes), [c for c in codes if c[0] != 200][:3]
-    assert {v for _, v in codes} <= {"1.0.0", "1.4.0"}
+    assert clients.outcomes and not clients.failed(), clients.failed()[:3]
+    assert set(clients.by_version()) <= {"1.0.0", "1.4.0"}
 
 
 def test_failing_version_trips_breaker_and_rolls_back(tmp_path, exported):

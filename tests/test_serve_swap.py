@@ -69,6 +69,7 @@ def test_twenty_swaps_under_load_zero_failures(tmp_path, variants):
         stop.set()
         for t in threads:
             t.join(60)
+            assert not t.is_alive(), f"{t.name} did not finish"
     try:
         failures = [r for r in results if r[0] != 200]
         assert not failures, failures[:3]

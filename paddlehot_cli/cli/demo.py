@@ -13,6 +13,7 @@ def demo(
 ) -> None:
     """Run the whole story on the built-in model: export, build-plugin, abi-check, serve, hot
     swap under load, bench, shutdown. Offline, in a temporary directory."""
-    from paddlehot_cli.demo.story import run_story
+    from paddlehot_cli.cli.render import console, out, step
+    from paddlehot_cli.demo.story import Ui, run_story
 
-    run_story(keep=keep)
+    run_story(Ui(console, out, step), keep=keep)

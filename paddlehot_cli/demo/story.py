@@ -15,19 +15,29 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
-from paddlehot_cli.cli.render import console, out, step
 from paddlehot_cli.errors import UserError
 
 MODEL = "mlp"
 READY_TIMEOUT = 90.0
 SWAP_TIMEOUT = 60.0
+
+
+@dataclass
+class Ui:
+    """How the story shows itself; the CLI passes its rich consoles in (demo never imports
+    cli: it is a library a notebook or another front end can run too)."""
+
+    console: Any  # stderr: rules, progress
+    out: Any  # stdout: the summary table
+    step: Callable[[str], AbstractContextManager[None]]
 
 
 @dataclass
@@ -129,7 +139,7 @@ def _swap_under_load(client_factory, publish, x: np.ndarray) -> tuple[int, int, 
     return counts["ok"], counts["failed"], first_new[0] - published_at
 
 
-def run_story(keep: bool = False) -> None:
+def run_story(ui: Ui, keep: bool = False) -> None:
     from rich.table import Table
 
     from paddlehot_cli.abi.runner import run_abi_check
@@ -139,6 +149,7 @@ def run_story(keep: bool = False) -> None:
     from paddlehot_cli.export.pipeline import ExportRequest, export_package
     from paddlehot_cli.plugin.build import BuildRequest, build_plugin
 
+    console, out, step = ui.console, ui.out, ui.step
     start = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="paddlehot-demo-"))
     repo = workdir / "repo"
