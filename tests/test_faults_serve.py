@@ -311,9 +311,10 @@ def test_sigterm_mid_swap_exits_zero_and_answers_in_flight(packages, tmp_path):
             exit_s = time.monotonic() - term_at
     finally:
         srv.stop()
-    _report("SIGTERM mid-swap", clients)
-    print(f"FAULT SIGTERM mid-swap: exit {code} {exit_s:.1f} s after the signal (the 10 s load "
-          "in progress finishes first)")
+    refused = sum(1 for o in clients.outcomes if o.sent >= term_at - 0.05 and o.status == -1)
+    print(f"\nFAULT SIGTERM mid-swap: {clients.summary()}; {refused} of them sent after the signal "
+          f"and refused (listener closed); exit {code} {exit_s:.1f} s after the signal (the 10 s "
+          "load in progress finishes first)")
     assert code == 0, srv.output()
     before = [o for o in clients.outcomes if o.sent < term_at - 0.05]
     assert len(before) >= 20 and all(o.status == 200 for o in before), \
