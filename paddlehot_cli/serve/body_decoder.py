@@ -3,7 +3,7 @@
 JSON decoding holds the GIL (orjson, then numpy): a 64 MB body takes about a second on a small
 box, and a *thread* would still stop the event loop (and /v2/health/*) for that long. So bodies
 whose JSON part is larger than `inline_bytes` go to one helper process (decode_worker.py, a
-plain `python -m` subprocess: no multiprocessing, which would re-import the main script).
+plain subprocess: no multiprocessing, whose spawn re-imports the main script).
 Only pipe I/O (GIL released) and unpickling the decoded arrays (a memcpy) happen here. The
 helper is started before models are loaded (fork is cheap then) and restarted if it dies.
 """
@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from paddlehot_cli.serve import protocol
 from paddlehot_cli.serve.decode_worker import HEADER, LENGTH
 from paddlehot_cli.serve.protocol import InferRequest, ProtocolError
 
 log = logging.getLogger("paddlehot.serve")
+# the helper imports the very paddlehot_cli this process runs (a checkout, a wheel, a worktree)
+_WORKER = ("import sys; sys.path.insert(0, sys.argv[1]); "
+           "from paddlehot_cli.serve.decode_worker import main; main()")
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 class DecoderDied(RuntimeError):
@@ -51,15 +55,20 @@ class BodyDecoder:
         return await asyncio.to_thread(self._decode_remote, body, header_length)
 
     def start(self) -> None:
+        """Start the helper now (before models are loaded: forking is cheap then). If it cannot
+        start, large bodies are decoded in a thread and the reason is logged."""
         with self._lock:
-            self._ensure()
+            try:
+                self._ensure()
+            except OSError as exc:
+                log.warning("cannot start the body decoder process (%s); large bodies will be "
+                            "decoded in the server", exc)
 
     def _ensure(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "paddlehot_cli.serve.decode_worker"],
+                [sys.executable, "-c", _WORKER, _PACKAGE_PARENT],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )
         return self._proc
 

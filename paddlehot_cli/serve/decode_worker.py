@@ -1,4 +1,4 @@
-"""The body decoder's helper process: `python -m paddlehot_cli.serve.decode_worker`.
+"""The body decoder's helper process (body_decoder.py starts it; it calls `main()`).
 
 Reads requests from stdin: 8-byte body length, 8-byte header-length field length (0 = none),
 the field, the body. Writes one answer per request to stdout: 8-byte length, then a pickle of

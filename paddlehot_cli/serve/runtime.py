@@ -142,6 +142,7 @@ class Runtime:
     def start_core(self, timeout: float = 300.0) -> None:
         """Scan the repository, load what the policy wants (blocking), then start watching."""
         self.source.check()
+        self.server.options.decoder.start()  # before paddle is loaded: a cheap fork
         if self.follower is not None:
             self.follower.sync_once()
         if not self.source.models():
