@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import httpx
 
 
+JSON = {"content-type": "application/json"}
+
+
 @dataclass
 class Outcome:
     sent: float  # time.monotonic() when the request was sent
@@ -45,9 +48,10 @@ class Clients:
                 while not self._stop.is_set() and time.monotonic() < deadline:
                     sent = time.monotonic()
                     try:
-                        r = c.post(self.url, content=self.body(), headers={"content-type": "application/json"})
-                        version = r.json().get("model_version") if r.status_code == 200 else None
-                        o = Outcome(sent, r.status_code, version, "" if r.status_code == 200 else r.text[:200])
+                        r = c.post(self.url, content=self.body(), headers=JSON)
+                        ok = r.status_code == 200
+                        version = r.json().get("model_version") if ok else None
+                        o = Outcome(sent, r.status_code, version, "" if ok else r.text[:200])
                     except Exception as exc:  # noqa: BLE001 - a transport failure is a failure
                         o = Outcome(sent, -1, None, repr(exc)[:200])
                     with self._lock:
@@ -84,4 +88,5 @@ class Clients:
         return out
 
     def summary(self) -> str:
-        return f"{len(self.outcomes)} requests, {len(self.failed())} failed, by version {self.by_version()}"
+        return (f"{len(self.outcomes)} requests, {len(self.failed())} failed, "
+                f"by version {self.by_version()}")

@@ -43,7 +43,9 @@ class SwapPolicy(Protocol):
         ...
 
 
-def split(versions: Sequence[VersionSnapshot]) -> tuple[list[VersionSnapshot], list[VersionSnapshot]]:
+def split(
+    versions: Sequence[VersionSnapshot],
+) -> tuple[list[VersionSnapshot], list[VersionSnapshot]]:
     """(to load: aspired, not loaded; leaving: loaded, not aspired), newest first."""
     to_load = [s for s in versions if s.aspired and not s.loaded]
     leaving = [s for s in versions if s.loaded and not s.aspired]
