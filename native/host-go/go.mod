@@ -1,0 +1,3 @@
+module paddlehot
+
+go 1.19
