@@ -31,8 +31,15 @@ pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="go is not in
 def go(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     full = dict(os.environ, GOTOOLCHAIN="local", GOPROXY="off", GOFLAGS="", GLOG_minloglevel="2")
     full.update(env or {})
-    return subprocess.run(["go", *args], cwd=GO_DIR, env=full, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["go", *args],
+        cwd=GO_DIR,
+        env=full,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,14 @@ def plugins(exported, tmp_path_factory) -> dict:
         so = build(pkg, name=f"go-v{version}")
         with load(pkg) as ref:
             ref.infer({"x": x})["logits"].astype("float32").tofile(tmp / f"{version}.bin")
-        versions.append({"so": str(so), "version": version, "expected": str(tmp / f"{version}.bin"),
-                         "prefix": manifest_of(so)["plugin"]["symbol_prefix"]})
+        versions.append(
+            {
+                "so": str(so),
+                "version": version,
+                "expected": str(tmp / f"{version}.bin"),
+                "prefix": manifest_of(so)["plugin"]["symbol_prefix"],
+            }
+        )
     fixtures = {
         "capi": str(build_pdcapi()),
         "input": {"name": "x", "dtype": "float32", "shape": [3, 16], "file": str(tmp / "in.bin")},
@@ -61,8 +74,14 @@ def plugins(exported, tmp_path_factory) -> dict:
 
 
 def run_go_tests(plugins: dict, *flags: str, env: dict | None = None) -> str:
-    proc = go("test", "-count=1", "-v", *flags, "./...",
-              env={"PHOT_TEST_FIXTURES": plugins["file"], **(env or {})})
+    proc = go(
+        "test",
+        "-count=1",
+        "-v",
+        *flags,
+        "./...",
+        env={"PHOT_TEST_FIXTURES": plugins["file"], **(env or {})},
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "--- SKIP" not in out, out  # with fixtures, every test runs
@@ -101,16 +120,29 @@ def host_command(tmp_path_factory) -> Path:
 
 def host_args(plugins: dict, expected: list[str] | None = None) -> list[str]:
     args = []
-    for v, exp in zip(plugins["versions"], expected or [v["expected"] for v in plugins["versions"]]):
+    for v, exp in zip(
+        plugins["versions"], expected or [v["expected"] for v in plugins["versions"]]
+    ):
         args += [v["so"], v["prefix"], exp]
     return ["-i", f"x:float32:3,16:{plugins['input']['file']}", *args]
 
 
 def test_phot_host_swaps_under_load_and_checks_every_result(plugins, host_command):
     env = dict(os.environ, GLOG_minloglevel="2")
-    cmd = [str(host_command), "-t", "8", "-n", "2000", "-swaps", "5", "-capi", plugins["capi"],
-           "-json", *host_args(plugins)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    cmd = [
+        str(host_command),
+        "-t",
+        "8",
+        "-n",
+        "2000",
+        "-swaps",
+        "5",
+        "-capi",
+        plugins["capi"],
+        "-json",
+        *host_args(plugins),
+    ]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["failed"] == 0 and report["swaps"] == 5 and report["threads"] == 8
@@ -118,12 +150,22 @@ def test_phot_host_swaps_under_load_and_checks_every_result(plugins, host_comman
     assert report["latency_us"]["p50"] > 0
     # It notices wrong results: v1 is expected to answer v2's outputs (warm-up refuses it).
     swapped = [plugins["versions"][1]["expected"], plugins["versions"][0]["expected"]]
-    bad = [str(host_command), "-t", "2", "-n", "50", "-capi", plugins["capi"],
-           *host_args(plugins, swapped)]
-    proc = subprocess.run(bad, capture_output=True, text=True, env=env, timeout=300)
+    bad = [
+        str(host_command),
+        "-t",
+        "2",
+        "-n",
+        "50",
+        "-capi",
+        plugins["capi"],
+        *host_args(plugins, swapped),
+    ]
+    proc = subprocess.run(bad, check=False, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1 and "error:" in proc.stderr, proc.stdout + proc.stderr
     # Usage mistakes: exit 2 and one error line.
-    proc = subprocess.run([str(host_command), "-t", "2"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(host_command), "-t", "2"], check=False, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:")
 
 
@@ -131,8 +173,13 @@ def test_arm64_cross_build(tmp_path):
     if shutil.which("aarch64-linux-gnu-gcc") is None:
         pytest.skip("aarch64-linux-gnu-gcc is not installed")
     out = tmp_path / "phot-host-arm64"
-    proc = go("build", "-o", str(out), "./cmd/phot-host",
-              env={"CGO_ENABLED": "1", "GOARCH": "arm64", "CC": "aarch64-linux-gnu-gcc"})
+    proc = go(
+        "build",
+        "-o",
+        str(out),
+        "./cmd/phot-host",
+        env={"CGO_ENABLED": "1", "GOARCH": "arm64", "CC": "aarch64-linux-gnu-gcc"},
+    )
     assert proc.returncode == 0, proc.stderr
     elf = read_elf(out)
     assert elf.machine == "aarch64" and elf.elfclass == 64
@@ -145,11 +192,18 @@ def test_arm64_cross_build(tmp_path):
     if qemu is None or not ARM64_SYSROOT.is_dir():
         pytest.skip("qemu-aarch64 or the arm64 cross libc is not installed")
     run = [qemu, "-L", str(ARM64_SYSROOT), str(out)]
-    proc = subprocess.run([*run, "-t", "1"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*run, "-t", "1"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "usage: phot-host" in proc.stderr, proc.stderr
     (tmp_path / "in.bin").write_bytes(b"\0" * 4)
     (tmp_path / "e.bin").write_bytes(b"\0" * 4)
     bogus = [str(out), "p", str(tmp_path / "e.bin")] * 2  # the binary itself is no plugin
-    proc = subprocess.run([*run, "-i", f"x:float32:1:{tmp_path / 'in.bin'}", *bogus],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*run, "-i", f"x:float32:1:{tmp_path / 'in.bin'}", *bogus],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "is not a paddlehot plugin" in proc.stderr, proc.stderr
