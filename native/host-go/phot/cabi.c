@@ -124,3 +124,28 @@ uint64_t phot_go_signals_restore(void) {
   }
   return changed;
 }
+
+/* ---- benchmark baseline ----
+ * n infer calls made straight from C with one input and one output, each output descriptor reset
+ * as native/host does: what a C host pays per call. Returns the nanoseconds, or the failing
+ * return code (negative). */
+#include <time.h>
+
+int64_t phot_go_c_loop(void *infer_fn, phot_model *model, const phot_tensor *input, void *in_data,
+                       void *out_data, uint64_t out_cap, int64_t n) {
+  phot_tensor in = *input;
+  in.data = in_data;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int64_t i = 0; i < n; i++) {
+    phot_tensor out;
+    memset(&out, 0, sizeof out);
+    out.struct_size = sizeof out;
+    out.data = out_data;
+    out.byte_size = out_cap;
+    int32_t rc = ((phot_infer_fn)infer_fn)(model, &in, 1, &out, 1);
+    if (rc != PHOT_OK) return rc;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+}

@@ -32,4 +32,7 @@ const char *phot_go_manifest(void *manifest_fn);
 void phot_go_signals_save(void);
 uint64_t phot_go_signals_restore(void);
 
+int64_t phot_go_c_loop(void *infer_fn, phot_model *model, const phot_tensor *input, void *in_data,
+                       void *out_data, uint64_t out_cap, int64_t n);
+
 #endif
