@@ -90,9 +90,7 @@ def go_overhead(fixtures: Path) -> str:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("Benchmark")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"error: go test -bench failed: {(proc.stdout + proc.stderr)[-400:]}")
-    metrics = dict(
-        (unit, float(value)) for value, unit in re.findall(r"(-?[\d.]+) (\S+/call)", lines[0])
-    )
+    metrics = {unit: float(value) for value, unit in re.findall(r"(-?[\d.]+) (\S+/call)", lines[0])}
     return (
         f"Go host {metrics['go-us/call']:.1f} us/call, C loop {metrics['c-us/call']:.1f} us/call, "
         f"Go - C (median of paired rounds) {metrics['overhead-us/call']:+.1f} us"
