@@ -270,7 +270,8 @@ func (p *Plugin) guessOutputs(inputs []Tensor) []Tensor {
 
 // InferInto runs the model with caller-provided outputs: Data is the buffer (its length is the
 // capacity); Name selects an output ("" takes outputs in manifest order). On success each
-// output's DType and Shape are set and Data is resliced to the bytes written. When a buffer is
+// output's DType and Shape are set (Shape reuses its backing array) and Data is resliced to the
+// bytes written. When a buffer is
 // too small nothing is written, Shape and DType say what is needed, and the error matches
 // ErrBufferTooSmall.
 func (p *Plugin) InferInto(ctx context.Context, inputs, outputs []Tensor) error {
