@@ -149,3 +149,10 @@ int64_t phot_go_c_loop(void *infer_fn, phot_model *model, const phot_tensor *inp
   clock_gettime(CLOCK_MONOTONIC, &t1);
   return (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
 }
+
+/* The Paddle Inference C library (a plugin's NEEDED entry) embeds an interpreter with thread
+ * destructors and interpreter state that cannot be unloaded: once a plugin brought it in, it
+ * stays (RTLD_NODELETE), whatever happens to the plugins. Returns 1 if it is loaded. */
+int phot_go_pin_capi(void) {
+  return dlopen("libpaddle_inference_c.so", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
+}

@@ -29,6 +29,7 @@ int32_t phot_go_close(void *close_fn, void *last_error_fn, phot_model *model, ch
                       size_t errcap);
 const char *phot_go_manifest(void *manifest_fn);
 
+int phot_go_pin_capi(void);
 void phot_go_signals_save(void);
 uint64_t phot_go_signals_restore(void);
 

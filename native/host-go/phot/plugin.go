@@ -163,6 +163,7 @@ func (p *Plugin) load() error {
 			return &LoadError{Path: p.path, Reason: C.GoString(&errbuf[0])}
 		}
 	}
+	C.phot_go_pin_capi()
 	// The file could have been replaced between reading it and mapping it.
 	if loaded := C.GoString(C.phot_go_manifest(p.fn[fnManifest])); trimNUL(loaded) != string(p.manifest.Raw) {
 		p.unload()
