@@ -78,7 +78,7 @@ func ReadManifest(path string) (*Manifest, error) {
 func parseManifest(raw []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("the manifest is not valid JSON: %v", err)
+		return nil, fmt.Errorf("the manifest cannot be read: %v", err)
 	}
 	m.Raw = raw
 	switch {
