@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli
 from plugin_fixtures.helpers import build, manifest_of
 
 from paddlehot_cli.abi.policy import glibc_key
@@ -21,6 +22,7 @@ from paddlehot_cli.core.elf_facts import read_elf
 
 ROOT = Path(__file__).resolve().parents[1]
 GO_DIR = ROOT / "native" / "host-go"
+WIDE_MODEL = ROOT / "tests" / "models" / "wide_mlp.py"  # ~17 MB of weights per version
 ARM64_SYSROOT = Path("/usr/aarch64-linux-gnu")  # libc6-dev-arm64-cross (for qemu -L)
 # The host's own floor: Go's runtime/cgo needs the glibc 2.34 pthread symbols in libc.so.6.
 GO_HOST_GLIBC_FLOOR = (2, 34)
@@ -44,7 +46,8 @@ def go(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.
 
 @pytest.fixture(scope="module")
 def plugins(exported, tmp_path_factory) -> dict:
-    """Two versions of demo:mlp as plugins, one input, each version's expected output."""
+    """Two versions of demo:mlp and two of a wide MLP as plugins, one input, each version's
+    expected output."""
     from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
     tmp = tmp_path_factory.mktemp("host-go")
@@ -64,7 +67,30 @@ def plugins(exported, tmp_path_factory) -> dict:
                 "prefix": manifest_of(so)["plugin"]["symbol_prefix"],
             }
         )
+    wide = []
+    for version, seed in (("2.0.0", "0"), ("2.1.0", "1")):
+        pkg = tmp / f"wide-{version}"
+        proc = cli(
+            "export",
+            f"{WIDE_MODEL}:make",
+            "--input",
+            "x:float32:[-1,16]",
+            "--name",
+            "wide",
+            "--version",
+            version,
+            "--seed",
+            seed,
+            "-o",
+            pkg,
+        )
+        assert proc.returncode == 0, proc.stderr
+        so = build(pkg, name=f"go-wide-{version}")
+        with load(pkg) as ref:
+            ref.infer({"x": x}).popitem()[1].astype("float32").tofile(tmp / f"{version}.bin")
+        wide.append({"so": str(so), "version": version, "expected": str(tmp / f"{version}.bin")})
     fixtures = {
+        "wide": wide,
         "capi": str(build_pdcapi()),
         "input": {"name": "x", "dtype": "float32", "shape": [3, 16], "file": str(tmp / "in.bin")},
         "versions": versions,
@@ -74,13 +100,15 @@ def plugins(exported, tmp_path_factory) -> dict:
 
 
 def run_go_tests(plugins: dict, *flags: str, env: dict | None = None) -> str:
+    # A fixed mmap threshold returns freed weights to the system (see TestFiftySwapsReleasePlugins)
+    fixed_mmap = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}
     proc = go(
         "test",
         "-count=1",
         "-v",
         *flags,
         "./...",
-        env={"PHOT_TEST_FIXTURES": plugins["file"], **(env or {})},
+        env={"PHOT_TEST_FIXTURES": plugins["file"], **fixed_mmap, **(env or {})},
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
@@ -105,7 +133,7 @@ def test_go_tests_pass_with_real_plugins(plugins):
 
 def test_go_tests_pass_under_race_detector_and_cgocheck2(plugins):
     # Fewer swaps: the point is the detectors watching every path, not the counts again.
-    fast = {"PHOT_TEST_SWAPS": "6", "PHOT_TEST_RELEASE_SWAPS": "4", "PHOT_TEST_WARMUP_SWAPS": "2"}
+    fast = {"PHOT_TEST_SWAPS": "6", "PHOT_TEST_RELEASE_SWAPS": "6"}
     run_go_tests(plugins, "-race", env=fast)
     run_go_tests(plugins, env={**fast, "GODEBUG": "cgocheck=2"})
 

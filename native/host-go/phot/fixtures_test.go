@@ -30,7 +30,10 @@ type fixtureSet struct {
 		File  string  `json:"file"`
 	} `json:"input"`
 	Versions []*fixtureVersion `json:"versions"`
-	input    Tensor
+	// Two versions of a model with ~17 MB of weights (tests/models/wide_mlp.py), for the
+	// release test: one version must stand out from the allocators' noise.
+	Wide  []*fixtureVersion `json:"wide"`
+	input Tensor
 }
 
 func fixtures(t testing.TB) *fixtureSet {
@@ -56,15 +59,15 @@ func fixtures(t testing.TB) *fixtureSet {
 		t.Fatal(err)
 	}
 	f.input = Tensor{Name: f.Input.Name, DType: dt, Shape: f.Input.Shape, Data: data}
-	for _, v := range f.Versions {
+	for _, v := range append(append([]*fixtureVersion(nil), f.Versions...), f.Wide...) {
 		b, err := os.ReadFile(v.Expected)
 		if err != nil {
 			t.Fatal(err)
 		}
 		v.want = append([]float32(nil), (&Tensor{DType: Float32, Data: b}).Float32s()...)
 	}
-	if len(f.Versions) != 2 {
-		t.Fatalf("want 2 versions in %s, got %d", path, len(f.Versions))
+	if len(f.Versions) != 2 || len(f.Wide) != 2 {
+		t.Fatalf("want 2 versions and 2 wide versions in %s", path)
 	}
 	return &f
 }
@@ -108,7 +111,7 @@ func sameOutput(out Tensor, want []float32) bool {
 }
 
 func (f *fixtureSet) versionOf(p *Plugin) *fixtureVersion {
-	for _, v := range f.Versions {
+	for _, v := range append(append([]*fixtureVersion(nil), f.Versions...), f.Wide...) {
 		if v.Version == p.Manifest().Version {
 			return v
 		}

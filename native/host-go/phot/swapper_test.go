@@ -3,7 +3,7 @@ package phot
 import (
 	"fmt"
 	"os"
-	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,29 +125,56 @@ func TestSwapUnderTraffic(t *testing.T) {
 	}
 }
 
-// 50 swaps, each to a freshly copied file (as a service meets new versions): every released
-// plugin is gone from /proc/self/maps and RSS grows by no more than one version.
+// 50 swaps of a model with ~17 MB of weights, each to a freshly copied file (as a service meets
+// new versions): every released plugin is gone from /proc/self/maps and RSS grows by no more than
+// one version.
 func TestFiftySwapsReleasePlugins(t *testing.T) {
 	f := fixtures(t)
 	swaps := envInt("PHOT_TEST_RELEASE_SWAPS", 50)
 	dir := t.TempDir()
 	file := func(k int) string {
-		return copyTo(t, f.Versions[k%2].SO, dir, fmt.Sprintf("mlp-%02d.so", k))
+		return copyTo(t, f.Wide[k%2].SO, dir, fmt.Sprintf("mlp-%03d.so", k))
 	}
 	s := NewSwapper(f.open(t, file(0)))
-	tr := startTraffic(t, f, s, 2)
+	tr := startTraffic(t, f, s, envInt("PHOT_TEST_RELEASE_GOROUTINES", 2))
+	var stillMapped []string
 	swap := func(k int) {
 		tr.waitCalls(5)
+		old := s.Live().Path()
 		if err := s.Swap(bg, f.open(t, file(k))); err != nil {
 			t.Fatalf("swap %d: %v", k, err)
 		}
+		if mapped(t, old) {
+			stillMapped = append(stillMapped, old)
+		}
 	}
-	// Warm-up swaps first: what Python, Paddle and the threads calling in allocate once per
-	// process (interpreter state, per-thread caches, malloc arenas) is not a leak. Measured: RSS
-	// settles after about 25 swaps of the demo MLP, and Go's own memory stays flat throughout.
-	warmup := envInt("PHOT_TEST_WARMUP_SWAPS", 25)
-	for k := 1; k <= warmup; k++ {
-		swap(k)
+	// RSS is the median of samples taken after each of 5 swaps: one sample moves by about 1 MiB
+	// with what the C allocators hold at that instant.
+	sampled := func(from int) int64 {
+		var samples []int64
+		for k := from; k < from+5; k++ {
+			swap(k)
+			samples = append(samples, rssKiB(t))
+		}
+		return medianKiB(samples)
+	}
+	// Warm-up until RSS settles: what Python, Paddle and the threads calling in allocate once per
+	// process (interpreter state, per-thread caches, malloc arenas) is not a leak. Measured on
+	// the demo MLP: anonymous memory climbs for 20 to 40 swaps, then stays (file-backed memory and
+	// Go's runtime.MemStats.Sys stay flat throughout). A leak never settles: that fails too.
+	maxWarmup := envInt("PHOT_TEST_WARMUP_SWAPS", 150)
+	warmup, prev := 5, sampled(1)
+	boundRSS := swaps >= 50 // a shortened run (the -race pass) only exercises the paths
+	for boundRSS {
+		cur := sampled(warmup + 1)
+		warmup += 5
+		if cur-prev <= 256 {
+			break
+		}
+		if warmup >= maxWarmup {
+			t.Fatalf("RSS still grows after %d swaps (%d KiB in the last 5): a leak per swap", warmup, cur-prev)
+		}
+		prev = cur
 	}
 	// One version's footprint: open and warm four more beside the live one.
 	before := rssKiB(t)
@@ -165,27 +192,14 @@ func TestFiftySwapsReleasePlugins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := rssKiB(t)
-	var stillMapped []string
-	for k := warmup + 1; k <= warmup+swaps; k++ {
+	base, threadsBefore := sampled(warmup+1), threads(t)
+	warmup += 5
+	for k := warmup + 1; k <= warmup+swaps-5; k++ {
 		swap(k)
-		if os.Getenv("PHOT_TEST_RSS_TRACE") != "" && k%25 == 0 {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			t.Logf("after %d swaps: RSS %d KiB, %d threads, Go runtime %d KiB", k, rssKiB(t), threads(t), ms.Sys>>10)
-		}
-		if mapped(t, file(k-1)) { // released by this swap
-			stillMapped = append(stillMapped, file(k-1))
-		}
 	}
+	end, threadsAfter := sampled(warmup+swaps-4), threads(t)
 	tr.finish()
-	end := rssKiB(t)
-	for k := 0; k < warmup+swaps; k++ {
-		if mapped(t, fileAt(dir, k)) {
-			stillMapped = append(stillMapped, fileAt(dir, k))
-		}
-	}
-	for k := 900; k < 904; k++ {
+	for k := 900; k < 904; k++ { // the side-by-side versions
 		if mapped(t, fileAt(dir, k)) {
 			stillMapped = append(stillMapped, fileAt(dir, k))
 		}
@@ -193,8 +207,8 @@ func TestFiftySwapsReleasePlugins(t *testing.T) {
 	if !mapped(t, fileAt(dir, warmup+swaps)) {
 		t.Error("the live version is not mapped")
 	}
-	t.Logf("release test: %d swaps after %d warm-up swaps, %d calls, %d failed; RSS %d KiB before, %d KiB after (%+d KiB); one version %d KiB; released plugins still mapped: %d",
-		swaps, warmup, tr.calls.Load(), tr.failed.Load(), base, end, end-base, oneVersion, len(stillMapped))
+	t.Logf("release test: %d swaps after %d warm-up swaps, %d calls, %d failed; RSS (median of 5) %d KiB before, %d KiB after (%+d KiB); one version %d KiB; threads %d -> %d; released plugins still mapped: %d",
+		swaps, warmup, tr.calls.Load(), tr.failed.Load(), base, end, end-base, oneVersion, threadsBefore, threadsAfter, len(stillMapped))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +218,21 @@ func TestFiftySwapsReleasePlugins(t *testing.T) {
 	if len(stillMapped) > 0 {
 		t.Errorf("released plugins still in /proc/self/maps (dlclose did not unload them): %v", stillMapped[:min(3, len(stillMapped))])
 	}
-	// One version, plus 1 MiB for the C allocators' noise (glibc arenas grow and trim in large
-	// steps): a version leaked per swap would be 50 versions.
-	if limit := oneVersion + 1024; end-base > limit {
-		t.Errorf("RSS grew by %d KiB over %d swaps, more than one version (%d KiB) + 1 MiB", end-base, swaps, oneVersion)
+	// glibc raises its mmap threshold when a big block is freed, so later weights come from the
+	// heap and freed versions stay resident (measured: up to 1.3 versions more after 50 swaps).
+	// With the threshold fixed (GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072, as
+	// tests/test_host_go.py runs this) freed weights go back to the system: one version bounds
+	// the growth. Without it, two (the old and the new version live together during a swap).
+	limit, why := oneVersion, "one version"
+	if !strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.mmap_threshold=") {
+		limit, why = 2*oneVersion, "two versions (glibc's mmap threshold is not fixed)"
+	}
+	if boundRSS && end-base > limit {
+		t.Errorf("RSS grew by %d KiB over %d swaps, more than %s (%d KiB each)", end-base, swaps, why, oneVersion)
 	}
 }
 
-func fileAt(dir string, k int) string { return fmt.Sprintf("%s/mlp-%02d.so", dir, k) }
+func fileAt(dir string, k int) string { return fmt.Sprintf("%s/mlp-%03d.so", dir, k) }
 
 func min(a, b int) int {
 	if a < b {
@@ -220,8 +241,17 @@ func min(a, b int) int {
 	return b
 }
 
+func medianKiB(v []int64) int64 {
+	s := append([]int64(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
 func threads(t testing.TB) int {
-	raw, _ := os.ReadFile("/proc/self/status")
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, line := range strings.Split(string(raw), "\n") {
 		if strings.HasPrefix(line, "Threads:") {
 			n, _ := strconv.Atoi(strings.Fields(line)[1])
