@@ -131,6 +131,9 @@ func TestSwapUnderTraffic(t *testing.T) {
 func TestFiftySwapsReleasePlugins(t *testing.T) {
 	f := fixtures(t)
 	swaps := envInt("PHOT_TEST_RELEASE_SWAPS", 50)
+	if len(f.Wide) != 2 {
+		t.Fatal("the fixtures have no 2 \"wide\" versions")
+	}
 	dir := t.TempDir()
 	file := func(k int) string {
 		return copyTo(t, f.Wide[k%2].SO, dir, fmt.Sprintf("mlp-%03d.so", k))
