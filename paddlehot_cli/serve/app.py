@@ -28,7 +28,7 @@ import logging
 import re
 import time
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,10 @@ class _HTTPError(Exception):
 def _segments(request: Request, prefix: str) -> list[str]:
     """Path segments after `prefix`, each percent-decoded on its own: an encoded '/' stays inside
     its segment (and is then rejected as an invalid name) instead of changing the route."""
-    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return path_segments(request.scope.get("raw_path") or request.url.path.encode(), prefix)
+
+
+def path_segments(raw: bytes, prefix: str) -> list[str]:
     path = raw.decode("latin-1").split("?", 1)[0]
     rest = path.removeprefix(prefix)
     return [unquote(s) for s in rest.strip("/").split("/")] if rest.strip("/") else []
@@ -120,6 +123,33 @@ def _selector(text: str) -> str:
     return text
 
 
+async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: str | None,
+                    limit: int) -> bytes:
+    """The whole body, within `limit` bytes before and after Content-Encoding (413 beyond)."""
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise _HTTPError(413, f"request body of {length} bytes is larger than the limit of {limit}")
+        except ValueError:
+            raise _HTTPError(400, "invalid Content-Length") from None
+    parts = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise _HTTPError(413, f"request body is larger than the limit of {limit} bytes")
+        parts.append(chunk)
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    if encoding:
+        try:
+            body = protocol.decompress(body, encoding.strip().lower(), limit)
+        except BodyTooLarge as exc:
+            raise _HTTPError(413, str(exc)) from None
+        except ProtocolError as exc:
+            raise _HTTPError(400, str(exc)) from None
+    return body
+
+
 class Server:
     """Holds the manager, metrics and options; builds the Starlette app."""
 
@@ -129,7 +159,7 @@ class Server:
         self.metrics = metrics or Metrics()
         self.options = options or ServeOptions()
         self.index_hooks: list[Any] = []  # rows -> rows, e.g. serve --follow's remote state
-        self.app = Starlette(
+        self.starlette = Starlette(
             routes=[
                 Route("/v2/health/live", self.live, methods=["GET"]),
                 Route("/v2/health/ready", self.ready, methods=["GET"]),
@@ -142,6 +172,9 @@ class Server:
             ],
             exception_handlers={HTTPException: self._http_exc, Exception: self._internal},
         )
+        from paddlehot_cli.serve.fast_infer import InferFastPath  # it builds on this module
+
+        self.app = InferFastPath(self, self.starlette)  # infer requests skip Starlette
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -234,38 +267,25 @@ class Server:
         })
 
     async def _body(self, request: Request) -> bytes:
-        limit = self.options.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                if int(length) > limit:
-                    raise _HTTPError(413, f"request body of {length} bytes is larger than the limit of {limit}")
-            except ValueError:
-                raise _HTTPError(400, "invalid Content-Length") from None
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _HTTPError(413, f"request body is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        encoding = request.headers.get("content-encoding")
-        if encoding:
-            try:
-                body = protocol.decompress(body, encoding.strip().lower(), limit)
-            except BodyTooLarge as exc:
-                raise _HTTPError(413, str(exc)) from None
-            except ProtocolError as exc:
-                raise _HTTPError(400, str(exc)) from None
-        return body
+        return await read_body(request.stream(), request.headers.get("content-length"),
+                               request.headers.get("content-encoding"),
+                               self.options.max_body_bytes)
 
     async def infer(self, request: Request, name: str, selector: str | None) -> Response:
-        start = time.perf_counter()
         body = await self._body(request)
+        status, payload, media, headers = await self.infer_reply(
+            name, selector, body, request.headers.get("inference-header-content-length"))
+        return Response(payload, status_code=status, media_type=media,
+                        headers={k.decode(): v.decode() for k, v in headers})
+
+    async def infer_reply(self, name: str, selector: str | None, body: bytes,
+                          header_length: str | None) -> tuple[int, bytes, str, list]:
+        """Decode, route, check, run and encode one infer request: (status, body, media type,
+        extra headers). Raises _HTTPError / RouteError for a request turned away (the caller
+        answers and counts it); an inference failure is a 500 reply, not an exception."""
+        start = time.perf_counter()
         try:
-            req = await self.options.decoder.decode(
-                body, request.headers.get("inference-header-content-length"))
+            req = await self.options.decoder.decode(body, header_length)
         except ProtocolError as exc:
             raise _HTTPError(400, str(exc)) from None
         del body
@@ -303,16 +323,17 @@ class Server:
         except Exception as exc:  # noqa: BLE001 - inference failed on the server side
             self.metrics.observe(name, version, "error", time.perf_counter() - start)
             log.warning("inference on %s %s failed: %s", name, version, short_error(exc))
-            return _error(f"inference failed on {name} {version}: {short_error(exc)}", 500)
+            return (500, protocol.dumps({"error": f"inference failed on {name} {version}: "
+                                                  f"{short_error(exc)}"}), JSON, [])
         try:
             payload, hlen = protocol.encode_infer_response(name, version, req, out_names, outputs)
         except ProtocolError as exc:
             raise _HTTPError(400, str(exc)) from None
         self.metrics.observe(name, version, "ok", time.perf_counter() - start)
         if hlen is None:
-            return Response(payload, media_type=JSON)
-        return Response(payload, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(hlen)})
+            return 200, payload, JSON, []
+        return (200, payload, "application/octet-stream",
+                [(b"inference-header-content-length", str(hlen).encode())])
 
     # -- repository extension --------------------------------------------------------------
 

@@ -1,0 +1,104 @@
+"""A direct ASGI path for `POST /v2/models/{m}[/versions/{v}]/infer`, in front of Starlette.
+
+For a tiny model the HTTP path is the whole cost of a request, and Starlette's middleware
+stack, router, Request and Response objects were a fifth of the event loop's time (py-spy,
+issue 17). Infer requests are answered here with the same checks, limits, metrics and error
+bodies as the Starlette handler (both call Server.infer_reply); every other request, and any
+infer path this does not recognise exactly, goes on to Starlette unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from paddlehot_cli.core.router import RouteError
+from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve.app import (
+    JSON, Server, _HTTPError, _model_name, _selector, path_segments, read_body,
+)
+
+log = logging.getLogger("paddlehot.serve")
+_PREFIX = "/v2/models"
+_WANTED = {b"content-length", b"content-encoding", b"inference-header-content-length"}
+
+
+def _infer_target(raw: bytes) -> tuple[str, str | None] | None:
+    """(model text, version text) when `raw` is exactly an infer path, else None."""
+    segs = path_segments(raw, _PREFIX)
+    if len(segs) == 2 and segs[1] == "infer":
+        return segs[0], None
+    if len(segs) == 4 and segs[1] == "versions" and segs[3] == "infer":
+        return segs[0], segs[2]
+    return None
+
+
+class InferFastPath:
+    def __init__(self, server: Server, app: Any):
+        self.server = server
+        self.app = app  # everything else: the Starlette app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        raw = scope.get("raw_path") or scope["path"].encode()
+        target = _infer_target(raw) if raw.startswith(b"/v2/models/") else None
+        if target is None:
+            return await self.app(scope, receive, send)
+        headers: dict[bytes, bytes] = {}
+        for key, value in scope["headers"]:  # lower-cased by the server; the first one counts
+            if key in _WANTED and key not in headers:
+                headers[key] = value
+        started = False
+
+        async def reply(status: int, payload: bytes, media: str, extra: list) -> None:
+            nonlocal started
+            started = True
+            await send({"type": "http.response.start", "status": status, "headers": [
+                (b"content-length", str(len(payload)).encode()),
+                (b"content-type", media.encode()), *extra]})
+            await send({"type": "http.response.body", "body": payload})
+
+        metrics = self.server.metrics
+        try:
+            name = _model_name(target[0])
+            selector = None if target[1] is None else _selector(target[1])
+            body = await read_body(_chunks(receive), _text(headers.get(b"content-length")),
+                                   _text(headers.get(b"content-encoding")),
+                                   self.server.options.max_body_bytes)
+            await reply(*await self.server.infer_reply(
+                name, selector, body, _text(headers.get(b"inference-header-content-length"))))
+        except _ClientGone:
+            return
+        except _HTTPError as exc:
+            metrics.rejected.labels(exc.reason).inc()
+            extra = [(k.lower().encode(), str(v).encode()) for k, v in (exc.headers or {}).items()]
+            await reply(exc.status, protocol.dumps({"error": exc.message}), JSON, extra)
+        except RouteError as exc:
+            metrics.rejected.labels(str(exc.status)).inc()
+            await reply(exc.status, protocol.dumps({"error": exc.message}), JSON, [])
+        except Exception as exc:  # noqa: BLE001 - as Starlette's handler: log, answer 500
+            log.exception("internal error on %s", scope["path"])
+            if started:
+                raise
+            await reply(500, protocol.dumps({"error": f"internal error: {type(exc).__name__}"}),
+                        JSON, [])
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _chunks(receive: Any) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
