@@ -13,7 +13,9 @@ Endpoints
 `{v}` is an exact SemVer, a label (stable, canary, ...) or a SemVer range (^1.2, ~1.2, >=1.2,<2).
 Inference runs on each version's worker thread, never on the event loop; large JSON bodies are
 decoded in a helper process (body_decoder.py). Every body is limited to --max-body-mb. A full
-version queue answers 503 with Retry-After.
+version queue answers 503 with Retry-After. Infer requests reach Server.infer_reply through a
+direct ASGI path (fast_infer.py) instead of Starlette's routing: the HTTP path is the whole
+cost of a tiny model.
 
 Admin endpoints (load, unload, labels) need the bearer token when one is set. Without a token
 (loopback only) a request must name a loopback Host and, if it carries an Origin, a loopback
