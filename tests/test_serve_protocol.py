@@ -136,7 +136,15 @@ BAD = [
     ("slash name", "/v2/models/a%2Fb/infer", _json_body(), None, 400, "invalid model name"),
     ("dotdot version", "/v2/models/mlp/versions/..%2F1/infer", _json_body(), None, 400, "invalid version"),
     ("unknown endpoint", "/v2/models/mlp/frobnicate", _json_body(), None, 404, "no such endpoint"),
+    # not exactly an infer path: the direct ASGI path hands it on to the Starlette routes
+    ("after infer", "/v2/models/mlp/infer/more", _json_body(), None, 404, "no such endpoint"),
 ]
+
+
+def test_infer_needs_post(server):
+    rt, url, _, _ = server
+    r = httpx.get(f"http://{url}/v2/models/mlp/versions/1.0.0/infer")
+    assert r.status_code == 405 and "POST" in r.json()["error"]
 
 
 @pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
