@@ -339,7 +339,8 @@ class _Api:
         else:
             self.PD_ConfigSetModel(cfg, str(prog).encode(), str(params).encode())
         self.PD_ConfigSetCpuMathLibraryNumThreads(cfg, 1)
-        pred = self.PD_PredictorCreate(cfg)  # takes cfg
+        pred = self.PD_PredictorCreate(cfg)
+        self.PD_ConfigDestroy(cfg)  # the caller's, as in Paddle's capi_exp
         assert pred, self.error()
         return pred
 
@@ -404,13 +405,17 @@ def test_ctypes_failures_do_not_raise(api, models):
     api.PD_ConfigSetModel(cfg, b"/nonexistent/m.json", b"/nonexistent/m.pdiparams")
     assert api.PD_PredictorCreate(cfg) is None
     assert api.error().startswith("PD_PredictorCreate: FileNotFoundError")
-    assert api.PD_PredictorCreate(api.PD_ConfigCreate()) is None
+    api.PD_ConfigDestroy(cfg)  # still the caller's after a failed create
+    empty = api.PD_ConfigCreate()
+    assert api.PD_PredictorCreate(empty) is None
     assert "no model set" in api.error()
+    api.PD_ConfigDestroy(empty)
     bad = Path(models["pir"][0]).with_name("garbage.pdmodel")
     bad.write_bytes(b"\x00not a program")
     cfg = api.PD_ConfigCreate()
     api.PD_ConfigSetModel(cfg, str(bad).encode(), str(models["pir"][1]).encode())
     assert api.PD_PredictorCreate(cfg) is None and api.error()
+    api.PD_ConfigDestroy(cfg)
     pred = api.predictor(*models["pir"])
     assert api.PD_PredictorGetInputHandle(pred, b"nope") is None
     assert api.PD_PredictorGetOutputHandle(pred, b"nope") is None

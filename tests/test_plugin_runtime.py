@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plugin_fixtures.helpers import Raw, build, manifest_of, tensor
+from plugin_fixtures.helpers import C_API, Raw, build, manifest_of, tensor
 
 from paddlehot_cli.core import load
 from paddlehot_cli.errors import InputMismatch
@@ -41,7 +41,7 @@ def mlp_so(mlp):
 def test_plugin_equals_core_load(exported, source, fmt):
     pkg = exported(source, fmt)
     so = build(pkg, name=f"{source[5:]}_{fmt}")
-    with load(so) as plugin, load(pkg) as ref:
+    with load(so, c_api=C_API) as plugin, load(pkg) as ref:
         assert plugin.kind == "plugin"
         assert plugin.manifest.name == ref.manifest.name
         spec = ref.manifest.inputs[0]
@@ -68,8 +68,9 @@ def test_embedded_plugin_runs_without_the_package(exported, tmp_path):
     code = (
         "import sys, numpy as np\n"
         "from paddlehot_cli.core import load\n"
+        "from paddlehot_cli.plugin.pdcapi import build_pdcapi\n"
         "x = np.random.default_rng(0).random((2, 16)).astype('float32')\n"
-        "m = load(sys.argv[1])  # never closed: the plugin cleans its temp dir at exit\n"
+        "m = load(sys.argv[1], c_api=build_pdcapi)  # never closed: the plugin cleans its temp dir at exit\n"
         "got = m.infer({'x': x})['logits']\n"
         "np.testing.assert_allclose(got, np.load(sys.argv[2]), rtol=1e-6, atol=1e-6)\n"
         "print('ok')\n"
@@ -95,14 +96,14 @@ def test_external_model_beside_so_and_model_dir(exported, tmp_path):
         want = ref.infer({"x": _x(4)}).popitem()[1]
     from paddlehot_cli.core.plugin_loader import load_plugin
 
-    with load(inplace) as beside:  # model_dir NULL: the .so's directory
+    with load(inplace, c_api=C_API) as beside:  # model_dir NULL: the .so's directory
         np.testing.assert_allclose(beside.infer({"x": _x(4)}).popitem()[1], want, atol=1e-6)
-    with load_plugin(proc_so, model_dir=pkg) as explicit:
+    with load_plugin(proc_so, model_dir=pkg, c_api=C_API) as explicit:
         np.testing.assert_allclose(explicit.infer({"x": _x(4)}).popitem()[1], want, atol=1e-6)
     from paddlehot_cli.errors import PackageError
 
     with pytest.raises(PackageError, match="not found"):
-        load_plugin(proc_so)  # no model files beside it
+        load_plugin(proc_so, c_api=C_API)  # no model files beside it
 
 
 def test_two_versions_in_one_process_rtld_global(exported):
@@ -133,7 +134,7 @@ def test_eight_threads_one_handle(mlp, mlp_so):
     with load(mlp) as ref:
         want = [ref.infer({"x": x})["logits"] for x in inputs]
     errors: list[str] = []
-    with load_plugin(mlp_so, pool_min=2, pool_max=4) as plugin:
+    with load_plugin(mlp_so, pool_min=2, pool_max=4, c_api=C_API) as plugin:
         def work(i: int) -> None:
             for _ in range(25):
                 got = plugin.infer({"x": inputs[i]})["logits"]
@@ -148,7 +149,7 @@ def test_eight_threads_one_handle(mlp, mlp_so):
 
 
 def test_servable_checks_inputs_and_close(mlp_so):
-    plugin = load(mlp_so)
+    plugin = load(mlp_so, c_api=C_API)
     with pytest.raises(InputMismatch, match="dtype"):
         plugin.infer({"x": _x(2).astype("float64")})
     with pytest.raises(InputMismatch, match="unknown input"):
@@ -175,7 +176,7 @@ def test_bad_inputs_through_the_raw_abi(mlp_so):
         return rc, msg, out
 
     assert call(good_in, 1)[0] == 0
-    np.testing.assert_allclose(buf, load(mlp_so).infer({"x": x})["logits"], atol=1e-6)
+    np.testing.assert_allclose(buf, load(mlp_so, c_api=C_API).infer({"x": x})["logits"], atol=1e-6)
     # NULL pointers
     assert r.infer(None, ctypes.byref(good_in), 1, None, 0) == -1 and r.last_error()
     assert call(None, 1)[0] == -1

@@ -46,8 +46,9 @@ class InProcessTarget(_ThisProcess):
 
     def __init__(self, path: Path, threads: int, pool_max: int):
         from paddlehot_cli.core import load
+        from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
-        self.servable = load(path, threads=threads, pool_max=pool_max)
+        self.servable = load(path, threads=threads, pool_max=pool_max, c_api=build_pdcapi)
         manifest = self.servable.manifest
         self.kind = getattr(self.servable, "kind", "package")
         self.label = f"{self.kind}:{path}"

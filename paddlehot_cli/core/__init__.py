@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +10,16 @@ from paddlehot_cli.errors import PackageError
 
 
 def load(
-    path: str | Path, *, threads: int = 1, pool_min: int = 1, pool_max: int | None = None
+    path: str | Path, *, threads: int = 1, pool_min: int = 1, pool_max: int | None = None,
+    c_api: Callable[[], str | Path] | None = None,
 ) -> Any:
     """Load a model package directory or a plugin (.so) into a servable.
 
     The servable has `.manifest`, `.infer(dict[str, ndarray]) -> dict[str, ndarray]` and
     `.close()`. Checksums are verified before anything is loaded. `threads` is the intra-op thread
     count per predictor; `pool_min`/`pool_max` size the pool of predictors serving concurrent calls.
+    `c_api` provides libpaddle_inference_c.so for a plugin when the process cannot resolve it
+    (serve, bench and the CLI pass plugin.pdcapi.build_pdcapi; core never imports it).
     """
     target = Path(path)
     if target.is_dir():
@@ -25,7 +29,8 @@ def load(
     if target.suffix == ".so" and target.is_file():
         from paddlehot_cli.core.plugin_loader import load_plugin
 
-        return load_plugin(target, threads=threads, pool_min=pool_min, pool_max=pool_max)
+        return load_plugin(target, threads=threads, pool_min=pool_min, pool_max=pool_max,
+                           c_api=c_api)
     if not target.exists():
         raise PackageError(f"no such package or plugin: {target}")
     raise PackageError(f"{target} is neither a package directory nor a plugin (.so)")

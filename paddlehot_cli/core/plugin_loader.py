@@ -1,23 +1,31 @@
 """Load a plugin (.so built by `paddlehot build-plugin`) into a servable, through its C ABI.
 
 The servable has the interface of PackageServable: `.manifest`, `.infer(dict) -> dict`,
-`.close()`, context manager, `.kind == "plugin"`.
+`.run_checked`, `.close()`, context manager, `.kind == "plugin"`.
+
+What is loaded is a private sealed copy of the file (core.plugin_image), checked before dlopen:
+its sha256 against the one build-plugin recorded (when asked), its embedded manifest's name and
+version against what the caller expects, its machine against this host. Overwriting the file on
+disk later changes nothing in this process.
 
 How the plugin finds libpaddle_inference_c.so (its NEEDED entry): if the dynamic loader can
 resolve it (LD_LIBRARY_PATH, ld.so.cache, or a copy already loaded into the process), that one is
-used. Otherwise this loader loads paddlehot's cached pdcapi build (plugin.pdcapi.build_pdcapi,
-built on first use) with RTLD_GLOBAL first, so the plugin's NEEDED entry resolves to it. The
-plugin itself is loaded RTLD_LOCAL; its five functions are resolved by name from the manifest's
-model name and version. Paddle-free (pdcapi uses the paddle wheel of this interpreter).
+used. Otherwise the caller's C-API provider (serve, bench and the CLI pass
+plugin.pdcapi.build_pdcapi; core never imports it) gives a library that is loaded RTLD_GLOBAL
+first. The plugin itself is loaded RTLD_LOCAL; its five functions are resolved by name.
+
+close() ends in dlclose: once the last call has returned and the plugin's close() is done, the
+function pointers are dropped and the library (with its copy) leaves the process.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,28 @@ import numpy as np
 
 from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
-from paddlehot_cli.core.plugin_abi import FUNCTIONS, MANIFEST_SECTION, host_arch, symbol_prefix
+from paddlehot_cli.core.plugin_abi import (
+    C_API_SONAME,
+    CODE_DTYPES,
+    CODE_NAMES,
+    DTYPE_CODES,
+    E_CLOSED,
+    E_DTYPE,
+    E_MISSING,
+    E_RUNTIME,
+    E_SHAPE,
+    E_SMALL,
+    E_UNKNOWN,
+    FUNCTIONS,
+    MANIFEST_SECTION,
+    MODEL_SECTIONS,
+    OK,
+    PhotOpenOptions,
+    PhotTensor,
+    host_arch,
+    symbol_prefix,
+)
+from paddlehot_cli.core.plugin_image import PrivateImage, read_digest
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.errors import InputMismatch, PackageError
 
@@ -53,46 +82,9 @@ def machine(path: str | Path) -> str:
     return read_elf(path).machine
 
 
-# ---------------------------------------------------------------- the C ABI
+# ---------------------------------------------------------------- the C API the plugin needs
 
-C_API_SONAME = "libpaddle_inference_c.so"
-MAX_RANK = 8
-
-OK, E_INVALID, E_UNKNOWN, E_MISSING, E_DTYPE, E_SHAPE, E_SMALL, E_RUNTIME, E_CLOSED = (
-    0, -1, -2, -3, -4, -5, -6, -7, -8,
-)
-CODE_NAMES = {
-    -1: "PHOT_E_INVALID_ARGUMENT", -2: "PHOT_E_UNKNOWN_INPUT", -3: "PHOT_E_MISSING_INPUT",
-    -4: "PHOT_E_DTYPE_MISMATCH", -5: "PHOT_E_SHAPE_MISMATCH", -6: "PHOT_E_BUFFER_TOO_SMALL",
-    -7: "PHOT_E_RUNTIME", -8: "PHOT_E_CLOSED",
-}
-DTYPE_CODES = {
-    "float32": 1, "float16": 2, "float64": 3, "int32": 4, "int64": 5, "uint8": 6, "int8": 7,
-    "bool": 8,
-}
-CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
-
-
-class PhotTensor(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("dtype", ctypes.c_int32),
-        ("name", ctypes.c_char_p),
-        ("rank", ctypes.c_int32),
-        ("shape", ctypes.c_int64 * MAX_RANK),
-        ("data", ctypes.c_void_p),
-        ("byte_size", ctypes.c_uint64),
-    ]
-
-
-class PhotOpenOptions(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("pool_initial", ctypes.c_int32),
-        ("pool_max", ctypes.c_int32),
-        ("threads", ctypes.c_int32),
-        ("model_dir", ctypes.c_char_p),
-    ]
+CApiProvider = Callable[[], "str | Path"]
 
 
 class PluginError(PackageError):
@@ -114,9 +106,10 @@ def _c_api_resolvable() -> bool:
         return False
 
 
-def ensure_c_api(plugin: Path) -> str | None:
+def ensure_c_api(plugin: Path, provider: CApiProvider | None = None) -> str | None:
     """Make the plugin's NEEDED libpaddle_inference_c.so resolvable; returns the path loaded
-    here (the cached pdcapi), or None when the system already resolves it."""
+    here (from `provider`, e.g. plugin.pdcapi.build_pdcapi), or None when the process or the
+    system already resolves it. pdcapi stays loaded: every plugin shares it."""
     if C_API_SONAME not in needed(plugin):
         return None
     with _capi_lock:
@@ -127,21 +120,27 @@ def ensure_c_api(plugin: Path) -> str | None:
             return None
         except OSError:
             pass
-        from paddlehot_cli.plugin.pdcapi import build_pdcapi
+        if provider is None:
+            raise PackageError(
+                f"{plugin} needs {C_API_SONAME}, which this process cannot find",
+                hint="put the official library on LD_LIBRARY_PATH, or pass a C-API provider "
+                "(paddlehot's serve, bench and build-plugin pass pdcapi)")
+        lib = str(provider())
+        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+        return lib
 
-        lib = build_pdcapi()
-        ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
-        return str(lib)
 
-
-def read_plugin_manifest(path: str | Path) -> tuple[Manifest, dict[str, Any]]:
+def read_plugin_manifest(path: str | Path, shown: str | Path | None = None
+                         ) -> tuple[Manifest, dict[str, Any]]:
+    """The embedded manifest of the plugin at `path` (`shown` names it in messages)."""
+    shown = shown or path
     raw = read_manifest_section(path)
     if raw is None:
-        raise PackageError(f"{path} is not a paddlehot plugin: it has no .paddlehot.manifest")
-    manifest = loads_manifest(raw, f"{path} [.paddlehot.manifest]")
+        raise PackageError(f"{shown} is not a paddlehot plugin: it has no .paddlehot.manifest")
+    manifest = loads_manifest(raw, f"{shown} [.paddlehot.manifest]")
     meta = manifest.raw.get("plugin")
     if not isinstance(meta, dict) or not isinstance(meta.get("symbol_prefix"), str):
-        raise PackageError(f"{path}: the manifest has no 'plugin' object")
+        raise PackageError(f"{shown}: the manifest has no 'plugin' object")
     return manifest, meta
 
 
@@ -151,21 +150,44 @@ class PluginServable:
     kind = "plugin"
 
     def __init__(self, path: Path, threads: int = 1, pool_min: int = 1,
-                 pool_max: int | None = None, model_dir: str | Path | None = None):
+                 pool_max: int | None = None, model_dir: str | Path | None = None,
+                 c_api: CApiProvider | None = None, expect: tuple[str, str] | None = None,
+                 sha256: str | None = None):
         self.path = Path(path)
-        self.manifest, self.plugin_meta = read_plugin_manifest(self.path)
-        arch, host = machine(self.path), host_arch()
+        self._image: PrivateImage | None = None
+        self._handle_lib: int | None = None
+        self._f: dict[str, Any] = {}
+        self._closed = True  # until open() succeeded
+        try:
+            self._load(threads, pool_min, pool_max, model_dir, c_api, expect, sha256)
+        except BaseException:
+            self._unload()
+            raise
+
+    def _load(self, threads: int, pool_min: int, pool_max: int | None,
+              model_dir: str | Path | None, c_api: CApiProvider | None,
+              expect: tuple[str, str] | None, sha256: str | None) -> None:
+        image = self._image = PrivateImage(self.path, self.path.parent.name or self.path.name)
+        if sha256 is not None and image.sha256 != sha256:
+            raise PackageError(f"{self.path}: sha256 is {image.sha256[:16]}..., build-plugin "
+                               f"recorded {sha256[:16]}...: the file changed since it was built")
+        self.manifest, self.plugin_meta = read_plugin_manifest(image.path, self.path)
+        name, version = self.manifest.name, self.manifest.version
+        if expect is not None and (name, version) != tuple(expect):
+            raise PackageError(f"{self.path} is the plugin of {name} {version}, not of "
+                               f"{expect[0]} {expect[1]}")
+        arch, host = machine(image.path), host_arch()
         if arch != host:
             raise PackageError(f"{self.path} is a {arch} plugin; this host is {host}")
-        self.c_api_loaded = ensure_c_api(self.path)
+        self.c_api_loaded = ensure_c_api(image.path, c_api)
         try:
-            self._lib = ctypes.CDLL(str(self.path.resolve()), mode=ctypes.RTLD_LOCAL)
+            lib = ctypes.CDLL(str(image.path), mode=ctypes.RTLD_LOCAL)
         except OSError as exc:
             raise PackageError(f"cannot load plugin {self.path}: {exc}") from None
-        prefix = symbol_prefix(self.manifest.name, self.manifest.version)
+        self._handle_lib = lib._handle
+        prefix = symbol_prefix(name, version)
         try:
-            f = {n: getattr(self._lib, prefix + n)
-                 for n in FUNCTIONS}
+            f = {n: getattr(lib, prefix + n) for n in FUNCTIONS}
         except AttributeError as exc:
             raise PackageError(f"{self.path}: missing export ({exc})") from None
         f["open"].argtypes = [ctypes.POINTER(PhotOpenOptions), ctypes.POINTER(ctypes.c_void_p)]
@@ -181,6 +203,9 @@ class PluginServable:
         self._infer = f["infer"]
         self.output_names = [s.name for s in self.manifest.outputs]
         self._out_specs = list(self.manifest.outputs)
+        embedded = bool(self.plugin_meta.get("embedded_files"))
+        if model_dir is None and not embedded:
+            model_dir = self.path.parent  # the files beside the .so, not beside the copy
         opts = PhotOpenOptions(
             ctypes.sizeof(PhotOpenOptions), max(1, pool_min),
             max(max(1, pool_min), pool_max or max(1, pool_min)), max(1, threads),
@@ -195,13 +220,30 @@ class PluginServable:
         self._in_flight = 0
         self._closed = False
         self._out_cache: dict[int, list[tuple[tuple[int, ...], str]]] = {}
+        # Paddle holds the model now: the copy's embedded model ranges are never read again.
+        sections = read_elf(image.path).sections
+        image.drop_ranges([sections[n][:2] for n in MODEL_SECTIONS.values() if n in sections])
+
+    def _unload(self) -> None:
+        """Drop every function pointer, dlclose, close the private copy."""
+        self._f = {}
+        self._infer = None
+        if self._handle_lib is not None:
+            _ctypes.dlclose(self._handle_lib)
+            self._handle_lib = None
+        if self._image is not None:
+            self._image.close()
+            self._image = None
 
     # -- the C ABI, thinly
     def last_error(self) -> str:
-        msg = self._f["last_error"]()
+        fn = self._f.get("last_error")
+        msg = fn() if fn is not None else b""
         return msg.decode("utf-8", "replace") if msg else ""
 
     def manifest_text(self) -> str:
+        if not self._f:
+            raise PluginError(f"{self.path} is closed", E_CLOSED)
         return self._f["manifest"]().decode()
 
     def _enter(self) -> None:
@@ -303,7 +345,7 @@ class PluginServable:
             while self._in_flight:
                 self._cv.wait()
         self._f["close"](self._handle)  # the plugin also waits for its calls in flight
-        # The library stays mapped (ctypes never dlcloses): a tombstone handle stays valid.
+        self._unload()
 
     def __enter__(self) -> PluginServable:
         return self
@@ -313,15 +355,37 @@ class PluginServable:
 
 
 def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
-                pool_max: int | None = None, model_dir: str | Path | None = None
-                ) -> PluginServable:
+                pool_max: int | None = None, model_dir: str | Path | None = None,
+                c_api: CApiProvider | None = None) -> PluginServable:
     """Load a plugin .so; `model_dir` is where the model files are for a plugin built with
-    --no-embed-model (default: beside the .so), or to override the embedded ones."""
+    --no-embed-model (default: beside the .so), or to override the embedded ones. `c_api` gives
+    libpaddle_inference_c.so when the process cannot resolve it (see ensure_c_api)."""
     p = Path(path)
     if not p.is_file():
         raise PackageError(f"no such plugin: {p}")
     return PluginServable(p, threads=threads, pool_min=pool_min, pool_max=pool_max,
-                          model_dir=model_dir)
+                          model_dir=model_dir, c_api=c_api)
+
+
+def load_published_plugin(package: Path, threads: int = 1, pool_min: int = 1,
+                          pool_max: int | None = None, c_api: CApiProvider | None = None
+                          ) -> PluginServable:
+    """The plugin.so of a published version, trusted only if it is the file build-plugin made
+    for this very version: its sha256 matches plugin.so.sha256 (written by build-plugin beside
+    it, before the version was renamed into place) and its embedded manifest names the
+    package's model and version. Any mismatch is a PackageError and nothing is dlopened."""
+    from paddlehot_cli.core.manifest import read_verified
+
+    manifest = read_verified(package)
+    so = package / "plugin.so"
+    if not so.is_file():
+        raise PackageError(f"{package} has no plugin.so")
+    digest = read_digest(so)
+    if digest is None:
+        raise PackageError(f"{so} has no {so.name}.sha256 beside it (build-plugin writes it); "
+                           "not loading an unverified plugin")
+    return PluginServable(so, threads=threads, pool_min=pool_min, pool_max=pool_max,
+                          c_api=c_api, expect=(manifest.name, manifest.version), sha256=digest)
 
 
 def manifest_json(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,6 @@ functions so the CLI can show each one with a spinner.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,11 +18,16 @@ from string import Template
 from typing import Any, ContextManager
 
 from paddlehot_cli.core.manifest import Manifest, read_verified
+from paddlehot_cli.core.plugin_image import digest_line, file_sha256
 from paddlehot_cli.core.plugin_abi import (
     ABI_NODE,
     ABI_VERSION,
+    COPYABLE_DTYPES,
+    DIGEST_SUFFIX,
+    DTYPE_CODES,
     FUNCTIONS,
     MODEL_SECTIONS,
+    STRUCT_SIZES,
     TARGETS,
     host_arch,
     symbol_prefix,
@@ -31,10 +35,6 @@ from paddlehot_cli.core.plugin_abi import (
 from paddlehot_cli.errors import PackageError, UserError, ValidationFailed
 
 CROSS_CC = {"aarch64": "aarch64-linux-gnu-gcc", "x86_64": "x86_64-linux-gnu-gcc"}
-# plugin.h layouts (LP64: identical on x86_64 and aarch64); the C wrapper _Static_asserts them.
-STRUCT_SIZES = {"phot_tensor": 104, "phot_open_options": 24}
-# phot_dtype codes the Paddle Inference C API can copy (float16/float64/bool it cannot).
-DTYPE_CODES = {"float32": 1, "int32": 4, "int64": 5, "uint8": 6, "int8": 7}
 SECTIONS = MODEL_SECTIONS
 
 StepFn = Callable[[str], ContextManager[Any]]
@@ -88,10 +88,10 @@ def _no_step(title: str) -> ContextManager[Any]:
 def check_package(package: Path) -> Manifest:
     manifest = read_verified(package)
     for spec in (*manifest.inputs, *manifest.outputs):
-        if spec.dtype not in DTYPE_CODES:
+        if spec.dtype not in COPYABLE_DTYPES:
             raise PackageError(
                 f"{package}: tensor '{spec.name}' is {spec.dtype}; the Paddle Inference C API "
-                f"copies only {', '.join(DTYPE_CODES)}",
+                f"copies only {', '.join(COPYABLE_DTYPES)}",
                 hint="export the model with one of those dtypes at its inputs and outputs",
             )
         if len(spec.shape) > 8:
@@ -208,6 +208,8 @@ def render(manifest: Manifest, pmanifest: dict[str, Any], package: Path, workdir
         N_OUTPUTS=len(manifest.outputs),
         EMBEDDED=1 if embed else 0,
         PROG_FILE=prog,
+        MODEL_SECTION=SECTIONS["model"],
+        PARAMS_SECTION=SECTIONS["params"],
         TENSOR_SIZE=STRUCT_SIZES["phot_tensor"],
         OPTIONS_SIZE=STRUCT_SIZES["phot_open_options"],
         INPUT_SPECS=_specs(manifest.inputs),
@@ -221,12 +223,10 @@ def render(manifest: Manifest, pmanifest: dict[str, Any], package: Path, workdir
     blobs = []
     if embed:
         blob = Template((tdir / "embed_blob.S.in").read_text())
-        for sym, fname, section in (
-            ("phot_model", prog, SECTIONS["model"]), ("phot_params", params, SECTIONS["params"])
-        ):
+        for fname, section in ((prog, SECTIONS["model"]), (params, SECTIONS["params"])):
             link = workdir / fname  # fixed, quote-free names for .incbin
             os.symlink(Path(package).resolve() / fname, link)
-            blobs.append(blob.substitute(SECTION=section, SYM=sym, PATH=str(link)))
+            blobs.append(blob.substitute(SECTION=section, PATH=str(link)))
     asm = Template((tdir / "embed.S.in").read_text()).substitute(
         common, MANIFEST_PATH=str(mpath), MODEL_BLOBS="\n".join(blobs)
     )
@@ -254,17 +254,32 @@ def include_dir() -> Path:
     return native_dir() / "include"
 
 
+def runtime_dir() -> Path:
+    """native/runtime: the model-independent plugin code, compiled into every plugin."""
+    from paddlehot_cli.resources import native_dir
+
+    return native_dir() / "runtime"
+
+
+def runtime_sources() -> list[Path]:
+    return sorted(runtime_dir().glob("*.c"))
+
+
 def compile_objects(cc: str, files: dict[str, Path], capi: CApi, debug: bool) -> list[Path]:
-    if not (include_dir() / "paddlehot" / "plugin.h").is_file():
-        raise UserError(f"plugin.h not found under {include_dir()}",
+    if not (include_dir() / "paddlehot" / "plugin.h").is_file() or not runtime_sources():
+        raise UserError(f"plugin.h or the plugin runtime not found under {include_dir().parent}",
                         hint="run from a paddlehot source checkout")
     opt = ["-O2", "-g"] if debug else ["-O2", "-g0"]
     cflags = [*opt, "-std=gnu11", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror=implicit",
-              f"-I{include_dir()}", f"-I{capi.include}"]
-    c_obj, s_obj = files["c"].with_suffix(".o"), files["asm"].with_name("embed.o")
-    _run([cc, *cflags, "-c", str(files["c"]), "-o", str(c_obj)], "compiling the wrapper")
+              f"-I{include_dir()}", f"-I{runtime_dir()}", f"-I{capi.include}"]
+    objects = []
+    for src in [files["c"], *runtime_sources()]:
+        obj = files["c"].with_name(f"{src.stem}.o")
+        _run([cc, *cflags, "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
+        objects.append(obj)
+    s_obj = files["asm"].with_name("embed.o")
     _run([cc, "-fPIC", "-c", str(files["asm"]), "-o", str(s_obj)], "assembling the embedded files")
-    return [c_obj, s_obj]
+    return [*objects, s_obj]
 
 
 def link(cc: str, objects: list[Path], files: dict[str, Path], capi: CApi, out: Path,
@@ -293,10 +308,11 @@ def verify_plugin(package: Path, plugin: Path, rtol: float = 1e-3, atol: float =
     from paddlehot_cli.core import load
     from paddlehot_cli.core.plugin_loader import load_plugin
     from paddlehot_cli.core.validation_data import load_cases
+    from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
     cases = load_cases(package)
     worst_rec = worst_same = 0.0
-    with load_plugin(plugin, model_dir=model_dir) as pl, load(package) as pk:
+    with load_plugin(plugin, model_dir=model_dir, c_api=build_pdcapi) as pl, load(package) as pk:
         if not cases:
             rng = np.random.default_rng(0)
             feeds = {}
@@ -351,6 +367,7 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
     pmanifest = plugin_manifest(manifest, target, capi.kind, req.embed_model)
     work = Path(tempfile.mkdtemp(prefix="paddlehot-build-"))
     tmp_out = out.parent / f".{out.stem}.{os.getpid()}.tmp.so"
+    tmp_digest = out.parent / f".{out.stem}.{os.getpid()}.tmp{DIGEST_SUFFIX}"
     try:
         with step("Rendering templates/plugin"):
             files = render(manifest, pmanifest, package, work, req.embed_model)
@@ -368,9 +385,14 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
                 )
         elif req.verify:
             notes.append(f"not verified: a {target} plugin cannot run on this {host_arch()} host")
+        # The digest beside the plugin is what serve trusts (core.plugin_loader): published in
+        # the same rename as the version when built into its hidden staging dir.
+        tmp_digest.write_text(digest_line(file_sha256(tmp_out), out.name))
         os.replace(tmp_out, out)
+        os.replace(tmp_digest, out.with_name(out.name + DIGEST_SUFFIX))
     finally:
         tmp_out.unlink(missing_ok=True)
+        tmp_digest.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
     return BuildResult(out, pmanifest, capi.kind, target, notes, verified)
 
@@ -394,6 +416,3 @@ def check_built(path: Path, pmanifest: dict[str, Any]) -> None:
     if text is None or json.loads(text) != pmanifest:
         raise UserError("built plugin: the .paddlehot.manifest section does not read back")
 
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -43,11 +43,13 @@ def measure_overhead(package_dir: str | Path, plugin_path: str | Path, calls: in
     """
     from paddlehot_cli.core import load
     from paddlehot_cli.core.plugin_loader import load_plugin
+    from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
     clock = time.perf_counter
     pkg_t: list[float] = []
     plug_t: list[float] = []
-    with load(package_dir, threads=threads) as pkg, load_plugin(plugin_path, threads=threads) as plug:
+    with load(package_dir, threads=threads) as pkg, load_plugin(
+            plugin_path, threads=threads, c_api=build_pdcapi) as plug:
         feeds = _inputs(pkg.manifest, batch)
         for _ in range(warmup):
             pkg.infer(feeds)

@@ -79,9 +79,16 @@ def _require_cc(cc: str) -> str:
     return path
 
 
+def _shared_sources() -> list[Path]:
+    """native/runtime files pdcapi compiles too (the one memfd helper)."""
+    runtime = native_dir() / "runtime"
+    return [runtime / "memfiles.c", runtime / "memfiles.h"]
+
+
 def _sources() -> list[Path]:
     root = pdcapi_dir()
-    files = sorted((root / "src").glob("*.[ch]")) + sorted((root / "include").glob("*.h"))
+    files = (sorted((root / "src").glob("*.[ch]")) + sorted((root / "include").glob("*.h"))
+             + _shared_sources())
     if not files:
         raise UserError(
             f"pdcapi sources not found under {root}", hint="run from a paddlehot source checkout"
@@ -125,6 +132,7 @@ def _flags() -> tuple[list[str], list[str]]:
         "-fvisibility=hidden",
         "-Wall",
         f"-I{pdcapi_include_dir()}",
+        f"-I{native_dir() / 'runtime'}",
         *py_c,
     ]
     ldflags = [
@@ -195,6 +203,7 @@ def build_pdcapi(cc: str | None = None, force: bool = False) -> Path:
         return target
     cc_path = _require_cc(cc_name)
     srcs = [str(p) for p in sorted((pdcapi_dir() / "src").glob("*.c"))]
+    srcs += [str(p) for p in _shared_sources() if p.suffix == ".c"]
     _compile_into(target, [*cflags, *srcs, *ldflags], cc_path, SONAME)
     return target
 

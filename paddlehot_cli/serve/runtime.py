@@ -66,12 +66,15 @@ def is_loopback(host: str) -> bool:
 def make_loader(cfg: ServeConfig):
     def loader(path: Path) -> Any:
         if cfg.prefer == "plugin":
-            so = path / "plugin.so"
-            if so.is_file():
-                from paddlehot_cli.core.manifest import read_verified
+            if (path / "plugin.so").is_file():
+                # plugin hook: checksums, plugin.so.sha256 and the embedded name/version are
+                # checked before dlopen; a plugin that fails is not loaded and the version fails
+                # to load with that reason (UNAVAILABLE), as a broken package would
+                from paddlehot_cli.core.plugin_loader import load_published_plugin
+                from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
-                read_verified(path)  # the version is complete (checksums of its listed files)
-                return load(so, threads=cfg.threads, pool_min=1, pool_max=cfg.pool_max)
+                return load_published_plugin(path, threads=cfg.threads, pool_min=1,
+                                             pool_max=cfg.pool_max, c_api=build_pdcapi)
             log.warning("%s has no plugin.so: serving the package (--prefer plugin)", path)
         return load(path, threads=cfg.threads, pool_min=1, pool_max=cfg.pool_max)
 

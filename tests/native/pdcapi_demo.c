@@ -53,7 +53,8 @@ static PD_Predictor *create(const char *mode, const char *prog, const char *para
   PD_ConfigDisableGpu(c);
   PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
   PD_ConfigDisableGlogInfo(c);
-  PD_Predictor *pr = PD_PredictorCreate(c); /* takes c */
+  PD_Predictor *pr = PD_PredictorCreate(c);
+  PD_ConfigDestroy(c); /* the caller's, as in Paddle's capi_exp */
   if (!pr) DIE("PD_PredictorCreate");
   return pr;
 }
@@ -201,6 +202,7 @@ int main(int argc, char **argv) {
     PD_ConfigSetModel(c, "/nonexistent/model.json", "/nonexistent/model.pdiparams");
     PD_Predictor *bad = PD_PredictorCreate(c);
     printf("bad_path %s | %s\n", bad ? "NOT NULL" : "NULL", last_error());
+    PD_ConfigDestroy(c);
     PD_Predictor *pr = create("run", prog, params);
     PD_Tensor *t = PD_PredictorGetInputHandle(pr, "no_such_input");
     printf("bad_input %s | %s\n", t ? "NOT NULL" : "NULL", last_error());

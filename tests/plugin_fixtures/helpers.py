@@ -12,7 +12,9 @@ from pathlib import Path
 
 from conftest import cli
 
-from paddlehot_cli.core.plugin_loader import PhotOpenOptions, PhotTensor, ensure_c_api
+from paddlehot_cli.core.plugin_abi import PhotOpenOptions, PhotTensor
+from paddlehot_cli.core.plugin_loader import ensure_c_api
+from paddlehot_cli.plugin.pdcapi import build_pdcapi as C_API
 
 _BASE = Path(tempfile.mkdtemp(prefix="paddlehot-plugin-tests-"))
 atexit.register(shutil.rmtree, _BASE, True)
@@ -70,7 +72,7 @@ class Raw:
     """The five functions of a plugin through ctypes, no Python checks in between."""
 
     def __init__(self, path: Path, mode: int = ctypes.RTLD_LOCAL):
-        ensure_c_api(path)
+        ensure_c_api(path, C_API)
         self.lib = ctypes.CDLL(str(path), mode=mode)
         prefix = manifest_of(path)["plugin"]["symbol_prefix"]
         self.open = getattr(self.lib, prefix + "open")

@@ -10,8 +10,9 @@ typedef struct PD_Config PD_Config;
 extern "C" {
 #endif
 
-/* New empty config. Destroy it with PD_ConfigDestroy unless it was given to PD_PredictorCreate,
- * which takes it. */
+/* New empty config. The caller always destroys it with PD_ConfigDestroy, also after
+ * PD_PredictorCreate: Paddle's own capi_exp reads the config there and does not free it (despite
+ * its __pd_take mark), and pdcapi does the same, so one rule holds on both libraries. */
 PADDLE_CAPI_EXPORT extern __pd_give PD_Config* PD_ConfigCreate();
 PADDLE_CAPI_EXPORT extern void PD_ConfigDestroy(__pd_take PD_Config* pd_config);
 

@@ -12,9 +12,9 @@ typedef struct PD_OneDimArrayCstr PD_OneDimArrayCstr;
 extern "C" {
 #endif
 
-/* Takes the config: never use or destroy it afterwards, whether or not creation succeeds. */
+/* Reads the config and leaves it to the caller, who destroys it (as Paddle's capi_exp does). */
 PADDLE_CAPI_EXPORT extern __pd_give PD_Predictor* PD_PredictorCreate(
-    __pd_take PD_Config* pd_config);
+    __pd_keep PD_Config* pd_config);
 /* A new predictor sharing the weights of pd_predictor; destroy each one separately. */
 PADDLE_CAPI_EXPORT extern __pd_give PD_Predictor* PD_PredictorClone(
     __pd_keep PD_Predictor* pd_predictor);

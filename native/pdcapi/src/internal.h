@@ -5,6 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "memfiles.h" /* native/runtime: the one memfd helper, shared with the plugin runtime */
 #include "paddlehot_pdcapi_ext.h"
 #include "pd_inference_api.h"
 
@@ -23,8 +24,7 @@ struct PD_Config {
  * the program files on Clone for PIR models, so they must outlive every clone. */
 typedef struct phot_files {
   int refs;
-  int fds[2];
-  char dir[256];
+  phot_memfiles mem;
 } phot_files;
 
 struct PD_Predictor {

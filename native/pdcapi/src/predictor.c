@@ -35,13 +35,10 @@ PD_Predictor *PD_PredictorCreate(PD_Config *c) {
   PD_Predictor *out = NULL;
   phot_files *files = NULL;
   PyGILState_STATE st;
-  if (phot_enter(&st) != 0) {
-    PD_ConfigDestroy(c); /* taken even on failure */
-    return NULL;
-  }
+  if (phot_enter(&st) != 0) return NULL;
   PyObject *h = phot_helper();
   PyObject *prog_buf = NULL, *params_buf = NULL, *res = NULL;
-  char prog_path[300], params_path[300];
+  char prog_path[PATH_MAX + 80], params_path[PATH_MAX + 80];
   const char *prog = c->prog_file, *params = c->params_file, *dir = c->model_dir;
   if (!h) goto done;
   if (c->from_buffer) {
@@ -49,8 +46,8 @@ PD_Predictor *PD_PredictorCreate(PD_Config *c) {
     if (looks_like_json(c->prog_buf, c->prog_len)) {
       files = phot_files_create(c->prog_buf, c->prog_len, c->params_buf, c->params_len);
       if (!files) goto done;
-      snprintf(prog_path, sizeof prog_path, "%s/model.json", files->dir);
-      snprintf(params_path, sizeof params_path, "%s/model.pdiparams", files->dir);
+      phot_memfiles_path(&files->mem, 0, prog_path, sizeof prog_path);
+      phot_memfiles_path(&files->mem, 1, params_path, sizeof params_path);
       prog = prog_path;
       params = params_path;
     } else {
@@ -80,8 +77,7 @@ done:
   Py_XDECREF(params_buf);
   phot_files_release(files);
   phot_leave(st);
-  PD_ConfigDestroy(c);
-  return out;
+  return out; /* the config stays the caller's, as in Paddle's own capi_exp */
 }
 
 PD_Predictor *PD_PredictorClone(PD_Predictor *p) {

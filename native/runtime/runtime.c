@@ -1,0 +1,474 @@
+/* The model handle: open (model files, root predictor, pool), infer (acquire a predictor, run,
+ * release), close (wait for calls in flight, release everything). See runtime.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "memfiles.h"
+#include "pd_inference_api.h"
+#include "runtime.h"
+#include "self_file.h"
+
+/* paddlehot's pdcapi has it, the official library does not: weak, checked before use. */
+extern const char *paddlehot_pdcapi_last_error(void) __attribute__((weak));
+
+/* ---------------------------------------------------------------- errors (thread-local) */
+
+/* TLS (not a pthread key): a key's destructor would pin the library; TLS does not. */
+static __thread char t_err[1024];
+
+int32_t phot_rt_fail(int32_t code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t_err, sizeof t_err, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void phot_rt_clear_error(void) { t_err[0] = '\0'; }
+
+const char *phot_rt_last_error(void) { return t_err; }
+
+const char *phot_rt_capi_error(void) {
+  const char *m = paddlehot_pdcapi_last_error ? paddlehot_pdcapi_last_error() : NULL;
+  return (m && *m) ? m : "no message from the Paddle Inference C API";
+}
+
+size_t phot_rt_dtype_size(phot_dtype d) {
+  switch (d) {
+    case PHOT_DTYPE_FLOAT32: case PHOT_DTYPE_INT32: return 4;
+    case PHOT_DTYPE_INT64: case PHOT_DTYPE_FLOAT64: return 8;
+    case PHOT_DTYPE_FLOAT16: return 2;
+    case PHOT_DTYPE_UINT8: case PHOT_DTYPE_INT8: case PHOT_DTYPE_BOOL: return 1;
+    default: return 0;
+  }
+}
+
+const char *phot_rt_dtype_name(phot_dtype d) {
+  static const char *names[] = {"?", "float32", "float16", "float64", "int32",
+                                "int64", "uint8", "int8", "bool"};
+  return (d >= 1 && d <= 8) ? names[d] : "unknown";
+}
+
+/* ---------------------------------------------------------------- the handle */
+
+typedef struct slot {
+  PD_Predictor *pred;
+  PD_Tensor **in;  /* [n_inputs], signature order */
+  PD_Tensor **out; /* [n_outputs], manifest order (= the predictor's output order) */
+  struct slot *next_free;
+} slot_t;
+
+struct phot_model {
+  uint64_t magic;
+  const phot_rt_desc *d;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;  /* a slot was freed, or in_flight dropped */
+  int closed;
+  int in_flight;
+  int alive;          /* predictors alive or being cloned (reserved) */
+  int pool_max;
+  slot_t *free_list;
+  slot_t **all;       /* pool_max entries; NULL where no predictor is */
+  /* With pool_max > 1 the first predictor never serves: it is the template every clone is made
+   * from, one at a time (clone_mu), so no clone is ever taken of a predictor that is running. */
+  PD_Predictor *tmpl;
+  pthread_mutex_t clone_mu;
+  /* Model files for Paddle while clones may still be made (it re-reads them on Clone); dropped
+   * once the pool is full, so no copy of the model outlives what the predictors hold. */
+  phot_memfiles files;
+  struct phot_model *next_open; /* registry of open handles (for the destructor) */
+};
+
+#define PHOT_MAGIC 0x70686f742d6d6f64ull /* "phot-mod" */
+
+/* Handles never closed (a host that exits without close) still get their temp dirs removed when
+ * the process exits or the plugin is unloaded. Only files are touched there, never Paddle. */
+static pthread_mutex_t g_open_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct phot_model *g_open;
+
+static void registry_add(struct phot_model *m) {
+  pthread_mutex_lock(&g_open_mu);
+  m->next_open = g_open;
+  g_open = m;
+  pthread_mutex_unlock(&g_open_mu);
+}
+
+static void registry_remove(struct phot_model *m) {
+  pthread_mutex_lock(&g_open_mu);
+  for (struct phot_model **p = &g_open; *p; p = &(*p)->next_open)
+    if (*p == m) {
+      *p = m->next_open;
+      break;
+    }
+  pthread_mutex_unlock(&g_open_mu);
+}
+
+__attribute__((destructor)) static void remove_leftover_dirs(void) {
+  pthread_mutex_lock(&g_open_mu);
+  for (struct phot_model *m = g_open; m; m = m->next_open) phot_memfiles_close(&m->files);
+  pthread_mutex_unlock(&g_open_mu);
+}
+
+/* ---------------------------------------------------------------- model files */
+
+/* Embedded: copy the two non-allocated sections of our own file into memfds. The sections are
+ * never mapped, so after open() no byte of the model stays in this process's address space. */
+static int32_t files_from_self(struct phot_model *m, char *prog, char *params, size_t cap) {
+  const phot_rt_desc *d = m->d;
+  char self[PATH_MAX], err[256];
+  if (phot_self_path(d->self, self, sizeof self) != 0)
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: cannot find the file of this plugin");
+  int fd = open(self, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: cannot read %s: %s", self, strerror(errno));
+  int32_t rc = PHOT_OK;
+  if (phot_memfiles_open(&m->files, "paddlehot-plugin", d->prog_file, d->params_file, err,
+                         sizeof err) != 0)
+    rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s", err);
+  const char *sections[2] = {d->prog_section, d->params_section};
+  for (int i = 0; i < 2 && rc == PHOT_OK; i++) {
+    off_t off;
+    uint64_t size;
+    if (phot_find_section(fd, sections[i], &off, &size, err, sizeof err) != 0)
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s: %s", self, err);
+    else if (phot_copy_range(m->files.fds[i], fd, off, (size_t)size) != 0)
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: copying %s from %s: %s", sections[i], self,
+                        strerror(errno));
+  }
+  close(fd);
+  if (rc != PHOT_OK) return rc;
+  phot_memfiles_path(&m->files, 0, prog, cap);
+  phot_memfiles_path(&m->files, 1, params, cap);
+  return PHOT_OK;
+}
+
+static int32_t files_from_dir(const phot_rt_desc *d, const char *dir, char *prog, char *params,
+                              size_t cap) {
+  char self[PATH_MAX];
+  if (!dir || !*dir) {
+    if (phot_self_path(d->self, self, sizeof self) != 0)
+      return phot_rt_fail(PHOT_E_RUNTIME, "open: cannot find the directory of this plugin");
+    char *slash = strrchr(self, '/');
+    if (slash)
+      *slash = '\0';
+    else
+      snprintf(self, sizeof self, ".");
+    dir = self;
+  }
+  snprintf(prog, cap, "%s/%s", dir, d->prog_file);
+  snprintf(params, cap, "%s/%s", dir, d->params_file);
+  /* access(), not stat(): stat is a GLIBC_2.33 symbol, above the glibc 2.28 floor */
+  if (access(prog, R_OK) != 0)
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: model file not found: %s", prog);
+  if (access(params, R_OK) != 0)
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: parameters file not found: %s", params);
+  return PHOT_OK;
+}
+
+/* ---------------------------------------------------------------- predictors */
+
+static void slot_destroy(const phot_rt_desc *d, slot_t *s) {
+  if (!s) return;
+  for (int i = 0; s->in && i < d->n_inputs; i++)
+    if (s->in[i]) PD_TensorDestroy(s->in[i]);
+  for (int i = 0; s->out && i < d->n_outputs; i++)
+    if (s->out[i]) PD_TensorDestroy(s->out[i]);
+  free(s->in);
+  free(s->out);
+  if (s->pred) PD_PredictorDestroy(s->pred);
+  free(s);
+}
+
+/* Wrap a predictor (taken, also on failure): check its inputs and outputs against the
+ * signature, cache its tensor handles. */
+static int32_t slot_make(const phot_rt_desc *d, PD_Predictor *pred, slot_t **out) {
+  slot_t *s = calloc(1, sizeof *s);
+  if (s) {
+    s->in = calloc((size_t)d->n_inputs + 1, sizeof *s->in);
+    s->out = calloc((size_t)d->n_outputs + 1, sizeof *s->out);
+  }
+  if (!s || !s->in || !s->out) {
+    if (s) s->pred = pred;
+    else PD_PredictorDestroy(pred);
+    slot_destroy(d, s);
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
+  }
+  s->pred = pred;
+  int32_t rc = PHOT_OK;
+  PD_OneDimArrayCstr *ins = PD_PredictorGetInputNames(pred);
+  PD_OneDimArrayCstr *outs = PD_PredictorGetOutputNames(pred);
+  if (!ins || !outs)
+    rc = phot_rt_fail(PHOT_E_RUNTIME, "open: cannot read the model's input/output names: %s",
+                      phot_rt_capi_error());
+  else if (ins->size != (size_t)d->n_inputs)
+    rc = phot_rt_fail(PHOT_E_RUNTIME, "open: the model has %zu inputs, the manifest lists %d",
+                      (size_t)ins->size, d->n_inputs);
+  else if (outs->size != (size_t)d->n_outputs)
+    rc = phot_rt_fail(PHOT_E_RUNTIME, "open: the model has %zu outputs, the manifest lists %d",
+                      (size_t)outs->size, d->n_outputs);
+  for (int i = 0; rc == PHOT_OK && i < d->n_inputs; i++) {
+    s->in[i] = PD_PredictorGetInputHandle(pred, d->inputs[i].name);
+    if (!s->in[i])
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: the model has no input '%s': %s",
+                        d->inputs[i].name, phot_rt_capi_error());
+  }
+  for (int i = 0; rc == PHOT_OK && i < d->n_outputs; i++) {
+    s->out[i] = PD_PredictorGetOutputHandle(pred, outs->data[i]);
+    if (!s->out[i])
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: output handle '%s': %s", outs->data[i],
+                        phot_rt_capi_error());
+  }
+  if (ins) PD_OneDimArrayCstrDestroy(ins);
+  if (outs) PD_OneDimArrayCstrDestroy(outs);
+  if (rc != PHOT_OK) {
+    slot_destroy(d, s);
+    return rc;
+  }
+  *out = s;
+  return PHOT_OK;
+}
+
+static int pool_full(const struct phot_model *m) {
+  for (int i = 0; i < m->pool_max; i++)
+    if (!m->all[i]) return 0;
+  return 1;
+}
+
+static void model_release(struct phot_model *m) {
+  for (int i = 0; m->all && i < m->pool_max; i++) {
+    /* clones first: the root (the template, or index 0) owns what they share */
+    int j = m->pool_max - 1 - i;
+    slot_destroy(m->d, m->all[j]);
+    m->all[j] = NULL;
+  }
+  if (m->tmpl) PD_PredictorDestroy(m->tmpl);
+  m->tmpl = NULL;
+  free(m->all);
+  m->all = NULL;
+  m->free_list = NULL;
+  m->alive = 0;
+  phot_memfiles_close(&m->files);
+}
+
+static void model_free(struct phot_model *m) {
+  model_release(m);
+  pthread_mutex_destroy(&m->clone_mu);
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
+  m->magic = 0;
+  free(m);
+}
+
+/* The root predictor. PD_PredictorCreate does not free the config in Paddle's own capi_exp
+ * (pd_predictor.cc reads it and returns), nor in pdcapi: we destroy it ourselves. */
+static int32_t create_root(struct phot_model *m, const char *prog, const char *params,
+                           int32_t threads, PD_Predictor **root) {
+  PD_Config *cfg = PD_ConfigCreate();
+  if (!cfg)
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: PD_ConfigCreate failed: %s", phot_rt_capi_error());
+  PD_ConfigSetModel(cfg, prog, params);
+  PD_ConfigDisableGpu(cfg);
+  PD_ConfigSetCpuMathLibraryNumThreads(cfg, threads);
+  PD_ConfigDisableGlogInfo(cfg);
+  *root = PD_PredictorCreate(cfg);
+  PD_ConfigDestroy(cfg);
+  if (!*root)
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: Paddle could not load %s %s: %s", m->d->model,
+                        m->d->version, phot_rt_capi_error());
+  return PHOT_OK;
+}
+
+#define OPT_FITS(o, field) \
+  ((o)->struct_size >= offsetof(phot_open_options, field) + sizeof((o)->field))
+
+int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, phot_model **out) {
+  phot_rt_clear_error();
+  if (!out) return phot_rt_fail(PHOT_E_INVALID_ARGUMENT, "open: out is NULL");
+  *out = NULL;
+  int32_t pool_initial = 1, pool_max = 0, threads = 1;
+  const char *model_dir = NULL;
+  if (options) {
+    if (options->struct_size < sizeof(uint32_t))
+      return phot_rt_fail(PHOT_E_INVALID_ARGUMENT, "open: options->struct_size is %u",
+                          (unsigned)options->struct_size);
+    if (OPT_FITS(options, pool_initial) && options->pool_initial)
+      pool_initial = options->pool_initial;
+    if (OPT_FITS(options, pool_max)) pool_max = options->pool_max;
+    if (OPT_FITS(options, threads) && options->threads) threads = options->threads;
+    if (OPT_FITS(options, model_dir)) model_dir = options->model_dir;
+  }
+  if (pool_max == 0) pool_max = pool_initial;
+  if (pool_initial < 1 || pool_max < pool_initial || pool_max > 1024 || threads < 1)
+    return phot_rt_fail(PHOT_E_INVALID_ARGUMENT,
+                        "open: need 1 <= pool_initial <= pool_max <= 1024 and threads >= 1 "
+                        "(got %d, %d, %d)", pool_initial, pool_max, threads);
+
+  struct phot_model *m = calloc(1, sizeof *m);
+  if (!m) return phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
+  m->magic = PHOT_MAGIC;
+  m->d = d;
+  m->files.fds[0] = m->files.fds[1] = -1;
+  m->pool_max = pool_max;
+  m->all = calloc((size_t)pool_max, sizeof *m->all);
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_mutex_init(&m->clone_mu, NULL);
+  pthread_cond_init(&m->cv, NULL);
+  char prog[PATH_MAX + 80], params[PATH_MAX + 80];
+  int32_t rc = m->all ? PHOT_OK : phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
+  if (rc == PHOT_OK)
+    rc = (d->embedded && !model_dir) ? files_from_self(m, prog, params, sizeof prog)
+                                     : files_from_dir(d, model_dir, prog, params, sizeof prog);
+  PD_Predictor *root = NULL;
+  if (rc == PHOT_OK) rc = create_root(m, prog, params, threads, &root);
+  if (rc == PHOT_OK) {
+    if (pool_max > 1)
+      m->tmpl = root;
+    else
+      rc = slot_make(d, root, &m->all[0]);
+  }
+  for (int i = 0; rc == PHOT_OK && m->tmpl && i < pool_initial; i++) {
+    PD_Predictor *c = PD_PredictorClone(m->tmpl);
+    rc = c ? slot_make(d, c, &m->all[i])
+           : phot_rt_fail(PHOT_E_RUNTIME, "open: PD_PredictorClone failed: %s",
+                          phot_rt_capi_error());
+  }
+  if (rc != PHOT_OK) {
+    model_free(m);
+    return rc;
+  }
+  for (int i = pool_initial - 1; i >= 0; i--) {
+    m->all[i]->next_free = m->free_list;
+    m->free_list = m->all[i];
+  }
+  m->alive = pool_initial;
+  if (pool_full(m)) phot_memfiles_close(&m->files);
+  registry_add(m);
+  *out = m;
+  return PHOT_OK;
+}
+
+/* A new clone for acquire(); the caller reserved it (alive++). NULL + error on failure. */
+static slot_t *clone_slot(struct phot_model *m) {
+  slot_t *s = NULL;
+  pthread_mutex_lock(&m->clone_mu);
+  PD_Predictor *c = PD_PredictorClone(m->tmpl);
+  if (!c)
+    phot_rt_fail(PHOT_E_RUNTIME, "infer: PD_PredictorClone failed: %s", phot_rt_capi_error());
+  else if (slot_make(m->d, c, &s) != PHOT_OK)
+    s = NULL;
+  pthread_mutex_unlock(&m->clone_mu);
+  return s;
+}
+
+/* Take a predictor: a free one, a new clone while fewer than pool_max live, else wait. */
+static int32_t acquire(struct phot_model *m, slot_t **out) {
+  pthread_mutex_lock(&m->mu);
+  if (m->closed) {
+    pthread_mutex_unlock(&m->mu);
+    return phot_rt_fail(PHOT_E_CLOSED, "infer: the handle of %s %s is closed", m->d->model,
+                        m->d->version);
+  }
+  m->in_flight++;
+  for (;;) {
+    if (m->free_list) {
+      *out = m->free_list;
+      m->free_list = (*out)->next_free;
+      pthread_mutex_unlock(&m->mu);
+      return PHOT_OK;
+    }
+    if (m->alive < m->pool_max) {
+      m->alive++; /* a reservation: the clone takes a free index only once it exists */
+      pthread_mutex_unlock(&m->mu);
+      slot_t *s = clone_slot(m);
+      pthread_mutex_lock(&m->mu);
+      if (!s) {
+        m->alive--;
+        m->in_flight--;
+        pthread_cond_broadcast(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+        return PHOT_E_RUNTIME;
+      }
+      int idx = 0;
+      while (m->all[idx]) idx++; /* alive <= pool_max: a reserved index is always free */
+      m->all[idx] = s;
+      *out = s;
+      int full = pool_full(m);
+      pthread_mutex_unlock(&m->mu);
+      if (full) { /* no clone will ever be made again: drop the model files */
+        pthread_mutex_lock(&m->clone_mu);
+        phot_memfiles_close(&m->files);
+        pthread_mutex_unlock(&m->clone_mu);
+      }
+      return PHOT_OK;
+    }
+    pthread_cond_wait(&m->cv, &m->mu);
+  }
+}
+
+static void release(struct phot_model *m, slot_t *s) {
+  pthread_mutex_lock(&m->mu);
+  s->next_free = m->free_list;
+  m->free_list = s;
+  m->in_flight--;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+}
+
+static int check_model(const struct phot_model *m) { return m && m->magic == PHOT_MAGIC; }
+
+int32_t phot_rt_infer(phot_model *model, const phot_tensor *inputs, size_t n_inputs,
+                      phot_tensor *outputs, size_t n_outputs) {
+  phot_rt_clear_error();
+  struct phot_model *m = model;
+  if (!check_model(m))
+    return phot_rt_fail(PHOT_E_INVALID_ARGUMENT, "infer: model is NULL or not a handle");
+  const phot_rt_desc *d = m->d;
+  size_t order[d->n_inputs > 0 ? d->n_inputs : 1];
+  int which[d->n_outputs > 0 ? d->n_outputs : 1];
+  phot_rt_call call = {.order = order, .which = which};
+  int32_t rc = phot_rt_check_call(d, inputs, n_inputs, outputs, n_outputs, &call);
+  if (rc != PHOT_OK) {
+    /* a closed handle says so first */
+    pthread_mutex_lock(&m->mu);
+    int closed = m->closed;
+    pthread_mutex_unlock(&m->mu);
+    return closed ? phot_rt_fail(PHOT_E_CLOSED, "infer: the handle of %s %s is closed", d->model,
+                                 d->version)
+                  : rc;
+  }
+  slot_t *s = NULL;
+  rc = acquire(m, &s);
+  if (rc != PHOT_OK) return rc;
+  rc = phot_rt_run(d, s->pred, s->in, s->out, &call);
+  release(m, s);
+  return rc;
+}
+
+int32_t phot_rt_close(phot_model *model) {
+  phot_rt_clear_error();
+  struct phot_model *m = model;
+  if (!check_model(m))
+    return phot_rt_fail(PHOT_E_INVALID_ARGUMENT, "close: model is NULL or not a handle");
+  pthread_mutex_lock(&m->mu);
+  if (m->closed) {
+    pthread_mutex_unlock(&m->mu);
+    return phot_rt_fail(PHOT_E_CLOSED, "close: the handle of %s %s is already closed",
+                        m->d->model, m->d->version);
+  }
+  m->closed = 1;
+  while (m->in_flight > 0) pthread_cond_wait(&m->cv, &m->mu);
+  registry_remove(m);
+  model_release(m);
+  pthread_mutex_unlock(&m->mu);
+  /* The struct stays as a tombstone (a few hundred bytes, never freed) so later calls get
+   * PHOT_E_CLOSED instead of touching freed memory. */
+  return PHOT_OK;
+}
