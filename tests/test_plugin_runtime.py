@@ -245,6 +245,7 @@ def test_native_host_swaps_versions(exported, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 failed" in proc.stdout
+    assert "v1 still mapped after dlclose: no" in proc.stdout
     # and it notices wrong results: v1 expected to give v2's outputs
     bad = cmd[:-4] + [args[5]] + cmd[-3:]
     proc = subprocess.run(bad, capture_output=True, text=True, env=env, timeout=120)

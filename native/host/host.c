@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "paddlehot/plugin.h"
@@ -206,6 +208,25 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* Is the file at `path` mapped into this process? (by device and inode, from /proc/self/maps) */
+static int mapped(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) return 0;
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f) return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned maj, min;
+    unsigned long ino;
+    if (sscanf(line, "%*s %*s %*s %x:%x %lu", &maj, &min, &ino) == 3 && ino == st.st_ino &&
+        makedev(maj, min) == st.st_dev)
+      found = 1;
+  }
+  fclose(f);
+  return found;
+}
+
 int main(int argc, char **argv) {
   int opt, pool = 0;
   char *input = NULL;
@@ -251,6 +272,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "host: dlclose v1: %s\n", dlerror());
     atomic_fetch_add(&g_failed, 1);
   }
+  /* the library really left: nothing (TLS, destructors, NODELETE) pinned it */
+  int v1_mapped = mapped(a[0]);
+  printf("host: v1 still mapped after dlclose: %s\n", v1_mapped ? "yes" : "no");
+  if (v1_mapped) atomic_fetch_add(&g_failed, 1);
 
   /* v2 serves the second half */
   while (atomic_load(&v2.calls) < g_total / 2) usleep(200);

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -98,3 +99,22 @@ class ResourceSampler:
     @property
     def peak_rss_mb(self) -> float | None:
         return round(self.peak_rss / 2**20, 1) if self.peak_rss else None
+
+
+def _is_plugin_file(path: str) -> bool:
+    return "paddlehot-plugin" in path or path.endswith(".so") and "plugin" in Path(path).name
+
+
+def process_facts(pid: int) -> dict[str, int] | None:
+    """What a leak would grow in process `pid`: open fds, and distinct mapped plugin files
+    (plugin .so files and the loader's private copies, /memfd:paddlehot-plugin:...). None when
+    /proc/PID is not readable (another host, or the process is gone)."""
+    try:
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        with open(f"/proc/{pid}/maps") as fh:
+            files = {line.split(maxsplit=5)[5].strip() for line in fh
+                     if len(line.split(maxsplit=5)) == 6}
+    except OSError:
+        return None
+    return {"open_fds": fds, "plugin_mappings": sum(_is_plugin_file(f) for f in files),
+            "mapped_files": len(files)}

@@ -11,9 +11,9 @@ from typing import Any, Callable, Sequence
 
 from paddlehot_cli.bench import loadgen
 from paddlehot_cli.bench.data import make_feeds
-from paddlehot_cli.bench.resources import ResourceSampler
+from paddlehot_cli.bench.resources import ResourceSampler, process_facts
 from paddlehot_cli.bench.stats import LevelResult
-from paddlehot_cli.bench.swap_stats import SwapEvent, swap_section
+from paddlehot_cli.bench.swap_stats import SwapEvent, soak_section, swap_section
 from paddlehot_cli.bench.targets import Target
 from paddlehot_cli.errors import UserError
 
@@ -141,6 +141,7 @@ def run_bench(target: Target, cfg: BenchConfig, progress: Progress = _no_progres
     t0 = time.perf_counter()
     stop = threading.Event()
     swap_thread = None
+    soak = _Soak(target, t0) if swapper is not None and cfg.swap_every else None
     if swapper is not None and cfg.swap_every:
         swap_thread = threading.Thread(
             target=_swap_loop, args=(swapper, cfg.swap_every, t0, stop, report.swap_events),
@@ -158,7 +159,35 @@ def run_bench(target: Target, cfg: BenchConfig, progress: Progress = _no_progres
         samples = [s for level in report.levels for s in level.samples]
         by_level = {level.concurrency: level.samples for level in report.levels}
         report.swap = swap_section(report.swap_events, samples, by_level)
+        if soak is not None:
+            report.swap["soak"] = soak.finish(report.swap_events, settle=min(cfg.swap_every, 10.0))
     return report
+
+
+class _Soak:
+    """RSS over the whole swapping run, and fds/plugin mappings at its start and end, of the
+    process under test (this one, or --pid's)."""
+
+    def __init__(self, target: Target, t0: float):
+        import os
+
+        self.t0 = t0
+        self.pid = getattr(target, "pid", None) if target.kind == "http" else os.getpid()
+        self.start = process_facts(self.pid) if self.pid else None
+        reader = target.resource_reader()
+        self.sampler = ResourceSampler(reader, 0.25) if reader else None
+        if self.sampler:
+            self.sampler.__enter__()
+
+    def finish(self, events: Sequence[SwapEvent], settle: float) -> dict[str, Any]:
+        time.sleep(settle)  # the last swap drains and releases its old version
+        trace: list[tuple[float, float]] = []
+        if self.sampler:
+            self.sampler.__exit__(None, None, None)
+            trace = [(t - self.t0, rss) for t, rss in self.sampler.rss_trace]
+        end = process_facts(self.pid) if self.pid else None
+        peak = self.sampler.peak_rss_mb if self.sampler else None
+        return soak_section(events, trace, self.start, end, peak)
 
 
 def _swap_loop(swapper: Callable[[], str], every: float, t0: float, stop: threading.Event,

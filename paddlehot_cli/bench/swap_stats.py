@@ -80,3 +80,43 @@ def swap_section(events: Sequence[SwapEvent], samples: Sequence[Sample],
         "window_after_s": WINDOW_AFTER,
         "events": swaps,
     }
+
+
+def rss_slope_mb_per_swap(events: Sequence[SwapEvent], rss_trace: Sequence[tuple[float, float]],
+                          end_rss: float | None = None) -> float | None:
+    """Least-squares slope of RSS against the swap count, in MB per swap. One point per swap:
+    the RSS just before it was published (the previous swap has settled), plus the RSS at the
+    end. A leak of one model per swap shows as the model's size; a leak-free server as ~0.
+    `rss_trace` holds (seconds since the run began, bytes)."""
+    points = []
+    done = [e for e in events if not e.error]
+    for k, event in enumerate(done):
+        before = [rss for t, rss in rss_trace if t <= event.at]
+        if before:
+            points.append((k, before[-1]))
+    if end_rss is not None and done:
+        points.append((len(done), end_rss))
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    sxy = sum((x - mx) * (y - my) for x, y in points)
+    return round(sxy / sxx / 2**20, 3) if sxx else None
+
+
+def soak_section(events: Sequence[SwapEvent], rss_trace: Sequence[tuple[float, float]],
+                 start: dict[str, int] | None, end: dict[str, int] | None,
+                 peak_rss_mb: float | None) -> dict[str, Any]:
+    """What many swaps leave behind in the process under test (leaks show here)."""
+    end_rss = rss_trace[-1][1] if rss_trace else None
+    return {
+        "rss_slope_mb_per_swap": rss_slope_mb_per_swap(events, rss_trace, end_rss),
+        "rss_start_mb": round(rss_trace[0][1] / 2**20, 1) if rss_trace else None,
+        "rss_end_mb": round(end_rss / 2**20, 1) if end_rss else None,
+        "peak_rss_mb": peak_rss_mb,
+        "open_fds": {"start": (start or {}).get("open_fds"), "end": (end or {}).get("open_fds")},
+        "plugin_mappings": {"start": (start or {}).get("plugin_mappings"),
+                            "end": (end or {}).get("plugin_mappings")},
+    }

@@ -4,6 +4,7 @@ version, so consecutive versions differ and every response names the version tha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from paddlehot_cli.core.publish import publish_copy
@@ -13,9 +14,13 @@ from paddlehot_cli.errors import UserError
 
 
 class RepoPublisher:
-    def __init__(self, repo: Path, name: str):
+    """`finish(staged)` completes each new version before its rename; the CLI passes a plugin
+    build when the published versions carry plugin.so (so plugin mode is soaked too)."""
+
+    def __init__(self, repo: Path, name: str, finish: Callable[[Path], object] | None = None):
         self.repo = repo
         self.name = name
+        self.finish = finish
         versions = published_versions(repo / name)
         if not versions:
             raise UserError(f"--swap-repo {repo} has no published version of '{name}'")
@@ -29,5 +34,5 @@ class RepoPublisher:
         version = "{}.{}.{}".format(*self._latest)
         source = self._sources[self._turn % len(self._sources)]
         self._turn += 1
-        publish_copy(source, self.repo, version)
+        publish_copy(source, self.repo, version, self.finish)
         return version

@@ -60,6 +60,16 @@ def render_swap(swap: dict) -> None:
         f"steady {_fmt(swap['steady_p99_ms'])} ms (x{_fmt(swap['p99_ratio'])}); "
         f"failed requests: {swap['failed_requests']}"
     )
+    soak = swap.get("soak")
+    if soak:
+        fds, maps = soak["open_fds"], soak["plugin_mappings"]
+        out.print(
+            f"[bold]soak[/bold]: RSS slope {_fmt(soak['rss_slope_mb_per_swap'], 3)} MB/swap "
+            f"({_fmt(soak['rss_start_mb'])} -> {_fmt(soak['rss_end_mb'])} MB, peak "
+            f"{_fmt(soak['peak_rss_mb'])} MB); open fds {_fmt(fds['start'], 0)} -> "
+            f"{_fmt(fds['end'], 0)}; plugin mappings {_fmt(maps['start'], 0)} -> "
+            f"{_fmt(maps['end'], 0)}"
+        )
 
 
 def _progress_factory(progress):  # type: ignore[no-untyped-def]
@@ -216,6 +226,24 @@ def trivial_endpoint():  # type: ignore[no-untyped-def]
         proc.wait(timeout=10)
 
 
+def _plugin_finisher(repo: Path, name: str):  # type: ignore[no-untyped-def]
+    """When the newest published version carries plugin.so, every version the swapper publishes
+    gets its own (built in the staging dir, before the rename), so plugin mode is soaked too."""
+    from paddlehot_cli.core.repository import published_versions
+
+    versions = published_versions(repo / name)
+    if not versions or not (repo / name / versions[-1] / "plugin.so").is_file():
+        return None
+
+    def build(staged: Path) -> None:
+        from paddlehot_cli.plugin.build import BuildRequest, build_plugin
+
+        # no verification here: serve warms every version with its validation data anyway
+        build_plugin(BuildRequest(package=staged, out=staged / "plugin.so", verify=False))
+
+    return build
+
+
 def _swapper_for(spec: str, target, swap_repo: Optional[Path]):  # type: ignore[no-untyped-def]
     from paddlehot_cli.bench.swapper import RepoPublisher
     from paddlehot_cli.errors import UserError
@@ -224,8 +252,9 @@ def _swapper_for(spec: str, target, swap_repo: Optional[Path]):  # type: ignore[
         if swap_repo is None:
             raise UserError("--swap-every over HTTP needs --swap-repo REPO (the repository the "
                             "server watches)")
-        return RepoPublisher(swap_repo, target.endpoint.model)
+        model = target.endpoint.model
+        return RepoPublisher(swap_repo, model, _plugin_finisher(swap_repo, model))
     if target.kind == "manager":
-        return RepoPublisher(target.repo, target.name)
+        return RepoPublisher(target.repo, target.name, _plugin_finisher(target.repo, target.name))
     raise UserError("--swap-every needs REPO:NAME (in-process, through the core Manager) or an "
                     "http:// target", hint="a package dir or a plugin has no versions to swap")

@@ -167,7 +167,8 @@ class PluginServable:
     def _load(self, threads: int, pool_min: int, pool_max: int | None,
               model_dir: str | Path | None, c_api: CApiProvider | None,
               expect: tuple[str, str] | None, sha256: str | None) -> None:
-        image = self._image = PrivateImage(self.path, self.path.parent.name or self.path.name)
+        label = "-".join(self.path.resolve().parts[-3:-1] + (self.path.name,))  # model-ver-file
+        image = self._image = PrivateImage(self.path, label)
         if sha256 is not None and image.sha256 != sha256:
             raise PackageError(f"{self.path}: sha256 is {image.sha256[:16]}..., build-plugin "
                                f"recorded {sha256[:16]}...: the file changed since it was built")

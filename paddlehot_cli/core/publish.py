@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -70,9 +71,11 @@ def commit(staged: Path, final: Path, force: bool = False) -> Path:
     return final
 
 
-def publish_copy(source_dir: Path, repo: Path, version: str) -> Path:
+def publish_copy(source_dir: Path, repo: Path, version: str,
+                 finish: Callable[[Path], object] | None = None) -> Path:
     """Publish an existing package under a new version of the same model (same files, manifest
-    version rewritten): how a bench or a test makes many versions cheaply. Atomic like export."""
+    version rewritten): how a bench or a test makes many versions cheaply. Atomic like export.
+    `finish(staged)` runs before the rename (bench builds the version's plugin.so there)."""
     import json
 
     from paddlehot_cli.core.manifest import MANIFEST_NAME, dumps_manifest, read_verified
@@ -85,4 +88,6 @@ def publish_copy(source_dir: Path, repo: Path, version: str) -> Path:
         data = json.loads((source_dir / MANIFEST_NAME).read_text())
         data["version"] = version
         (staged / MANIFEST_NAME).write_text(dumps_manifest(data))
+        if finish is not None:
+            finish(staged)
         return commit(staged, final)

@@ -28,9 +28,31 @@
  *
  * Growth: every struct that crosses the boundary starts with uint32_t struct_size, which the
  * caller sets to sizeof() of the struct as it was compiled. Later revisions only append fields;
- * a plugin reads only the fields that fit in struct_size and uses defaults for the rest, and a
- * host compiled against a newer header can tell from the manifest (plugin.struct_sizes)
- * which fields the plugin knows. Existing fields never move, change size or change type.
+ * existing fields never move, change size or change type. The rules a plugin keeps:
+ *   - phot_open_options: fields that do not fit in struct_size take their defaults.
+ *   - phot_tensor arrays: the plugin walks them with the caller's struct_size as the stride
+ *     (element i is at (char *)array + i * struct_size), so a caller built against a later header
+ *     passes its own, larger elements. Every element of one array has the same struct_size; it
+ *     must be >= sizeof(phot_tensor) of revision 1.0 (104 on LP64) and a multiple of its
+ *     alignment (8), else PHOT_E_INVALID_ARGUMENT. The plugin reads only the fields it knows and
+ *     writes only dtype, rank, shape and byte_size of outputs: appended fields are never touched.
+ * A host can tell from the manifest (plugin.struct_sizes) which revision the plugin knows.
+ *
+ * Unloading: a plugin holds nothing that pins it (no DF_1_NODELETE, no STB_GNU_UNIQUE symbol, no
+ * pthread key, no atexit handler; its thread-local error buffer does not pin it either). After
+ * close() returned for every handle, a host may dlclose() the plugin and it leaves the process.
+ * The embedded model lives in sections that are never mapped: open() reads them from the plugin's
+ * own file (the path it was dlopened by) and hands them to Paddle; so that file must stay
+ * readable until open() returns. Hosts that must survive the file being overwritten in place
+ * load a private copy (paddlehot's Python host dlopens a sealed memfd, /proc/self/fd/N).
+ *
+ * The official Paddle Inference C library: it reports many failures by throwing a C++ exception
+ * through its C functions, which aborts the process (std::terminate). A plugin calls it only
+ * with arguments it checked first (NULL handles, names of the signature, dtypes it can copy,
+ * shapes with the right rank and byte size), which is how a bad request becomes a PHOT_E_* code
+ * instead of an abort; a model file that the library itself cannot parse can still abort in
+ * open(). PD_PredictorCreate does not free its PD_Config there (despite __pd_take): the plugin
+ * destroys the config itself, and paddlehot's pdcapi behaves the same way.
  */
 #ifndef PADDLEHOT_PLUGIN_H
 #define PADDLEHOT_PLUGIN_H
