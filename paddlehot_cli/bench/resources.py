@@ -106,15 +106,24 @@ def _is_plugin_file(path: str) -> bool:
 
 
 def process_facts(pid: int) -> dict[str, int] | None:
-    """What a leak would grow in process `pid`: open fds, and distinct mapped plugin files
+    """What a leak would grow in process `pid`: open fds (sockets counted apart), and distinct
+    mapped plugin files
     (plugin .so files and the loader's private copies, /memfd:paddlehot-plugin:...). None when
     /proc/PID is not readable (another host, or the process is gone)."""
     try:
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        links = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:  # closed meanwhile
+                pass
         with open(f"/proc/{pid}/maps") as fh:
             files = {line.split(maxsplit=5)[5].strip() for line in fh
                      if len(line.split(maxsplit=5)) == 6}
     except OSError:
         return None
-    return {"open_fds": fds, "plugin_mappings": sum(_is_plugin_file(f) for f in files),
+    sockets = sum(link.startswith("socket:") for link in links)
+    # sockets apart: clients' keep-alive connections come and go, a leak is in the rest
+    return {"open_fds": len(links) - sockets, "sockets": sockets,
+            "plugin_mappings": sum(_is_plugin_file(f) for f in files),
             "mapped_files": len(files)}

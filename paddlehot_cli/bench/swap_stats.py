@@ -117,6 +117,7 @@ def soak_section(events: Sequence[SwapEvent], rss_trace: Sequence[tuple[float, f
         "rss_end_mb": round(end_rss / 2**20, 1) if end_rss else None,
         "peak_rss_mb": peak_rss_mb,
         "open_fds": {"start": (start or {}).get("open_fds"), "end": (end or {}).get("open_fds")},
+        "sockets": {"start": (start or {}).get("sockets"), "end": (end or {}).get("sockets")},
         "plugin_mappings": {"start": (start or {}).get("plugin_mappings"),
                             "end": (end or {}).get("plugin_mappings")},
     }
