@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manager import Manager, ManagerConfig
 from paddlehot_cli.core.plugin_loader import load_published_plugin
 from paddlehot_cli.core.version_policy import VersionPolicy
@@ -74,3 +75,6 @@ def test_released_plugins_leave_the_process(exported, tmp_path):
     finally:
         manager.stop()
     assert not _plugin_mappings()  # stop releases the last one too
+    facts = read_elf(available[VERSIONS[0]] / "plugin.so")  # nothing in the file pins it
+    assert not facts.dt_flags_1 & 0x8  # DF_1_NODELETE
+    assert not any(s.bind_name == "STB_GNU_UNIQUE" for s in facts.symbols)
