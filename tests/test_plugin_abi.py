@@ -15,7 +15,7 @@ HEADER = Path(__file__).resolve().parents[1] / "native" / "include" / "paddlehot
 
 
 def _defines() -> dict[str, str]:
-    return dict(re.findall(r"^#define (PHOT_\w+) (.+?)(?:\s*/\*.*)?$", HEADER.read_text(), re.M))
+    return dict(re.findall(r"^#define (PHOT_\w+) (.+?)(?:\s*/\*.*)?$", HEADER.read_text(), re.MULTILINE))
 
 
 def test_codes_and_names_match_the_header():

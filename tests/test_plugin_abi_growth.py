@@ -65,7 +65,7 @@ def test_hosts_of_two_header_revisions_get_correct_results(two, tmp_path, extend
 
 
 def test_struct_size_rules_through_the_raw_abi(two):
-    pkg, so = two
+    _, so = two
     r = Raw(so)
     h = r.open_handle()
     feats = np.ones((1, 4), "float32")

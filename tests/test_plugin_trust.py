@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.serve_fixtures.helpers import free_port, metric, publish_copy, serve_argv, wait_for
 from tests.conftest import cli
+from tests.serve_fixtures.helpers import free_port, metric, publish_copy, serve_argv, wait_for
 
 
 def _build(version_dir):

@@ -80,7 +80,7 @@ int phot_memfiles_open(phot_memfiles *f, const char *prefix, const char *prog_na
   }
   for (int i = 0; i < 2; i++) {
     char target[64], link[PATH_MAX + 80];
-    /* the syscall, not memfd_create(): that glibc symbol is newer than our 2.17-era floor */
+    /* the syscall: memfd_create() is a GLIBC_2.27 symbol, newer than abi-check's oldest floors */
     f->fds[i] = (int)syscall(SYS_memfd_create, names[i], 1u /* MFD_CLOEXEC */);
     if (f->fds[i] < 0) {
       snprintf(err, errlen, "memfd for %s: %s", names[i], strerror(errno));

@@ -102,7 +102,7 @@ class ResourceSampler:
 
 
 def _is_plugin_file(path: str) -> bool:
-    return "paddlehot-plugin" in path or path.endswith(".so") and "plugin" in Path(path).name
+    return "paddlehot-plugin" in path or (path.endswith(".so") and "plugin" in Path(path).name)
 
 
 def process_facts(pid: int) -> dict[str, int] | None:

@@ -54,11 +54,12 @@ def build_plugin(
     manifest, last_error} (see native/include/paddlehot/plugin.h), bound to the symbol version
     PADDLEHOT_1.0 with everything else hidden, so two versions of one model load side by side.
     It calls Paddle Inference through its C API, and carries its manifest (and, by default, the
-    model files) in ELF sections.
+    model files, in sections that are never mapped) in ELF sections.
 
     By default the plugin is then loaded here and the package's validation inputs run through
     it; its outputs must match the recorded outputs (atol 1e-4, rtol 1e-3) and core.load of the
-    package (1e-6). A failure leaves nothing at OUT.so.
+    package (1e-6). A failure leaves nothing at OUT.so. Beside OUT.so goes OUT.so.sha256: serve
+    --prefer plugin loads a version's plugin only if the file still matches it.
 
     Examples:
 

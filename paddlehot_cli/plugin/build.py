@@ -18,7 +18,6 @@ from string import Template
 from typing import Any, ContextManager
 
 from paddlehot_cli.core.manifest import Manifest, read_verified
-from paddlehot_cli.core.plugin_image import digest_line, file_sha256
 from paddlehot_cli.core.plugin_abi import (
     ABI_NODE,
     ABI_VERSION,
@@ -32,6 +31,7 @@ from paddlehot_cli.core.plugin_abi import (
     host_arch,
     symbol_prefix,
 )
+from paddlehot_cli.core.plugin_image import digest_line, file_sha256
 from paddlehot_cli.errors import PackageError, UserError, ValidationFailed
 
 CROSS_CC = {"aarch64": "aarch64-linux-gnu-gcc", "x86_64": "x86_64-linux-gnu-gcc"}
