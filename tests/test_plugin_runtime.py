@@ -250,3 +250,24 @@ def test_native_host_swaps_versions(exported, tmp_path):
     bad = cmd[:-4] + [args[5]] + cmd[-3:]
     proc = subprocess.run(bad, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
+
+
+def test_broken_plugin_files_are_clean_errors(mlp_so, tmp_path):
+    """A plugin without its parameters section, a truncated one, a foreign file: one
+    PackageError each (a PHOT_E_RUNTIME from open(), or the ELF reader), never a crash."""
+    from paddlehot_cli.core.plugin_loader import load_plugin
+    from paddlehot_cli.errors import PackageError
+
+    stripped = tmp_path / "stripped.so"
+    subprocess.run(["objcopy", "--remove-section", ".paddlehot.params", str(mlp_so),
+                    str(stripped)], check=True)
+    with pytest.raises(PackageError, match=r"open failed: open: .*no section \.paddlehot\.params"):
+        load_plugin(stripped, c_api=C_API)
+    truncated = tmp_path / "truncated.so"
+    truncated.write_bytes(mlp_so.read_bytes()[:20000])
+    with pytest.raises(PackageError):
+        load_plugin(truncated, c_api=C_API)
+    foreign = tmp_path / "foreign.so"
+    foreign.write_bytes(b"#!/bin/sh\necho not a plugin\n")
+    with pytest.raises(PackageError):
+        load_plugin(foreign, c_api=C_API)
