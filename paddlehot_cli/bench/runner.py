@@ -181,13 +181,26 @@ class _Soak:
 
     def finish(self, events: Sequence[SwapEvent], settle: float) -> dict[str, Any]:
         time.sleep(settle)  # the last swap drains and releases its old version
+        end = self._steady_facts()
         trace: list[tuple[float, float]] = []
         if self.sampler:
             self.sampler.__exit__(None, None, None)
             trace = [(t - self.t0, rss) for t, rss in self.sampler.rss_trace]
-        end = process_facts(self.pid) if self.pid else None
         peak = self.sampler.peak_rss_mb if self.sampler else None
         return soak_section(events, trace, self.start, end, peak)
+
+    def _steady_facts(self, within: float = 30.0) -> dict[str, int] | None:
+        """The end facts once a load still in flight is done: the same for 3 s in a row."""
+        if not self.pid:
+            return None
+        deadline = time.monotonic() + within
+        last, same = process_facts(self.pid), 0
+        while same < 3 and time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = process_facts(self.pid)
+            same = same + 1 if now == last else 0
+            last = now
+        return last
 
 
 def _swap_loop(swapper: Callable[[], str], every: float, t0: float, stop: threading.Event,
