@@ -167,6 +167,10 @@ def test_two_arch_push_each_box_gets_its_own_plugin(registry, ci_repo, tmp_path)
     proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", box, "--insecure")
     assert proc.returncode == 0, proc.stderr
     assert filecmp.cmp(box / "mlp/1.0.0/plugin.so", vdir / "plugin.so", shallow=False)
+    # trusted plugins: the pulled plugin's digest is recorded for serve --prefer plugin
+    from paddlehot_cli.core.plugin_image import file_sha256, read_digest
+
+    assert read_digest(box / "mlp/1.0.0/plugin.so") == file_sha256(vdir / "plugin.so")
     arm_box = tmp_path / "arm-box"  # an aarch64 box resolves the same tag to its own entry
     arm_box.mkdir()
     ref = parse_reference(registry.url("models/mlp:1.0.0"))

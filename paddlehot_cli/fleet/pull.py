@@ -20,7 +20,8 @@ from paddlehot_cli.core.manifest import (
     read_manifest,
     read_verified,
 )
-from paddlehot_cli.core.plugin_abi import host_arch
+from paddlehot_cli.core.plugin_abi import DIGEST_SUFFIX, host_arch
+from paddlehot_cli.core.plugin_image import digest_line
 from paddlehot_cli.core.publish import commit, staging_dir
 from paddlehot_cli.core.repository import published_versions
 from paddlehot_cli.core.versions import is_semver, sort_key
@@ -160,6 +161,16 @@ def _copy_verified(src: Path, dest: Path, digest: str) -> bool:
     return False
 
 
+def _record_plugin_digest(staged: Path, layers: list) -> None:
+    """Plugin hook (trusted plugins): the layer digest is the sha256 of the plugin.so just
+    pulled; record it beside the file as build-plugin does, so `serve --prefer plugin` trusts
+    exactly these bytes (core.plugin_loader.load_published_plugin)."""
+    for blob in layers:
+        if blob.title == media.PLUGIN_FILE and blob.digest.startswith("sha256:"):
+            side = staged / (blob.title + DIGEST_SUFFIX)
+            side.write_text(digest_line(blob.digest.removeprefix("sha256:"), blob.title))
+
+
 def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: Path, *,
                   on_total: Callable[[int], None] | None = None,
                   progress: Callable[[int], None] | None = None) -> PullResult:
@@ -193,6 +204,7 @@ def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: P
                     ref.repository, blob.digest, blob.size, out, progress,
                     what=f"'{blob.title}' of {got.name} {got.version}")
         read_verified(staged)  # the package's own checksums, as every loader checks them
+        _record_plugin_digest(staged, got.layers)
         commit(staged, final)
     result.seconds = time.perf_counter() - start
     return result
