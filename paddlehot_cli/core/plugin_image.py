@@ -62,8 +62,13 @@ class PrivateImage:
             src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise PackageError(f"cannot read plugin {source}: {exc.strerror}") from None
-        self.fd = os.memfd_create(f"paddlehot-plugin:{label}",
-                                  os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        self.fd = -1
+        try:
+            self.fd = os.memfd_create(f"paddlehot-plugin:{label}"[:240],
+                                      os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        except OSError as exc:
+            os.close(src)
+            raise PackageError(f"cannot make a private copy of {source}: {exc.strerror}") from None
         h = hashlib.sha256()
         try:
             while chunk := os.read(src, _CHUNK):
@@ -93,7 +98,10 @@ class PrivateImage:
         libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
         for offset, size in ranges:
             libc.fallocate(self.fd, _FALLOC_PUNCH_HOLE, offset, size)  # best effort
-        fcntl.fcntl(self.fd, _F_ADD_SEALS, _SEAL_ALL)
+        try:
+            fcntl.fcntl(self.fd, _F_ADD_SEALS, _SEAL_ALL)
+        except OSError:  # defence in depth only: the copy is private to this process anyway
+            pass
 
     def close(self) -> None:
         if self.fd >= 0:
