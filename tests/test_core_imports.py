@@ -1,4 +1,5 @@
-"""Dependencies point one way: core never imports cli, serve or rich; demo never imports cli."""
+"""Dependencies point one way: core never imports cli, serve, plugin or rich; demo never imports
+cli."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def imported(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("core", ("paddlehot_cli.cli", "paddlehot_cli.serve", "rich")),
+    # plugin too: loading a plugin never compiles C behind the caller's back (c_api= is passed in)
+    ("core", ("paddlehot_cli.cli", "paddlehot_cli.serve", "paddlehot_cli.plugin", "rich")),
     ("demo", ("paddlehot_cli.cli",)),
 ])
 def test_layering(package, forbidden):
