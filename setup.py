@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SOURCE_SUFFIXES = {".h", ".c", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md"}
+SOURCE_SUFFIXES = {".h", ".c", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md", ".sh"}
 
 
 def _sources_only(directory: str, names: list[str]) -> list[str]:

@@ -1,9 +1,10 @@
-"""Import checks: a provider for every import (PH120), NEEDED libs (PH121), glibc floor (PH122)."""
+"""Import checks: a provider for every import (PH120), NEEDED libs (PH121), glibc floor (PH122),
+Paddle version skew between exporter and runtime (PH123)."""
 
 from __future__ import annotations
 
 from paddlehot_cli.abi.context import Context
-from paddlehot_cli.abi.findings import Finding, failed, names, passed, skipped
+from paddlehot_cli.abi.findings import WARNING, Finding, failed, names, passed, skipped
 from paddlehot_cli.abi.policy import glibc_key
 from paddlehot_cli.abi.runtime import C_API_LIB
 
@@ -115,4 +116,19 @@ def check_glibc_floor(ctx: Context) -> Finding:
     return passed("PH122", f"highest required {highest} <= floor {floor}")
 
 
-IMPORT_CHECKS = (check_imports_resolved, check_needed, check_glibc_floor)
+def check_paddle_skew(ctx: Context) -> Finding:
+    from paddlehot_cli.core.paddle_skew import older_runtime_warning
+
+    rt, manifest = ctx.runtime, ctx.subject.manifest
+    assert rt is not None
+    exported = manifest.paddle_version if manifest is not None else None
+    if rt.paddle_version is None or not exported:
+        return skipped("PH123", "the runtime's Paddle version is known only for a rootfs "
+                       "passed with --runtime")
+    warning = older_runtime_warning(exported, rt.paddle_version)
+    if warning:
+        return failed("PH123", warning, severity=WARNING)
+    return passed("PH123", f"exported with Paddle {exported}, runtime has {rt.paddle_version}")
+
+
+IMPORT_CHECKS = (check_imports_resolved, check_needed, check_glibc_floor, check_paddle_skew)

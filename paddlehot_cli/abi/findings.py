@@ -78,6 +78,12 @@ _CATALOG = [
         "required glibc symbol versions at most the floor",
         "build on an older distribution (or in a manylinux container), or avoid the named symbols",
     ),
+    CheckInfo(
+        "PH123",
+        "runtime Paddle not older than the exporter's",
+        "run the package's validation in that runtime (build-plugin --verify, with --sysroot "
+        "for a cross target); re-export with the runtime's Paddle if it fails",
+    ),
     CheckInfo("PH130", "GNU_RELRO with BIND_NOW", "link with -Wl,-z,relro,-z,now"),
     CheckInfo("PH131", "non-executable stack", "link with -Wl,-z,noexecstack"),
     CheckInfo("PH132", "no text relocations (TEXTREL)", "compile every object with -fPIC"),

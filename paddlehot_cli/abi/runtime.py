@@ -1,7 +1,10 @@
 """The runtime a plugin will be loaded into: library search dirs, and who provides which symbol.
 
 Search order: the --runtime dirs, then paddlehot's own cached pdcapi library (when no --runtime
-dir is given), then the system C library dirs for the arch. When libpaddle_inference_c.so is
+dir is given), then the system C library dirs for the arch. A --runtime dir that is a whole
+rootfs of the arch (native/edge/build-rootfs.sh) stands for its library dirs, the pdcapi cached
+for it by build-plugin --sysroot, and its venv's Paddle version; the host's dirs are then not
+searched. When libpaddle_inference_c.so is
 nowhere, the Paddle Inference C API *as declared* in native/pdcapi/include/pd_*.h stands in.
 """
 
@@ -75,6 +78,7 @@ class Runtime:
     missing: list[str] = field(default_factory=list)
     wrong_arch: dict[str, list[str]] = field(default_factory=dict)
     header_api: set[str] | None = None  # set when the C API comes from the headers
+    paddle_version: str | None = None  # the Paddle of a --runtime rootfs's venv
 
     def provider(self, name: str, version: str | None, vfile: str | None) -> str | None:
         """Which NEEDED library provides this symbol (None if none does)."""
@@ -93,13 +97,26 @@ class Runtime:
             lib.close()
 
 
+def _rootfs_dirs(arch: str, root: Path) -> tuple[list[Path], str | None] | None:
+    """(library dirs, Paddle version) of a rootfs of `arch`; None when root is not one."""
+    try:
+        from paddlehot_cli.plugin.cross import rootfs_runtime
+    except ImportError:  # abi-check without the plugin package
+        return None
+    return rootfs_runtime(root, arch)
+
+
 def default_dirs(arch: str, user_dirs: list[Path]) -> list[Path]:
-    dirs = list(user_dirs)
+    dirs: list[Path] = []
+    for d in user_dirs:
+        found = _rootfs_dirs(arch, d)
+        dirs.extend(found[0] if found else [d])
     if not user_dirs:
         cached = cached_pdcapi_dir()
         if cached is not None:
             dirs.append(cached)
-    dirs.extend(Path(d) for d in SYSTEM_DIRS.get(arch, ()))
+    if not any(_rootfs_dirs(arch, d) for d in user_dirs):
+        dirs.extend(Path(d) for d in SYSTEM_DIRS.get(arch, ()))
     return dirs
 
 
@@ -108,6 +125,10 @@ def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list
         if not d.is_dir():
             raise PackageError(f"--runtime {d}: not a directory")
     runtime = Runtime(arch, default_dirs(arch, user_dirs))
+    for d in user_dirs:
+        found = _rootfs_dirs(arch, d)
+        if found and found[1]:
+            runtime.paddle_version = found[1]
     for lib_name in needed:
         if "/" in lib_name:
             runtime.missing.append(lib_name)

@@ -32,6 +32,12 @@ def build_plugin(
         "DIR/paddle/lib/libpaddle_inference_c.so. Default: paddlehot's pdcapi (this host) or a "
         "link-only stub (cross target).",
     ),
+    sysroot: Path | None = typer.Option(
+        None, "--sysroot", metavar="ROOTFS",
+        help="A rootfs of the --target arch with Python headers and a venv with paddlepaddle "
+        "(native/edge/build-rootfs.sh builds one): link paddlehot's pdcapi cross-compiled "
+        "against it instead of the stub, and verify the plugin inside it under qemu.",
+    ),
     embed_model: bool = typer.Option(
         True, "--embed-model/--no-embed-model",
         help="Carry model.json|model.pdmodel and model.pdiparams inside the .so (one file), or "
@@ -45,7 +51,7 @@ def build_plugin(
     verify: bool = typer.Option(
         True, "--verify/--no-verify",
         help="Load the built plugin and run the package's validation inputs through it "
-        "(host arch only).",
+        "(here, or for a cross target with --sysroot inside the rootfs under qemu).",
     ),
 ) -> None:
     """Build a native plugin: the model behind a small, versioned C ABI, in one .so file.
@@ -69,6 +75,9 @@ def build_plugin(
 
       paddlehot build-plugin pkg/ -o mlp-arm.so --target aarch64 \\
         --paddle-inference-dir paddle_inference_c_aarch64/
+
+      paddlehot build-plugin pkg/ -o mlp-arm.so --target aarch64 \\
+        --sysroot "$(sudo native/edge/build-rootfs.sh --print-path)"
     """
     from paddlehot_cli.plugin.build import BuildRequest
     from paddlehot_cli.plugin.build import build_plugin as run_build
@@ -76,7 +85,7 @@ def build_plugin(
     req = BuildRequest(
         package=package, out=output, target=target, cc=cc,
         paddle_inference_dir=paddle_inference_dir, embed_model=embed_model, debug=debug,
-        verify=verify,
+        verify=verify, sysroot=sysroot,
     )
     result = run_build(req, step=step)
     for note in result.notes:

@@ -56,6 +56,7 @@ class BuildRequest:
     embed_model: bool = True
     debug: bool = False
     verify: bool = True
+    sysroot: Path | None = None  # a foreign-arch rootfs: real cross pdcapi + qemu verification
 
 
 @dataclass
@@ -138,6 +139,10 @@ def resolve_c_api(req: BuildRequest, target: str, cc: str) -> CApi:
         return CApi("official", inc, lib, f"linked against the official C API in {root}")
     from paddlehot_cli.plugin import pdcapi
 
+    if req.sysroot is not None:
+        from paddlehot_cli.plugin.cross import cross_c_api
+
+        return cross_c_api(req.sysroot, target, cc)
     if target != host_arch():
         stub = pdcapi.build_link_stub(f"{target}-linux-gnu", cc)
         return CApi(
@@ -382,6 +387,16 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
             with step("Verifying: validation inputs through the plugin vs core.load"):
                 verified = verify_plugin(
                     package, tmp_out, model_dir=None if req.embed_model else package
+                )
+        elif req.verify and req.sysroot is not None:
+            from paddlehot_cli.plugin.qemu_verify import verify_in_rootfs
+            from paddlehot_cli.plugin.rootfs import open_rootfs
+
+            with step(f"Verifying under qemu in {req.sysroot}: validation inputs through the "
+                      "plugin vs core.load"):
+                verified = verify_in_rootfs(
+                    open_rootfs(req.sysroot, target), package, tmp_out, capi.libdir,
+                    embedded=req.embed_model,
                 )
         elif req.verify:
             notes.append(f"not verified: a {target} plugin cannot run on this {host_arch()} host")

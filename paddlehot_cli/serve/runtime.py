@@ -64,7 +64,7 @@ def is_loopback(host: str) -> bool:
 
 
 def make_loader(cfg: ServeConfig):
-    def loader(path: Path) -> Any:
+    def open_version(path: Path) -> Any:
         if cfg.prefer == "plugin":
             if (path / "plugin.so").is_file():
                 # plugin hook: checksums, plugin.so.sha256 and the embedded name/version are
@@ -78,7 +78,23 @@ def make_loader(cfg: ServeConfig):
             log.warning("%s has no plugin.so: serving the package (--prefer plugin)", path)
         return load(path, threads=cfg.threads, pool_min=1, pool_max=cfg.pool_max)
 
+    def loader(path: Path) -> Any:
+        servable = open_version(path)
+        warn_paddle_skew(servable.manifest)
+        return servable
+
     return loader
+
+
+def warn_paddle_skew(manifest: Any) -> None:
+    """Say so when this process's Paddle is older than the one that exported the version
+    (warm-up then replays the validation outputs: that decides whether it serves)."""
+    from paddlehot_cli.core.paddle_runtime import paddle_version
+    from paddlehot_cli.core.paddle_skew import older_runtime_warning
+
+    warning = older_runtime_warning(manifest.paddle_version, paddle_version())
+    if warning:
+        log.warning("%s %s: %s", manifest.name, manifest.version, warning)
 
 
 class Runtime:

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Build, or reuse, an arm64 Debian (bookworm) rootfs for running aarch64 plugins and
+# `paddlehot serve` under qemu: Python 3.11 with headers (the cross-compile sysroot for pdcapi)
+# and a venv at /opt/paddlehot with paddlepaddle's aarch64 wheel and paddlehot's dependencies.
+#
+# Usage: native/edge/build-rootfs.sh [--project DIR] [--print-path] [--check]
+# Exit status: 0 ready, 1 failed (the error line says what is missing), 2 usage,
+#              3 binfmt_misc cannot be mounted or qemu-aarch64 registered on this machine
+#   --project DIR   also install paddlehot from the source checkout DIR into the venv
+#                   (redone only when DIR's sources change)
+#   --print-path    print only the rootfs path on stdout (logs go to stderr)
+#   --check         build nothing: exit 0 if a complete rootfs is cached, 1 otherwise
+#
+# Everything lives under $PADDLEHOT_EDGE_DIR (default ${PADDLEHOT_CACHE:-~/.cache/paddlehot}/edge):
+#   rootfs/          the finished rootfs (renamed into place only when complete)
+#   wheels/          aarch64 wheels, downloaded on the host by pip
+# Outside that directory the script only mounts binfmt_misc and registers qemu-aarch64 with
+# the kernel, and only when they are missing.
+# Needs: root, debootstrap, qemu-user-static, a Debian mirror in the host's apt sources (or
+# PADDLEHOT_EDGE_MIRROR), and pip able to reach the package index.
+set -euo pipefail
+
+PADDLE_VERSION="${PADDLEHOT_EDGE_PADDLE:-3.2.2}"
+SUITE=bookworm
+PYVER=3.11
+PACKAGES="python3,python3-venv,python3-pip,libpython${PYVER},python3-dev,libpython${PYVER}-dev,ca-certificates"
+# paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle).
+PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client"
+VENV=/opt/paddlehot
+EDGE_DIR="${PADDLEHOT_EDGE_DIR:-${PADDLEHOT_CACHE:-$HOME/.cache/paddlehot}/edge}"
+ROOTFS="$EDGE_DIR/rootfs"
+WHEELS="$EDGE_DIR/wheels"
+# The stamp names what the rootfs holds; a different spec means a rebuild.
+SPEC="suite=$SUITE python=$PYVER paddle=$PADDLE_VERSION packages=$PACKAGES deps=$PY_DEPS"
+
+PROJECT=""
+PRINT_PATH=0
+CHECK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --project) PROJECT="${2:?--project needs a directory}"; shift 2 ;;
+    --print-path) PRINT_PATH=1; shift ;;
+    --check) CHECK=1; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "error: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "edge: $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+# Exit 3: this machine cannot run arm64 code at all (CI skips the aarch64 tests on it).
+no_binfmt() { echo "error: $*" >&2; exit 3; }
+now() { date +%s; }
+
+rootfs_ready() { [ -f "$ROOTFS/.paddlehot-edge" ] && [ "$(cat "$ROOTFS/.paddlehot-edge")" = "$SPEC" ]; }
+
+if [ "$CHECK" = 1 ]; then
+  rootfs_ready && { echo "$ROOTFS"; exit 0; }
+  echo "no complete rootfs at $ROOTFS" >&2; exit 1
+fi
+
+# --- what we need -------------------------------------------------------------------------------
+need_root() {
+  [ "$(id -u)" = 0 ] || die "building the arm64 rootfs needs root (debootstrap, chroot, binfmt registration); rerun with sudo"
+}
+QEMU=""
+find_qemu() {
+  QEMU="$(command -v qemu-aarch64-static || true)"
+  [ -n "$QEMU" ] || die "qemu-aarch64-static not found: install qemu-user-static (apt-get install qemu-user-static)"
+}
+
+# --- binfmt: mount and register only when missing ----------------------------------------------
+BINFMT=/proc/sys/fs/binfmt_misc
+# The kernel's own registration line shipped by qemu-user-static (flags F: the interpreter is
+# opened now, so chroots need no copy of qemu inside them).
+binfmt_line() {
+  local conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  [ -f "$conf" ] || die "$conf not found: install qemu-user-static (it ships the binfmt entry)"
+  grep -v '^#' "$conf" | head -n1
+}
+ensure_binfmt() {
+  if [ ! -e "$BINFMT/register" ]; then
+    log "mounting binfmt_misc at $BINFMT"
+    mount -t binfmt_misc binfmt_misc "$BINFMT" 2>/dev/null \
+      || no_binfmt "cannot mount binfmt_misc at $BINFMT (needs root on a kernel with binfmt_misc; in a container: --privileged)"
+  fi
+  if [ -e "$BINFMT/qemu-aarch64" ]; then
+    if ! grep -q '^enabled' "$BINFMT/qemu-aarch64"; then
+      log "enabling the registered qemu-aarch64 binfmt entry"
+      echo 1 > "$BINFMT/qemu-aarch64" || no_binfmt "cannot enable $BINFMT/qemu-aarch64"
+    fi
+    return 0
+  fi
+  log "registering qemu-aarch64 with binfmt_misc"
+  binfmt_line > "$BINFMT/register" \
+    || no_binfmt "cannot register qemu-aarch64 with binfmt_misc (needs root, and a kernel that accepts the F flag)"
+}
+
+# --- the Debian mirror the host's apt already uses --------------------------------------------
+host_mirror() {
+  if [ -n "${PADDLEHOT_EDGE_MIRROR:-}" ]; then echo "$PADDLEHOT_EDGE_MIRROR"; return; fi
+  local f uri
+  # deb822 .sources files: a stanza with "Suites: ... bookworm ..." and its URIs.
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri="$(awk -v suite="$SUITE" '
+      BEGIN { RS=""; FS="\n" }
+      { u=""; ok=0
+        for (i=1;i<=NF;i++) {
+          if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); u=a[2] }
+          if ($i ~ /^Suites:/) { n=split($i, s, /[ \t]+/); for (j=2;j<=n;j++) if (s[j]==suite) ok=1 }
+        }
+        if (ok && u != "") { print u; exit } }' "$f")"
+    [ -n "$uri" ] && { echo "$uri"; return; }
+  done
+  # one-line format: "deb [opts] URI SUITE COMPONENTS"
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    uri="$(sed -e 's/\[[^]]*\]//' "$f" | awk -v suite="$SUITE" '$1=="deb" && $3==suite { print $2; exit }')"
+    [ -n "$uri" ] && { echo "$uri"; return; }
+  done
+  die "no Debian $SUITE mirror in the host's apt sources; set PADDLEHOT_EDGE_MIRROR to one"
+}
+
+# --- steps --------------------------------------------------------------------------------------
+PARTIAL="$EDGE_DIR/rootfs.partial"
+
+debootstrap_base() {
+  command -v debootstrap >/dev/null || die "debootstrap not found: install it (apt-get install debootstrap)"
+  local mirror t0; mirror="$(host_mirror)"; t0=$(now)
+  rm -rf "$PARTIAL"
+  log "debootstrap arm64 $SUITE into $PARTIAL (several minutes under qemu)"
+  debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" "$SUITE" "$PARTIAL" "$mirror" \
+    > "$EDGE_DIR/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$EDGE_DIR/debootstrap.log" >&2; die "debootstrap failed (log: $EDGE_DIR/debootstrap.log)"; }
+  rm -rf "$PARTIAL/var/cache/apt/archives/"*.deb
+  log "debootstrap done in $(( $(now) - t0 ))s"
+}
+
+download_wheels() {
+  local stamp="$WHEELS/.complete" want="paddle=$PADDLE_VERSION deps=$PY_DEPS"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  mkdir -p "$WHEELS"
+  log "downloading aarch64 wheels (paddlepaddle==$PADDLE_VERSION and paddlehot's deps) into $WHEELS"
+  # shellcheck disable=SC2086
+  python3 -m pip download -q -d "$WHEELS" --only-binary=:all: --python-version "$PYVER" \
+    --implementation cp --platform manylinux2014_aarch64 --platform manylinux_2_36_aarch64 \
+    "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
+    || die "pip download of the aarch64 wheels failed"
+  echo "$want" > "$stamp"
+}
+
+# Run a command inside the rootfs, in a private mount namespace: /proc and the bind mounts
+# vanish with the process, nothing stays mounted on the host.
+in_rootfs() {
+  local root="$1"; shift
+  unshare --mount --propagation private --fork sh -ec '
+    root="$1"; shift
+    mount -t proc proc "$root/proc"
+    mount --rbind /dev "$root/dev"
+    exec chroot "$root" "$@"' in_rootfs "$root" "$@"
+}
+
+make_venv() {
+  local t0; t0=$(now)
+  log "creating $VENV in the rootfs and installing paddlepaddle $PADDLE_VERSION (under qemu)"
+  mkdir -p "$PARTIAL/tmp/wheels"
+  cp -l "$WHEELS"/*.whl "$PARTIAL/tmp/wheels/" 2>/dev/null || cp "$WHEELS"/*.whl "$PARTIAL/tmp/wheels/"
+  # shellcheck disable=SC2086
+  in_rootfs "$PARTIAL" /bin/sh -ec "
+    python3 -m venv $VENV
+    $VENV/bin/pip install -q --no-index --find-links /tmp/wheels --no-compile paddlepaddle==$PADDLE_VERSION $PY_DEPS
+  " || die "installing the wheels into the rootfs venv failed"
+  rm -rf "$PARTIAL/tmp/wheels"
+  log "smoke test: import paddle under qemu"
+  in_rootfs "$PARTIAL" $VENV/bin/python -c 'import paddle, platform; print(platform.machine(), paddle.__version__)' >&2 \
+    || die "import paddle failed inside the rootfs"
+  log "venv done in $(( $(now) - t0 ))s"
+}
+
+# paddlehot itself, from a checkout: a wheel built on the host, installed without the index.
+install_project() {
+  local dir="$1" hash stamp="$ROOTFS/.paddlehot-project"
+  [ -f "$dir/pyproject.toml" ] || die "--project $dir: no pyproject.toml there"
+  hash="$(cd "$dir" && find paddlehot_cli native templates pyproject.toml setup.py -type f \
+          \( -name '*.py' -o -name '*.json' -o -name '*.[ch]' -o -name '*.h' -o -name '*.in' -o -name '*.txt' -o -name '*.lua' -o -name '*.toml' -o -name '*.sh' -o -name '*.md' \) \
+          -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then return 0; fi
+  local tmp; tmp="$(mktemp -d "$EDGE_DIR/.project.XXXXXX")"
+  log "installing paddlehot from $dir into the rootfs venv"
+  python3 -m pip wheel -q --no-deps --no-build-isolation -w "$tmp" "$dir" >&2 \
+    || { rm -rf "$tmp"; die "building the paddlehot wheel from $dir failed"; }
+  rm -rf "$ROOTFS/tmp/project"; mkdir -p "$ROOTFS/tmp/project"
+  cp "$tmp"/*.whl "$ROOTFS/tmp/project/"; rm -rf "$tmp"
+  in_rootfs "$ROOTFS" /bin/sh -ec "$VENV/bin/pip install -q --no-index --no-deps --no-compile --force-reinstall /tmp/project/*.whl" \
+    || die "installing paddlehot into the rootfs venv failed"
+  rm -rf "$ROOTFS/tmp/project"
+  echo "$hash" > "$stamp"
+}
+
+# --- main ---------------------------------------------------------------------------------------
+need_root
+find_qemu
+mkdir -p "$EDGE_DIR"
+exec 9>"$EDGE_DIR/.lock"
+flock 9  # one builder at a time per cache dir
+ensure_binfmt
+if rootfs_ready; then
+  log "reusing $ROOTFS"
+else
+  T0=$(now)
+  rm -rf "$ROOTFS"
+  debootstrap_base
+  download_wheels
+  make_venv
+  echo "$SPEC" > "$PARTIAL/.paddlehot-edge"
+  mv "$PARTIAL" "$ROOTFS"
+  log "rootfs built in $(( $(now) - T0 ))s: $ROOTFS"
+fi
+[ -n "$PROJECT" ] && install_project "$PROJECT"
+if [ "$PRINT_PATH" = 1 ]; then echo "$ROOTFS"; else log "rootfs: $ROOTFS"; fi
