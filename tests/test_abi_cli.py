@@ -107,7 +107,7 @@ def test_junit_one_testcase_per_check():
     assert res.exit_code == 1
     root = ET.fromstring(res.stdout)
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 16 and len({c.get("name") for c in cases}) == 16
+    assert len(cases) == 17 and len({c.get("name") for c in cases}) == 17
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].startswith("PH112")
     assert root.get("failures") == "1"

@@ -32,7 +32,7 @@ X = np.random.default_rng(7).standard_normal((3, 16)).astype("float32")
 @pytest.fixture(scope="module")
 def rootfs() -> Path:
     """The cached rootfs, with this checkout's paddlehot installed in its venv."""
-    check = subprocess.run([SCRIPT, "--check"], capture_output=True, text=True)
+    check = subprocess.run([SCRIPT, "--check"], capture_output=True, text=True, check=False)
     why = None
     if check.returncode != 0:
         why = f"no aarch64 rootfs ({check.stderr.strip()}): build it with `sudo {SCRIPT}`"
@@ -43,7 +43,7 @@ def rootfs() -> Path:
             pytest.fail(why)
         pytest.skip(why)
     proc = subprocess.run([SCRIPT, "--print-path", "--project", ROOT], capture_output=True,
-                          text=True, timeout=1200)
+                          text=True, timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr
     return Path(proc.stdout.strip())
 

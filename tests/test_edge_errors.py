@@ -47,9 +47,9 @@ def test_sysroot_without_python_headers_says_so(exported, tmp_path):
 
 def test_rootfs_script_usage_and_check(tmp_path):
     env = {**os.environ, "PADDLEHOT_EDGE_DIR": str(tmp_path / "edge")}
-    proc = subprocess.run([SCRIPT, "--bogus"], capture_output=True, text=True, env=env)
+    proc = subprocess.run([SCRIPT, "--bogus"], capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown argument")
-    proc = subprocess.run([SCRIPT, "--check"], capture_output=True, text=True, env=env)
+    proc = subprocess.run([SCRIPT, "--check"], capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 1 and "no complete rootfs" in proc.stderr
     assert not (tmp_path / "edge").exists()  # --check builds nothing
 
@@ -61,11 +61,11 @@ def test_rootfs_script_says_it_needs_root(tmp_path):
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
     edge = tmp_path / "edge"
     env = {**os.environ, "PADDLEHOT_EDGE_DIR": str(edge), "HOME": "/nonexistent"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: building the arm64 rootfs needs root (debootstrap, chroot, binfmt registration); "
-        "rerun with sudo"
+        ("error: building the arm64 rootfs needs root (debootstrap, chroot, binfmt registration); "
+         "rerun with sudo")
     ]
     assert not edge.exists()
 

@@ -158,7 +158,8 @@ in_rootfs() {
     root="$1"; shift
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
-    exec chroot "$root" "$@"' in_rootfs "$root" "$@"
+    exec chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"
+  ' in_rootfs "$root" "$@"  # env -i: the host'"'"'s PIP_* and the like stay outside
 }
 
 make_venv() {
@@ -188,7 +189,10 @@ install_project() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then return 0; fi
   local tmp; tmp="$(mktemp -d "$EDGE_DIR/.project.XXXXXX")"
   log "installing paddlehot from $dir into the rootfs venv"
-  python3 -m pip wheel -q --no-deps --no-build-isolation -w "$tmp" "$dir" >&2 \
+  # Build from a copy: the wheel build writes build/ and *.egg-info beside its sources.
+  mkdir "$tmp/src"
+  (cd "$dir" && cp -r paddlehot_cli native templates pyproject.toml setup.py README.md "$tmp/src/")
+  python3 -m pip wheel -q --no-deps -w "$tmp" "$tmp/src" >&2 \
     || { rm -rf "$tmp"; die "building the paddlehot wheel from $dir failed"; }
   rm -rf "$ROOTFS/tmp/project"; mkdir -p "$ROOTFS/tmp/project"
   cp "$tmp"/*.whl "$ROOTFS/tmp/project/"; rm -rf "$tmp"

@@ -117,14 +117,14 @@ def check_glibc_floor(ctx: Context) -> Finding:
 
 
 def check_paddle_skew(ctx: Context) -> Finding:
-    from paddlehot_cli.core.paddle_skew import older_runtime_warning
+    from paddlehot_cli.core.paddle_skew import exporter_paddle, older_runtime_warning
 
-    rt, manifest = ctx.runtime, ctx.subject.manifest
+    rt = ctx.runtime
     assert rt is not None
-    exported = manifest.paddle_version if manifest is not None else None
+    exported = exporter_paddle(ctx.subject.manifest)
     if rt.paddle_version is None or not exported:
-        return skipped("PH123", "the runtime's Paddle version is known only for a rootfs "
-                       "passed with --runtime")
+        return skipped("PH123", "the runtime's Paddle version is unknown (it is known for this "
+                       "host's paddlepaddle and for a rootfs passed with --runtime)")
     warning = older_runtime_warning(exported, rt.paddle_version)
     if warning:
         return failed("PH123", warning, severity=WARNING)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddlehot_cli.core.elf_facts import Library
+from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.errors import PackageError
 from paddlehot_cli.resources import native_dir
 
@@ -106,6 +107,15 @@ def _rootfs_dirs(arch: str, root: Path) -> tuple[list[Path], str | None] | None:
     return rootfs_runtime(root, arch)
 
 
+def _host_paddle() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("paddlepaddle")
+    except PackageNotFoundError:
+        return None
+
+
 def default_dirs(arch: str, user_dirs: list[Path]) -> list[Path]:
     dirs: list[Path] = []
     for d in user_dirs:
@@ -129,6 +139,8 @@ def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list
         found = _rootfs_dirs(arch, d)
         if found and found[1]:
             runtime.paddle_version = found[1]
+    if not user_dirs and arch == host_arch():
+        runtime.paddle_version = _host_paddle()  # what the cached pdcapi runs
     for lib_name in needed:
         if "/" in lib_name:
             runtime.missing.append(lib_name)

@@ -4,6 +4,8 @@ error: the package's validation outputs decide whether it is fit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from packaging.version import InvalidVersion, Version
 
 
@@ -19,3 +21,9 @@ def older_runtime_warning(exported: str | None, runtime: str | None) -> str | No
         return None
     return (f"exported with Paddle {exported}, runs on Paddle {runtime} (older): "
             "its validation outputs decide whether it is fit")
+
+
+def exporter_paddle(manifest: Any) -> str | None:
+    """The Paddle version a package was exported with (manifest `paddle_version`), if recorded."""
+    value = manifest.raw.get("paddle_version") if manifest is not None else None
+    return value if isinstance(value, str) and value else None

@@ -39,10 +39,11 @@ def _flags(rootfs: Rootfs) -> tuple[list[str], list[str]]:
         f'-DPHOT_LIBPYTHON="libpython{ver}.so.1.0"',
     ]
     rpath_link = ":".join(str(d) for d in rootfs.lib_dirs)
+    # libpython by path, not -L: the rootfs' libc.so is a linker script with absolute paths that
+    # would replace the cross toolchain's libc.
     ldflags = [
         "-shared", f"-Wl,-soname,{pdcapi.SONAME}", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack",
-        f"-L{libpython.parent}", f"-lpython{ver}", f"-Wl,-rpath-link,{rpath_link}",
-        "-ldl", "-lpthread",
+        str(libpython.resolve()), f"-Wl,-rpath-link,{rpath_link}", "-ldl", "-lpthread",
     ]
     return cflags, ldflags
 

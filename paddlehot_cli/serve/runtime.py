@@ -90,9 +90,9 @@ def warn_paddle_skew(manifest: Any) -> None:
     """Say so when this process's Paddle is older than the one that exported the version
     (warm-up then replays the validation outputs: that decides whether it serves)."""
     from paddlehot_cli.core.paddle_runtime import paddle_version
-    from paddlehot_cli.core.paddle_skew import older_runtime_warning
+    from paddlehot_cli.core.paddle_skew import exporter_paddle, older_runtime_warning
 
-    warning = older_runtime_warning(manifest.paddle_version, paddle_version())
+    warning = older_runtime_warning(exporter_paddle(manifest), paddle_version())
     if warning:
         log.warning("%s %s: %s", manifest.name, manifest.version, warning)
 
