@@ -89,7 +89,7 @@ def test_aarch64_end_to_end_under_qemu(rootfs, tmp_path):
     # abi-check resolves every import in the rootfs: libc there, PD_* in the cross pdcapi.
     report = tmp_path / "abi.json"
     proc = cli("abi-check", v1 / "plugin.so", "--arch", "aarch64", "--runtime", rootfs,
-               "--json", report)
+               "--format", "json", "-o", report)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(report.read_text())
     by_id = {f["id"]: f for f in doc["findings"]}
