@@ -23,7 +23,8 @@ set -euo pipefail
 PADDLE_VERSION="${PADDLEHOT_EDGE_PADDLE:-3.2.2}"
 SUITE=bookworm
 PYVER=3.11
-PACKAGES="python3,python3-venv,python3-pip,libpython${PYVER},python3-dev,libpython${PYVER}-dev,ca-certificates"
+# Only what runs or links: every package is configured under qemu (python ones byte-compile).
+PACKAGES="python3,python3-venv,libpython${PYVER}-dev"
 # paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle).
 PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client"
 VENV=/opt/paddlehot
@@ -143,9 +144,7 @@ download_wheels() {
   mkdir -p "$WHEELS"
   log "downloading aarch64 wheels (paddlepaddle==$PADDLE_VERSION and paddlehot's deps) into $WHEELS"
   # shellcheck disable=SC2086
-  python3 -m pip download -q -d "$WHEELS" --only-binary=:all: --python-version "$PYVER" \
-    --implementation cp --platform manylinux2014_aarch64 --platform manylinux_2_36_aarch64 \
-    "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
+  python3 -m pip download -q -d "$WHEELS" $PIP_TARGET_OPTS "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
     || die "pip download of the aarch64 wheels failed"
   echo "$want" > "$stamp"
 }
@@ -162,17 +161,27 @@ in_rootfs() {
   ' in_rootfs "$root" "$@"  # env -i: the host'"'"'s PIP_* and the like stay outside
 }
 
+# The host's pip installs the aarch64 wheels straight into the venv's site-packages (unpacking
+# and byte-compiling natively: minutes faster than pip under qemu; CPython 3.11's bytecode is the
+# same on both arches). pip's own platform checks keep out anything not built for aarch64.
+PIP_TARGET_OPTS="--only-binary=:all: --python-version $PYVER --implementation cp --platform manylinux2014_aarch64 --platform manylinux_2_36_aarch64"
+site_packages() { echo "$1$VENV/lib/python$PYVER/site-packages"; }
+pip_into() {
+  local root="$1"; shift
+  # shellcheck disable=SC2086
+  python3 -m pip install -q --no-index --find-links "$WHEELS" --upgrade $PIP_TARGET_OPTS \
+    --target "$(site_packages "$root")" "$@" >&2 || return 1
+  rm -rf "$(site_packages "$root")/bin"  # console scripts with the host's interpreter in #!
+}
+
 make_venv() {
   local t0; t0=$(now)
-  log "creating $VENV in the rootfs and installing paddlepaddle $PADDLE_VERSION (under qemu)"
-  mkdir -p "$PARTIAL/tmp/wheels"
-  cp -l "$WHEELS"/*.whl "$PARTIAL/tmp/wheels/" 2>/dev/null || cp "$WHEELS"/*.whl "$PARTIAL/tmp/wheels/"
+  log "creating $VENV in the rootfs; installing paddlepaddle $PADDLE_VERSION and paddlehot's deps"
+  in_rootfs "$PARTIAL" python3 -m venv --without-pip "$VENV" \
+    || die "creating the venv inside the rootfs failed"
   # shellcheck disable=SC2086
-  in_rootfs "$PARTIAL" /bin/sh -ec "
-    python3 -m venv $VENV
-    $VENV/bin/pip install -q --no-index --find-links /tmp/wheels --no-compile paddlepaddle==$PADDLE_VERSION $PY_DEPS
-  " || die "installing the wheels into the rootfs venv failed"
-  rm -rf "$PARTIAL/tmp/wheels"
+  pip_into "$PARTIAL" "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
+    || die "installing the aarch64 wheels into the rootfs venv failed"
   log "smoke test: import paddle under qemu"
   in_rootfs "$PARTIAL" $VENV/bin/python -c 'import paddle, platform; print(platform.machine(), paddle.__version__)' >&2 \
     || die "import paddle failed inside the rootfs"
@@ -194,11 +203,11 @@ install_project() {
   (cd "$dir" && cp -r paddlehot_cli native templates pyproject.toml setup.py README.md "$tmp/src/")
   python3 -m pip wheel -q --no-deps -w "$tmp" "$tmp/src" >&2 \
     || { rm -rf "$tmp"; die "building the paddlehot wheel from $dir failed"; }
-  rm -rf "$ROOTFS/tmp/project"; mkdir -p "$ROOTFS/tmp/project"
-  cp "$tmp"/*.whl "$ROOTFS/tmp/project/"; rm -rf "$tmp"
-  in_rootfs "$ROOTFS" /bin/sh -ec "$VENV/bin/pip install -q --no-index --no-deps --no-compile --force-reinstall /tmp/project/*.whl" \
-    || die "installing paddlehot into the rootfs venv failed"
-  rm -rf "$ROOTFS/tmp/project"
+  pip_into "$ROOTFS" --no-deps "$tmp"/*.whl || { rm -rf "$tmp"; die "installing paddlehot into the rootfs venv failed"; }
+  rm -rf "$tmp"
+  printf '#!%s/bin/python\nimport sys\nfrom paddlehot_cli.cli.main import run\nsys.exit(run())\n' "$VENV" \
+    > "$ROOTFS$VENV/bin/paddlehot"
+  chmod 755 "$ROOTFS$VENV/bin/paddlehot"
   echo "$hash" > "$stamp"
 }
 
