@@ -1,11 +1,12 @@
 """The runtime a plugin will be loaded into: library search dirs, and who provides which symbol.
 
 Search order: the --runtime dirs, then paddlehot's own cached pdcapi library (when no --runtime
-dir is given), then the system C library dirs for the arch. A --runtime dir that is a whole
-rootfs of the arch (native/edge/build-rootfs.sh) stands for its library dirs, the pdcapi cached
-for it by build-plugin --sysroot, and its venv's Paddle version; the host's dirs are then not
-searched. When libpaddle_inference_c.so is
+dir is given), then the system C library dirs for the arch. When libpaddle_inference_c.so is
 nowhere, the Paddle Inference C API *as declared* in native/pdcapi/include/pd_*.h stands in.
+
+A --runtime dir that is a whole rootfs of the arch (native/edge/build-rootfs.sh) stands for its
+library dirs plus the pdcapi build-plugin --sysroot cached for it, and the host's dirs are not
+searched; its venv's Paddle is the runtime's Paddle version (PH123).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Runtime:
     missing: list[str] = field(default_factory=list)
     wrong_arch: dict[str, list[str]] = field(default_factory=dict)
     header_api: set[str] | None = None  # set when the C API comes from the headers
-    paddle_version: str | None = None  # the Paddle of a --runtime rootfs's venv
+    paddle_version: str | None = None  # see runtime_paddle()
 
     def provider(self, name: str, version: str | None, vfile: str | None) -> str | None:
         """Which NEEDED library provides this symbol (None if none does)."""
@@ -118,16 +119,28 @@ def _host_paddle() -> str | None:
 
 def default_dirs(arch: str, user_dirs: list[Path]) -> list[Path]:
     dirs: list[Path] = []
+    rootfs_given = False
     for d in user_dirs:
         found = _rootfs_dirs(arch, d)
+        rootfs_given |= found is not None
         dirs.extend(found[0] if found else [d])
     if not user_dirs:
         cached = cached_pdcapi_dir()
         if cached is not None:
             dirs.append(cached)
-    if not any(_rootfs_dirs(arch, d) for d in user_dirs):
+    if not rootfs_given:
         dirs.extend(Path(d) for d in SYSTEM_DIRS.get(arch, ()))
     return dirs
+
+
+def runtime_paddle(arch: str, user_dirs: list[Path]) -> str | None:
+    """The Paddle the plugin will run on: a --runtime rootfs venv's, or with no --runtime on
+    this host's arch this host's (the cached pdcapi drives it); None when unknown."""
+    for d in user_dirs:
+        found = _rootfs_dirs(arch, d)
+        if found and found[1]:
+            return found[1]
+    return _host_paddle() if not user_dirs and arch == host_arch() else None
 
 
 def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list[Path]) -> Runtime:
@@ -135,12 +148,7 @@ def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list
         if not d.is_dir():
             raise PackageError(f"--runtime {d}: not a directory")
     runtime = Runtime(arch, default_dirs(arch, user_dirs))
-    for d in user_dirs:
-        found = _rootfs_dirs(arch, d)
-        if found and found[1]:
-            runtime.paddle_version = found[1]
-    if not user_dirs and arch == host_arch():
-        runtime.paddle_version = _host_paddle()  # what the cached pdcapi runs
+    runtime.paddle_version = runtime_paddle(arch, user_dirs)
     for lib_name in needed:
         if "/" in lib_name:
             runtime.missing.append(lib_name)
