@@ -25,8 +25,9 @@ SUITE=bookworm
 PYVER=3.11
 # Only what runs or links: every package is configured under qemu (python ones byte-compile).
 PACKAGES="python3,python3-venv,libpython${PYVER}-dev"
-# paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle).
-PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client"
+# paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle), and
+# setuptools, which `import paddle` needs and a venv made --without-pip lacks.
+PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client setuptools"
 VENV=/opt/paddlehot
 EDGE_DIR="${PADDLEHOT_EDGE_DIR:-${PADDLEHOT_CACHE:-$HOME/.cache/paddlehot}/edge}"
 ROOTFS="$EDGE_DIR/rootfs"
@@ -128,6 +129,10 @@ PARTIAL="$EDGE_DIR/rootfs.partial"
 
 debootstrap_base() {
   command -v debootstrap >/dev/null || die "debootstrap not found: install it (apt-get install debootstrap)"
+  # A finished debootstrap survives a failure in a later step: the next run resumes after it.
+  if [ -f "$PARTIAL/.debootstrap-done" ] && [ "$(cat "$PARTIAL/.debootstrap-done")" = "$PACKAGES" ]; then
+    log "resuming from the completed debootstrap in $PARTIAL"; return 0
+  fi
   local mirror t0; mirror="$(host_mirror)"; t0=$(now)
   rm -rf "$PARTIAL"
   log "debootstrap arm64 $SUITE into $PARTIAL (several minutes under qemu)"
@@ -135,6 +140,7 @@ debootstrap_base() {
     > "$EDGE_DIR/debootstrap.log" 2>&1 \
     || { tail -n 20 "$EDGE_DIR/debootstrap.log" >&2; die "debootstrap failed (log: $EDGE_DIR/debootstrap.log)"; }
   rm -rf "$PARTIAL/var/cache/apt/archives/"*.deb
+  echo "$PACKAGES" > "$PARTIAL/.debootstrap-done"
   log "debootstrap done in $(( $(now) - t0 ))s"
 }
 
