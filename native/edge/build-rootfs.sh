@@ -27,13 +27,15 @@ PYVER=3.11
 PACKAGES="python3,python3-venv,libpython${PYVER}-dev"
 # paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle), and
 # setuptools, which `import paddle` needs and a venv made --without-pip lacks.
-PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client setuptools"
+PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client httpx setuptools"
 VENV=/opt/paddlehot
 EDGE_DIR="${PADDLEHOT_EDGE_DIR:-${PADDLEHOT_CACHE:-$HOME/.cache/paddlehot}/edge}"
 ROOTFS="$EDGE_DIR/rootfs"
 WHEELS="$EDGE_DIR/wheels"
-# The stamp names what the rootfs holds; a different spec means a rebuild.
-SPEC="suite=$SUITE python=$PYVER paddle=$PADDLE_VERSION packages=$PACKAGES deps=$PY_DEPS"
+# The stamp names what the rootfs holds; a different spec means a rebuild. A different PY_DEPS
+# only reinstalls the wheels (DEPS_SPEC, natively, seconds).
+SPEC="suite=$SUITE python=$PYVER paddle=$PADDLE_VERSION packages=$PACKAGES"
+DEPS_SPEC="paddle=$PADDLE_VERSION deps=$PY_DEPS"
 
 PROJECT=""
 PRINT_PATH=0
@@ -145,14 +147,14 @@ debootstrap_base() {
 }
 
 download_wheels() {
-  local stamp="$WHEELS/.complete" want="paddle=$PADDLE_VERSION deps=$PY_DEPS"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  local stamp="$WHEELS/.complete"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$DEPS_SPEC" ]; then return 0; fi
   mkdir -p "$WHEELS"
   log "downloading aarch64 wheels (paddlepaddle==$PADDLE_VERSION and paddlehot's deps) into $WHEELS"
   # shellcheck disable=SC2086
   python3 -m pip download -q -d "$WHEELS" $PIP_TARGET_OPTS "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
     || die "pip download of the aarch64 wheels failed"
-  echo "$want" > "$stamp"
+  echo "$DEPS_SPEC" > "$stamp"
 }
 
 # Run a command inside the rootfs, in a private mount namespace: /proc and the bind mounts
@@ -175,7 +177,7 @@ site_packages() { echo "$1$VENV/lib/python$PYVER/site-packages"; }
 pip_into() {
   local root="$1"; shift
   # shellcheck disable=SC2086
-  python3 -m pip install -q --no-index --find-links "$WHEELS" --upgrade $PIP_TARGET_OPTS \
+  python3 -m pip install -q --no-index --find-links "$WHEELS" --upgrade --no-warn-conflicts $PIP_TARGET_OPTS \
     --target "$(site_packages "$root")" "$@" >&2 || return 1
   rm -rf "$(site_packages "$root")/bin"  # console scripts with the host's interpreter in #!
 }
@@ -188,10 +190,22 @@ make_venv() {
   # shellcheck disable=SC2086
   pip_into "$PARTIAL" "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
     || die "installing the aarch64 wheels into the rootfs venv failed"
+  echo "$DEPS_SPEC" > "$PARTIAL/.paddlehot-deps"
   log "smoke test: import paddle under qemu"
   in_rootfs "$PARTIAL" $VENV/bin/python -c 'import paddle, platform; print(platform.machine(), paddle.__version__)' >&2 \
     || die "import paddle failed inside the rootfs"
   log "venv done in $(( $(now) - t0 ))s"
+}
+
+# A reused rootfs whose wheels are not the wanted ones gets them reinstalled (no debootstrap).
+ensure_deps() {
+  if [ -f "$ROOTFS/.paddlehot-deps" ] && [ "$(cat "$ROOTFS/.paddlehot-deps")" = "$DEPS_SPEC" ]; then return 0; fi
+  download_wheels
+  log "reinstalling paddlepaddle and paddlehot's deps in the rootfs venv"
+  # shellcheck disable=SC2086
+  pip_into "$ROOTFS" "paddlepaddle==$PADDLE_VERSION" $PY_DEPS \
+    || die "installing the aarch64 wheels into the rootfs venv failed"
+  echo "$DEPS_SPEC" > "$ROOTFS/.paddlehot-deps"
 }
 
 # paddlehot itself, from a checkout: a wheel built on the host, installed without the index.
@@ -226,6 +240,7 @@ flock 9  # one builder at a time per cache dir
 ensure_binfmt
 if rootfs_ready; then
   log "reusing $ROOTFS"
+  ensure_deps
 else
   T0=$(now)
   rm -rf "$ROOTFS"
