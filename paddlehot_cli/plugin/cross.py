@@ -30,7 +30,7 @@ def _flags(rootfs: Rootfs) -> tuple[list[str], list[str]]:
         )
     cflags = [
         "-O2", "-g0", "-std=gnu11", "-fPIC", "-fvisibility=hidden", "-Wall",
-        f"-I{pdcapi.pdcapi_include_dir()}",
+        *pdcapi.include_flags(),
         *(f"-I{d}" for d in rootfs.python_include_dirs()),
         # Debian's pyconfig.h includes <TRIPLET/python3.x/pyconfig.h>; searched after the cross
         # toolchain's own headers so its glibc stays the one compiled against.
@@ -69,8 +69,7 @@ def build_cross_pdcapi(rootfs: Rootfs, cc: str, force: bool = False) -> Path:
     target, cflags, ldflags = _target_path(rootfs, cc)
     if target.is_file() and not force:
         return target
-    srcs = [str(p) for p in sorted((pdcapi.pdcapi_dir() / "src").glob("*.c"))]
-    pdcapi._compile_into(target, [*cflags, *srcs, *ldflags], cc,
+    pdcapi._compile_into(target, [*cflags, *pdcapi.compile_sources(), *ldflags], cc,
                          f"{pdcapi.SONAME} for {rootfs.arch}")
     return target
 

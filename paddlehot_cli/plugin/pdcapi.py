@@ -85,6 +85,17 @@ def _shared_sources() -> list[Path]:
     return [runtime / "memfiles.c", runtime / "memfiles.h"]
 
 
+def compile_sources() -> list[str]:
+    """The C files of one pdcapi build (its own and the shared runtime helper), for any arch."""
+    srcs = [str(p) for p in sorted((pdcapi_dir() / "src").glob("*.c"))]
+    return srcs + [str(p) for p in _shared_sources() if p.suffix == ".c"]
+
+
+def include_flags() -> list[str]:
+    """-I flags every pdcapi build needs, for any arch."""
+    return [f"-I{pdcapi_include_dir()}", f"-I{native_dir() / 'runtime'}"]
+
+
 def _sources() -> list[Path]:
     root = pdcapi_dir()
     files = (sorted((root / "src").glob("*.[ch]")) + sorted((root / "include").glob("*.h"))
@@ -131,8 +142,7 @@ def _flags() -> tuple[list[str], list[str]]:
         "-fPIC",
         "-fvisibility=hidden",
         "-Wall",
-        f"-I{pdcapi_include_dir()}",
-        f"-I{native_dir() / 'runtime'}",
+        *include_flags(),
         *py_c,
     ]
     ldflags = [
@@ -202,9 +212,7 @@ def build_pdcapi(cc: str | None = None, force: bool = False) -> Path:
     if target.is_file() and not force:
         return target
     cc_path = _require_cc(cc_name)
-    srcs = [str(p) for p in sorted((pdcapi_dir() / "src").glob("*.c"))]
-    srcs += [str(p) for p in _shared_sources() if p.suffix == ".c"]
-    _compile_into(target, [*cflags, *srcs, *ldflags], cc_path, SONAME)
+    _compile_into(target, [*cflags, *compile_sources(), *ldflags], cc_path, SONAME)
     return target
 
 
