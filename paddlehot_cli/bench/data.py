@@ -15,9 +15,14 @@ OTHER_DYNAMIC_DIM = 16  # a dynamic dim that is not the leading (batch) one
 
 
 def make_feeds(inputs: Sequence[TensorSpec], batch: int, source: str = "random",
-               variants: int = 8, seed: int = 0) -> list[dict[str, np.ndarray]]:
+               variants: int = 8, seed: int = 0) -> Sequence[dict[str, np.ndarray]]:
     if batch < 1:
         raise UserError("--batch must be >= 1")
+    from paddlehot_cli.bench.shapes import RandomShapeFeeds, parse_spec
+
+    limits = parse_spec(source)
+    if limits is not None:  # a new shape per request: the dynamic-shape memory benchmark
+        return RandomShapeFeeds(inputs, *limits, seed=seed)
     if source != "random":
         return [_from_npz(Path(source), inputs)]
     rng = np.random.default_rng(seed)

@@ -22,7 +22,8 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_plot(path: Path, reports: Sequence[BenchReport]) -> None:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or one clear error without the `plot` extra."""
     try:
         import matplotlib
 
@@ -30,6 +31,23 @@ def write_plot(path: Path, reports: Sequence[BenchReport]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib", hint="pip install 'paddlehot[plot]'") from None
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save atomically (temp file + rename) and release the figure."""
+    plt = pyplot()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_plot(path: Path, reports: Sequence[BenchReport]) -> None:
+    plt = pyplot()
     fig, (ax_time, ax_tp) = plt.subplots(1, 2, figsize=(13, 4.8))
     for report in reports:
         samples = [s for level in report.levels for s in level.samples if s.ok]
@@ -46,10 +64,4 @@ def write_plot(path: Path, reports: Sequence[BenchReport]) -> None:
     for ax in (ax_time, ax_tp):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 
+from paddlehot_cli.cli.bench_tune import AxisText
 from paddlehot_cli.cli.errors import user_errors
 from paddlehot_cli.cli.render import console, out
 
@@ -91,16 +92,22 @@ def bench(
         "swaps included), REPO:NAME@VERSION, or http://HOST:PORT/NAME "
         "(any Open Inference Protocol v2 server: paddlehot, Triton, KServe).",
     ),
-    concurrency: str = typer.Option("1", "--concurrency", "-c",
-                                    help="Concurrent clients; a comma list is a sweep: 1,2,4,8."),
-    duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds per level."),
+    concurrency: Optional[str] = typer.Option(
+        None, "--concurrency", "-c",
+        help="Concurrent clients; a comma list is a sweep: 1,2,4,8 (default 1; --tune: 2 x cores)."),
+    duration: Optional[float] = typer.Option(
+        None, "--duration", "-d", help="Seconds per level (default 10; --tune: 2 per setting)."),
     requests: Optional[int] = typer.Option(
         None, "--requests", "-n", help="Requests per level (instead of --duration)."),
     warmup: float = typer.Option(1.0, "--warmup", help="Seconds of unmeasured warm-up."),
     batch: int = typer.Option(1, "--batch", "-b", help="Batch size of every request."),
-    threads: int = typer.Option(1, "--threads", help="Intra-op threads (in-process targets)."),
-    input_data: str = typer.Option("random", "--input-data",
-                                   help="random, or FILE.npz with one array per input."),
+    threads: Optional[str] = typer.Option(
+        None, "--threads", help="Intra-op threads (in-process targets; default 1). With --tune a "
+        "comma list to sweep (default 1..cores)."),
+    input_data: str = typer.Option(
+        "random", "--input-data",
+        help="random, FILE.npz with one array per input, or random-shapes[:MAX_BATCH,MAX_LEN]: "
+        "new sizes for the dynamic dims on every request (default 8,512)."),
     rate: Optional[float] = typer.Option(
         None, "--rate", help="Open loop at R requests/s (default: closed loop)."),
     swap_every: Optional[float] = typer.Option(
@@ -117,7 +124,47 @@ def bench(
         help="Bench a trivial endpoint instead of TARGET: what the load generator itself can "
         "drive and costs per request."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write latency/throughput PNG."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Write a PNG: latency/throughput; with --tune throughput vs p99 per "
+        "setting; with --shape-memory the RSS curves."),
+    tune: bool = typer.Option(
+        False, "--tune", help="Sweep serve settings (threads, pool, batching, Paddle CPU options), "
+        "check each one's outputs, rank them, print the `paddlehot serve` flags of the best.",
+        rich_help_panel="Tuning"),
+    slo_p99: Optional[float] = typer.Option(
+        None, "--slo-p99", metavar="MS", help="--tune: only settings with p99 <= MS can win.",
+        rich_help_panel="Tuning"),
+    objective: str = typer.Option(
+        "throughput", "--objective", help="--tune: throughput | latency (p99) | memory (peak RSS).",
+        rich_help_panel="Tuning"),
+    pool_max: Optional[str] = typer.Option(
+        None, "--pool-max", help="--tune axis: predictors (and workers) per version: 1,2.",
+        rich_help_panel="Tuning"),
+    batch_size: Optional[str] = typer.Option(
+        None, "--batch-size", help="--tune axis: dynamic batching max batch: 1,4.",
+        rich_help_panel="Tuning"),
+    batch_delay_ms: Optional[str] = typer.Option(
+        None, "--batch-delay-ms", help="--tune axis: batching max delay in ms: 2.",
+        rich_help_panel="Tuning"),
+    onednn: Optional[str] = typer.Option(
+        None, "--onednn", help="--tune axis: oneDNN on,off.", rich_help_panel="Tuning"),
+    ir_optim: Optional[str] = typer.Option(
+        None, "--ir-optim", help="--tune axis: IR optimisation on (default) or on,off.",
+        rich_help_panel="Tuning"),
+    memory_optim: Optional[str] = typer.Option(
+        None, "--memory-optim", help="--tune axis: memory optimisation off,on.",
+        rich_help_panel="Tuning"),
+    onednn_cache_capacity: Optional[str] = typer.Option(
+        None, "--onednn-cache-capacity",
+        help="--tune axis / --shape-memory values: input shapes whose oneDNN kernels are kept "
+        "(0 = unbounded).", rich_help_panel="Tuning"),
+    write: bool = typer.Option(
+        False, "--write", help="--tune: save the winner to REPO/NAME/serving.json (TARGET "
+        "REPO:NAME); serve applies it, command-line flags override it.", rich_help_panel="Tuning"),
+    shape_memory: bool = typer.Option(
+        False, "--shape-memory", help="RSS over --requests (10000) random-shape requests per "
+        "oneDNN cache capacity (default: unbounded and paddlehot's default), and each capacity's "
+        "fixed-shape throughput.", rich_help_panel="Tuning"),
 ) -> None:
     """Measure tail latency, throughput, errors, CPU and peak RSS, per concurrency level.
 
@@ -132,10 +179,34 @@ def bench(
       paddlehot bench pkg/ --compare pkg/plugin.so -c 4
 
       paddlehot bench --calibrate -c 4        # the load generator against a trivial endpoint
+
+      paddlehot bench models:cnn --tune --slo-p99 20 --write   # best serve settings, saved
+
+      paddlehot bench pkg/ --shape-memory --plot rss.png      # bounded memory, dynamic shapes
     """
     from paddlehot_cli.bench.runner import BenchConfig
     from paddlehot_cli.errors import UserError
 
+    if tune or shape_memory:
+        _tuning(target, tune, shape_memory, concurrency, duration, requests, warmup, batch,
+                threads, input_data, rate, compare, swap_every, calibrate, json_out, plot,
+                slo_p99, objective, write, AxisText(threads, pool_max, batch_size, batch_delay_ms,
+                                                    onednn, ir_optim, memory_optim,
+                                                    onednn_cache_capacity))
+        return
+    tuning_only = {"--slo-p99": slo_p99, "--pool-max": pool_max, "--batch-size": batch_size,
+                   "--batch-delay-ms": batch_delay_ms, "--onednn": onednn, "--ir-optim": ir_optim,
+                   "--memory-optim": memory_optim, "--onednn-cache-capacity": onednn_cache_capacity,
+                   "--write": write or None}
+    given = [name for name, value in tuning_only.items() if value is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} only work with --tune or --shape-memory")
+    concurrency = concurrency or "1"
+    duration = 10.0 if duration is None else duration
+    threads_n = _ints(threads or "1", "--threads")
+    if len(threads_n) != 1:
+        raise UserError("--threads takes one number (a list is for --tune)")
+    threads = threads_n[0]  # type: ignore[assignment]
     cfg = BenchConfig(
         concurrency=_ints(concurrency, "--concurrency"),
         duration=None if requests is not None else duration, requests=requests, warmup=warmup,
@@ -151,6 +222,56 @@ def bench(
     if not target:
         raise UserError("missing TARGET", hint="see paddlehot bench --help")
     _run(target, cfg, threads, timeout, pid, compare, swap_every, swap_repo, json_out, plot)
+
+
+def _tuning(target, tune, shape_memory, concurrency, duration, requests, warmup, batch,  # type: ignore[no-untyped-def]
+            threads, input_data, rate, compare, swap_every, calibrate, json_out, plot, slo_p99,
+            objective, write, axes) -> None:
+    from paddlehot_cli.bench.runner import _cpu_count
+    from paddlehot_cli.bench.tune import LoadSpec
+    from paddlehot_cli.cli import bench_tune
+    from paddlehot_cli.errors import UserError
+
+    if tune and shape_memory:
+        raise UserError("--tune and --shape-memory are separate runs: pick one")
+    if not target:
+        raise UserError("missing TARGET", hint="a package dir, a plugin .so or REPO:NAME")
+    for flag, value in (("--compare", compare), ("--swap-every", swap_every),
+                        ("--calibrate", calibrate or None)):
+        if value is not None:
+            raise UserError(f"{flag} does not combine with --tune / --shape-memory")
+    conc = _ints(concurrency, "--concurrency") if concurrency else None
+    if conc is not None and len(conc) != 1:
+        raise UserError("--tune measures every setting at one load: give one --concurrency")
+    if duration is not None and duration <= 0:
+        raise UserError("--duration must be > 0")
+    if batch < 1 or warmup < 0 or (rate is not None and rate <= 0):
+        raise UserError("--batch must be >= 1, --warmup >= 0, --rate > 0")
+    if tune:
+        if requests is not None:
+            raise UserError("--tune measures each setting for --duration seconds, not -n requests")
+        load = LoadSpec(concurrency=conc[0] if conc else 2 * _cpu_count(),
+                        duration=2.0 if duration is None else duration,
+                        warmup=min(warmup, 0.5), batch=batch, input_data=input_data, rate=rate)
+        bench_tune.run_tune(target, axes, load, objective, slo_p99, write, json_out, plot)
+        return
+    if write or slo_p99 is not None or objective != "throughput":
+        raise UserError("--write, --slo-p99 and --objective belong to --tune")
+    extra = [n for n, v in (("--pool-max", axes.pool_max), ("--batch-size", axes.batch_size),
+                            ("--batch-delay-ms", axes.batch_delay_ms), ("--onednn", axes.onednn),
+                            ("--ir-optim", axes.ir_optim), ("--memory-optim", axes.memory_optim))
+             if v is not None]
+    if extra:
+        raise UserError(f"{', '.join(extra)} belong to --tune")
+    threads_n = _ints(threads or "1", "--threads")
+    if len(threads_n) != 1:
+        raise UserError("--shape-memory takes one --threads value")
+    if requests is not None and requests < 1:
+        raise UserError("--requests must be >= 1")
+    load = LoadSpec(concurrency=conc[0] if conc else 1,
+                    duration=6.0 if duration is None else duration, warmup=0.5, batch=batch)
+    bench_tune.run_shape_memory(target, axes.onednn_cache_capacity, requests or 10_000,
+                                input_data, threads_n[0], load, json_out, plot)
 
 
 def _run(target, cfg, threads, timeout, pid, compare, swap_every, swap_repo, json_out,  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from paddlehot_cli.errors import PackageError
 def load(
     path: str | Path, *, threads: int = 1, pool_min: int = 1, pool_max: int | None = None,
     c_api: Callable[[], str | Path] | None = None,
+    paddle_options: Any = None,
 ) -> Any:
     """Load a model package directory or a plugin (.so) into a servable.
 
@@ -20,12 +21,15 @@ def load(
     count per predictor; `pool_min`/`pool_max` size the pool of predictors serving concurrent calls.
     `c_api` provides libpaddle_inference_c.so for a plugin when the process cannot resolve it
     (serve, bench and the CLI pass plugin.pdcapi.build_pdcapi; core never imports it).
+    `paddle_options` (core.paddle_runtime.PaddleOptions: oneDNN, IR and memory optimisation,
+    oneDNN cache capacity) apply to packages; a plugin builds its own config through the C API.
     """
     target = Path(path)
     if target.is_dir():
         from paddlehot_cli.core.package_loader import load_package
 
-        return load_package(target, threads=threads, pool_min=pool_min, pool_max=pool_max)
+        return load_package(target, threads=threads, pool_min=pool_min, pool_max=pool_max,
+                            paddle_options=paddle_options)
     if target.suffix == ".so" and target.is_file():
         from paddlehot_cli.core.plugin_loader import load_plugin
 

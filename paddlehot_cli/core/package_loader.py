@@ -57,12 +57,15 @@ class PackageServable:
         pool_min: int = 1,
         pool_max: int | None = None,
         idle_s: float = 60.0,
+        paddle_options: paddle_runtime.PaddleOptions | None = None,
     ):
         self.path = path
         self.manifest = manifest
         self.threads = threads
+        self.paddle_options = paddle_options or paddle_runtime.PaddleOptions()
         model_name, params_name = manifest.model_files
-        config = paddle_runtime.make_config(path / model_name, path / params_name, threads)
+        config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
+                                            self.paddle_options)
         try:
             first = paddle_runtime.create_predictor(config)
         except Exception as exc:  # paddle raises RuntimeError/ValueError/OSError variously
@@ -157,7 +160,9 @@ def load_package(
     pool_max: int | None = None,
     check_outputs: bool = True,
     idle_s: float = 60.0,
+    paddle_options: paddle_runtime.PaddleOptions | None = None,
 ) -> PackageServable:
     root = Path(path)
     manifest = read_verified(root)
-    return PackageServable(root, manifest, threads, check_outputs, pool_min, pool_max, idle_s)
+    return PackageServable(root, manifest, threads, check_outputs, pool_min, pool_max, idle_s,
+                           paddle_options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,51 @@ def paddle_version() -> str:
         return str(getattr(import_paddle(), "__version__", "unknown"))
 
 
-def make_config(model_file: Path, params_file: Path, threads: int = 1) -> Any:
+# Input shapes whose oneDNN kernels a predictor keeps (0 = unbounded, Paddle's default). With
+# dynamic shapes an unbounded cache grows with every new shape seen; see DEFAULT_CACHE_WHY.
+DEFAULT_ONEDNN_CACHE_CAPACITY = 10
+DEFAULT_CACHE_WHY = "paddlehot bench --shape-memory (README: bounded memory for dynamic shapes)"
+
+
+@dataclass(frozen=True)
+class PaddleOptions:
+    """Paddle Inference CPU options applied when a predictor is created (not per request)."""
+
+    onednn: bool = True  # Paddle's CPU default where the wheel has oneDNN
+    ir_optim: bool = True
+    memory_optim: bool = False
+    onednn_cache_capacity: int = DEFAULT_ONEDNN_CACHE_CAPACITY
+
+
+def has_onednn() -> bool:
+    """Whether this paddle wheel was built with oneDNN (x86_64 wheels are, aarch64 ones are not)."""
+    paddle = import_paddle()
+    try:
+        return bool(paddle.base.core.is_compiled_with_mkldnn())
+    except AttributeError:
+        return False
+
+
+def make_config(model_file: Path, params_file: Path, threads: int = 1,
+                options: PaddleOptions | None = None) -> Any:
     """A CPU inference Config for one model, quiet, with `threads` intra-op threads."""
     import_paddle()
     from paddle import inference
 
+    opts = options or PaddleOptions()
     config = inference.Config(str(model_file), str(params_file))
     config.disable_gpu()
     config.disable_glog_info()
     config.set_cpu_math_library_num_threads(max(1, int(threads)))
+    config.switch_ir_optim(opts.ir_optim)
+    if opts.memory_optim:
+        config.enable_memory_optim()
+    if not opts.onednn:
+        config.disable_mkldnn()
+    elif has_onednn():
+        config.enable_mkldnn()
+        if opts.onednn_cache_capacity > 0:
+            config.set_mkldnn_cache_capacity(int(opts.onednn_cache_capacity))
     return config
 
 

@@ -54,6 +54,12 @@ PADDLE_CAPI_EXPORT extern void PD_ConfigEnableMemoryOptim(__pd_keep PD_Config* p
                                                           PD_Bool x);
 PADDLE_CAPI_EXPORT extern PD_Bool PD_ConfigMemoryOptimEnabled(__pd_keep PD_Config* pd_config);
 
+/* Input shapes whose oneDNN kernels a predictor keeps (0 = unbounded). Without a bound, memory
+ * grows with every distinct input shape a model with dynamic dims sees. pdcapi's default is
+ * paddlehot's (10), not Paddle's (0). */
+PADDLE_CAPI_EXPORT extern void PD_ConfigSetMkldnnCacheCapacity(__pd_keep PD_Config* pd_config,
+                                                               int32_t capacity);
+
 PADDLE_CAPI_EXPORT extern void PD_ConfigDisableGlogInfo(__pd_keep PD_Config* pd_config);
 PADDLE_CAPI_EXPORT extern PD_Bool PD_ConfigGlogInfoDisabled(__pd_keep PD_Config* pd_config);
 

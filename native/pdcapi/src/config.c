@@ -13,6 +13,7 @@ PD_Config *PD_ConfigCreate() {
   c->threads = 1;         /* Paddle's default */
   c->ir_optim = TRUE;     /* Paddle's default */
   c->glog_disabled = TRUE; /* paddlehot default: keep Paddle quiet */
+  c->onednn_cache_capacity = PHOT_DEFAULT_ONEDNN_CACHE_CAPACITY; /* paddlehot default (Paddle: 0) */
   return c;
 }
 
@@ -138,4 +139,9 @@ void PD_ConfigDisableGlogInfo(PD_Config *c) {
 PD_Bool PD_ConfigGlogInfoDisabled(PD_Config *c) {
   PHOT_CHECK_ARG(c, "PD_ConfigGlogInfoDisabled", FALSE);
   return c->glog_disabled;
+}
+
+void PD_ConfigSetMkldnnCacheCapacity(PD_Config *c, int32_t capacity) {
+  PHOT_CHECK_ARG(c, "PD_ConfigSetMkldnnCacheCapacity", );
+  c->onednn_cache_capacity = capacity > 0 ? capacity : 0;
 }

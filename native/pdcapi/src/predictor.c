@@ -60,10 +60,10 @@ PD_Predictor *PD_PredictorCreate(PD_Config *c) {
       }
     }
   }
-  res = PyObject_CallMethod(h, "create", "zzzOOiiii", prog, params, dir,
+  res = PyObject_CallMethod(h, "create", "zzzOOiiiii", prog, params, dir,
                             prog_buf ? prog_buf : Py_None, params_buf ? params_buf : Py_None,
                             (int)c->threads, (int)c->ir_optim, (int)c->memory_optim,
-                            (int)c->glog_disabled);
+                            (int)c->glog_disabled, (int)c->onednn_cache_capacity);
   if (!res) {
     phot_set_error_from_python("PD_PredictorCreate");
     goto done;

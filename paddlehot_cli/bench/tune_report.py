@@ -1,0 +1,175 @@
+"""`bench --tune` and `bench --shape-memory` reports: the ranked table (80 columns), the serve
+command to use, the JSON document and the RSS plot."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any, Sequence
+
+from paddlehot_cli.bench.tune import Result, Setting, TuneRun, default_setting
+
+SCHEMA = "paddlehot.bench-tune/1"
+SHAPES_SCHEMA = "paddlehot.bench-shape-memory/1"
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def check_cell(result: Result) -> str:
+    if result.error:
+        return "[red]error[/red]"
+    check = result.check or {}
+    if not check.get("checked"):
+        return "[yellow]?[/yellow]"
+    if result.drift:
+        return "[red]drift[/red]"  # the error itself is listed under the table
+    return "ok"
+
+
+def results_table(run: TuneRun, winner: Result | None, limit: int | None = None) -> Any:
+    """Ranked first (best first), then the unranked: drifting or failing settings. Fits 80
+    columns; `*` marks serve's defaults."""
+    from rich import box
+    from rich.table import Table
+
+    default = default_setting()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left",
+                  title=f"{run.target.name} {run.target.version}: {len(run.results)} settings, "
+                        f"c={run.load.concurrency}" + (f", rate {run.load.rate:g}/s"
+                                                       if run.load.rate else ""))
+    for col in ("#", "thr", "pool", "batch", "paddle", "req/s", "p50", "p99", "CPU%", "RSS",
+                "check"):
+        table.add_column(col, justify="left" if col in ("batch", "paddle", "check") else "right",
+                         no_wrap=True)
+    ordered = sorted(run.results, key=lambda r: (r.rank is None, r.rank or 0, -r.throughput()))
+    for r in ordered[:limit] if limit else ordered:
+        s = r.setting
+        level = r.level or {}
+        lat = level.get("latency_ms") or {}
+        style = "bold green" if r is winner else ("dim" if r.rank is None else None)
+        p99 = _f(lat.get("p99"))
+        if r.meets_slo is False:
+            p99 = f"[red]{p99}[/red]"
+        table.add_row(
+            f"{r.rank or '-'}{'*' if s == default else ''}", str(s.threads), str(s.pool_max),
+            str(s.batch_size) + (f"/{s.batch_delay_ms:g}ms" if s.batch_size > 1 else ""),
+            paddle_cell(s), _f(level.get("throughput_rps")), _f(lat.get("p50")), p99,
+            _f(level.get("cpu_percent"), 0), _f(level.get("peak_rss_mb"), 0), check_cell(r),
+            style=style)
+    table.caption = "* serve's defaults; latency in ms, RSS in MB (peak of the measuring process)"
+    return table
+
+
+def paddle_cell(s: Setting) -> str:
+    parts = [name for name, on in (("dnn", s.onednn), ("ir", s.ir_optim), ("mem", s.memory_optim))
+             if on]
+    if s.onednn:
+        parts.append(f"c{s.onednn_cache_capacity}" if s.onednn_cache_capacity else "c∞")
+    return " ".join(parts) or "-"
+
+
+def serve_command(run: TuneRun, setting: Setting) -> str:
+    repo = str(run.target.model_dir.parent) if run.target.model_dir else "REPO"
+    flags = setting.serve_flags(paddle_options=run.target.kind == "package")
+    if run.target.kind == "plugin":
+        flags.append("--prefer plugin")
+    return " ".join(["paddlehot serve", repo, *flags])
+
+
+def tune_json(run: TuneRun, grid: dict[str, Any], objective: str, slo: float | None,
+              winner: Result | None, written: Path | None) -> dict[str, Any]:
+    from paddlehot_cli.bench.runner import _cpu_count
+
+    return {
+        "schema": SCHEMA,
+        "target": run.target.spec, "kind": run.target.kind, "name": run.target.name,
+        "version": run.target.version,
+        "machine": {"cpus": _cpu_count(), "arch": platform.machine(),
+                    "python": platform.python_version()},
+        "load": {"concurrency": run.load.concurrency, "duration_s": run.load.duration,
+                 "warmup_s": run.load.warmup, "batch": run.load.batch,
+                 "input_data": run.load.input_data, "rate": run.load.rate},
+        "objective": objective, "slo_p99_ms": slo, "grid": grid,
+        "results": [r.to_json() for r in sorted(
+            run.results, key=lambda r: (r.rank is None, r.rank or 0))],
+        "winner": None if winner is None else {
+            "label": winner.setting.label(), "settings": winner.setting.to_settings().given(),
+            "serve_command": serve_command(run, winner.setting)},
+        "default": default_setting().to_settings().given(),
+        "confirm": run.confirm,
+        "written": str(written) if written else None,
+    }
+
+
+def tuned_provenance(run: TuneRun, winner: Result, objective: str,
+                     slo: float | None) -> dict[str, Any]:
+    """The `tuned` object of serving.json: what measured these settings, on what."""
+    import datetime
+
+    from paddlehot_cli.bench.runner import _cpu_count
+
+    level = winner.level or {}
+    return {
+        "by": "paddlehot bench --tune", "version": run.target.version,
+        "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "objective": objective, "slo_p99_ms": slo, "concurrency": run.load.concurrency,
+        "throughput_rps": level.get("throughput_rps"),
+        "p99_ms": (level.get("latency_ms") or {}).get("p99"),
+        "machine": {"cpus": _cpu_count(), "arch": platform.machine()},
+    }
+
+
+def shapes_table(summary: dict[str, Any]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left",
+                  title=f"RSS over {summary['requests']} random-shape requests "
+                        f"(batch 1..{summary['max_batch']}, length 1..{summary['max_len']})")
+    for col in ("oneDNN cache", "start MB", "end MB", "peak MB", "growth", "2nd half",
+                "fixed req/s", "vs 0"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in summary["capacities"]:
+        cap = row["onednn_cache_capacity"]
+        table.add_row(
+            "unbounded" if cap == 0 else str(cap), _f(row["rss_start_mb"], 0),
+            _f(row["rss_end_mb"], 0), _f(row["rss_peak_mb"], 0), f"{row['growth_mb']:+.0f}",
+            f"{row['late_growth_mb']:+.0f}", _f(row["fixed_throughput_rps"]),
+            _f(row["fixed_throughput_vs_unbounded"], 3))
+    return table
+
+
+def write_shapes_plot(path: Path, summary: dict[str, Any]) -> None:
+    from paddlehot_cli.bench.report import save_figure, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for row in summary["capacities"]:
+        cap = row["onednn_cache_capacity"]
+        xs, ys = zip(*row["curve"])
+        ax.plot(xs, ys, label=f"oneDNN cache {'unbounded' if cap == 0 else cap}")
+    ax.set(xlabel="random-shape requests", ylabel="RSS (MB)",
+           title=f"RSS under dynamic shapes (batch 1..{summary['max_batch']}, "
+                 f"length 1..{summary['max_len']})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def write_tune_plot(path: Path, results: Sequence[Result], winner: Result | None) -> None:
+    """Throughput vs p99 per setting: the frontier a p99 target cuts through."""
+    from paddlehot_cli.bench.report import save_figure, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for r in results:
+        if r.level is None or r.p99() is None:
+            continue
+        color = "red" if r.drift else ("green" if r is winner else "tab:blue")
+        ax.scatter([r.p99()], [r.throughput()], color=color, s=18)
+        ax.annotate(r.setting.label(), (r.p99(), r.throughput()), fontsize=6)
+    ax.set(xlabel="p99 latency (ms)", ylabel="requests/s", title="Settings: throughput vs p99")
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
