@@ -37,7 +37,8 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port (0 picks a free one)."),
-    threads: int = typer.Option(1, "--threads", help="Intra-op threads per predictor."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Intra-op threads per predictor [default: 1, or serving.json]."),
     poll_interval: float = typer.Option(
         2.0, "--poll-interval", help="Seconds between repository polls (fallback for file events)."
     ),
@@ -58,9 +59,22 @@ def serve(
         False, "--resource-preserving",
         help="Unload the old version before loading the new one (less memory; downtime during swaps).",
     ),
-    batch_size: int = typer.Option(1, "--batch-size", help="Dynamic batching: max batch (1 = off)."),
-    batch_delay_ms: float = typer.Option(0.0, "--batch-delay-ms", help="Dynamic batching: max queue delay."),
-    pool_max: int = typer.Option(1, "--pool-max", help="Predictors (and worker threads) per version."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Dynamic batching: max batch (1 = off) [default: 1, or serving.json]."),
+    batch_delay_ms: float | None = typer.Option(
+        None, "--batch-delay-ms", help="Dynamic batching: max queue delay [default: 0, or serving.json]."),
+    pool_max: int | None = typer.Option(
+        None, "--pool-max", help="Predictors (and worker threads) per version [default: 1, or serving.json]."),
+    # serving.json hook (issue 13): Paddle CPU options; given flags override REPO/NAME/serving.json
+    onednn: bool | None = typer.Option(
+        None, "--onednn/--no-onednn", help="oneDNN kernels [default: on where the wheel has them, or serving.json]."),
+    ir_optim: bool | None = typer.Option(
+        None, "--ir-optim/--no-ir-optim", help="Paddle IR optimisation [default: on, or serving.json]."),
+    memory_optim: bool | None = typer.Option(
+        None, "--memory-optim/--no-memory-optim", help="Paddle memory optimisation [default: off, or serving.json]."),
+    onednn_cache_capacity: int | None = typer.Option(
+        None, "--onednn-cache-capacity",
+        help="Paddle's per-predictor oneDNN shape cache, 0 = off [default: 0, or serving.json]."),
     max_body_mb: float = typer.Option(
         64.0, "--max-body-mb", help="Larger request bodies get 413 (every endpoint)."),
     max_queue: int = typer.Option(
@@ -94,6 +108,9 @@ def serve(
     in; the old version is released when its last request is done. SIGTERM drains in-flight
     requests and exits 0.
 
+    Per-model settings come from REPO/NAME/serving.json (`paddlehot bench REPO:NAME --tune
+    --write` writes it); a flag given here overrides it for every model.
+
     Examples:
 
       paddlehot serve models/ --port 8000 --threads 2
@@ -102,19 +119,25 @@ def serve(
 
       paddlehot serve models/ --follow oci://registry.local:5000/models/mlp:stable
     """
+    from paddlehot_cli.core.serving_settings import ServingSettings
     from paddlehot_cli.core.version_policy import VersionPolicy
     from paddlehot_cli.errors import UserError
     from paddlehot_cli.serve.runtime import Runtime, ServeConfig
 
     for name, value in (("--threads", threads), ("--batch-size", batch_size), ("--pool-max", pool_max)):
-        if value < 1:
+        if value is not None and value < 1:
             raise UserError(f"{name} must be at least 1")
     if not 0 <= port <= 65535:
         raise UserError(f"--port {port} is not a TCP port")
     if max_queue < 0:
         raise UserError("--max-queue must be 0 (automatic) or more")
-    if poll_interval <= 0 or batch_delay_ms < 0 or max_body_mb <= 0:
+    if poll_interval <= 0 or (batch_delay_ms or 0) < 0 or max_body_mb <= 0:
         raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
+    if onednn_cache_capacity is not None and onednn_cache_capacity < 0:
+        raise UserError("--onednn-cache-capacity must be >= 0 (0 = unbounded)")
+    flags = ServingSettings(threads=threads, pool_max=pool_max, batch_size=batch_size,
+                            batch_delay_ms=batch_delay_ms, onednn=onednn, ir_optim=ir_optim,
+                            memory_optim=memory_optim, onednn_cache_capacity=onednn_cache_capacity)
     if repo is not None and not repo.is_dir():
         raise UserError(f"model repository {repo} is not a directory")
     if follow:
@@ -131,15 +154,14 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     cfg = ServeConfig(
-        repo=repo or Path("."), host=host, port=port, threads=threads, poll_interval=poll_interval,
+        repo=repo or Path("."), host=host, port=port, poll_interval=poll_interval,
         prefer=prefer, admin_token=admin_token,
         policy=VersionPolicy(latest=max_versions, versions=tuple(versions) if versions else None,
                              keep_previous=keep_previous),
-        resource_preserving=resource_preserving, max_batch=batch_size,
-        batch_delay_ms=batch_delay_ms, pool_max=pool_max, max_body_mb=max_body_mb,
+        resource_preserving=resource_preserving, max_body_mb=max_body_mb,
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
         follow=list(follow or []), follow_interval=follow_interval, insecure=insecure,
-        max_queue=max_queue, state_dir=state_dir,
+        max_queue=max_queue, state_dir=state_dir, flags=flags,
     )
     def _early_stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit

@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -470,10 +470,14 @@ class Manager:
     def _make_batcher(self, model: str, version: str, servable: Servable) -> Batcher:
         names = [s.name for s in servable.manifest.inputs]
         batchable = all(s.shape and s.shape[0] == -1 for s in servable.manifest.inputs)
+        # serving.json hook (issue 13): the loader may set per-model batching on the servable
+        max_batch, delay_s, workers = getattr(servable, "batching", None) or (
+            self.config.max_batch, self.config.batch_delay_s, self.config.workers)
         return Batcher(
-            servable.run_checked, names, batchable=batchable, max_batch=self.config.max_batch,
-            max_delay_s=self.config.batch_delay_s, workers=self.config.workers,
-            max_queue=self.config.queue_limit(), name=f"paddlehot-infer-{model}-{version}",
+            servable.run_checked, names, batchable=batchable, max_batch=max_batch,
+            max_delay_s=delay_s, workers=workers,
+            max_queue=replace(self.config, max_batch=max_batch, workers=workers).queue_limit(),
+            name=f"paddlehot-infer-{model}-{version}",
         )
 
     def _load_failed(self, m: _Model, version: str, path: Path, exc: Exception,

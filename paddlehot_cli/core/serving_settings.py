@@ -205,8 +205,9 @@ class SettingsResolver:
         try:
             found, error = read_settings(model_dir), None
         except SettingsError as exc:
-            found, error = None, exc.message
-            log.error("%s; serving %s with the defaults and flags", error, model_dir.name)
+            log.error("%s; serving %s with the defaults and flags", exc.message, model_dir.name)
+            # what HTTP callers see names the file within the repository, not the server's path
+            found, error = None, exc.message.replace(str(model_dir), model_dir.name)
         self._cache[model_dir] = (sig, found, error)
         return found, error
 

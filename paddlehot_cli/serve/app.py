@@ -265,7 +265,8 @@ class Server:
             "platform": "paddlehot_plugin" if getattr(servable, "kind", "") == "plugin" else self.options.platform,
             "inputs": protocol.tensor_metadata(manifest.inputs),
             "outputs": protocol.tensor_metadata(manifest.outputs),
-            "parameters": {"version": version},
+            # serving.json hook (issue 13): the settings this version runs with, and their source
+            "parameters": {"version": version, "serving": getattr(servable, "serving", None)},
         })
 
     async def _body(self, request: Request) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any
 
 from paddlehot_cli.core import load
 from paddlehot_cli.core.manager import Manager, ManagerConfig
+from paddlehot_cli.core.serving_settings import ServingSettings, SettingsResolver
 from paddlehot_cli.core.source import RepositorySource
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
@@ -52,6 +53,15 @@ class ServeConfig:
     insecure: bool = False
     max_queue: int = 0  # per version; 0: from the pool size (32 per worker and batch slot)
     state_dir: Path | None = None  # admin label changes persist here
+    # serving.json hook (issue 13): threads/pool_max/max_batch/batch_delay_ms above are the
+    # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
+    # the command line) overrides both
+    flags: ServingSettings = field(default_factory=ServingSettings)
+
+    def settings_resolver(self) -> SettingsResolver:
+        defaults = ServingSettings(threads=self.threads, pool_max=self.pool_max,
+                                   batch_size=self.max_batch, batch_delay_ms=self.batch_delay_ms)
+        return SettingsResolver(defaults, self.flags)
 
 
 def is_loopback(host: str) -> bool:
@@ -63,8 +73,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_loader(cfg: ServeConfig):
+def make_loader(cfg: ServeConfig, resolver: SettingsResolver | None = None):
+    resolver = resolver or cfg.settings_resolver()
+
     def open_version(path: Path) -> Any:
+        # serving.json hook (issue 13): this model's settings, tagged on the servable for the
+        # manager (batching) and the metadata endpoint
+        resolved = resolver.resolve(path.parent)
+        s = resolved.settings
+        servable = None
         if cfg.prefer == "plugin":
             if (path / "plugin.so").is_file():
                 # plugin hook: checksums, plugin.so.sha256 and the embedded name/version are
@@ -73,10 +90,17 @@ def make_loader(cfg: ServeConfig):
                 from paddlehot_cli.core.plugin_loader import load_published_plugin
                 from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
-                return load_published_plugin(path, threads=cfg.threads, pool_min=1,
-                                             pool_max=cfg.pool_max, c_api=build_pdcapi)
-            log.warning("%s has no plugin.so: serving the package (--prefer plugin)", path)
-        return load(path, threads=cfg.threads, pool_min=1, pool_max=cfg.pool_max)
+                servable = load_published_plugin(path, threads=s.threads, pool_min=1,
+                                                 pool_max=s.pool_max, c_api=build_pdcapi)
+            else:
+                log.warning("%s has no plugin.so: serving the package (--prefer plugin)", path)
+        if servable is None:
+            servable = load(path, threads=s.threads, pool_min=1, pool_max=s.pool_max,
+                            paddle_options=s.paddle_options())
+        servable.serving = {**resolved.to_json(),
+                            "paddle_options_applied": getattr(servable, "kind", "") != "plugin"}
+        servable.batching = (s.batch_size, s.batch_delay_ms / 1000.0, s.pool_max)
+        return servable
 
     def loader(path: Path) -> Any:
         servable = open_version(path)
@@ -104,8 +128,9 @@ class Runtime:
         self.cfg = cfg
         self.metrics = Metrics()
         self.listeners = [self.metrics.on_event]  # Manager events: metrics, serve --follow
+        self.settings = cfg.settings_resolver()
         self.manager = Manager(
-            make_loader(cfg),
+            make_loader(cfg, self.settings),
             ManagerConfig(
                 policy=cfg.policy, resource_preserving=cfg.resource_preserving,
                 max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
@@ -129,6 +154,7 @@ class Runtime:
             on_labels=self.state.save if self.state is not None else None,
         )
         self.server = Server(self.manager, self.metrics, options)
+        self.server.index_hooks.append(self._serving_json_rows)  # serving.json hook (issue 13)
         self.sock: socket.socket | None = None
         self.uvicorn: Any = None
         self._thread: threading.Thread | None = None
@@ -137,6 +163,19 @@ class Runtime:
             from paddlehot_cli.fleet.follower import attach
 
             self.follower = attach(self)
+
+    def _serving_json_rows(self, rows: list[dict]) -> list[dict]:
+        """A malformed REPO/NAME/serving.json shows on that model's rows of the index."""
+        errors = {name: self.settings.error(self.cfg.repo / name) for name in {r["name"] for r in rows}}
+        out = []
+        for row in rows:
+            error = errors.get(row["name"])
+            if error:
+                reason = "; ".join(filter(None, (row.get("reason", ""), "serving.json ignored, "
+                                                 "defaults in use")))
+                row = {**row, "serving_json_error": error, "reason": reason}
+            out.append(row)
+        return out
 
     @property
     def port(self) -> int:
