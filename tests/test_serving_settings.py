@@ -63,10 +63,10 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     assert resolved.from_flags == ("pool_max",)
 
 
-def test_pdcapi_default_cache_capacity_is_core_default():
+def test_pdcapi_bounds_the_onednn_primitive_cache_like_core():
     header = (ROOT / "native/pdcapi/src/internal.h").read_text()
-    value = re.search(r"#define PHOT_DEFAULT_ONEDNN_CACHE_CAPACITY (\d+)", header)
-    assert value and int(value.group(1)) == paddle_runtime.DEFAULT_ONEDNN_CACHE_CAPACITY
+    value = re.search(r'#define PHOT_DEFAULT_ONEDNN_PRIMITIVE_CACHE "(\d+)"', header)
+    assert value and int(value.group(1)) == paddle_runtime.DEFAULT_ONEDNN_PRIMITIVE_CACHE
 
 
 @pytest.fixture(scope="module")

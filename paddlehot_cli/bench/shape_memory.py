@@ -1,99 +1,105 @@
-"""`bench --shape-memory`: RSS under random-shape traffic, per oneDNN cache capacity, and what
-each capacity costs on fixed-shape traffic.
+"""`bench --shape-memory`: RSS under random-shape traffic per oneDNN cache bound, and what each
+bound costs on fixed-shape traffic.
 
-Each capacity runs in its own process (RSS is per process; the capacity applies at predictor
-creation). First the fixed-shape throughput of every capacity, interleaved (A B A B ...) so the
-ratio sees the same noise on a shared box; then, one process after the other, N requests with a
-new random shape each (bench.shapes), RSS sampled every K requests.
+Two caches are compared: oneDNN's process-wide primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY,
+1024 kernels by default; paddlehot sets a lower bound) and Paddle's per-predictor shape cache
+(Config.set_mkldnn_cache_capacity, off by default). Each variant runs in its own process (RSS is
+per process; both apply from the first kernel). First the fixed-shape throughput of every
+variant, interleaved (A B A B ...) so the ratios see the same noise on a shared box; then, one
+process after the other, N requests with a new random shape each (bench.shapes), RSS sampled
+every K requests.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import itertools
+from dataclasses import asdict, replace
 from typing import Any, Callable, Sequence
 
-from paddlehot_cli.bench.tune import (LoadSpec, Setting, TuneTarget, WorkerError, WorkerProcess,
-                                      default_setting)
+from paddlehot_cli.bench.tune import LoadSpec, TuneTarget, WorkerError, WorkerProcess, default_setting
+from paddlehot_cli.core.paddle_runtime import ONEDNN_PRIMITIVE_CACHE_ENV
 from paddlehot_cli.errors import UserError
 
-UNBOUNDED = 0
+ONEDNN_DEFAULT_PRIMITIVE_CACHE = 1024  # oneDNN's own default
 
 
 def run_shape_memory(
-    target: TuneTarget, capacities: Sequence[int], requests: int, every: int,
-    max_batch: int, max_len: int, threads: int, fixed: LoadSpec, rounds: int = 3,
-    progress: Callable[[str, int], None] = lambda what, n: None,
+    target: TuneTarget, primitive_caches: Sequence[int], shape_caches: Sequence[int],
+    requests: int, every: int, max_batch: int, max_len: int, threads: int, fixed: LoadSpec,
+    rounds: int = 6, progress: Callable[[str, int], None] = lambda what, n: None,
 ) -> dict[str, Any]:
     if target.kind != "package":
         raise UserError("--shape-memory needs a package (a plugin sets its own Paddle options "
                         "through the C API)")
     base = replace(default_setting(), threads=threads)
-    workers: dict[int, WorkerProcess] = {}
-    runs: dict[int, dict[str, Any]] = {}
+    variants = list(itertools.product(primitive_caches, shape_caches))
+    workers: dict[tuple[int, int], WorkerProcess] = {}
+    runs: dict[tuple[int, int], dict[str, Any]] = {}
     try:
-        for cap in capacities:
-            workers[cap] = WorkerProcess()
-            setting = replace(base, onednn_cache_capacity=cap)
-            opened = workers[cap].call({"cmd": "open", "path": str(target.path),
-                                        "setting": _as_dict(setting),
-                                        "validation_dir": str(target.validation_dir)})
-            runs[cap] = {"onednn_cache_capacity": cap, "check": opened["check"],
-                         "rss_after_load_mb": opened["rss_mb"], "fixed": []}
+        for prim, cap in variants:
+            worker = workers[(prim, cap)] = WorkerProcess({ONEDNN_PRIMITIVE_CACHE_ENV: str(prim)})
+            opened = worker.call({"cmd": "open", "path": str(target.path),
+                                  "setting": asdict(replace(base, onednn_cache_capacity=cap)),
+                                  "validation_dir": str(target.validation_dir)})
+            runs[(prim, cap)] = {"primitive_cache": prim, "onednn_cache_capacity": cap,
+                                 "check": opened["check"], "rss_after_load_mb": opened["rss_mb"],
+                                 "fixed": []}
         per_round = replace(fixed, duration=fixed.duration / rounds)
-        for _ in range(rounds):
-            for cap, worker in workers.items():
+        for index in range(rounds):
+            order = list(workers.items())
+            # A B, then B A: drift in the box's load during a round hits every variant alike
+            for key, worker in order if index % 2 == 0 else order[::-1]:
                 answer = worker.call(per_round.command(),
-                                     lambda n, c=cap: progress(f"fixed shape, capacity {c}", n))
-                runs[cap]["fixed"].append(answer["level"])
-        for cap, worker in workers.items():
+                                     lambda n, k=key: progress(f"fixed shape, {_name(k)}", n))
+                runs[key]["fixed"].append(answer["level"])
+        for key, worker in workers.items():
             answer = worker.call({"cmd": "shapes", "n": requests, "every": every,
                                   "max_batch": max_batch, "max_len": max_len},
-                                 lambda n, c=cap: progress(f"random shapes, capacity {c}", n))
-            runs[cap].update(curve=answer["curve"], shapes_seconds=answer["seconds"])
+                                 lambda n, k=key: progress(f"random shapes, {_name(k)}", n))
+            runs[key].update(curve=answer["curve"], shapes_seconds=answer["seconds"])
             worker.call({"cmd": "close"})
     except WorkerError as exc:
         raise UserError(f"--shape-memory: {exc}") from None
     finally:
         for worker in workers.values():
             worker.close()
-    return _summary(runs, requests, max_batch, max_len, threads, fixed)
+    return _summary(list(runs.values()), requests, max_batch, max_len, threads, fixed)
 
 
-def _as_dict(setting: Setting) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(setting)
+def _name(key: tuple[int, int]) -> str:
+    return f"primitive cache {key[0]}, shape cache {key[1]}"
 
 
-def _summary(runs: dict[int, dict[str, Any]], requests: int, max_batch: int, max_len: int,
+def _summary(runs: list[dict[str, Any]], requests: int, max_batch: int, max_len: int,
              threads: int, fixed: LoadSpec) -> dict[str, Any]:
     rows = []
-    for cap, run in runs.items():
-        levels = run["fixed"]
+    for run in runs:
+        levels = run.pop("fixed")
         ok = sum(lv["ok"] for lv in levels)
         seconds = sum(lv["duration_s"] for lv in levels)
         curve = run["curve"]
         start = curve[0][1]
         rows.append({
-            "onednn_cache_capacity": cap,
+            **run,
             "fixed_throughput_rps": round(ok / seconds, 2) if seconds else 0.0,
+            "fixed_p99_ms": sorted(lv["latency_ms"]["p99"] or 0 for lv in levels)[len(levels) // 2],
             "rss_start_mb": start, "rss_end_mb": curve[-1][1],
             "rss_peak_mb": max(rss for _, rss in curve),
             "growth_mb": round(curve[-1][1] - start, 1),
+            "random_shape_rps": round(requests / run["shapes_seconds"], 2)
+            if run["shapes_seconds"] else None,
             # growth over the second half: still creeping, or bounded?
             "late_growth_mb": round(curve[-1][1] - _at(curve, requests // 2), 1),
-            "check": run["check"], "curve": curve, "shapes_seconds": run["shapes_seconds"],
         })
-    ref = next((r for r in rows if r["onednn_cache_capacity"] == UNBOUNDED), rows[0])
+    base = rows[0]["fixed_throughput_rps"]
     for row in rows:
-        base = ref["fixed_throughput_rps"]
-        row["fixed_throughput_vs_unbounded"] = (round(row["fixed_throughput_rps"] / base, 3)
-                                                if base else None)
+        row["fixed_throughput_vs_first"] = (round(row["fixed_throughput_rps"] / base, 3)
+                                            if base else None)
     return {"requests": requests, "max_batch": max_batch, "max_len": max_len,
             "threads": threads, "fixed_load": {"concurrency": fixed.concurrency,
                                                "duration_s": fixed.duration,
                                                "batch": fixed.batch},
-            "capacities": rows}
+            "variants": rows}
 
 
 def _at(curve: Sequence[Sequence[float]], n: int) -> float:

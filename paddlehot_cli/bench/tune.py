@@ -52,7 +52,7 @@ class Setting:
         batch = f"b{self.batch_size}" + (f"@{self.batch_delay_ms:g}ms" if self.batch_size > 1 else "")
         paddle = "+".join(name for name, on in (
             ("dnn", self.onednn), ("ir", self.ir_optim), ("mem", self.memory_optim)) if on)
-        cache = f" c{self.onednn_cache_capacity or '∞'}" if self.onednn else ""
+        cache = f" c{self.onednn_cache_capacity}" if self.onednn and self.onednn_cache_capacity else ""
         return f"t{self.threads} p{self.pool_max} {batch} {paddle or '-'}{cache}"
 
     def serve_flags(self, paddle_options: bool = True) -> list[str]:
@@ -153,9 +153,10 @@ class WorkerError(RuntimeError):
 class WorkerProcess:
     """A tune_worker child: one JSON command in, progress lines and one JSON answer out."""
 
-    def __init__(self, threads_hint: int = 1):
+    def __init__(self, env_extra: dict[str, str] | None = None):
         env = dict(os.environ)
         env.setdefault("KMP_BLOCKTIME", "0")  # as serve sets it
+        env.update(env_extra or {})
         self._log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "paddlehot_cli.bench.tune_worker"], stdin=subprocess.PIPE,

@@ -65,8 +65,8 @@ def results_table(run: TuneRun, winner: Result | None, limit: int | None = None)
 def paddle_cell(s: Setting) -> str:
     parts = [name for name, on in (("dnn", s.onednn), ("ir", s.ir_optim), ("mem", s.memory_optim))
              if on]
-    if s.onednn:
-        parts.append(f"c{s.onednn_cache_capacity}" if s.onednn_cache_capacity else "c∞")
+    if s.onednn and s.onednn_cache_capacity:
+        parts.append(f"c{s.onednn_cache_capacity}")
     return " ".join(parts) or "-"
 
 
@@ -125,31 +125,35 @@ def shapes_table(summary: dict[str, Any]) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left",
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
+                  title_justify="left",
                   title=f"RSS over {summary['requests']} random-shape requests "
                         f"(batch 1..{summary['max_batch']}, length 1..{summary['max_len']})")
-    for col in ("oneDNN cache", "start MB", "end MB", "peak MB", "growth", "2nd half",
-                "fixed req/s", "vs 0"):
+    for col in ("prim.", "shape", "start MB", "end MB", "growth", "2nd half", "random/s",
+                "fixed/s", "ratio"):
         table.add_column(col, justify="right", no_wrap=True)
-    for row in summary["capacities"]:
-        cap = row["onednn_cache_capacity"]
+    for row in summary["variants"]:
         table.add_row(
-            "unbounded" if cap == 0 else str(cap), _f(row["rss_start_mb"], 0),
-            _f(row["rss_end_mb"], 0), _f(row["rss_peak_mb"], 0), f"{row['growth_mb']:+.0f}",
-            f"{row['late_growth_mb']:+.0f}", _f(row["fixed_throughput_rps"]),
-            _f(row["fixed_throughput_vs_unbounded"], 3))
+            str(row["primitive_cache"]), str(row["onednn_cache_capacity"] or "off"),
+            _f(row["rss_start_mb"], 0), _f(row["rss_end_mb"], 0), f"{row['growth_mb']:+.0f}",
+            f"{row['late_growth_mb']:+.0f}", _f(row["random_shape_rps"]),
+            _f(row["fixed_throughput_rps"]), _f(row["fixed_throughput_vs_first"], 3))
+    table.caption = ("prim.: oneDNN primitive cache (kernels, process-wide); shape: Paddle's "
+                     "per-predictor shape cache; random/s: requests/s in the random-shape phase; "
+                     "fixed/s: at one fixed shape; ratio: fixed/s vs the first row")
     return table
 
 
 def write_shapes_plot(path: Path, summary: dict[str, Any]) -> None:
-    from paddlehot_cli.bench.report import save_figure, pyplot
+    from paddlehot_cli.bench.report import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for row in summary["capacities"]:
-        cap = row["onednn_cache_capacity"]
+    for row in summary["variants"]:
         xs, ys = zip(*row["curve"])
-        ax.plot(xs, ys, label=f"oneDNN cache {'unbounded' if cap == 0 else cap}")
+        shape = row["onednn_cache_capacity"]
+        ax.plot(xs, ys, label=f"oneDNN primitive cache {row['primitive_cache']}"
+                + (f", Paddle shape cache {shape}" if shape else ""))
     ax.set(xlabel="random-shape requests", ylabel="RSS (MB)",
            title=f"RSS under dynamic shapes (batch 1..{summary['max_batch']}, "
                  f"length 1..{summary['max_len']})")
@@ -160,7 +164,7 @@ def write_shapes_plot(path: Path, summary: dict[str, Any]) -> None:
 
 def write_tune_plot(path: Path, results: Sequence[Result], winner: Result | None) -> None:
     """Throughput vs p99 per setting: the frontier a p99 target cuts through."""
-    from paddlehot_cli.bench.report import save_figure, pyplot
+    from paddlehot_cli.bench.report import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8))

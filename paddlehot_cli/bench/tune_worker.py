@@ -116,7 +116,8 @@ class Worker:
             common = [n for n in names if n in expected]
             checks += compare_outputs([expected[n] for n in common], [got[n] for n in common],
                                       common, atol, rtol, index, "")
-        problems += [f"case {c.case}: '{c.output}' {c.problem}" for c in checks if not c.passed]
+        problems += [f"case {c.case}: '{c.name}' {c.problem} (max abs err {c.max_abs_err:.3g})"
+                     for c in checks if not c.passed]
         errs = [c.max_abs_err for c in checks if c.max_abs_err == c.max_abs_err]
         return {"checked": True, "passed": not problems, "cases": len(cases),
                 "max_abs_err": max(errs) if errs else None, "atol": atol, "rtol": rtol,

@@ -163,8 +163,11 @@ def bench(
         "REPO:NAME); serve applies it, command-line flags override it.", rich_help_panel="Tuning"),
     shape_memory: bool = typer.Option(
         False, "--shape-memory", help="RSS over --requests (10000) random-shape requests per "
-        "oneDNN cache capacity (default: unbounded and paddlehot's default), and each capacity's "
-        "fixed-shape throughput.", rich_help_panel="Tuning"),
+        "oneDNN cache bound, and each bound's fixed-shape throughput (package targets).",
+        rich_help_panel="Tuning"),
+    primitive_cache: Optional[str] = typer.Option(
+        None, "--primitive-cache", help="--shape-memory: oneDNN primitive cache capacities to "
+        "compare (default 1024,256: oneDNN's and paddlehot's).", rich_help_panel="Tuning"),
 ) -> None:
     """Measure tail latency, throughput, errors, CPU and peak RSS, per concurrency level.
 
@@ -190,14 +193,14 @@ def bench(
     if tune or shape_memory:
         _tuning(target, tune, shape_memory, concurrency, duration, requests, warmup, batch,
                 threads, input_data, rate, compare, swap_every, calibrate, json_out, plot,
-                slo_p99, objective, write, AxisText(threads, pool_max, batch_size, batch_delay_ms,
+                slo_p99, objective, write, primitive_cache, AxisText(threads, pool_max, batch_size, batch_delay_ms,
                                                     onednn, ir_optim, memory_optim,
                                                     onednn_cache_capacity))
         return
     tuning_only = {"--slo-p99": slo_p99, "--pool-max": pool_max, "--batch-size": batch_size,
                    "--batch-delay-ms": batch_delay_ms, "--onednn": onednn, "--ir-optim": ir_optim,
                    "--memory-optim": memory_optim, "--onednn-cache-capacity": onednn_cache_capacity,
-                   "--write": write or None}
+                   "--write": write or None, "--primitive-cache": primitive_cache}
     given = [name for name, value in tuning_only.items() if value is not None]
     if given:
         raise UserError(f"{', '.join(given)} only work with --tune or --shape-memory")
@@ -226,7 +229,7 @@ def bench(
 
 def _tuning(target, tune, shape_memory, concurrency, duration, requests, warmup, batch,  # type: ignore[no-untyped-def]
             threads, input_data, rate, compare, swap_every, calibrate, json_out, plot, slo_p99,
-            objective, write, axes) -> None:
+            objective, write, primitive_cache, axes) -> None:
     from paddlehot_cli.bench.runner import _cpu_count
     from paddlehot_cli.bench.tune import LoadSpec
     from paddlehot_cli.cli import bench_tune
@@ -248,6 +251,9 @@ def _tuning(target, tune, shape_memory, concurrency, duration, requests, warmup,
     if batch < 1 or warmup < 0 or (rate is not None and rate <= 0):
         raise UserError("--batch must be >= 1, --warmup >= 0, --rate > 0")
     if tune:
+        if primitive_cache is not None:
+            raise UserError("--primitive-cache belongs to --shape-memory (it is process-wide: "
+                            "set ONEDNN_PRIMITIVE_CACHE_CAPACITY for serve)")
         if requests is not None:
             raise UserError("--tune measures each setting for --duration seconds, not -n requests")
         load = LoadSpec(concurrency=conc[0] if conc else 2 * _cpu_count(),
@@ -270,8 +276,8 @@ def _tuning(target, tune, shape_memory, concurrency, duration, requests, warmup,
         raise UserError("--requests must be >= 1")
     load = LoadSpec(concurrency=conc[0] if conc else 1,
                     duration=6.0 if duration is None else duration, warmup=0.5, batch=batch)
-    bench_tune.run_shape_memory(target, axes.onednn_cache_capacity, requests or 10_000,
-                                input_data, threads_n[0], load, json_out, plot)
+    bench_tune.run_shape_memory(target, primitive_cache, axes.onednn_cache_capacity,
+                                requests or 10_000, input_data, threads_n[0], load, json_out, plot)
 
 
 def _run(target, cfg, threads, timeout, pid, compare, swap_every, swap_repo, json_out,  # type: ignore[no-untyped-def]

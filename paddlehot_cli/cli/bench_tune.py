@@ -149,20 +149,23 @@ def _say_winner(run: Any, winner: Any, objective: str, slo: float | None) -> Non
         out.print("serve's defaults are already the best setting")
 
 
-def run_shape_memory(target_spec: str, capacities_text: Optional[str], requests: int,
-                     input_data: str, threads: int, load: Any, json_out: Path | None,
-                     plot: Path | None) -> None:
+def run_shape_memory(target_spec: str, primitive_text: Optional[str], shape_text: Optional[str],
+                     requests: int, input_data: str, threads: int, load: Any,
+                     json_out: Path | None, plot: Path | None) -> None:
     from paddlehot_cli.bench import shape_memory, shapes, tune
     from paddlehot_cli.bench.report import write_json
     from paddlehot_cli.bench.tune_report import SHAPES_SCHEMA, shapes_table, write_shapes_plot
-    from paddlehot_cli.core.paddle_runtime import DEFAULT_ONEDNN_CACHE_CAPACITY, has_onednn
+    from paddlehot_cli.core.paddle_runtime import (DEFAULT_ONEDNN_CACHE_CAPACITY,
+                                                   DEFAULT_ONEDNN_PRIMITIVE_CACHE, has_onednn)
     from paddlehot_cli.errors import UserError
 
     limits = shapes.parse_spec(input_data if input_data != "random" else shapes.PREFIX)
     if limits is None:
         raise UserError("--shape-memory draws its own inputs: --input-data random-shapes[:B,L]")
-    capacities = (tune.parse_axis(capacities_text, "--onednn-cache-capacity", int)
-                  if capacities_text else [shape_memory.UNBOUNDED, DEFAULT_ONEDNN_CACHE_CAPACITY])
+    primitive = (tune.parse_axis(primitive_text, "--primitive-cache", int) if primitive_text
+                 else [shape_memory.ONEDNN_DEFAULT_PRIMITIVE_CACHE, DEFAULT_ONEDNN_PRIMITIVE_CACHE])
+    shape = (tune.parse_axis(shape_text, "--onednn-cache-capacity", int) if shape_text
+             else [DEFAULT_ONEDNN_CACHE_CAPACITY])
     target = tune.resolve_target(target_spec)
     if not has_onednn():
         raise UserError("this paddle wheel has no oneDNN: there is no oneDNN cache to bound")
@@ -174,11 +177,12 @@ def run_shape_memory(target_spec: str, capacities_text: Optional[str], requests:
             progress.update(task, description=label, advance=n)
 
         summary = shape_memory.run_shape_memory(
-            target, capacities, requests, every, limits[0], limits[1], threads, load,
+            target, primitive, shape, requests, every, limits[0], limits[1], threads, load,
             progress=on_progress)
     out.print(shapes_table(summary))
-    out.print("[dim]growth: RSS end - start of the random-shape phase; 2nd half: end - halfway; "
-              "fixed req/s: interleaved rounds at one fixed shape; one run on this box[/dim]")
+    out.print("[dim]growth: RSS at the end of the random-shape phase - at its start; 2nd half: "
+              "end - halfway; fixed req/s: interleaved rounds at one fixed shape, "
+              f"c={load.concurrency}; one run on this box[/dim]")
     if json_out:
         write_json(json_out, {"schema": SHAPES_SCHEMA, "target": target_spec, **summary})
         console.print(f"wrote {json_out}")

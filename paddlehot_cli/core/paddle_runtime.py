@@ -12,7 +12,9 @@ from paddlehot_cli.errors import UserError
 
 
 def import_paddle() -> Any:
-    """Import paddle with its logs and import-time warnings kept out of the user's terminal."""
+    """Import paddle with its logs and import-time warnings kept out of the user's terminal, and
+    oneDNN's primitive cache bounded (see DEFAULT_ONEDNN_PRIMITIVE_CACHE)."""
+    bound_onednn_primitive_cache()
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("FLAGS_call_stack_level", "0")
     with warnings.catch_warnings():
@@ -35,10 +37,23 @@ def paddle_version() -> str:
         return str(getattr(import_paddle(), "__version__", "unknown"))
 
 
-# Input shapes whose oneDNN kernels a predictor keeps (0 = unbounded, Paddle's default). With
-# dynamic shapes an unbounded cache grows with every new shape seen; see DEFAULT_CACHE_WHY.
-DEFAULT_ONEDNN_CACHE_CAPACITY = 10
-DEFAULT_CACHE_WHY = "paddlehot bench --shape-memory (README: bounded memory for dynamic shapes)"
+# oneDNN keeps the kernels (primitives) it creates in one process-wide LRU cache, 1024 entries
+# by default; every new input shape adds a few per op, so with dynamic shapes RSS grows by tens to
+# hundreds of MB before the LRU bounds it. paddlehot bounds it lower, unless the user's
+# environment sets ONEDNN_PRIMITIVE_CACHE_CAPACITY: enough entries for a fixed-shape model's
+# forward pass (no cost there), few enough to bound growth. Measured with
+# `paddlehot bench PKG --shape-memory` (README: bounded memory for dynamic shapes).
+ONEDNN_PRIMITIVE_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+DEFAULT_ONEDNN_PRIMITIVE_CACHE = 256
+# Paddle's own per-predictor shape cache (Config.set_mkldnn_cache_capacity; 0 = off, Paddle's
+# default). With Paddle 3 it did not bound RSS under dynamic shapes and cost fixed-shape
+# throughput, so paddlehot leaves it off; serving.json / --tune can still set it.
+DEFAULT_ONEDNN_CACHE_CAPACITY = 0
+
+
+def bound_onednn_primitive_cache() -> None:
+    """oneDNN reads the variable when it creates its first kernel: call before any inference."""
+    os.environ.setdefault(ONEDNN_PRIMITIVE_CACHE_ENV, str(DEFAULT_ONEDNN_PRIMITIVE_CACHE))
 
 
 @dataclass(frozen=True)

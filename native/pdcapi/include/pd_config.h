@@ -54,9 +54,9 @@ PADDLE_CAPI_EXPORT extern void PD_ConfigEnableMemoryOptim(__pd_keep PD_Config* p
                                                           PD_Bool x);
 PADDLE_CAPI_EXPORT extern PD_Bool PD_ConfigMemoryOptimEnabled(__pd_keep PD_Config* pd_config);
 
-/* Input shapes whose oneDNN kernels a predictor keeps (0 = unbounded). Without a bound, memory
- * grows with every distinct input shape a model with dynamic dims sees. pdcapi's default is
- * paddlehot's (10), not Paddle's (0). */
+/* Input shapes for which a predictor keeps its oneDNN data (0 = off, the default). pdcapi bounds
+ * memory under dynamic shapes with oneDNN's process-wide primitive cache instead
+ * (ONEDNN_PRIMITIVE_CACHE_CAPACITY, 256 unless the environment sets it). */
 PADDLE_CAPI_EXPORT extern void PD_ConfigSetMkldnnCacheCapacity(__pd_keep PD_Config* pd_config,
                                                                int32_t capacity);
 

@@ -17,14 +17,15 @@ struct PD_Config {
   size_t prog_len, params_len;
   int from_buffer;
   int32_t threads;
-  int32_t onednn_cache_capacity; /* input shapes whose oneDNN kernels are kept; 0 = unbounded */
+  int32_t onednn_cache_capacity; /* PD_ConfigSetMkldnnCacheCapacity; 0 = off (Paddle's default) */
   PD_Bool ir_optim, memory_optim, glog_disabled;
 };
 
-/* paddlehot's default oneDNN cache capacity: the same as core.paddle_runtime's
- * DEFAULT_ONEDNN_CACHE_CAPACITY (a test keeps them equal), so plugins over pdcapi, core.load and
+/* paddlehot's bound on oneDNN's process-wide primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY,
+ * unless the environment sets it): the same as core.paddle_runtime's
+ * DEFAULT_ONEDNN_PRIMITIVE_CACHE (a test keeps them equal), so plugins over pdcapi, core.load and
  * serve bound memory alike under dynamic shapes. */
-#define PHOT_DEFAULT_ONEDNN_CACHE_CAPACITY 10
+#define PHOT_DEFAULT_ONEDNN_PRIMITIVE_CACHE "256"
 
 /* Private temp dir with symlinks to memfds, shared by a predictor and its clones: Paddle re-reads
  * the program files on Clone for PIR models, so they must outlive every clone. */

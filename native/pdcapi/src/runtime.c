@@ -121,6 +121,8 @@ void phot_leave(PyGILState_STATE st) { PyGILState_Release(st); }
 
 static const char HELPER_SRC[] =
     "import os as _os, warnings as _w\n"
+    /* before oneDNN creates its first kernel: see PHOT_DEFAULT_ONEDNN_PRIMITIVE_CACHE */
+    "_os.environ.setdefault('ONEDNN_PRIMITIVE_CACHE_CAPACITY', '" PHOT_DEFAULT_ONEDNN_PRIMITIVE_CACHE "')\n"
     "with _w.catch_warnings():\n"
     "    _w.simplefilter('ignore')\n"
     "    import numpy as _np\n"
