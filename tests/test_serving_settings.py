@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -128,3 +129,44 @@ def _ready(base: str) -> bool:
         return httpx.get(f"{base}/v2/health/ready", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+ONEDNN_CAPACITY = """
+import ctypes, glob, os, sys
+import numpy as np
+os.environ.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
+pkg, lib = sys.argv[1], sys.argv[2]
+if lib == "-":
+    from paddlehot_cli.core import load
+    with load(pkg) as model:
+        model.infer({"x": np.zeros((1, 16), "float32")})
+else:
+    api = ctypes.CDLL(lib)
+    api.PD_ConfigCreate.restype = ctypes.c_void_p
+    api.PD_ConfigSetModel.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    api.PD_ConfigSetMkldnnCacheCapacity.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+    api.PD_PredictorCreate.argtypes = [ctypes.c_void_p]
+    api.PD_PredictorCreate.restype = ctypes.c_void_p
+    cfg = api.PD_ConfigCreate()
+    api.PD_ConfigSetModel(cfg, f"{pkg}/model.json".encode(), f"{pkg}/model.pdiparams".encode())
+    api.PD_ConfigSetMkldnnCacheCapacity(cfg, 4)
+    assert api.PD_PredictorCreate(cfg)
+import paddle
+dnnl = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(paddle.__file__), "libs", "libdnnl.so*"))[0])
+capacity = ctypes.c_int(-1)
+assert dnnl.dnnl_get_primitive_cache_capacity(ctypes.byref(capacity)) == 0  # dnnl_success
+print(capacity.value)
+"""
+
+
+@pytest.mark.parametrize("host", ["core.load", "pdcapi"])
+def test_onednn_primitive_cache_is_bounded_in_core_and_pdcapi(exported, host):
+    from paddlehot_cli.plugin.pdcapi import build_pdcapi
+
+    lib = str(build_pdcapi()) if host == "pdcapi" else "-"
+    pkg = exported("demo:mlp", "pir", "1.0.0", 7)
+    proc = subprocess.run([sys.executable, "-c", ONEDNN_CAPACITY, str(pkg), lib],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) == paddle_runtime.DEFAULT_ONEDNN_PRIMITIVE_CACHE
