@@ -104,18 +104,22 @@ class Grid:
                                           s.batch_delay_ms))
 
 
-def default_grid(cores: int, kind: str, onednn_available: bool) -> Grid:
+def default_grid(cores: int, kind: str, onednn_available: bool, model_format: str = "pir") -> Grid:
     """A grid that fits the 3-minute budget for a small CNN on 2 cores: threads 1..cores (at
     most 4 values), one or two predictors, batching off or 4 requests within 2 ms, oneDNN on and
     off, memory optimisation off and on. IR optimisation off and other cache capacities are
-    rarely better; ask for them with --ir-optim on,off / --onednn-cache-capacity."""
+    rarely better; ask for them with --ir-optim on,off / --onednn-cache-capacity. Settings are
+    measured in 2-second slots, so the best 3 go to a final round (final_round)."""
     threads = sorted({1, cores} | ({2} if cores >= 4 else set()) | ({cores // 2} if cores >= 6 else set()))
     default = default_setting()
     paddle = kind == "package"  # a plugin builds its own Paddle config through the C API
+    # Paddle 3's memory_optimize_pass does not exist for PIR programs ("Not find ... pass_name
+    # memory_optimize_pass"): only legacy programs get the axis by default
+    memory = paddle and model_format == "legacy"
     return Grid(
         threads=threads, pool_max=[1, 2], batch_size=[1, 4], batch_delay_ms=[2.0],
         onednn=[True, False] if paddle and onednn_available else [default.onednn and onednn_available],
-        ir_optim=[True], memory_optim=[False, True] if paddle else [False],
+        ir_optim=[True], memory_optim=[False, True] if memory else [False],
         onednn_cache_capacity=[default.onednn_cache_capacity],
     )
 
@@ -265,6 +269,7 @@ class TuneTarget:
     model_dir: Path | None  # REPO/NAME for --write (REPO:NAME targets)
     name: str
     version: str
+    model_format: str = "pir"
 
 
 def resolve_target(spec: str) -> TuneTarget:
@@ -292,7 +297,8 @@ def resolve_target(spec: str) -> TuneTarget:
     if not path.is_dir():
         raise UserError(f"{spec} is not a package directory, a plugin .so or REPO:NAME")
     manifest = read_manifest(path)
-    return TuneTarget(spec, path, "package", path, model_dir, manifest.name, manifest.version)
+    return TuneTarget(spec, path, "package", path, model_dir, manifest.name, manifest.version,
+                      manifest.format)
 
 
 ProgressFn = Callable[[str, int], None]  # (what is being measured, requests done)
@@ -303,7 +309,7 @@ class TuneRun:
     target: TuneTarget
     load: LoadSpec
     results: list[Result] = field(default_factory=list)
-    confirm: dict[str, Any] | None = None
+    final: dict[str, Any] | None = None
 
 
 def _open(worker: WorkerProcess, target: TuneTarget, setting: Setting) -> dict:
@@ -320,9 +326,17 @@ def sweep(target: TuneTarget, settings: Sequence[Setting], load: LoadSpec,
     for group in groups.values():
         worker = WorkerProcess()
         try:
+            unloadable = None
             for setting in group:
-                run.results.append(_measure_one(worker, target, setting, load, progress))
-                if run.results[-1].error and worker.proc.poll() is not None:
+                if unloadable:  # these Paddle options do not load this model: skip the rest
+                    run.results.append(Result(setting, error=unloadable))
+                    progress(setting.label(), 0)
+                    continue
+                result = _measure_one(worker, target, setting, load, progress)
+                run.results.append(result)
+                if result.error and result.load_s is None and "could not load" in result.error:
+                    unloadable = result.error
+                elif result.error and worker.proc.poll() is not None:
                     worker.close()
                     worker = WorkerProcess()  # a crash costs one setting, not the group
         finally:
@@ -348,32 +362,65 @@ def _measure_one(worker: WorkerProcess, target: TuneTarget, setting: Setting, lo
     return result
 
 
-def confirm(target: TuneTarget, winner: Setting, baseline: Setting, load: LoadSpec,
-            rounds: int = 3, progress: ProgressFn = lambda what, n: None) -> dict[str, Any]:
-    """Winner and baseline measured again, interleaved (A B A B ...), each in its own process:
-    the ratio both see the same noise."""
-    workers = {"default": WorkerProcess(), "tuned": WorkerProcess()}
-    chosen = {"default": baseline, "tuned": winner}
-    levels: dict[str, list[dict]] = {"default": [], "tuned": []}
+def final_round(target: TuneTarget, finalists: Sequence[Result], load: LoadSpec,
+                rounds: int = 3, progress: ProgressFn = lambda what, n: None) -> dict[str, Any]:
+    """The best few settings and serve's defaults measured again, each in its own process, in
+    interleaved rounds (A B C D, then D C B A, ...): on a shared box a 2-second sweep slot can
+    catch a quiet or a busy moment; here every finalist sees the same ones."""
+    baseline = default_setting()
+    settings = list(dict.fromkeys([r.setting for r in finalists] + [baseline]))
+    workers: dict[Setting, WorkerProcess] = {}
+    levels: dict[Setting, list[dict]] = {s: [] for s in settings}
     try:
-        for key, worker in workers.items():
-            _open(worker, target, chosen[key])
+        for setting in settings:
+            workers[setting] = WorkerProcess()
+            _open(workers[setting], target, setting)
         per_round = replace(load, duration=max(load.duration / 2, 0.5), warmup=0.3)
-        for _ in range(rounds):
-            for key, worker in workers.items():
-                answer = worker.call(per_round.command(), lambda n, k=key: progress(f"confirm {k}", n))
-                levels[key].append(answer["level"])
+        for index in range(rounds):
+            order = settings if index % 2 == 0 else settings[::-1]
+            for setting in order:
+                answer = workers[setting].call(
+                    per_round.command(), lambda n, s=setting: progress(f"final {s.label()}", n))
+                levels[setting].append(answer["level"])
     except WorkerError as exc:
         return {"error": str(exc)}
     finally:
         for worker in workers.values():
             worker.close()
-    summary = {key: _merge_levels(lv) for key, lv in levels.items()}
-    d, t = summary["default"], summary["tuned"]
+    return {"rounds": rounds, "settings": settings,
+            "merged": {s: _merge_levels(levels[s]) for s in settings}}
+
+
+def pick_final(final: dict[str, Any], objective: str, slo_p99_ms: float | None) -> dict[str, Any]:
+    """The winner of the final round by the same rules as rank(), and its ratios to the
+    defaults measured in the same rounds."""
+    merged: dict[Setting, dict] = final["merged"]
+    baseline = default_setting()
+
+    def ok(s: Setting) -> bool:
+        m = merged[s]
+        return m["errors"] == 0 and (slo_p99_ms is None or (m["p99_ms"] or 1e18) <= slo_p99_ms)
+
+    def key(s: Setting) -> tuple:
+        m = merged[s]
+        p99 = m["p99_ms"] or float("inf")
+        if objective == "latency":
+            return (p99, -m["throughput_rps"])
+        if objective == "memory":
+            return (m["peak_rss_mb"] or float("inf"), -m["throughput_rps"])
+        return (-m["throughput_rps"], p99)
+
+    candidates = sorted((s for s in merged if ok(s)), key=key)
+    winner = candidates[0] if candidates else None
+    d = merged[baseline]
+    t = merged[winner] if winner else None
     return {
-        "rounds": rounds, "default": d, "tuned": t,
-        "throughput_ratio": _ratio(t["throughput_rps"], d["throughput_rps"]),
-        "p99_ratio": _ratio(t["p99_ms"], d["p99_ms"]),
+        "rounds": final["rounds"], "winner": asdict(winner) if winner else None,
+        "finalists": [{"setting": asdict(s), "label": s.label(), **merged[s]} for s in merged],
+        "default": d, "tuned": t,
+        "throughput_ratio": _ratio(t["throughput_rps"], d["throughput_rps"]) if t else None,
+        "p99_ratio": _ratio(t["p99_ms"], d["p99_ms"]) if t else None,
+        "_winner": winner,
     }
 
 

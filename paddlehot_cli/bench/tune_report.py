@@ -70,6 +70,28 @@ def paddle_cell(s: Setting) -> str:
     return " ".join(parts) or "-"
 
 
+def final_table(final: dict[str, Any], winner: Result | None) -> Any:
+    """The finalists and serve's defaults, re-measured in interleaved rounds."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
+                  title_justify="left",
+                  title=f"final round: {final['rounds']} interleaved rounds per setting")
+    for col in ("setting", "req/s", "p50", "p99", "RSS", "x default"):
+        table.add_column(col, justify="left" if col == "setting" else "right", no_wrap=True)
+    base = final["default"]["throughput_rps"]
+    default = default_setting()
+    for row in final["finalists"]:
+        setting = Setting(**row["setting"])
+        label = row["label"] + (" *" if setting == default else "")
+        style = "bold green" if winner is not None and setting == winner.setting else None
+        table.add_row(label, _f(row["throughput_rps"]), _f(row["p50_ms"]), _f(row["p99_ms"]),
+                      _f(row["peak_rss_mb"], 0),
+                      _f(row["throughput_rps"] / base, 3) if base else "-", style=style)
+    return table
+
+
 def serve_command(run: TuneRun, setting: Setting) -> str:
     repo = str(run.target.model_dir.parent) if run.target.model_dir else "REPO"
     flags = setting.serve_flags(paddle_options=run.target.kind == "package")
@@ -98,7 +120,7 @@ def tune_json(run: TuneRun, grid: dict[str, Any], objective: str, slo: float | N
             "label": winner.setting.label(), "settings": winner.setting.to_settings().given(),
             "serve_command": serve_command(run, winner.setting)},
         "default": default_setting().to_settings().given(),
-        "confirm": run.confirm,
+        "final": run.final,
         "written": str(written) if written else None,
     }
 

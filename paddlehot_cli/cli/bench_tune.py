@@ -31,14 +31,14 @@ _AXES = (("threads", "--threads", int), ("pool_max", "--pool-max", int),
          ("onednn_cache_capacity", "--onednn-cache-capacity", int))
 
 
-def build_grid(axes: AxisText, kind: str) -> Any:
+def build_grid(axes: AxisText, kind: str, model_format: str = "pir") -> Any:
     from paddlehot_cli.bench.runner import _cpu_count
     from paddlehot_cli.bench.tune import default_grid, parse_axis
     from paddlehot_cli.core.paddle_runtime import has_onednn
     from paddlehot_cli.errors import UserError
 
     onednn = has_onednn() if kind == "package" else False
-    grid = default_grid(_cpu_count(), kind, onednn)
+    grid = default_grid(_cpu_count(), kind, onednn, model_format)
     for name, option, typ in _AXES:
         text = getattr(axes, name)
         if text is None:
@@ -62,11 +62,11 @@ def _progress():  # type: ignore[no-untyped-def]
 
 
 def run_tune(target_spec: str, axes: AxisText, load: Any, objective: str, slo: float | None,
-             write: bool, json_out: Path | None, plot: Path | None, confirm_rounds: int = 3) -> None:
+             write: bool, json_out: Path | None, plot: Path | None, finalists: int = 3) -> None:
     from paddlehot_cli.bench import tune
     from paddlehot_cli.bench.report import write_json
-    from paddlehot_cli.bench.tune_report import (results_table, serve_command, tune_json,
-                                                 tuned_provenance, write_tune_plot)
+    from paddlehot_cli.bench.tune_report import (final_table, results_table, serve_command,
+                                                 tune_json, tuned_provenance, write_tune_plot)
     from paddlehot_cli.core.serving_settings import write_settings
     from paddlehot_cli.errors import UserError
 
@@ -78,13 +78,14 @@ def run_tune(target_spec: str, axes: AxisText, load: Any, objective: str, slo: f
     if write and target.model_dir is None:
         raise UserError("--write saves REPO/NAME/serving.json: give the target as REPO:NAME",
                         hint="serving settings belong to a model, not to one version or a file")
-    grid = build_grid(axes, target.kind)
+    grid = build_grid(axes, target.kind, target.model_format)
     settings = grid.settings()
     console.print(f"tuning {target.name} {target.version} ({target.kind}): {len(settings)} "
                   f"settings x {load.duration:g} s at c={load.concurrency}"
-                  + (f", rate {load.rate:g}/s" if load.rate else ""))
+                  + (f", rate {load.rate:g}/s" if load.rate else "") + f", then the best "
+                  f"{finalists} and the defaults again, interleaved")
     with _progress() as progress:
-        task = progress.add_task("starting", total=len(settings) + (1 if confirm_rounds else 0))
+        task = progress.add_task("starting", total=len(settings) + 1)
 
         def on_progress(label: str, n: int) -> None:
             if n == 0:
@@ -93,24 +94,29 @@ def run_tune(target_spec: str, axes: AxisText, load: Any, objective: str, slo: f
 
         run = tune.sweep(target, settings, load, on_progress)
         winner = tune.rank(run.results, objective, slo)
-        if winner is not None and confirm_rounds and winner.setting != tune.default_setting():
-            run.confirm = tune.confirm(target, winner.setting, tune.default_setting(), load,
-                                       confirm_rounds, on_progress)
+        if winner is not None:
+            best = [r for r in run.results if r.rank and r.rank <= finalists
+                    and r.meets_slo is not False]
+            final = tune.final_round(target, best, load, progress=on_progress)
+            if "error" in final:
+                run.final = final
+            else:
+                run.final = tune.pick_final(final, objective, slo)
+                chosen = run.final.pop("_winner")
+                winner = next((r for r in run.results if r.setting == chosen), None)
         progress.advance(task)
     out.print(results_table(run, winner))
-    for r in run.results:
-        if r.error:
-            out.print(f"  [red]error[/red] {r.setting.label()}: {r.error}", soft_wrap=True)
-        elif r.drift:
-            out.print(f"  [red]drift[/red] {r.setting.label()}: {r.check.get('problem')} "  # type: ignore[union-attr]
-                      "(never recommended)", soft_wrap=True)
-    if any(r.check and not r.check.get("checked") for r in run.results):
-        out.print("  [yellow]?[/yellow] outputs not checked: no validation.npz beside the target")
+    _say_problems(run)
     written = None
+    if run.final and "error" not in run.final:
+        out.print(final_table(run.final, winner))
+    elif run.final:
+        out.print(f"[yellow]final round failed ({run.final['error']}): the sweep's best "
+                  "is recommended[/yellow]", soft_wrap=True)
     if winner is None:
-        best = min((r.p99() for r in run.results if r.usable and r.p99() is not None), default=None)
-        message = (f"no setting meets p99 <= {slo:g} ms (lowest p99: {best:.1f} ms)"
-                   if slo is not None and best is not None else "no setting ran cleanly")
+        usable = [r.p99() for r in run.results if r.usable and r.p99() is not None]
+        message = (f"no setting meets p99 <= {slo:g} ms (lowest p99: {min(usable):.1f} ms)"
+                   if slo is not None and usable else "no setting ran cleanly")
         out.print(f"[red]{message}[/red]", soft_wrap=True)
     else:
         _say_winner(run, winner, objective, slo)
@@ -131,22 +137,36 @@ def run_tune(target_spec: str, axes: AxisText, load: Any, objective: str, slo: f
         raise UserError("no setting to recommend", exit_code=1)
 
 
+def _say_problems(run: Any) -> None:
+    """Failures and drift below the table, one line per distinct message."""
+    seen: dict[str, list[str]] = {}
+    for r in run.results:
+        if r.error:
+            seen.setdefault(f"[red]error[/red]: {r.error}", []).append(r.setting.label())
+        elif r.drift:
+            seen.setdefault(f"[red]drift[/red] (never recommended): {r.check.get('problem')}",
+                            []).append(r.setting.label())
+    for message, labels in seen.items():
+        who = labels[0] if len(labels) == 1 else f"{len(labels)} settings ({labels[0]}, ...)"
+        out.print(f"  {who}: {message}", soft_wrap=True, highlight=False)
+    if any(r.check and not r.check.get("checked") for r in run.results):
+        out.print("  [yellow]?[/yellow] outputs not checked: no validation.npz beside the target")
+
+
 def _say_winner(run: Any, winner: Any, objective: str, slo: float | None) -> None:
-    level = winner.level
     goal = f"best {objective}" + (f" with p99 <= {slo:g} ms" if slo is not None else "")
-    out.print(f"[bold green]{goal}[/bold green]: {winner.setting.label()}  "
-              f"{level['throughput_rps']:.1f} req/s, p99 {level['latency_ms']['p99']:.1f} ms",
-              soft_wrap=True)
-    c = run.confirm
-    if c and "error" not in c:
-        out.print(f"tuned vs default, {c['rounds']} interleaved rounds: throughput "
-                  f"x{c['throughput_ratio']} ({c['tuned']['throughput_rps']:.1f} vs "
-                  f"{c['default']['throughput_rps']:.1f} req/s), p99 x{c['p99_ratio']} "
-                  f"({c['tuned']['p99_ms']:.1f} vs {c['default']['p99_ms']:.1f} ms)", soft_wrap=True)
-    elif c:
-        out.print(f"[yellow]confirmation run failed: {c['error']}[/yellow]")
+    f = run.final
+    if f and "error" not in f:
+        t, d = f["tuned"], f["default"]
+        out.print(f"[bold green]{goal}[/bold green]: {winner.setting.label()}; vs serve's "
+                  f"defaults in the same {f['rounds']} rounds: throughput x{f['throughput_ratio']} "
+                  f"({t['throughput_rps']:.1f} vs {d['throughput_rps']:.1f} req/s), p99 "
+                  f"x{f['p99_ratio']} ({t['p99_ms']:.1f} vs {d['p99_ms']:.1f} ms)", soft_wrap=True)
     else:
-        out.print("serve's defaults are already the best setting")
+        level = winner.level
+        out.print(f"[bold green]{goal}[/bold green]: {winner.setting.label()}  "
+                  f"{level['throughput_rps']:.1f} req/s, p99 {level['latency_ms']['p99']:.1f} ms",
+                  soft_wrap=True)
 
 
 def run_shape_memory(target_spec: str, primitive_text: Optional[str], shape_text: Optional[str],
