@@ -79,9 +79,13 @@ def _summary(runs: list[dict[str, Any]], requests: int, max_batch: int, max_len:
         seconds = sum(lv["duration_s"] for lv in levels)
         curve = run["curve"]
         start = curve[0][1]
+        # CPU time per request of the measuring process: on a shared box far steadier than
+        # requests/s, which mostly measures what the neighbours are doing
+        cpu_s = sum((lv["cpu_percent"] or 0) / 100 * lv["duration_s"] for lv in levels)
         rows.append({
             **run,
             "fixed_throughput_rps": round(ok / seconds, 2) if seconds else 0.0,
+            "fixed_cpu_ms_per_request": round(cpu_s * 1000 / ok, 4) if ok else None,
             "fixed_p99_ms": sorted(lv["latency_ms"]["p99"] or 0 for lv in levels)[len(levels) // 2],
             "rss_start_mb": start, "rss_end_mb": curve[-1][1],
             "rss_peak_mb": max(rss for _, rss in curve),
@@ -91,10 +95,12 @@ def _summary(runs: list[dict[str, Any]], requests: int, max_batch: int, max_len:
             # growth over the second half: still creeping, or bounded?
             "late_growth_mb": round(curve[-1][1] - _at(curve, requests // 2), 1),
         })
-    base = rows[0]["fixed_throughput_rps"]
+    base, base_cpu = rows[0]["fixed_throughput_rps"], rows[0]["fixed_cpu_ms_per_request"]
     for row in rows:
         row["fixed_throughput_vs_first"] = (round(row["fixed_throughput_rps"] / base, 3)
                                             if base else None)
+        cpu = row["fixed_cpu_ms_per_request"]
+        row["fixed_cpu_vs_first"] = round(cpu / base_cpu, 3) if cpu and base_cpu else None
     return {"requests": requests, "max_batch": max_batch, "max_len": max_len,
             "threads": threads, "fixed_load": {"concurrency": fixed.concurrency,
                                                "duration_s": fixed.duration,

@@ -118,7 +118,8 @@ def default_grid(cores: int, kind: str, onednn_available: bool, model_format: st
     memory = paddle and model_format == "legacy"
     return Grid(
         threads=threads, pool_max=[1, 2], batch_size=[1, 4], batch_delay_ms=[2.0],
-        onednn=[True, False] if paddle and onednn_available else [default.onednn and onednn_available],
+        # without oneDNN (a plugin, an aarch64 wheel) the option is moot: keep serve's default
+        onednn=[True, False] if paddle and onednn_available else [default.onednn],
         ir_optim=[True], memory_optim=[False, True] if memory else [False],
         onednn_cache_capacity=[default.onednn_cache_capacity],
     )
