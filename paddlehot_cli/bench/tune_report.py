@@ -55,7 +55,8 @@ def results_table(run: TuneRun, winner: Result | None, limit: int | None = None)
         table.add_row(
             f"{r.rank or '-'}{'*' if s == default else ''}", str(s.threads), str(s.pool_max),
             str(s.batch_size) + (f"/{s.batch_delay_ms:g}ms" if s.batch_size > 1 else ""),
-            paddle_cell(s), _f(level.get("throughput_rps")), _f(lat.get("p50")), p99,
+            paddle_cell(s) if run.target.kind == "package" else "(plugin)",
+            _f(level.get("throughput_rps")), _f(lat.get("p50")), p99,
             _f(level.get("cpu_percent"), 0), _f(level.get("peak_rss_mb"), 0), check_cell(r),
             style=style)
     table.caption = "* serve's defaults; latency in ms, RSS in MB (peak of the measuring process)"
@@ -151,13 +152,13 @@ def shapes_table(summary: dict[str, Any]) -> Any:
                   title_justify="left",
                   title=f"RSS over {summary['requests']} random-shape requests "
                         f"(batch 1..{summary['max_batch']}, length 1..{summary['max_len']})")
-    for col in ("prim.", "shape", "start MB", "end MB", "growth", "2nd half", "random/s",
-                "fixed/s", "CPU ms", "ratio"):
+    for col in ("prim.", "shape", "end MB", "growth", "2nd half", "random/s", "fixed/s",
+                "CPU ms", "ratio"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in summary["variants"]:
         table.add_row(
             str(row["primitive_cache"]), str(row["onednn_cache_capacity"] or "off"),
-            _f(row["rss_start_mb"], 0), _f(row["rss_end_mb"], 0), f"{row['growth_mb']:+.0f}",
+            _f(row["rss_end_mb"], 0), f"{row['growth_mb']:+.0f}",
             f"{row['late_growth_mb']:+.0f}", _f(row["random_shape_rps"]),
             _f(row["fixed_throughput_rps"]), _f(row["fixed_cpu_ms_per_request"], 3),
             _f(row["fixed_cpu_vs_first"], 3))

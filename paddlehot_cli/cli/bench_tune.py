@@ -153,10 +153,24 @@ def _say_problems(run: Any) -> None:
         out.print("  [yellow]?[/yellow] outputs not checked: no validation.npz beside the target")
 
 
+def tune_default() -> Any:
+    from paddlehot_cli.bench.tune import default_setting
+
+    return default_setting()
+
+
 def _say_winner(run: Any, winner: Any, objective: str, slo: float | None) -> None:
     goal = f"best {objective}" + (f" with p99 <= {slo:g} ms" if slo is not None else "")
     f = run.final
-    if f and "error" not in f:
+    if f and "error" not in f and winner.setting == tune_default():
+        others = [row for row in f["finalists"] if row["label"] != winner.setting.label()]
+        best = max(others, key=lambda row: row["throughput_rps"], default=None)
+        out.print(f"[bold green]{goal}[/bold green]: serve's defaults ({winner.setting.label()})"
+                  + (f"; the next best, {best['label']}, gave x"
+                     f"{best['throughput_rps'] / f['default']['throughput_rps']:.3f} throughput "
+                     f"in the same {f['rounds']} rounds" if best and f['default']['throughput_rps']
+                     else ""), soft_wrap=True)
+    elif f and "error" not in f:
         t, d = f["tuned"], f["default"]
         out.print(f"[bold green]{goal}[/bold green]: {winner.setting.label()}; vs serve's "
                   f"defaults in the same {f['rounds']} rounds: throughput x{f['throughput_ratio']} "
