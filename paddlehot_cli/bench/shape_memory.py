@@ -13,10 +13,17 @@ every K requests.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from paddlehot_cli.bench.tune import LoadSpec, TuneTarget, WorkerError, WorkerProcess, default_setting
+from paddlehot_cli.bench.tune import (
+    LoadSpec,
+    TuneTarget,
+    WorkerError,
+    WorkerProcess,
+    default_setting,
+)
 from paddlehot_cli.core.paddle_runtime import ONEDNN_PRIMITIVE_CACHE_ENV
 from paddlehot_cli.errors import UserError
 

@@ -7,8 +7,7 @@ requests would themselves be the memory being measured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

@@ -20,9 +20,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from paddlehot_cli.core.paddle_runtime import PaddleOptions
 from paddlehot_cli.core.serving_settings import ServingSettings, builtin_defaults
@@ -162,7 +163,7 @@ class WorkerProcess:
         env = dict(os.environ)
         env.setdefault("KMP_BLOCKTIME", "0")  # as serve sets it
         env.update(env_extra or {})
-        self._log = tempfile.TemporaryFile(mode="w+")
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "paddlehot_cli.bench.tune_worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)

@@ -4,8 +4,9 @@ command to use, the JSON document and the RSS plot."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from paddlehot_cli.bench.tune import Result, Setting, TuneRun, default_setting
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from paddlehot_cli.cli.render import console, out
 
@@ -14,14 +14,14 @@ from paddlehot_cli.cli.render import console, out
 class AxisText:
     """The --tune axis options as typed (None: the default grid's axis)."""
 
-    threads: Optional[str] = None
-    pool_max: Optional[str] = None
-    batch_size: Optional[str] = None
-    batch_delay_ms: Optional[str] = None
-    onednn: Optional[str] = None
-    ir_optim: Optional[str] = None
-    memory_optim: Optional[str] = None
-    onednn_cache_capacity: Optional[str] = None
+    threads: str | None = None
+    pool_max: str | None = None
+    batch_size: str | None = None
+    batch_delay_ms: str | None = None
+    onednn: str | None = None
+    ir_optim: str | None = None
+    memory_optim: str | None = None
+    onednn_cache_capacity: str | None = None
 
 
 _AXES = (("threads", "--threads", int), ("pool_max", "--pool-max", int),
@@ -65,8 +65,14 @@ def run_tune(target_spec: str, axes: AxisText, load: Any, objective: str, slo: f
              write: bool, json_out: Path | None, plot: Path | None, finalists: int = 3) -> None:
     from paddlehot_cli.bench import tune
     from paddlehot_cli.bench.report import write_json
-    from paddlehot_cli.bench.tune_report import (final_table, results_table, serve_command,
-                                                 tune_json, tuned_provenance, write_tune_plot)
+    from paddlehot_cli.bench.tune_report import (
+        final_table,
+        results_table,
+        serve_command,
+        tune_json,
+        tuned_provenance,
+        write_tune_plot,
+    )
     from paddlehot_cli.core.serving_settings import write_settings
     from paddlehot_cli.errors import UserError
 
@@ -183,14 +189,17 @@ def _say_winner(run: Any, winner: Any, objective: str, slo: float | None) -> Non
                   soft_wrap=True)
 
 
-def run_shape_memory(target_spec: str, primitive_text: Optional[str], shape_text: Optional[str],
+def run_shape_memory(target_spec: str, primitive_text: str | None, shape_text: str | None,
                      requests: int, input_data: str, threads: int, load: Any,
                      json_out: Path | None, plot: Path | None) -> None:
     from paddlehot_cli.bench import shape_memory, shapes, tune
     from paddlehot_cli.bench.report import write_json
     from paddlehot_cli.bench.tune_report import SHAPES_SCHEMA, shapes_table, write_shapes_plot
-    from paddlehot_cli.core.paddle_runtime import (DEFAULT_ONEDNN_CACHE_CAPACITY,
-                                                   DEFAULT_ONEDNN_PRIMITIVE_CACHE, has_onednn)
+    from paddlehot_cli.core.paddle_runtime import (
+        DEFAULT_ONEDNN_CACHE_CAPACITY,
+        DEFAULT_ONEDNN_PRIMITIVE_CACHE,
+        has_onednn,
+    )
     from paddlehot_cli.errors import UserError
 
     limits = shapes.parse_spec(input_data if input_data != "random" else shapes.PREFIX)
