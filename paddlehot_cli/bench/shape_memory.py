@@ -96,6 +96,9 @@ def _summary(runs: list[dict[str, Any]], requests: int, max_batch: int, max_len:
             "fixed_p99_ms": sorted(lv["latency_ms"]["p99"] or 0 for lv in levels)[len(levels) // 2],
             "rss_start_mb": start, "rss_end_mb": curve[-1][1],
             "rss_peak_mb": max(rss for _, rss in curve),
+            # one late request of the largest shape moves the end value; the median of the last
+            # 90% says where RSS sat
+            "rss_median_mb": _median([rss for done, rss in curve if done >= requests // 10]),
             "growth_mb": round(curve[-1][1] - start, 1),
             "random_shape_rps": round(requests / run["shapes_seconds"], 2)
             if run["shapes_seconds"] else None,
@@ -121,3 +124,8 @@ def _at(curve: Sequence[Sequence[float]], n: int) -> float:
         if done >= n:
             return rss
     return curve[-1][1]
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0

@@ -153,18 +153,19 @@ def shapes_table(summary: dict[str, Any]) -> Any:
                   title_justify="left",
                   title=f"RSS over {summary['requests']} random-shape requests "
                         f"(batch 1..{summary['max_batch']}, length 1..{summary['max_len']})")
-    for col in ("prim.", "shape", "end MB", "growth", "2nd half", "random/s", "fixed/s",
-                "CPU ms", "ratio"):
+    for col in ("prim.", "shape", "median", "end MB", "growth", "rand/s", "fixed/s", "CPU ms",
+                "ratio"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in summary["variants"]:
         table.add_row(
             str(row["primitive_cache"]), str(row["onednn_cache_capacity"] or "off"),
-            _f(row["rss_end_mb"], 0), f"{row['growth_mb']:+.0f}",
-            f"{row['late_growth_mb']:+.0f}", _f(row["random_shape_rps"]),
+            _f(row["rss_median_mb"], 0), _f(row["rss_end_mb"], 0), f"{row['growth_mb']:+.0f}",
+            _f(row["random_shape_rps"]),
             _f(row["fixed_throughput_rps"]), _f(row["fixed_cpu_ms_per_request"], 3),
             _f(row["fixed_cpu_vs_first"], 3))
     table.caption = ("prim.: oneDNN primitive cache (kernels, process-wide); shape: Paddle's "
-                     "per-predictor shape cache; random/s: requests/s in the random-shape phase; "
+                     "per-predictor shape cache; median: RSS over the last 90% of the "
+                     "random-shape requests, MB; rand/s: requests/s in the random-shape phase; "
                      "fixed/s, CPU ms: requests/s and CPU per request at one fixed shape; ratio: "
                      "CPU per request vs the first row (steadier than req/s on a shared box)")
     return table

@@ -223,8 +223,8 @@ def run_shape_memory(target_spec: str, primitive_text: str | None, shape_text: s
             target, primitive, shape, requests, every, limits[0], limits[1], threads, load,
             progress=on_progress)
     out.print(shapes_table(summary))
-    out.print("[dim]growth: RSS at the end of the random-shape phase - at its start; 2nd half: "
-              "end - halfway; fixed req/s: interleaved rounds at one fixed shape, "
+    out.print("[dim]growth: RSS at the end of the random-shape phase - at its start (JSON: "
+              "late_growth_mb, the second half alone); fixed-shape load: interleaved rounds, "
               f"c={load.concurrency}; one run on this box[/dim]")
     if json_out:
         write_json(json_out, {"schema": SHAPES_SCHEMA, "target": target_spec, **summary})
