@@ -100,7 +100,7 @@ def test_serve_applies_serving_json_per_model(repo):
         assert tuned.threads == 2
         assert tuned.paddle_options.onednn_cache_capacity == 3
         ref = next(r for r in rt.manager.loaded_refs() if r.model == "tuned")
-        batcher = ref.attachments["batcher"]
+        batcher = ref.batcher
         assert (batcher.max_batch, batcher.max_delay_s) == (4, 0.003)
         broken = rt.manager.servable("broken")
         assert broken.threads == 1 and broken.serving["serving_json_error"]
