@@ -57,11 +57,16 @@ class ServeConfig:
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
     flags: ServingSettings = field(default_factory=ServingSettings)
+    _resolver: SettingsResolver | None = field(default=None, repr=False, compare=False)
 
     def settings_resolver(self) -> SettingsResolver:
-        defaults = ServingSettings(threads=self.threads, pool_max=self.pool_max,
-                                   batch_size=self.max_batch, batch_delay_ms=self.batch_delay_ms)
-        return SettingsResolver(defaults, self.flags)
+        """One per config: the loader and the index share its cache (and its log-once)."""
+        if self._resolver is None:
+            defaults = ServingSettings(threads=self.threads, pool_max=self.pool_max,
+                                       batch_size=self.max_batch,
+                                       batch_delay_ms=self.batch_delay_ms)
+            self._resolver = SettingsResolver(defaults, self.flags)
+        return self._resolver
 
 
 def is_loopback(host: str) -> bool:
@@ -73,8 +78,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_loader(cfg: ServeConfig, resolver: SettingsResolver | None = None):
-    resolver = resolver or cfg.settings_resolver()
+def make_loader(cfg: ServeConfig):
+    resolver = cfg.settings_resolver()
 
     def open_version(path: Path) -> Any:
         # serving.json hook (issue 13): this model's settings, tagged on the servable for the
@@ -130,7 +135,7 @@ class Runtime:
         self.listeners = [self.metrics.on_event]  # Manager events: metrics, serve --follow
         self.settings = cfg.settings_resolver()
         self.manager = Manager(
-            make_loader(cfg, self.settings),
+            make_loader(cfg),
             ManagerConfig(
                 policy=cfg.policy, resource_preserving=cfg.resource_preserving,
                 max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
