@@ -66,6 +66,7 @@ class Worker:
         from paddlehot_cli.core import load
         from paddlehot_cli.core.batcher import Batcher
         from paddlehot_cli.core.paddle_runtime import PaddleOptions
+        from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
         self.close({})
         s = req["setting"]
@@ -75,7 +76,7 @@ class Worker:
                                 memory_optim=s["memory_optim"],
                                 onednn_cache_capacity=s["onednn_cache_capacity"])
         servable = load(self.path, threads=s["threads"], pool_min=1, pool_max=s["pool_max"],
-                        paddle_options=options)
+                        paddle_options=options, c_api=build_pdcapi)
         specs = servable.manifest.inputs
         batchable = all(spec.shape and spec.shape[0] == -1 for spec in specs)
         batcher = Batcher(servable.run_checked, [spec.name for spec in specs], batchable=batchable,
