@@ -97,7 +97,7 @@ def run_level(target: Target, feeds: Sequence[Any], concurrency: int, cfg: Bench
     cpu_before = time.process_time()
     begin = time.perf_counter()
     # /metrics is scraped less often than /proc is read: its cost lands on the client's CPU
-    interval = 0.25 if target.kind == "http" else 0.05
+    interval = 0.25 if target.remote else 0.05
     sampler = ResourceSampler(reader, interval) if reader else None
     if sampler:
         sampler.__enter__()
@@ -116,7 +116,7 @@ def run_level(target: Target, feeds: Sequence[Any], concurrency: int, cfg: Bench
     if sampler:
         level.cpu_percent = sampler.cpu_percent
         level.peak_rss_mb = sampler.peak_rss_mb
-    if target.kind == "http" and samples:
+    if target.remote and samples:
         # The load generator's own CPU per request: it must stay small next to the server's.
         level.client_cpu_us_per_request = round(
             (time.process_time() - cpu_before) / len(samples) * 1e6, 1)

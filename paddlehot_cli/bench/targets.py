@@ -22,6 +22,7 @@ class Target:
     label: str
     kind: str
     inputs: Sequence[TensorSpec]
+    remote = False  # over the network: the load generator's own CPU is reported
 
     def new_caller(self) -> tuple[Call, Callable[[], None]]:
         """A call function for one worker thread, and its cleanup."""
@@ -132,6 +133,7 @@ class HttpTarget(Target):
     """Any OIP v2 server; the signature comes from its model metadata."""
 
     kind = "http"
+    remote = True
 
     def __init__(self, url: str, timeout: float, binary: bool = True, pid: int | None = None):
         self.endpoint = Endpoint.parse(url)
@@ -174,6 +176,44 @@ class HttpTarget(Target):
         return reader if reader() is not None else None
 
 
+class GrpcTarget(Target):
+    """Any KServe v2 / Triton gRPC server; the signature comes from its ModelMetadata. CPU and
+    RSS only with --pid (the gRPC service has no /metrics)."""
+
+    kind = "grpc"
+    remote = True
+
+    def __init__(self, url: str, timeout: float, pid: int | None = None):
+        from paddlehot_cli.bench.grpc_client import GrpcClient, GrpcEndpoint
+
+        self.endpoint = GrpcEndpoint.parse(url)
+        self.timeout, self.pid, self.label = timeout, pid, url
+        probe = GrpcClient(self.endpoint, timeout=min(timeout, 10.0))
+        try:
+            meta = probe.metadata()
+        except RequestFailed as exc:
+            raise UserError(f"cannot read model metadata from {url}: {exc}") from None
+        finally:
+            probe.close()
+        self.inputs = tuple(_spec_from_metadata(
+            {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}) for t in meta.inputs)
+        if not self.inputs:
+            raise UserError(f"{url}: the model metadata lists no inputs")
+
+    def new_caller(self) -> tuple[Call, Callable[[], None]]:
+        from paddlehot_cli.bench.grpc_client import GrpcClient
+
+        client = GrpcClient(self.endpoint, timeout=self.timeout)
+
+        def call(feeds: Mapping[str, np.ndarray]) -> str | None:
+            return client.infer(feeds)[1]
+
+        return call, client.close
+
+    def resource_reader(self) -> Callable[[], tuple[float, float] | None] | None:
+        return proc_reader(self.pid) if self.pid is not None else None
+
+
 def _spec_from_metadata(tensor: Mapping[str, Any]) -> TensorSpec:
     from paddlehot_cli.bench.oip_client import NUMPY_DTYPES
 
@@ -190,6 +230,8 @@ def open_target(spec: str, threads: int = 1, pool_max: int = 1, timeout: float =
         if spec.startswith("https://"):
             raise UserError("https targets are not supported; benchmark the server on http")
         return HttpTarget(spec, timeout, pid=pid)
+    if spec.startswith("grpc://"):
+        return GrpcTarget(spec, timeout, pid=pid)
     path = Path(spec)
     if ":" in spec and not path.exists():
         from paddlehot_cli.core.repository import resolve_version
@@ -201,7 +243,8 @@ def open_target(spec: str, threads: int = 1, pool_max: int = 1, timeout: float =
         path = resolve_version(spec)
     if not path.exists():
         raise UserError(f"no such target: {spec}",
-                        hint="give a package dir, a plugin .so, REPO:NAME or http://HOST:PORT/NAME")
+                        hint="give a package dir, a plugin .so, REPO:NAME, http://HOST:PORT/NAME or "
+                        "grpc://HOST:PORT/NAME")
     if not (path.is_dir() or path.suffix == ".so"):
         raise UserError(f"{spec} is not a package directory, a plugin .so, or a URL")
     return InProcessTarget(path, threads, pool_max)

@@ -89,8 +89,9 @@ def _progress_factory(progress):  # type: ignore[no-untyped-def]
 def bench(
     target: Optional[str] = typer.Argument(
         None, help="A package dir, a plugin .so, REPO:NAME (served in-process by the core Manager, "
-        "swaps included), REPO:NAME@VERSION, or http://HOST:PORT/NAME "
-        "(any Open Inference Protocol v2 server: paddlehot, Triton, KServe).",
+        "swaps included), REPO:NAME@VERSION, http://HOST:PORT/NAME "
+        "(any Open Inference Protocol v2 server: paddlehot, Triton, KServe) or grpc://HOST:PORT/NAME "
+        "(the same over KServe v2 / Triton gRPC).",
     ),
     concurrency: Optional[str] = typer.Option(
         None, "--concurrency", "-c",
@@ -118,7 +119,7 @@ def bench(
         None, "--compare", help="A second target, run interleaved with TARGET (A B A B ...)."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request fails."),
     pid: Optional[int] = typer.Option(
-        None, "--pid", help="PID of the server under test, for CPU and RSS over HTTP."),
+        None, "--pid", help="PID of the server under test, for CPU and RSS over HTTP or gRPC."),
     calibrate: bool = typer.Option(
         False, "--calibrate",
         help="Bench a trivial endpoint instead of TARGET: what the load generator itself can "
@@ -180,6 +181,8 @@ def bench(
       paddlehot bench http://127.0.0.1:8000/mlp --swap-every 2 --swap-repo models/
 
       paddlehot bench pkg/ --compare pkg/plugin.so -c 4
+
+      paddlehot bench grpc://127.0.0.1:8001/mlp --compare http://127.0.0.1:8000/mlp -c 4
 
       paddlehot bench --calibrate -c 4        # the load generator against a trivial endpoint
 
@@ -375,13 +378,13 @@ def _swapper_for(spec: str, target, swap_repo: Optional[Path]):  # type: ignore[
     from paddlehot_cli.bench.swapper import RepoPublisher
     from paddlehot_cli.errors import UserError
 
-    if target.kind == "http":
+    if target.remote:
         if swap_repo is None:
-            raise UserError("--swap-every over HTTP needs --swap-repo REPO (the repository the "
-                            "server watches)")
+            raise UserError("--swap-every over HTTP or gRPC needs --swap-repo REPO (the "
+                            "repository the server watches)")
         model = target.endpoint.model
         return RepoPublisher(swap_repo, model, _plugin_finisher(swap_repo, model))
     if target.kind == "manager":
         return RepoPublisher(target.repo, target.name, _plugin_finisher(target.repo, target.name))
     raise UserError("--swap-every needs REPO:NAME (in-process, through the core Manager) or an "
-                    "http:// target", hint="a package dir or a plugin has no versions to swap")
+                    "http:// or grpc:// target", hint="a package dir or a plugin has no versions to swap")

@@ -37,6 +37,11 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port (0 picks a free one)."),
+    grpc_port: int | None = typer.Option(
+        None, "--grpc-port",
+        help="Also serve KServe v2 / Triton gRPC on this port, same host (0 picks a free one). "
+        "Off by default.",
+    ),
     threads: int | None = typer.Option(
         None, "--threads", help="Intra-op threads per predictor [default: 1, or serving.json]."),
     poll_interval: float = typer.Option(
@@ -118,6 +123,8 @@ def serve(
       paddlehot serve models/ --host 0.0.0.0 --admin-token "$TOKEN" --max-versions 2
 
       paddlehot serve models/ --follow oci://registry.local:5000/models/mlp:stable
+
+      paddlehot serve models/ --grpc-port 8001
     """
     from paddlehot_cli.core.serving_settings import ServingSettings
     from paddlehot_cli.core.version_policy import VersionPolicy
@@ -131,6 +138,8 @@ def serve(
         raise UserError(f"--port {port} is not a TCP port")
     if max_queue < 0:
         raise UserError("--max-queue must be 0 (automatic) or more")
+    if grpc_port is not None and not 0 <= grpc_port <= 65535:
+        raise UserError(f"--grpc-port {grpc_port} is not a TCP port")
     if poll_interval <= 0 or (batch_delay_ms or 0) < 0 or max_body_mb <= 0:
         raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
     if onednn_cache_capacity is not None and onednn_cache_capacity < 0:
@@ -162,6 +171,7 @@ def serve(
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
         follow=list(follow or []), follow_interval=follow_interval, insecure=insecure,
         max_queue=max_queue, state_dir=state_dir, flags=flags,
+        grpc_port=grpc_port,
     )
     def _early_stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit
@@ -190,6 +200,9 @@ def serve(
         loaded = runtime.manager.loaded_versions(model)
         _say(f"  {model}: {', '.join(loaded) if loaded else '[red]no version loaded[/red]'}")
         _say(f"    POST {url}/v2/models/{model}/infer")
+    if runtime.grpc is not None:
+        _say(f"  gRPC (KServe v2 / Triton GRPCInferenceService): "
+             f"{host if ':' not in host else f'[{host}]'}:{runtime.grpc.port}")
     _say(f"  health: {url}/v2/health/live  {url}/v2/health/ready   metrics: {url}/metrics")
     _say(f"  repository: POST {url}/v2/repository/index | models/NAME/load | unload"
               + ("" if runtime.server.options.admin_open or admin_token else "  [yellow](disabled: no --admin-token)[/yellow]"))

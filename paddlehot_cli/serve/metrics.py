@@ -60,8 +60,9 @@ class Metrics:
         r = self.registry
         # process_cpu_seconds_total and process_resident_memory_bytes: what a bench reads
         ProcessCollector(registry=r)
+        # protocol: "http" or "grpc" (the gRPC front end, serve/grpc_server.py)
         self.requests = Counter("paddlehot_requests", "Inference requests",
-                                ["model", "version", "outcome"], registry=r)
+                                ["model", "version", "outcome", "protocol"], registry=r)
         self.latency = Histogram("paddlehot_request_seconds", "Inference request latency",
                                  ["model", "version"], buckets=LATENCY_BUCKETS, registry=r)
         self.rejected = Counter("paddlehot_rejected_requests", "Requests rejected before a version ran",
@@ -87,12 +88,14 @@ class Metrics:
     def attach(self, manager: Any) -> None:
         self.registry.register(_ManagerCollector(manager))
 
-    def observe(self, model: str, version: str, outcome: str, seconds: float) -> None:
-        key = (model, version, outcome)
+    def observe(self, model: str, version: str, outcome: str, seconds: float,
+                protocol: str = "http") -> None:
+        key = (model, version, outcome, protocol)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = (
-                self.requests.labels(model, version, outcome), self.latency.labels(model, version))
+                self.requests.labels(model, version, outcome, protocol),
+                self.latency.labels(model, version))
         child[0].inc()
         child[1].observe(seconds)
 

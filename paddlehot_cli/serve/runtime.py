@@ -53,6 +53,7 @@ class ServeConfig:
     insecure: bool = False
     max_queue: int = 0  # per version; 0: from the pool size (32 per worker and batch slot)
     state_dir: Path | None = None  # admin label changes persist here
+    grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
     # serving.json hook (issue 13): threads/pool_max/max_batch/batch_delay_ms above are the
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
@@ -160,6 +161,11 @@ class Runtime:
         )
         self.server = Server(self.manager, self.metrics, options)
         self.server.index_hooks.append(self._serving_json_rows)  # serving.json hook (issue 13)
+        self.grpc: Any = None  # gRPC front end over the same manager, metrics and options
+        if cfg.grpc_port is not None:
+            from paddlehot_cli.serve.grpc_server import GrpcFrontEnd
+
+            self.grpc = GrpcFrontEnd(self.manager, self.metrics, options)
         self.sock: socket.socket | None = None
         self.uvicorn: Any = None
         self._thread: threading.Thread | None = None
@@ -201,6 +207,13 @@ class Runtime:
         sock.listen(2048)
         sock.set_inheritable(True)
         self.sock = sock
+        if self.grpc is not None:
+            try:
+                self.grpc.bind(self.cfg.host, self.cfg.grpc_port)
+            except UserError:
+                sock.close()
+                self.sock = None
+                raise
 
     def start_core(self, timeout: float = 300.0) -> None:
         """Scan the repository, load what the policy wants (blocking), then start watching."""
@@ -252,6 +265,8 @@ class Runtime:
         server = self.uvicorn or self.make_uvicorn()
 
         def on_signal(signum: int, frame: Any) -> None:
+            if self.grpc is not None:  # gRPC drains alongside HTTP
+                self.grpc.begin_stop(self.cfg.graceful_timeout_s)
             if server.should_exit:  # a second signal: stop waiting for requests
                 server.force_exit = True
             server.should_exit = True
@@ -262,6 +277,8 @@ class Runtime:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         try:
+            if self.grpc is not None:
+                self.grpc.start()
             server.run(sockets=[self.sock])
         finally:
             self.shutdown()
@@ -270,6 +287,8 @@ class Runtime:
         """For tests and benchmarks: serve in a background thread (no signal handlers)."""
         server = self.uvicorn or self.make_uvicorn()
         server.install_signal_handlers = lambda: None  # older uvicorn
+        if self.grpc is not None:
+            self.grpc.start()
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [self.sock]},
                                         name="paddlehot-http", daemon=True)
         self._thread.start()
@@ -290,6 +309,8 @@ class Runtime:
     def shutdown(self) -> None:
         if self.follower is not None:
             self.follower.stop()
+        if self.grpc is not None:  # in-flight gRPC calls finish while versions are still loaded
+            self.grpc.stop(self.cfg.graceful_timeout_s)
         self.source.stop()
         self.manager.stop()
         self.server.options.decoder.close()

@@ -1,0 +1,74 @@
+"""Request checks every protocol front end shares: model names, version selectors, the version a
+metadata request talks about, admin tokens.
+
+A failed check raises `Rejected(status, message)`. The status is an HTTP status because that is
+the vocabulary the Open Inference Protocol documents; each front end maps it to its own
+(the REST app answers it as is, gRPC through `grpc_server.STATUS_CODES`), so a client sees the
+same message whichever protocol it speaks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any
+
+from paddlehot_cli.core import router
+from paddlehot_cli.core.versions import check_model_name
+from paddlehot_cli.errors import UserError
+
+_SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.\-^~<>=!*, ]{1,64}$")
+
+
+class Rejected(Exception):
+    """A request refused before any version ran: status (HTTP vocabulary) and a clear message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def model_name(text: str) -> str:
+    try:
+        return check_model_name(text)
+    except UserError:
+        raise Rejected(400, f"invalid model name '{text[:80]}': letters, digits, '_', '-', '.'; "
+                            "no '..' or '/'") from None
+
+
+def selector(text: str) -> str:
+    """An exact version, a label or a SemVer range, checked for shape only (routing resolves it)."""
+    if ".." in text or "/" in text or not _SELECTOR_RE.match(text):
+        raise Rejected(400, f"invalid version '{text[:80]}': use SemVer (1.2.0), a label or a "
+                            "range (^1.2)")
+    return text
+
+
+def resolve_version(manager: Any, name: str, wanted: str | None) -> str:
+    """The loaded version a metadata/ready request talks about (no breaker trial consumed).
+    Raises Rejected, or router.RouteError for a selector that matches nothing loaded."""
+    versions = manager.loaded_versions(name)
+    if name not in manager.models():
+        raise Rejected(404, f"unknown model '{name}'")
+    if not versions:
+        raise Rejected(400 if wanted is None else 404, f"model '{name}' has no version loaded")
+    if wanted is None:
+        return versions[0]
+    return router.select(versions, wanted, manager.labels(name), allow=lambda v: True,
+                         healthy=lambda v: True, rnd=1.0, model=name)
+
+
+def bearer_token(value: str) -> str:
+    """The token of an `Authorization: Bearer TOKEN` value ('' when it is not a bearer value)."""
+    return value[7:] if value.lower().startswith("bearer ") else ""
+
+
+def check_admin(token: str | None, admin_open: bool, given: str) -> None:
+    """Admin calls: the configured token must match; with none, only a loopback server allows them."""
+    if token:
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise Rejected(401, "admin endpoint: missing or wrong token "
+                                "(Authorization: Bearer TOKEN)")
+    elif not admin_open:
+        raise Rejected(403, "admin endpoints are disabled: the server listens beyond loopback "
+                            "and was started without --admin-token")
