@@ -10,6 +10,7 @@ import typer
 from paddlehot_cli import __version__
 from paddlehot_cli.cli import abi_check, bench, build_plugin, demo, export, pull, push, serve
 from paddlehot_cli.cli.errors import VERBOSE_ENV
+from paddlehot_cli.cli.help import HelpGroup, use_for_every_command
 
 app = typer.Typer(
     name="paddlehot",
@@ -22,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    cls=HelpGroup,  # help reflowed at the terminal's width (cli/help.py)
 )
 
 
@@ -55,4 +57,5 @@ app.command("pull")(pull.pull)
 
 
 def run() -> None:
+    use_for_every_command(app)  # every verb, whoever added it: help that reads well
     app()
