@@ -1,8 +1,8 @@
 """Mosec serving the same paddle predictor (benchmark comparison only; mosec is not a dependency).
 
-  python paddlehot_cli/serve/mosec_mlp.py --package REPO/mlp/1.0.0 --port 8001
-  wrk -t2 -c8 -d15s --latency -s paddlehot_cli/serve/wrk_infer.lua http://127.0.0.1:8001/inference
-  paddlehot_cli/serve/wrk_ab.sh 3 10 paddlehot=PID@URL mosec=PIDS@URL   (interleaved rounds)
+  python paddlehot_cli/bench/mosec_mlp.py --package REPO/mlp/1.0.0 --port 8001
+  wrk -t2 -c8 -d15s --latency -s paddlehot_cli/bench/wrk_infer.lua http://127.0.0.1:8001/inference
+  paddlehot_cli/bench/wrk_ab.sh 3 10 paddlehot=PID@URL mosec=PIDS@URL   (interleaved rounds)
 It accepts the same OIP v2 JSON body as paddlehot (so the same wrk script drives both).
 """
 

@@ -2,7 +2,7 @@
 # Interleaved wrk rounds against several running servers (A B A B ...), for ratios from one run
 # on a shared box. Per round: req/s, p50, p99 and the server's CPU microseconds per request
 # (utime+stime of the listed PIDs, from /proc).
-#   paddlehot_cli/serve/wrk_ab.sh ROUNDS SECONDS NAME=PID[,PID...]@URL ...
+#   paddlehot_cli/bench/wrk_ab.sh ROUNDS SECONDS NAME=PID[,PID...]@URL ...
 #   e.g. wrk_ab.sh 3 10 paddlehot=1234@http://127.0.0.1:8000/v2/models/mlp/infer \
 #                       mosec=2345,2346,2347@http://127.0.0.1:8001/inference
 # CONNS (default 8) and WRKLUA (default: wrk_infer.lua next to this script) override.
