@@ -44,6 +44,11 @@ def _import_file(path: Path) -> Any:
         raise UserError(f"cannot import {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module  # to_static reads the source through the module
+    # As `python file.py` does: the file's own directory comes first, so it imports its
+    # neighbours (also lazily, while forward is traced).
+    here = str(path.resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:

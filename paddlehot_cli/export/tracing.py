@@ -48,6 +48,27 @@ def _dtype_name(dtype: Any) -> str:
     return text
 
 
+def _pir_traces(layer: Any, specs: Sequence[Any]) -> bool:
+    """Whether the PIR format traces `layer` (checked in this process: IrGuard switches paddle
+    to PIR for one block), written to a temporary directory that is then removed."""
+    import tempfile
+
+    import paddle
+
+    try:
+        from paddle.pir_utils import IrGuard
+    except ImportError:
+        return False
+    with tempfile.TemporaryDirectory(prefix="paddlehot-pir-check-") as tmp:
+        try:
+            with IrGuard():
+                static = paddle.jit.to_static(layer, input_spec=list(specs), full_graph=True)
+                paddle.jit.save(static, str(Path(tmp) / "model"))
+        except Exception:  # noqa: BLE001 - PIR cannot trace it either: the general error stands
+            return False
+    return True
+
+
 def trace_and_save(
     layer: Any, inputs: Sequence[TensorSpec], out_dir: Path, fmt: str
 ) -> list[TensorSpec]:
@@ -62,6 +83,13 @@ def trace_and_save(
         static = paddle.jit.to_static(layer, input_spec=specs, full_graph=True)
         paddle.jit.save(static, str(out_dir / "model"))
     except Exception as exc:
+        if fmt == "legacy" and _pir_traces(layer, specs):
+            raise UserError(
+                f"the legacy program format could not trace this model ({short_error(exc)}), "
+                "but the PIR format does: export with --format pir",
+                hint="Paddle 3's legacy tracer lacks some ops PIR has; the legacy format is only "
+                "needed for Paddle Inference 2.x SDKs",
+            ) from None
         raise UserError(
             f"to_static could not trace the model: {short_error(exc)}",
             hint="forward must be traceable: tensor control flow or plain Python "
