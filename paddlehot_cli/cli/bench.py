@@ -30,26 +30,63 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def render_levels(report, title: str) -> None:  # type: ignore[no-untyped-def]
+LATENCY_COLUMNS = ("conc", "requests", "errors", "req/s", "p50", "p90", "p99", "p99.9", "max")
+RESOURCE_COLUMNS = ("CPU %", "peak RSS MB", "client µs/req")
+
+
+def _table(title: str, columns: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for col in ("conc", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms",
-                "p99.9 ms", "max ms", "CPU %", "peak RSS MB", "client µs/req"):
-        table.add_column(col, justify="right")
+    # no cell padding: the box's column separator is the one space between columns
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0),
+                  pad_edge=False)
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    return table
+
+
+def render_levels(report, title: str) -> None:  # type: ignore[no-untyped-def]
+    """One table when it fits the terminal, else latency and resources as two tables: every
+    number is printed whole, never cut to 'req…' at 80 columns."""
+    rows = []
     for level in report.levels:
         lat = level.latency_ms()
         errors = f"[red]{level.errors}[/red]" if level.errors else "0"
-        table.add_row(
-            str(level.concurrency), str(len(level.samples)), errors, _fmt(level.throughput, 1),
-            _fmt(lat["p50"]), _fmt(lat["p90"]), _fmt(lat["p99"]), _fmt(lat["p99.9"]),
-            _fmt(lat["max"]), _fmt(level.cpu_percent, 0), _fmt(level.peak_rss_mb, 0),
-            _fmt(level.client_cpu_us_per_request, 0),
-        )
-    out.print(table)
+        rows.append((
+            [str(level.concurrency), str(len(level.samples)), errors, _fmt(level.throughput, 1),
+             _fmt(lat["p50"]), _fmt(lat["p90"]), _fmt(lat["p99"]), _fmt(lat["p99.9"]),
+             _fmt(lat["max"])],
+            [_fmt(level.cpu_percent, 0), _fmt(level.peak_rss_mb, 0),
+             _fmt(level.client_cpu_us_per_request, 0)],
+        ))
+    one = _table(f"{title} (latency in ms)", LATENCY_COLUMNS + RESOURCE_COLUMNS)
+    for latency, resources in rows:
+        one.add_row(*latency, *resources)
+    natural = out.measure(one, options=out.options.update_width(10_000)).maximum
+    if natural <= out.width:
+        out.print(one)
+    else:
+        latency_table = _table(f"{title} (latency in ms)", LATENCY_COLUMNS)
+        resource_table = _table(f"{title} (resources)", ("conc", *RESOURCE_COLUMNS))
+        for latency, resources in rows:
+            latency_table.add_row(*latency)
+            resource_table.add_row(latency[0], *resources)
+        out.print(latency_table)
+        out.print(resource_table)
     for level in report.levels:
         for kind, count in level.error_kinds().items():
             out.print(f"  [red]{count} x[/red] {kind}")
+
+
+def render_ratios(ratios: list[dict]) -> None:
+    table = _table("B relative to A", ("conc", "req/s B/A", "p50 B/A", "p99 B/A",
+                                       "mean latency B-A µs"))
+    for row in ratios:
+        table.add_row(str(row["concurrency"]), _fmt(row["throughput_ratio"], 3),
+                      _fmt(row["p50_ratio"], 3), _fmt(row["p99_ratio"], 3),
+                      _fmt(row["mean_delta_us"], 1))
+    out.print(table)
 
 
 def render_swap(swap: dict) -> None:
@@ -322,11 +359,7 @@ def _run(target, cfg, threads, timeout, pid, compare, swap_every, swap_repo, jso
     data: dict[str, Any] = reports[0].to_json()
     if len(reports) == 2:
         ratios = compare_ratios(*reports)
-        for row in ratios:
-            out.print(
-                f"c={row['concurrency']}: B/A throughput x{_fmt(row['throughput_ratio'], 3)}, "
-                f"p50 x{_fmt(row['p50_ratio'], 3)}, p99 x{_fmt(row['p99_ratio'], 3)}, "
-                f"mean latency {_fmt(row['mean_delta_us'], 1)} µs per request")
+        render_ratios(ratios)
         data = {"schema": data["schema"], "compare": {
             "a": reports[0].to_json(), "b": reports[1].to_json(),
             "ratios": [{k: v for k, v in r.items() if k not in ("a", "b")} for r in ratios]}}
