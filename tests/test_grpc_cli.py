@@ -74,6 +74,6 @@ def test_grpc_port_in_use_is_one_line_exit_2(repo):
         busy.listen(1)
         taken = busy.getsockname()[1]
         proc = subprocess.run(serve_argv(repo, "--port", free_port(), "--grpc-port", taken),
-                              capture_output=True, text=True, timeout=60, env=_env())
+                              capture_output=True, text=True, timeout=60, env=_env(), check=False)
     assert_one_line_error(proc, 2, f"gRPC port {taken}", "already in use")
     assert "--grpc-port" in proc.stderr  # the hint

@@ -69,7 +69,7 @@ def _fails(code: str, *needles: str):
 
 
 def test_health_and_metadata(server):
-    rt, url, _ = server
+    _rt, url, _ = server
     c = tg.InferenceServerClient(url)
     assert c.is_server_live() and c.is_server_ready()
     assert c.get_server_metadata(as_json=True)["name"] == "paddlehot"
@@ -93,7 +93,7 @@ def test_health_and_metadata(server):
 @pytest.mark.parametrize("version, served", [("", "1.1.0"), ("1.0.0", "1.0.0"), ("^1.0", "1.1.0"),
                                              ("~1.0", "1.0.0"), (">=1.0,<1.1", "1.0.0")])
 def test_infer_versions_and_ranges(server, version, served):
-    rt, url, expected = server
+    _rt, url, expected = server
     res = tg.InferenceServerClient(url).infer("mlp", [_x()], model_version=version, request_id="r7")
     response = res.get_response()
     assert response.model_version == served and response.id == "r7"
@@ -110,6 +110,8 @@ def test_labels_route_grpc_like_http(server):
         for selector in ("stable", ""):  # unpinned traffic goes to `stable` too
             res = c.infer("mlp", [_x()], model_version=selector)
             assert res.get_response().model_version == "1.0.0"
+            np.testing.assert_allclose(res.as_numpy("logits"), expected["1.0.0"], rtol=1e-5,
+                                       atol=1e-6)
         with _fails("NOT_FOUND", "canary"):
             c.infer("mlp", [_x()], model_version="canary")
     finally:
@@ -117,7 +119,7 @@ def test_labels_route_grpc_like_http(server):
 
 
 def test_two_inputs_two_outputs_int64_and_float32(server):
-    rt, url, expected = server
+    _rt, url, expected = server
     c = tg.InferenceServerClient(url)
     res = c.infer("two", [_x(FEATS, "feats"), _x(IDS, "ids", "INT64")])
     assert res.as_numpy("ids2").dtype == np.int64
@@ -139,7 +141,7 @@ def _typed_request() -> pb.ModelInferRequest:
 
 def test_typed_contents_in_typed_contents_out(server):
     """Clients that send `contents` instead of raw bytes get typed outputs back."""
-    rt, url, expected = server
+    _rt, url, expected = server
     with grpc.insecure_channel(url) as channel:
         response = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(_typed_request())
     assert not response.raw_output_contents
@@ -152,9 +154,8 @@ def test_typed_contents_in_typed_contents_out(server):
 
 
 def _typed_error(url: str, request: pb.ModelInferRequest) -> grpc.RpcError:
-    with grpc.insecure_channel(url) as channel:
-        with pytest.raises(grpc.RpcError) as info:
-            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request)
+    with grpc.insecure_channel(url) as channel, pytest.raises(grpc.RpcError) as info:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request)
     return info.value
 
 
@@ -212,7 +213,7 @@ def test_bad_requests_are_invalid_argument_and_server_stays_ready(server):
 
 
 def test_repository_index_unload_load(server):
-    rt, url, _ = server
+    _rt, url, _ = server
     c = tg.InferenceServerClient(url)
     index = c.get_model_repository_index(as_json=True)["models"]
     assert {(m["name"], m["version"], m["state"]) for m in index} >= {

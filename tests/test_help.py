@@ -5,6 +5,7 @@ than the terminal, and every example in a docstring survives whole."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import re
 
 import pytest
@@ -31,7 +32,7 @@ def _broken_lines(text: str, width: int) -> list[tuple[str, str]]:
             continue  # examples keep their lines
         base = _indent(lines[0])
         is_list = any(_indent(line) > base for line in lines)
-        for a, b in zip(lines, lines[1:]):
+        for a, b in itertools.pairwise(lines):
             continues = _indent(b) > base if is_list else True
             if continues and len(a) + 1 + len(b.split()[0]) <= width:
                 broken.append((a, b))

@@ -6,8 +6,9 @@ objects per request would cost the client more CPU than the server spends on a s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np

@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import re
 import textwrap
-
 from typing import Any
 
 from typer.core import MARKUP_MODE_KEY, TyperCommand, TyperGroup
