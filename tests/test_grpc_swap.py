@@ -112,3 +112,47 @@ def test_failing_version_internal_then_breaker_unavailable(tmp_path, exported):
         assert c.is_server_ready()
     finally:
         rt.stop_thread()
+
+
+def test_full_queue_is_unavailable_and_releases_the_handle(tmp_path, exported):
+    repo = tmp_path / "repo"
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 51), repo, "mlp", "1.0.0")
+    rt = start_runtime(repo, max_queue=1, pool_max=1, grpc_port=0)
+    try:
+        sv = rt.manager.serving_versions()[0]
+        gate, running = threading.Event(), threading.Event()
+        real_run = sv.batcher._run
+
+        def gated(feeds):  # hold the worker inside a real inference call
+            running.set()
+            assert gate.wait(20)
+            return real_run(feeds)
+
+        sv.batcher._run = gated
+        url = f"127.0.0.1:{rt.grpc.port}"
+        versions: list = []
+
+        def call() -> None:
+            versions.append(tg.InferenceServerClient(url).infer("mlp", _request())
+                            .get_response().model_version)
+
+        first = threading.Thread(target=call, name="grpc-first")
+        first.start()
+        assert running.wait(10)
+        second = threading.Thread(target=call, name="grpc-queued")  # the one queue slot
+        second.start()
+        wait_for(lambda: sv.batcher.waiting == 1, 10, what="a queued request")
+        try:
+            tg.InferenceServerClient(url).infer("mlp", _request())
+            raise AssertionError("a call beyond a full queue must be refused")
+        except InferenceServerException as exc:
+            assert exc.status() == "StatusCode.UNAVAILABLE" and "overloaded" in exc.message()
+        gate.set()
+        for t in (first, second):
+            t.join(30)
+        assert versions == ["1.0.0", "1.0.0"]
+        text = httpx.get(f"http://127.0.0.1:{rt.port}/metrics").text
+        assert metric(text, "paddlehot_rejected_requests_total", reason="queue_full") == 1
+        assert sv.refs == 0  # the refused call's handle was released
+    finally:
+        rt.stop_thread()

@@ -17,15 +17,16 @@ from paddlehot_cli.core import router
 from paddlehot_cli.core.versions import check_model_name
 from paddlehot_cli.errors import UserError
 
-_SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.\-^~<>=!*, ]{1,64}$")
+_SELECTOR_RE = re.compile(r"[A-Za-z0-9_.\-^~<>=!*, ]{1,64}")  # fullmatch: "$" would accept "\n"
 
 
 class Rejected(Exception):
     """A request refused before any version ran: status (HTTP vocabulary) and a clear message."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, reason: str | None = None):
         super().__init__(message)
         self.status, self.message = status, message
+        self.reason = reason or str(status)  # the label on paddlehot_rejected_requests_total
 
 
 def model_name(text: str) -> str:
@@ -38,7 +39,7 @@ def model_name(text: str) -> str:
 
 def selector(text: str) -> str:
     """An exact version, a label or a SemVer range, checked for shape only (routing resolves it)."""
-    if ".." in text or "/" in text or not _SELECTOR_RE.match(text):
+    if ".." in text or "/" in text or not _SELECTOR_RE.fullmatch(text):
         raise Rejected(400, f"invalid version '{text[:80]}': use SemVer (1.2.0), a label or a "
                             "range (^1.2)")
     return text
@@ -64,7 +65,7 @@ def bearer_token(value: str) -> str:
 
 
 def check_admin(token: str | None, admin_open: bool, given: str) -> None:
-    """Admin calls: the configured token must match; with none, only a loopback server allows them."""
+    """Admin calls: the configured token must match; with none, only a loopback server may."""
     if token:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Rejected(401, "admin endpoint: missing or wrong token "

@@ -30,6 +30,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from paddlehot_cli import __version__
+from paddlehot_cli.core.batcher import BatcherStopped, QueueFull
 from paddlehot_cli.core.router import RouteError, Unavailable
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.errors import InputMismatch, UserError, short_error
@@ -61,24 +62,27 @@ def _rpc(method: Callable) -> Callable:
         try:
             return await method(self, request, context)
         except Rejected as exc:
-            status, message = exc.status, exc.message
+            status, message, reason = exc.status, exc.message, exc.reason
         except RouteError as exc:
-            status, message = exc.status, exc.message
+            status, message, reason = exc.status, exc.message, str(exc.status)
         except ProtocolError as exc:
-            status, message = 400, str(exc)
-        except Exception as exc:
+            status, message, reason = 400, str(exc), "400"
+        except Exception as exc:  # a bug: log it, answer INTERNAL, keep serving
             log.exception("internal error in gRPC %s", method.__name__)
-            status, message = 500, f"internal error: {type(exc).__name__}"
+            status, message, reason = 500, f"internal error: {type(exc).__name__}", "500"
         if status != 500:  # a failed inference ran: it is counted as an outcome, not a rejection
-            self.metrics.rejected.labels(str(status)).inc()
+            self.metrics.rejected.labels(reason).inc()
         await context.abort(STATUS_CODES.get(status, grpc.StatusCode.INTERNAL), message)
 
     return wrapper
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, manager: Any, metrics: Any, options: Any):
+    def __init__(self, manager: Any, metrics: Any, options: Any, rest: Any = None):
         self.manager, self.metrics, self.options = manager, metrics, options
+        # the REST app (serve/app.py), when there is one: its repository index hooks (e.g.
+        # serve --follow's remote state) and its path-free reasons for non-admin callers
+        self.rest = rest
 
     # -- health and metadata ---------------------------------------------------------------
 
@@ -136,24 +140,30 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         handle = self.manager.acquire(name, wanted)  # RouteError: 404 / 503
         version, manifest = handle.version, handle.servable.manifest
         out_names = [s.name for s in manifest.outputs]
-        try:
-            feeds = check_inputs(manifest.inputs, tensors)
-            returned = grpc_codec.requested_outputs(request, out_names)
-        except (InputMismatch, ProtocolError) as exc:
-            handle.release()
-            self.metrics.observe(name, version, "bad_input", time.perf_counter() - start, "grpc")
-            raise Rejected(400, str(exc)) from None
         loop = asyncio.get_running_loop()
         settled: asyncio.Future = loop.create_future()
 
         def done(out: Any, exc: BaseException | None) -> None:  # on the version's worker
             loop.call_soon_threadsafe(_settle, settled, out, exc)
 
-        try:
-            self.manager.submit(handle, feeds, done)  # the handle is released after `done`
-        except Exception as exc:  # noqa: BLE001 - the version is shutting down or its queue is full
-            raise Rejected(503, f"version {version} of model '{name}' is unavailable: "
-                                f"{short_error(exc)}") from None
+        try:  # every path releases the handle: submit takes it over, else finally drops it
+            try:
+                feeds = check_inputs(manifest.inputs, tensors)
+                returned = grpc_codec.requested_outputs(request, out_names)
+            except (InputMismatch, ProtocolError) as exc:
+                self.metrics.observe(name, version, "bad_input", time.perf_counter() - start,
+                                     "grpc")
+                raise Rejected(400, str(exc)) from None
+            try:
+                self.manager.submit(handle, feeds, done)
+            except QueueFull as exc:
+                raise Rejected(503, f"model '{name}' version {version} is overloaded ({exc}); "
+                                    "retry later", reason="queue_full") from None
+            except BatcherStopped as exc:
+                raise Rejected(503, f"version {version} of model '{name}' is unavailable: "
+                                    f"{exc}") from None
+        finally:
+            handle.release()
         outputs, error = await settled
         if isinstance(error, InputMismatch):
             self.metrics.observe(name, version, "bad_input", time.perf_counter() - start, "grpc")
@@ -171,6 +181,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     # -- repository extension --------------------------------------------------------------
 
+    def _is_admin(self, context: Any) -> bool:
+        try:
+            self._check_admin(context)
+        except Rejected:
+            return False
+        return True
+
     def _check_admin(self, context: Any) -> None:
         meta = {k.lower(): v for k, v in context.invocation_metadata()}
         given = checks.bearer_token(meta.get("authorization", "")) or meta.get("x-admin-token", "")
@@ -179,11 +196,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @_rpc
     async def RepositoryIndex(self, request: Any, context: Any) -> Any:
         rows = await asyncio.to_thread(self.manager.status)
+        for hook in getattr(self.rest, "index_hooks", ()):
+            rows = hook(rows)
         if request.ready:
             rows = [r for r in rows if r["state"] == "READY"]
+        if self.rest is not None and not self._is_admin(context):
+            rows = [{**r, "reason": self.rest._public_reason(r.get("reason", ""))} for r in rows]
         return pb.RepositoryIndexResponse(models=[
-            pb.RepositoryIndexResponse.ModelIndex(name=r["name"], version=r["version"],
-                                                  state=r["state"], reason=r["reason"])
+            pb.RepositoryIndexResponse.ModelIndex(name=r["name"], version=r.get("version", ""),
+                                                  state=r["state"], reason=r.get("reason", ""))
             for r in rows])
 
     def _admin_model(self, request: Any, context: Any) -> str:
@@ -229,12 +250,12 @@ class GrpcFrontEnd:
     """The gRPC server on its own event loop thread, with the request size limit of
     --max-body-mb. Inference itself runs on each version's worker, as for REST."""
 
-    def __init__(self, manager: Any, metrics: Any, options: Any):
+    def __init__(self, manager: Any, metrics: Any, options: Any, rest: Any = None):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="paddlehot-grpc",
                                         daemon=True)
         self._thread.start()
-        servicer = InferenceServicer(manager, metrics, options)
+        servicer = InferenceServicer(manager, metrics, options, rest)
 
         async def make() -> Any:
             server = grpc.aio.server(options=[

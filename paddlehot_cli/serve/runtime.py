@@ -165,7 +165,7 @@ class Runtime:
         if cfg.grpc_port is not None:
             from paddlehot_cli.serve.grpc_server import GrpcFrontEnd
 
-            self.grpc = GrpcFrontEnd(self.manager, self.metrics, options)
+            self.grpc = GrpcFrontEnd(self.manager, self.metrics, options, rest=self.server)
         self.sock: socket.socket | None = None
         self.uvicorn: Any = None
         self._thread: threading.Thread | None = None
