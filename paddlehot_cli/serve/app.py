@@ -46,16 +46,14 @@ from paddlehot_cli import __version__
 from paddlehot_cli.core.batcher import BatcherStopped, QueueFull
 from paddlehot_cli.core.router import Labels, RouteError
 from paddlehot_cli.core.signature import check_inputs
-from paddlehot_cli.core.versions import check_model_name
-from paddlehot_cli.errors import InputMismatch, UserError, short_error
-from paddlehot_cli.serve import protocol
+from paddlehot_cli.errors import InputMismatch, short_error
+from paddlehot_cli.serve import checks, protocol
 from paddlehot_cli.serve.body_decoder import BodyDecoder
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.protocol import BodyTooLarge, ProtocolError
 
 log = logging.getLogger("paddlehot.serve")
 JSON = "application/json"
-_SELECTOR_RE = re.compile(r"[A-Za-z0-9_.\-^~<>=!*, ]{1,64}")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass
@@ -112,17 +110,16 @@ def path_segments(raw: bytes, prefix: str) -> list[str]:
 
 def _model_name(text: str) -> str:
     try:
-        return check_model_name(text)
-    except UserError:
-        raise _HTTPError(400, f"invalid model name '{text[:80]}': letters, digits, '_', '-', '.'; "
-                              "no '..' or '/'") from None
+        return checks.model_name(text)
+    except checks.Rejected as exc:  # one rule and message for every front end (serve/checks.py)
+        raise _HTTPError(exc.status, exc.message) from None
 
 
 def _selector(text: str) -> str:
-    if ".." in text or "/" in text or not _SELECTOR_RE.fullmatch(text):
-        raise _HTTPError(400, f"invalid version '{text[:80]}': use SemVer (1.2.0), a label or a "
-                              "range (^1.2)")
-    return text
+    try:
+        return checks.selector(text)
+    except checks.Rejected as exc:
+        raise _HTTPError(exc.status, exc.message) from None
 
 
 async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: str | None,
