@@ -87,6 +87,7 @@ def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
 
     binds = [Bind(work, "work"), Bind(capi.parent, "capi")]
     w = binds[0].guest
+    plugins = ["mlp-1.0.0.so", "mlp-1.1.0.so"]
 
     def run_guest(expected: list[str], *flags: str) -> subprocess.CompletedProcess:
         argv = [f"{w}/phot-host", *flags, "-capi", f"{binds[1].guest}/{capi.name}",
@@ -98,7 +99,6 @@ def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
         return subprocess.run(guest_command(rootfs, argv, binds, env), capture_output=True,
                               text=True, timeout=600, check=False)
 
-    plugins = ["mlp-1.0.0.so", "mlp-1.1.0.so"]
     proc = run_guest(["1.0.0.bin", "1.1.0.bin"], "-t", "2", "-n", "200", "-swaps", "4", "-json")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     report = json.loads(proc.stdout)
@@ -109,6 +109,8 @@ def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
     # It notices wrong aarch64 results: v1 expected to answer v2's outputs is refused.
     proc = run_guest(["1.1.0.bin", "1.0.0.bin"], "-t", "2", "-n", "20")
     assert proc.returncode == 1 and "error:" in proc.stderr, proc.stdout + proc.stderr[-4000:]
+    assert "warm-up of" in proc.stderr and ", expected " in proc.stderr, proc.stderr[-4000:]
+
 
 def symbol_prefix(so: Path) -> str:
     return manifest_of(so)["plugin"]["symbol_prefix"]
