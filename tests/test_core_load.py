@@ -84,6 +84,7 @@ def test_not_a_package(tmp_path):
         ("[" * 100000 + "]" * 100000, "not valid JSON"),
         ('{"schema_version": 1}', "missing key"),
     ],
+    ids=["list", "truncated", "deeply-nested", "missing-key"],
 )
 def test_hostile_manifests(text, needle):
     with pytest.raises(PackageError, match=needle):

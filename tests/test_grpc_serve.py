@@ -91,7 +91,8 @@ def test_health_and_metadata(server):
 
 
 @pytest.mark.parametrize("version, served", [("", "1.1.0"), ("1.0.0", "1.0.0"), ("^1.0", "1.1.0"),
-                                             ("~1.0", "1.0.0"), (">=1.0,<1.1", "1.0.0")])
+                                             ("~1.0", "1.0.0"), (">=1.0,<1.1", "1.0.0")],
+                         ids=["latest", "exact", "caret", "tilde", "range"])
 def test_infer_versions_and_ranges(server, version, served):
     _rt, url, expected = server
     res = tg.InferenceServerClient(url).infer("mlp", [_x()], model_version=version, request_id="r7")

@@ -56,7 +56,8 @@ def test_write_then_read_round_trips_and_leaves_no_temp_file(tmp_path):
     (_doc(batch_delay_ms=-1), "'batch_delay_ms'"),
     (_doc(turbo=True), "unknown setting 'turbo'"),
     (json.dumps({"schema": "paddlehot.serving/1", "extra": 1}), "unknown key"),
-])
+], ids=["not-json", "no-schema", "threads-zero", "threads-bool", "onednn-int", "delay-negative",
+        "unknown-setting", "unknown-key"])  # plain ids: JSON in a node id breaks re-selection
 def test_malformed_files_are_one_clear_error(tmp_path, text, needle):
     (tmp_path / SETTINGS_FILE).write_text(text)
     with pytest.raises(SettingsError) as info:
