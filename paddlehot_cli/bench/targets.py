@@ -141,16 +141,8 @@ class HttpTarget(Target):
         self.binary = binary
         self.pid = pid
         self.label = url
-        probe = OipClient(self.endpoint, timeout=min(timeout, 10.0))
-        try:
-            meta = probe.metadata()
-        except RequestFailed as exc:
-            raise UserError(f"cannot read model metadata from {url}: {exc}") from None
-        finally:
-            probe.close()
-        self.inputs = tuple(_spec_from_metadata(t) for t in meta.get("inputs", []))
-        if not self.inputs:
-            raise UserError(f"{url}: the model metadata lists no inputs")
+        self.inputs = _remote_inputs(OipClient(self.endpoint, timeout=min(timeout, 10.0)), url,
+                                     lambda meta: meta.get("inputs", []))
 
     def new_caller(self) -> tuple[Call, Callable[[], None]]:
         client = OipClient(self.endpoint, timeout=self.timeout)
@@ -176,6 +168,21 @@ class HttpTarget(Target):
         return reader if reader() is not None else None
 
 
+def _remote_inputs(probe: Any, url: str, tensors: Callable[[Any], list[dict]]) -> tuple:
+    """A remote model's input specs from its metadata (HTTP or gRPC `probe`, closed after), as
+    `tensors` lists them in v2 JSON form; a server that cannot say is one clear error."""
+    try:
+        meta = probe.metadata()
+    except RequestFailed as exc:
+        raise UserError(f"cannot read model metadata from {url}: {exc}") from None
+    finally:
+        probe.close()
+    inputs = tuple(_spec_from_metadata(t) for t in tensors(meta))
+    if not inputs:
+        raise UserError(f"{url}: the model metadata lists no inputs")
+    return inputs
+
+
 class GrpcTarget(Target):
     """Any KServe v2 / Triton gRPC server; the signature comes from its ModelMetadata. CPU and
     RSS only with --pid (the gRPC service has no /metrics)."""
@@ -188,17 +195,10 @@ class GrpcTarget(Target):
 
         self.endpoint = GrpcEndpoint.parse(url)
         self.timeout, self.pid, self.label = timeout, pid, url
-        probe = GrpcClient(self.endpoint, timeout=min(timeout, 10.0))
-        try:
-            meta = probe.metadata()
-        except RequestFailed as exc:
-            raise UserError(f"cannot read model metadata from {url}: {exc}") from None
-        finally:
-            probe.close()
-        self.inputs = tuple(_spec_from_metadata(
-            {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}) for t in meta.inputs)
-        if not self.inputs:
-            raise UserError(f"{url}: the model metadata lists no inputs")
+        self.inputs = _remote_inputs(
+            GrpcClient(self.endpoint, timeout=min(timeout, 10.0)), url,
+            lambda meta: [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+                          for t in meta.inputs])
 
     def new_caller(self) -> tuple[Call, Callable[[], None]]:
         from paddlehot_cli.bench.grpc_client import GrpcClient
