@@ -108,18 +108,21 @@ def path_segments(raw: bytes, prefix: str) -> list[str]:
     return [unquote(s) for s in rest.strip("/").split("/")] if rest.strip("/") else []
 
 
-def _model_name(text: str) -> str:
+def _checked(check: Callable[..., Any], *args: Any) -> Any:
+    """Run a shared request check (serve/checks.py: one rule and message for every front end),
+    its refusal as this front end's _HTTPError."""
     try:
-        return checks.model_name(text)
-    except checks.Rejected as exc:  # one rule and message for every front end (serve/checks.py)
-        raise _HTTPError(exc.status, exc.message) from None
+        return check(*args)
+    except checks.Rejected as exc:
+        raise _HTTPError(exc.status, exc.message, reason=exc.reason) from None
+
+
+def _model_name(text: str) -> str:
+    return _checked(checks.model_name, text)
 
 
 def _selector(text: str) -> str:
-    try:
-        return checks.selector(text)
-    except checks.Rejected as exc:
-        raise _HTTPError(exc.status, exc.message) from None
+    return _checked(checks.selector, text)
 
 
 async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: str | None,
@@ -224,26 +227,19 @@ class Server:
             if action == "ready":
                 return self.model_ready(name, version)
             return self.model_metadata(name, version)
-        except _HTTPError as exc:
-            self.metrics.rejected.labels(exc.reason).inc()
-            return _error(exc.message, exc.status, exc.headers)
-        except RouteError as exc:
-            self.metrics.rejected.labels(str(exc.status)).inc()
-            return _error(exc.message, exc.status)
+        except (_HTTPError, RouteError) as exc:
+            return _error(*self.refused(exc))
+
+    def refused(self, exc: _HTTPError | RouteError) -> tuple[str, int, dict | None]:
+        """Count a request turned away (paddlehot_rejected_requests_total) and say how to answer
+        it: (message, status, extra headers). Both HTTP paths (Starlette and fast_infer) use it."""
+        reason = exc.reason if isinstance(exc, _HTTPError) else str(exc.status)
+        self.metrics.rejected.labels(reason).inc()
+        return exc.message, exc.status, getattr(exc, "headers", None)
 
     def _resolve_version(self, name: str, selector: str | None) -> str:
         """The version a metadata/ready request talks about (no breaker trial consumed)."""
-        versions = self.manager.loaded_versions(name)
-        if name not in self.manager.models():
-            raise _HTTPError(404, f"unknown model '{name}'")
-        if not versions:
-            raise _HTTPError(400 if selector is None else 404, f"model '{name}' has no version loaded")
-        if selector is None:
-            return versions[0]
-        from paddlehot_cli.core import router
-
-        return router.select(versions, selector, self.manager.labels(name), allow=lambda v: True,
-                             healthy=lambda v: True, rnd=1.0, model=name)
+        return _checked(checks.resolve_version, self.manager, name, selector)
 
     def model_ready(self, name: str, selector: str | None) -> Response:
         try:
@@ -254,8 +250,8 @@ class Server:
 
     def model_metadata(self, name: str, selector: str | None) -> Response:
         version = self._resolve_version(name, selector)
-        manifest = self.manager.servable(name, version).manifest
         servable = self.manager.servable(name, version)
+        manifest = servable.manifest
         return _json({
             "name": name,
             "versions": self.manager.loaded_versions(name),

@@ -60,7 +60,6 @@ class InferFastPath:
                 (b"content-type", media.encode()), *extra]})
             await send({"type": "http.response.body", "body": payload})
 
-        metrics = self.server.metrics
         try:
             name = _model_name(target[0])
             selector = None if target[1] is None else _selector(target[1])
@@ -71,13 +70,10 @@ class InferFastPath:
                 name, selector, body, _text(headers.get(b"inference-header-content-length"))))
         except _ClientGone:
             return
-        except _HTTPError as exc:
-            metrics.rejected.labels(exc.reason).inc()
-            extra = [(k.lower().encode(), str(v).encode()) for k, v in (exc.headers or {}).items()]
-            await reply(exc.status, protocol.dumps({"error": exc.message}), JSON, extra)
-        except RouteError as exc:
-            metrics.rejected.labels(str(exc.status)).inc()
-            await reply(exc.status, protocol.dumps({"error": exc.message}), JSON, [])
+        except (_HTTPError, RouteError) as exc:
+            message, status, headers = self.server.refused(exc)
+            extra = [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
+            await reply(status, protocol.dumps({"error": message}), JSON, extra)
         except Exception as exc:  # noqa: BLE001 - as Starlette's handler: log, answer 500
             log.exception("internal error on %s", scope["path"])
             if started:
