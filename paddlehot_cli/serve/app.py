@@ -27,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import re
 import time
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,7 @@ from paddlehot_cli.serve.protocol import BodyTooLarge, ProtocolError
 
 log = logging.getLogger("paddlehot.serve")
 JSON = "application/json"
+Reply = Callable[[int, bytes, str, list], Any]  # (status, body, media type, extra headers)
 
 
 @dataclass
@@ -142,14 +143,17 @@ async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: 
             raise _HTTPError(413, f"request body is larger than the limit of {limit} bytes")
         parts.append(chunk)
     body = parts[0] if len(parts) == 1 else b"".join(parts)
-    if encoding:
-        try:
-            body = protocol.decompress(body, encoding.strip().lower(), limit)
-        except BodyTooLarge as exc:
-            raise _HTTPError(413, str(exc)) from None
-        except ProtocolError as exc:
-            raise _HTTPError(400, str(exc)) from None
-    return body
+    return decompressed(body, encoding, limit) if encoding else body
+
+
+def decompressed(body: bytes, encoding: str, limit: int) -> bytes:
+    """A Content-Encoding'd body, decoded within `limit` bytes (413 beyond, 400 if corrupt)."""
+    try:
+        return protocol.decompress(body, encoding.strip().lower(), limit)
+    except BodyTooLarge as exc:
+        raise _HTTPError(413, str(exc)) from None
+    except ProtocolError as exc:
+        raise _HTTPError(400, str(exc)) from None
 
 
 class Server:
@@ -161,6 +165,7 @@ class Server:
         self.metrics = metrics or Metrics()
         self.options = options or ServeOptions()
         self.index_hooks: list[Any] = []  # rows -> rows, e.g. serve --follow's remote state
+        self._tasks: set[asyncio.Task] = set()  # large bodies being decoded (kept referenced)
         self.starlette = Starlette(
             routes=[
                 Route("/v2/health/live", self.live, methods=["GET"]),
@@ -276,15 +281,53 @@ class Server:
 
     async def infer_reply(self, name: str, selector: str | None, body: bytes,
                           header_length: str | None) -> tuple[int, bytes, str, list]:
-        """Decode, route, check, run and encode one infer request: (status, body, media type,
-        extra headers). Raises _HTTPError / RouteError for a request turned away (the caller
-        answers and counts it); an inference failure is a 500 reply, not an exception."""
+        """infer_call as a coroutine: (status, body, media type, extra headers)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.infer_call(name, selector, body, header_length,
+                        lambda *reply: fut.done() or fut.set_result(reply))
+        return await fut
+
+    def infer_call(self, name: str, selector: str | None, body: bytes, header_length: str | None,
+                   reply: Reply) -> None:
+        """Decode, route, check, run and encode one infer request; call on the event loop.
+
+        `reply(status, body, media type, extra headers)` is called exactly once, on this loop
+        thread: at once for a refusal, else when the version's worker is done. Refusals are counted here (Server.refused); every front end that speaks
+        HTTP (our protocol, the ASGI fast path, Starlette) answers through this one function.
+        """
         start = time.perf_counter()
         try:
-            req = await self.options.decoder.decode(body, header_length)
-        except ProtocolError as exc:
-            raise _HTTPError(400, str(exc)) from None
-        del body
+            if not self.options.decoder.inline(body, header_length):  # a large JSON body
+                task = asyncio.get_running_loop().create_task(
+                    self._decode_then_run(name, selector, body, header_length, reply, start))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
+            try:
+                req = protocol.parse_infer_request(body, header_length)
+            except ProtocolError as exc:
+                raise _HTTPError(400, str(exc)) from None
+            self._run_decoded(name, selector, req, start, reply)
+        except (_HTTPError, RouteError) as exc:
+            reply(*self.refusal_reply(exc))
+
+    async def _decode_then_run(self, name: str, selector: str | None, body: bytes,
+                               header_length: str | None, reply: Reply, start: float) -> None:
+        try:
+            try:
+                req = await self.options.decoder.decode(body, header_length)
+            except ProtocolError as exc:
+                raise _HTTPError(400, str(exc)) from None
+            del body
+            self._run_decoded(name, selector, req, start, reply)
+        except (_HTTPError, RouteError) as exc:
+            reply(*self.refusal_reply(exc))
+        except Exception as exc:  # noqa: BLE001 - as the Starlette handler: log, answer 500
+            log.exception("internal error decoding a request for %s", name)
+            reply(500, protocol.dumps({"error": f"internal error: {type(exc).__name__}"}), JSON, [])
+
+    def _run_decoded(self, name: str, selector: str | None, req: protocol.InferRequest,
+                     start: float, reply: Reply) -> None:
         handle = self.manager.acquire(name, selector)  # RouteError -> 404 / 503
         version = handle.version
         try:  # every path releases the handle: submit takes it over, else finally drops it
@@ -295,10 +338,12 @@ class Server:
                 raise _HTTPError(400, exc.message) from None
             out_names = [s.name for s in handle.servable.manifest.outputs]
             loop = asyncio.get_running_loop()
-            fut = loop.create_future()
 
-            def done(out: Any, exc: BaseException | None) -> None:
-                loop.call_soon_threadsafe(_settle, fut, out, exc)
+            def finish(outputs: Any, exc: BaseException | None) -> None:
+                reply(*self._infer_result(name, version, req, out_names, outputs, exc, start))
+
+            def done(outputs: Any, exc: BaseException | None) -> None:  # on the worker thread
+                loop.call_soon_threadsafe(finish, outputs, exc)
 
             try:
                 self.manager.submit(handle, feeds, done)
@@ -311,25 +356,34 @@ class Server:
                                  f"{exc}") from None
         finally:
             handle.release()
-        try:
-            outputs = await fut
-        except InputMismatch as exc:
+
+    def _infer_result(self, name: str, version: str, req: protocol.InferRequest,
+                      out_names: list[str], outputs: Any, exc: BaseException | None,
+                      start: float) -> tuple[int, bytes, str, list]:
+        """The reply to a request the version has answered (outputs) or failed (exc)."""
+        if isinstance(exc, InputMismatch):
             self.metrics.observe(name, version, "bad_input", time.perf_counter() - start)
-            raise _HTTPError(400, exc.message) from None
-        except Exception as exc:  # noqa: BLE001 - inference failed on the server side
+            return self.refusal_reply(_HTTPError(400, exc.message))
+        if exc is not None:  # inference failed on the server side
             self.metrics.observe(name, version, "error", time.perf_counter() - start)
             log.warning("inference on %s %s failed: %s", name, version, short_error(exc))
             return (500, protocol.dumps({"error": f"inference failed on {name} {version}: "
                                                   f"{short_error(exc)}"}), JSON, [])
         try:
             payload, hlen = protocol.encode_infer_response(name, version, req, out_names, outputs)
-        except ProtocolError as exc:
-            raise _HTTPError(400, str(exc)) from None
+        except ProtocolError as perr:
+            return self.refusal_reply(_HTTPError(400, str(perr)))
         self.metrics.observe(name, version, "ok", time.perf_counter() - start)
         if hlen is None:
             return 200, payload, JSON, []
         return (200, payload, "application/octet-stream",
                 [(b"inference-header-content-length", str(hlen).encode())])
+
+    def refusal_reply(self, exc: _HTTPError | RouteError) -> tuple[int, bytes, str, list]:
+        """A refused request as a reply tuple (counted by refused())."""
+        message, status, headers = self.refused(exc)
+        extra = [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
+        return status, protocol.dumps({"error": message}), JSON, extra
 
     # -- repository extension --------------------------------------------------------------
 

@@ -48,9 +48,13 @@ class BodyDecoder:
         except ValueError:
             return 0  # the parser reports it
 
+    def inline(self, body: bytes, header_length: str | None) -> bool:
+        """Whether decode() would parse this body here (small) rather than in the helper."""
+        return self._json_size(body, header_length) <= self.inline_bytes or self._closed
+
     async def decode(self, body: bytes, header_length: str | None) -> InferRequest:
         """Raises protocol.ProtocolError for a malformed body."""
-        if self._json_size(body, header_length) <= self.inline_bytes or self._closed:
+        if self.inline(body, header_length):
             return protocol.parse_infer_request(body, header_length)
         return await asyncio.to_thread(self._decode_remote, body, header_length)
 

@@ -24,7 +24,7 @@ _PREFIX = "/v2/models"
 _WANTED = {b"content-length", b"content-encoding", b"inference-header-content-length"}
 
 
-def _infer_target(raw: bytes) -> tuple[str, str | None] | None:
+def infer_target(raw: bytes) -> tuple[str, str | None] | None:
     """(model text, version text) when `raw` is exactly an infer path, else None."""
     segs = path_segments(raw, _PREFIX)
     if len(segs) == 2 and segs[1] == "infer":
@@ -43,7 +43,7 @@ class InferFastPath:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         raw = scope.get("raw_path") or scope["path"].encode()
-        target = _infer_target(raw) if raw.startswith(b"/v2/models/") else None
+        target = infer_target(raw) if raw.startswith(b"/v2/models/") else None
         if target is None:
             return await self.app(scope, receive, send)
         headers: dict[bytes, bytes] = {}

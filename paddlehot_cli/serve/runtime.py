@@ -9,6 +9,7 @@ and releases every version) and return.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 import socket
@@ -243,12 +244,15 @@ class Runtime:
             loop = "uvloop"
         except ImportError:
             loop = "asyncio"
+        http: Any = "h11"
         try:
             import httptools  # noqa: F401
-
-            http = "httptools"
         except ImportError:
-            http = "h11"
+            pass
+        else:  # our own protocol: infer requests skip ASGI entirely (http_protocol.py)
+            from paddlehot_cli.serve.http_protocol import HttpProtocol
+
+            http = functools.partial(HttpProtocol, server=self.server)
         config = uvicorn.Config(
             self.server.app, loop=loop, http=http, lifespan="off", access_log=False,
             log_level="warning", timeout_graceful_shutdown=self.cfg.graceful_timeout_s,

@@ -1,0 +1,404 @@
+"""paddlehot's HTTP/1.1 connection protocol (httptools), which uvicorn runs instead of its own.
+
+For a tiny model the HTTP path is the whole cost of a request. uvicorn's protocol builds an ASGI
+scope, a RequestResponseCycle, an asyncio.Event and a Task per request, re-arms a keep-alive
+timer per response and writes a response's head and body with two send() calls: about 40 us of
+Python per request here, where a bare httptools protocol needs about 10 (issue 17). Here an
+infer request (POST /v2/models/{m}[/versions/{v}]/infer) goes from the parser's callbacks
+straight to Server.infer_call, and its reply is written with one send(). Every other request is
+handed to the ASGI app (Starlette) as uvicorn would. uvicorn still owns the listening socket, the
+signals and the graceful drain: it calls shutdown() on each connection and waits until every
+connection is closed.
+
+Requests on one connection are answered in order, one at a time (pipelined ones wait parsed).
+Every request body is limited to --max-body-mb (413, then the connection closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+from paddlehot_cli.core.router import RouteError
+from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve.app import JSON, Server, _HTTPError, _model_name, _selector, decompressed
+from paddlehot_cli.serve.fast_infer import infer_target
+
+log = logging.getLogger("paddlehot.serve")
+_MAX_PIPELINED = 8  # parsed requests waiting on one connection before we stop reading it
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_STATUS = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
+_ONE_WRITE = 1 << 16  # below this a reply is joined into one buffer; above, a vectored write
+
+
+def _status_line(status: int) -> bytes:
+    return _STATUS.get(status) or f"HTTP/1.1 {status} \r\n".encode()
+
+
+class _Request:
+    __slots__ = ("method", "url", "headers", "body", "keep_alive", "version", "refusal")
+
+    def __init__(self, method: bytes, url: bytes, headers: list, body: bytes, keep_alive: bool,
+                 version: str, refusal: _HTTPError | None):
+        self.method, self.url, self.headers, self.body = method, url, headers, body
+        self.keep_alive, self.version, self.refusal = keep_alive, version, refusal
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.headers:  # the first one counts
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection. uvicorn creates it (config, server_state, app_state, _loop);
+    runtime.py binds `server` with functools.partial."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict, _loop: Any = None, *,
+                 server: Server):
+        self.server = server
+        self.app = config.loaded_app  # everything but infer: the ASGI app
+        self.state = server_state
+        self.loop = _loop or asyncio.get_event_loop()
+        self.keep_alive_s = float(config.timeout_keep_alive)
+        self.limit = server.options.max_body_bytes
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.sockname: Any = None
+        self.peername: Any = None
+        self.waiting: deque[_Request] = deque()  # pipelined, parsed, not yet answered
+        self.current: _Request | None = None  # being answered
+        self.asgi_cycle: _Cycle | None = None
+        self.closing = False  # close once the current response is written
+        self.lost = False
+        self.write_paused = False
+        self.read_paused = False
+        self.last_active = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        # the request being parsed
+        self.in_message = False
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.refusal: _HTTPError | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.state.connections.add(self)
+        self.sockname = _addr(transport.get_extra_info("sockname"))
+        self.peername = _addr(transport.get_extra_info("peername"))
+        self.last_active = self.loop.time()
+        self.idle_timer = self.loop.call_later(self.keep_alive_s, self._idle_check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.state.connections.discard(self)
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.asgi_cycle is not None:
+            self.asgi_cycle.disconnected()
+        self.waiting.clear()
+        self.parser = None  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # no upgrades (h2c, websocket): the request is answered over HTTP/1.1
+        except httptools.HttpParserError:
+            self._bad_request()
+
+    def pause_writing(self) -> None:  # the client is not reading our replies: stop reading it
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._update_reading()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful exit: close now if idle, else after the current response."""
+        if self.current is None and not self.waiting:
+            self.transport.close()
+        else:
+            self.closing = True
+
+    # -- parser callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self.url = b""
+        self.headers = []
+        self.body = []
+        self.size = 0
+        self.refusal = None
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        expect = False
+        for name, value in self.headers:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False  # the parser rejects it
+                if too_big:
+                    self.refusal = _HTTPError(413, f"request body of {value.decode('latin-1')} "
+                                                   f"bytes is larger than the limit of {self.limit}")
+            elif name == b"expect" and value.lower() == b"100-continue":
+                expect = True
+        if expect and self.refusal is None and self.current is None and not self.waiting:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, chunk: bytes) -> None:
+        if self.refusal is not None:
+            return
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.refusal = _HTTPError(413, f"request body is larger than the limit of {self.limit} bytes")
+            self.body = []
+            return
+        self.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.body = []
+        req = _Request(self.parser.get_method(), self.url, self.headers, body,
+                       self.parser.should_keep_alive(), self.parser.get_http_version(), self.refusal)
+        if self.current is not None or self.waiting:
+            self.waiting.append(req)
+            self._update_reading()
+        else:
+            self._dispatch(req)
+
+    # -- answering -------------------------------------------------------------------------
+
+    def _dispatch(self, req: _Request) -> None:
+        self.current = req
+        if req.refusal is not None:  # a body over the limit: answer, then close
+            req.keep_alive = False
+            return self._reply_to(req, *self.server.refusal_reply(req.refusal))
+        parsed = httptools.parse_url(req.url)
+        raw_path = parsed.path
+        target = (infer_target(raw_path)
+                  if req.method == b"POST" and raw_path.startswith(b"/v2/models/") else None)
+        if target is None:
+            self.asgi_cycle = _Cycle(self, req)
+            task = self.loop.create_task(self.asgi_cycle.run(self.app, self._scope(req, parsed)))
+            self.state.tasks.add(task)
+            task.add_done_callback(self.state.tasks.discard)
+            return None
+        try:
+            name = _model_name(target[0])
+            selector = None if target[1] is None else _selector(target[1])
+            body = req.body
+            encoding = req.header(b"content-encoding")
+            if encoding:
+                body = decompressed(body, encoding, self.limit)
+            self.server.infer_call(name, selector, body, req.header(b"inference-header-content-length"),
+                                   lambda *reply: self._reply_to(req, *reply))
+        except (_HTTPError, RouteError) as exc:
+            self._reply_to(req, *self.server.refusal_reply(exc))
+        except Exception as exc:  # noqa: BLE001 - as Starlette's handler: log, answer 500
+            log.exception("internal error on %s", raw_path.decode("latin-1"))
+            self._reply_to(req, 500, protocol.dumps({"error": f"internal error: {type(exc).__name__}"}),
+                           JSON, [])
+        return None
+
+    def _reply_to(self, req: _Request, status: int, payload: bytes, media: str, extra: list) -> None:
+        if self.current is not req:  # answered already, or the connection is gone
+            return
+        keep = req.keep_alive and not self.closing
+        head = [_status_line(status), b"content-type: ", media.encode("latin-1"),
+                b"\r\ncontent-length: ", str(len(payload)).encode(), b"\r\n"]
+        for key, value in extra:
+            head += [key, b": ", value, b"\r\n"]
+        head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
+        self._write(b"".join(head), payload)
+        self._finished(keep)
+
+    def _write(self, head: bytes, payload: bytes = b"") -> None:
+        if self.lost:
+            return
+        if len(payload) < _ONE_WRITE:
+            self.transport.write(head + payload)  # one send() for head and body
+        else:
+            self.transport.writelines([head, payload])
+
+    def _finished(self, keep: bool) -> None:
+        """The current response is written: close, or go on with the next request."""
+        self.current = None
+        self.asgi_cycle = None
+        self.state.total_requests += 1
+        if self.lost:
+            return
+        if not keep or self.closing:
+            self.transport.close()
+            return
+        self.last_active = self.loop.time()
+        if self.waiting:
+            nxt = self.waiting.popleft()
+            self._update_reading()
+            self._dispatch(nxt)
+
+    def _scope(self, req: _Request, parsed: Any) -> dict:
+        raw_path = parsed.path
+        path = raw_path.decode("latin-1")
+        return {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": req.version, "server": self.sockname, "client": self.peername,
+            "scheme": "http", "method": req.method.decode("latin-1"), "root_path": "",
+            "path": unquote(path) if "%" in path else path, "raw_path": raw_path,
+            "query_string": parsed.query or b"", "headers": req.headers, "state": {},
+        }
+
+    # -- connection upkeep -----------------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        if self.lost:
+            return
+        pause = self.write_paused or len(self.waiting) >= _MAX_PIPELINED
+        if pause != self.read_paused:
+            self.read_paused = pause
+            (self.transport.pause_reading if pause else self.transport.resume_reading)()
+
+    def _idle_check(self) -> None:
+        """Close a keep-alive connection idle for --timeout-keep-alive (one timer per
+        connection, re-armed, instead of one per response)."""
+        if self.lost:
+            return
+        idle = self.current is None and not self.waiting and not self.in_message
+        due = self.last_active + self.keep_alive_s
+        if idle and self.loop.time() >= due:
+            self.transport.close()
+            return
+        self.idle_timer = self.loop.call_later(max(0.05, due - self.loop.time()) if idle
+                                               else self.keep_alive_s, self._idle_check)
+
+    def _bad_request(self) -> None:
+        if self.current is not None or self.waiting:  # answer what came before, then close
+            self.closing = True
+            self.transport.pause_reading()
+            return
+        msg = b'{"error":"invalid HTTP request"}'
+        self._write(_status_line(400) + b"content-type: application/json\r\ncontent-length: "
+                    + str(len(msg)).encode() + b"\r\nconnection: close\r\n\r\n", msg)
+        self.transport.close()
+
+
+class _Cycle:
+    """One request handed to the ASGI app: its receive() and send()."""
+
+    def __init__(self, conn: HttpProtocol, req: _Request):
+        self.conn = conn
+        self.req = req
+        self.body_sent = False  # receive() has handed the body over
+        self.gone = asyncio.Event()
+        self.status = 0
+        self.headers: list = []
+        self.started = False  # the head is written
+        self.chunked = False
+        self.done = False
+        self.keep = req.keep_alive
+
+    async def run(self, app: Any, scope: dict) -> None:
+        try:
+            await app(scope, self.receive, self.send)
+        except BaseException as exc:  # noqa: BLE001 - as uvicorn: log, 500 if we still can
+            if not isinstance(exc, Exception):
+                self.conn.transport.close()
+                raise
+            log.exception("internal error on %s", scope["path"])
+            if not self.status and not self.started:
+                self.status, self.headers = 500, [(b"content-type", b"application/json")]
+                await self.send({"type": "http.response.body",
+                                 "body": protocol.dumps({"error": f"internal error: {type(exc).__name__}"})})
+        if not self.done and not self.conn.lost:  # the app did not finish its response
+            if self.started:
+                self.conn.transport.close()
+                self.conn._finished(False)
+            else:
+                self.status, self.headers = 500, [(b"content-type", b"application/json")]
+                await self.send({"type": "http.response.body", "body": b'{"error":"no response"}'})
+
+    def disconnected(self) -> None:
+        self.gone.set()
+
+    async def receive(self) -> dict:
+        if not self.body_sent:
+            self.body_sent = True
+            return {"type": "http.request", "body": self.req.body, "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict) -> None:
+        if self.done or self.conn.lost:
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = int(message["status"])
+            self.headers = list(message.get("headers", []))
+            return
+        if kind != "http.response.body":
+            return
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.req.method == b"HEAD":
+            body = b""
+        if not self.started:
+            self.started = True
+            names = set()
+            for key, value in self.headers:
+                key = key.lower()
+                names.add(key)
+                if key == b"connection" and value.lower() == b"close":
+                    self.keep = False
+            keep = self.keep and not self.conn.closing
+            head = [_status_line(self.status)]
+            head += [b"%s: %s\r\n" % (key, value) for key, value in self.headers]
+            if b"content-length" not in names and self.req.method != b"HEAD":
+                if more:
+                    self.chunked = True
+                    head.append(b"transfer-encoding: chunked\r\n")
+                else:
+                    head.append(b"content-length: %d\r\n" % len(body))
+            if not keep and b"connection" not in names:
+                head.append(b"connection: close\r\n")
+            self.keep = keep
+            head.append(b"\r\n")
+            if self.chunked:
+                self.conn._write(b"".join(head), b"%x\r\n%s\r\n" % (len(body), body) if body else b"")
+            else:
+                self.conn._write(b"".join(head), body)
+        elif self.chunked:
+            if body:
+                self.conn._write(b"%x\r\n" % len(body), body + b"\r\n")
+        else:
+            self.conn._write(body)
+        if not more:
+            if self.chunked:
+                self.conn._write(b"0\r\n\r\n")
+            self.done = True
+            self.gone.set()
+            self.conn._finished(self.keep)
+
+
+def _addr(info: Any) -> tuple[str, int] | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
