@@ -80,6 +80,11 @@ def serve(
     onednn_cache_capacity: int | None = typer.Option(
         None, "--onednn-cache-capacity",
         help="Paddle's per-predictor oneDNN shape cache, 0 = off [default: 0, or serving.json]."),
+    loop_cpu: str = typer.Option(
+        "auto", "--loop-cpu", metavar="auto|off|N",
+        help="CPU for the event loop and the workers of package versions with one intra-op "
+             "thread: they take turns on Python's GIL, and on one CPU each hand-over is cheap "
+             "(tiny models: +24% req/s). auto: the last CPU when 2 or more are allowed."),
     max_body_mb: float = typer.Option(
         64.0, "--max-body-mb", help="Larger request bodies get 413 (every endpoint)."),
     max_queue: int = typer.Option(
@@ -171,7 +176,7 @@ def serve(
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
         follow=list(follow or []), follow_interval=follow_interval, insecure=insecure,
         max_queue=max_queue, state_dir=state_dir, flags=flags,
-        grpc_port=grpc_port,
+        grpc_port=grpc_port, loop_cpu=loop_cpu,
     )
     def _early_stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit

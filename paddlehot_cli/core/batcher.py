@@ -66,6 +66,11 @@ class Batcher:
             t.start()
 
     @property
+    def native_ids(self) -> list[int]:
+        """The worker threads' OS thread ids (e.g. to pin them to a CPU)."""
+        return [t.native_id for t in self._threads if t.native_id is not None]
+
+    @property
     def waiting(self) -> int:
         return self._waiting
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from paddlehot_cli.core import router
+from paddlehot_cli.core import cpu_affinity, router
 from paddlehot_cli.core.batcher import Batcher
 from paddlehot_cli.core.breaker import CLOSED, HALF_OPEN, OPEN, TRIAL, Breaker
 from paddlehot_cli.core.handles import Handle, VersionRef
@@ -81,6 +81,8 @@ class ManagerConfig:
     breaker: dict = field(default_factory=dict)  # Breaker keyword arguments
     drain_timeout_s: float = 30.0
     load_nice: int = 10  # loads run at a lower CPU priority than serving (Linux, per thread)
+    # the CPU of serve's event loop: workers of GIL-bound versions run there too (cpu_affinity.py)
+    gil_cpu: int | None = None
 
     def swap_policy(self) -> AvailabilityPreservingPolicy | ResourcePreservingPolicy:
         if self.resource_preserving:
@@ -448,6 +450,11 @@ class Manager:
                 warm(servable, path, batcher, cases=self.config.warmup_cases,
                      atol=self.config.warmup_atol, rtol=self.config.warmup_rtol,
                      timeout_s=self.config.drain_timeout_s * 4)
+            if self.config.gil_cpu is not None and getattr(servable, "gil_bound", False):
+                # after the warm-up: Paddle's first run on a thread resets its CPU mask (the
+                # OpenMP runtime), and the threads that run started stay off the loop's CPU
+                for tid in batcher.native_ids:
+                    cpu_affinity.pin_thread(tid, self.config.gil_cpu)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the serving version
             self._load_failed(m, version, path, exc, servable, batcher)
             return

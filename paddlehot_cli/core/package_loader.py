@@ -62,6 +62,7 @@ class PackageServable:
         self.path = path
         self.manifest = manifest
         self.threads = threads
+        self.gil_bound = threads <= 1  # Servable: Paddle's run() holds the GIL, one thread computes
         self.paddle_options = paddle_options or paddle_runtime.PaddleOptions()
         model_name, params_name = manifest.model_files
         config = paddle_runtime.make_config(path / model_name, path / params_name, threads,

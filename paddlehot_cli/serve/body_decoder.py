@@ -18,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
+from paddlehot_cli.core import cpu_affinity
 from paddlehot_cli.serve import protocol
 from paddlehot_cli.serve.decode_worker import HEADER, LENGTH
 from paddlehot_cli.serve.protocol import InferRequest, ProtocolError
@@ -74,6 +75,7 @@ class BodyDecoder:
                 [sys.executable, "-c", _WORKER, _PACKAGE_PARENT],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
             )
+            cpu_affinity.release(self._proc.pid)  # not on the event loop's CPU
         return self._proc
 
     def _decode_remote(self, body: bytes, header_length: str | None) -> InferRequest:

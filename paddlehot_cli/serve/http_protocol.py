@@ -37,6 +37,26 @@ _STATUS = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in http.HT
 _ONE_WRITE = 1 << 16  # below this a reply is joined into one buffer; above, a vectored write
 
 
+_OK_JSON = _STATUS[200] + b"content-type: application/json\r\n"
+_ROUTES: dict[bytes, tuple[str, str | None]] = {}  # infer path -> (model, selector), checked
+
+
+def _route(raw_path: bytes) -> tuple[str, str | None] | None:
+    """(model, selector) when `raw_path` is an infer path, else None. Clients repeat a few
+    paths, so the name checks run once per path (a bounded cache). Raises _HTTPError for a bad
+    model name or selector."""
+    found = _ROUTES.get(raw_path)
+    if found is None:
+        target = infer_target(raw_path) if raw_path.startswith(b"/v2/models/") else None
+        if target is None:
+            return None
+        found = (_model_name(target[0]), None if target[1] is None else _selector(target[1]))
+        if len(_ROUTES) >= 4096:
+            _ROUTES.clear()
+        _ROUTES[raw_path] = found
+    return found
+
+
 def _status_line(status: int) -> bytes:
     return _STATUS.get(status) or f"HTTP/1.1 {status} \r\n".encode()
 
@@ -195,23 +215,21 @@ class HttpProtocol(asyncio.Protocol):
             return self._reply_to(req, *self.server.refusal_reply(req.refusal))
         parsed = httptools.parse_url(req.url)
         raw_path = parsed.path
-        target = (infer_target(raw_path)
-                  if req.method == b"POST" and raw_path.startswith(b"/v2/models/") else None)
-        if target is None:
-            self.asgi_cycle = _Cycle(self, req)
-            task = self.loop.create_task(self.asgi_cycle.run(self.app, self._scope(req, parsed)))
-            self.state.tasks.add(task)
-            task.add_done_callback(self.state.tasks.discard)
-            return None
         try:
-            name = _model_name(target[0])
-            selector = None if target[1] is None else _selector(target[1])
+            route = _route(raw_path) if req.method == b"POST" else None
+            if route is None:
+                self.asgi_cycle = _Cycle(self, req)
+                task = self.loop.create_task(self.asgi_cycle.run(self.app, self._scope(req, parsed)))
+                self.state.tasks.add(task)
+                task.add_done_callback(self.state.tasks.discard)
+                return None
+            name, selector = route
             body = req.body
             encoding = req.header(b"content-encoding")
             if encoding:
                 body = decompressed(body, encoding, self.limit)
             self.server.infer_call(name, selector, body, req.header(b"inference-header-content-length"),
-                                   lambda *reply: self._reply_to(req, *reply))
+                                   lambda *reply: self._reply_to(req, *reply), self.loop)
         except (_HTTPError, RouteError) as exc:
             self._reply_to(req, *self.server.refusal_reply(exc))
         except Exception as exc:  # noqa: BLE001 - as Starlette's handler: log, answer 500
@@ -224,8 +242,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.current is not req:  # answered already, or the connection is gone
             return
         keep = req.keep_alive and not self.closing
-        head = [_status_line(status), b"content-type: ", media.encode("latin-1"),
-                b"\r\ncontent-length: ", str(len(payload)).encode(), b"\r\n"]
+        head = [_OK_JSON if status == 200 and media == JSON else
+                _status_line(status) + b"content-type: " + media.encode("latin-1") + b"\r\n",
+                b"content-length: ", str(len(payload)).encode(), b"\r\n"]
         for key, value in extra:
             head += [key, b": ", value, b"\r\n"]
         head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")

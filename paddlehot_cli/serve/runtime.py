@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paddlehot_cli.core import load
+from paddlehot_cli.core import cpu_affinity, load
 from paddlehot_cli.core.manager import Manager, ManagerConfig
 from paddlehot_cli.core.serving_settings import ServingSettings, SettingsResolver
 from paddlehot_cli.core.source import RepositorySource
@@ -55,6 +55,7 @@ class ServeConfig:
     max_queue: int = 0  # per version; 0: from the pool size (32 per worker and batch slot)
     state_dir: Path | None = None  # admin label changes persist here
     grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
+    loop_cpu: str = "auto"  # the event loop's CPU, shared with GIL-bound workers (cpu_affinity.py)
     # serving.json hook (issue 13): threads/pool_max/max_batch/batch_delay_ms above are the
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
@@ -136,12 +137,17 @@ class Runtime:
         self.metrics = Metrics()
         self.listeners = [self.metrics.on_event]  # Manager events: metrics, serve --follow
         self.settings = cfg.settings_resolver()
+        try:
+            self.loop_cpu = cpu_affinity.choose(cfg.loop_cpu)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         self.manager = Manager(
             make_loader(cfg),
             ManagerConfig(
                 policy=cfg.policy, resource_preserving=cfg.resource_preserving,
                 max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
                 workers=cfg.pool_max, breaker=dict(cfg.breaker), max_queue=cfg.max_queue,
+                gil_cpu=self.loop_cpu,
             ),
             on_event=lambda *event: [listener(*event) for listener in self.listeners],
         )
@@ -283,6 +289,7 @@ class Runtime:
         try:
             if self.grpc is not None:
                 self.grpc.start()
+            self._pin_loop()
             server.run(sockets=[self.sock])
         finally:
             self.shutdown()
@@ -293,8 +300,11 @@ class Runtime:
         server.install_signal_handlers = lambda: None  # older uvicorn
         if self.grpc is not None:
             self.grpc.start()
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [self.sock]},
-                                        name="paddlehot-http", daemon=True)
+        def run() -> None:
+            self._pin_loop()
+            server.run(sockets=[self.sock])
+
+        self._thread = threading.Thread(target=run, name="paddlehot-http", daemon=True)
         self._thread.start()
         import time
 
@@ -302,6 +312,12 @@ class Runtime:
             if not self._thread.is_alive():
                 raise RuntimeError("the HTTP server did not start")
             time.sleep(0.01)
+
+    def _pin_loop(self) -> None:
+        """The thread about to run the event loop goes to --loop-cpu (cpu_affinity.py)."""
+        if cpu_affinity.pin_this_thread(self.loop_cpu):
+            log.info("event loop and single-threaded package workers on CPU %d (--loop-cpu)",
+                     self.loop_cpu)
 
     def stop_thread(self) -> None:
         if self.uvicorn is not None:
