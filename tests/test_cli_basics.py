@@ -59,3 +59,23 @@ def test_built_package_carries_native_sources_and_templates(tmp_path):
                    "_data/templates/plugin/plugin.c.in", "abi/policies/default.json"):
         assert (built / needed).is_file(), needed
     assert not [p for p in (built / "_data").rglob("*") if p.suffix in (".o", ".so")]
+
+
+def test_a_bad_parameter_raised_inside_a_verb_stays_a_usage_error():
+    # typer vendors click: its BadParameter is not the click package's ClickException, and must
+    # still reach typer as a usage error (exit 2), not become "internal error" (exit 1)
+    import typer
+    from typer.testing import CliRunner
+
+    from paddlehot_cli.cli.errors import user_errors
+
+    app = typer.Typer()
+
+    @app.command()
+    @user_errors
+    def verb(size: int = 1) -> None:
+        raise typer.BadParameter(f"size {size} is not allowed")
+
+    result = CliRunner().invoke(app, ["--size", "3"])
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output and "size 3 is not allowed" in result.output
