@@ -1,5 +1,5 @@
-"""--loop-cpu: the event loop and the workers of GIL-bound versions (package, one intra-op
-thread) share one CPU; multi-threaded versions and the threads Paddle starts keep every CPU;
+"""--loop-cpu: the event loops (HTTP, gRPC) and the workers of GIL-bound versions (package, one
+intra-op thread) share one CPU; multi-threaded versions and the threads Paddle starts keep every CPU;
 `off` pins nothing; a CPU the process may not use is one clear error."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _workers() -> dict[str, int]:
 
 
 def test_loop_and_gil_bound_workers_share_one_cpu(repo):
-    rt = start_runtime(repo)
+    rt = start_runtime(repo, grpc_port=0)
     try:
         cpu = rt.loop_cpu
         assert cpu == max(CPUS)
@@ -50,6 +50,7 @@ def test_loop_and_gil_bound_workers_share_one_cpu(repo):
                 assert r.status_code == 200, r.text
         threads = _workers()
         assert _mask(threads["paddlehot-http"]) == {cpu}
+        assert _mask(threads["paddlehot-grpc"]) == {cpu}
         assert _mask(threads["paddlehot-infer-tiny-1.0.0-0"]) == {cpu}
         assert _mask(threads["paddlehot-infer-wide-1.0.0-0"]) == CPUS  # --threads 2: every CPU
         python_ids = set(threads.values())

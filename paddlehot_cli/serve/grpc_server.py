@@ -295,6 +295,11 @@ class GrpcFrontEnd:
     def start(self) -> None:
         self._run(self._server.start())
 
+    @property
+    def loop_thread_id(self) -> int | None:
+        """The OS id of the thread running the gRPC event loop (serve pins it: cpu_affinity)."""
+        return self._thread.native_id
+
     def begin_stop(self, grace: float) -> None:
         """Refuse new calls now; calls in flight get `grace` seconds to finish."""
         if self._stopping is None and self._loop.is_running():

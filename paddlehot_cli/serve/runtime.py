@@ -314,9 +314,12 @@ class Runtime:
             time.sleep(0.01)
 
     def _pin_loop(self) -> None:
-        """The thread about to run the event loop goes to --loop-cpu (cpu_affinity.py)."""
+        """The thread about to run the event loop, and the gRPC loop's (started, so that the
+        threads grpc starts keep every CPU), go to --loop-cpu (cpu_affinity.py)."""
+        if self.grpc is not None and self.grpc.loop_thread_id is not None:
+            cpu_affinity.pin_thread(self.grpc.loop_thread_id, self.loop_cpu)
         if cpu_affinity.pin_this_thread(self.loop_cpu):
-            log.info("event loop and single-threaded package workers on CPU %d (--loop-cpu)",
+            log.info("event loops and single-threaded package workers on CPU %d (--loop-cpu)",
                      self.loop_cpu)
 
     def stop_thread(self) -> None:
