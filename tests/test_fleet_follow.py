@@ -144,6 +144,29 @@ def test_tampered_blob_is_refused_and_a_label_rolls_out_and_back(registry, ci_re
     assert "1.1.0" not in {v for _, _, v in results}
 
 
+def test_an_empty_box_waits_for_an_unreachable_registry(registry, ci_repo, tmp_path):
+    # a box that boots before its registry is reachable serves nothing (not ready) instead of
+    # exiting, and takes the first version once the registry answers
+    ref = parse_reference(registry.url("models/mlp"))
+    registry.stop()
+    box = tmp_path / "box"
+    box.mkdir()
+    rt = _serve(box, registry.url("models/mlp"))
+    try:
+        base = f"http://127.0.0.1:{rt.port}"
+        assert httpx.get(f"{base}/v2/health/live", timeout=10).status_code == 200
+        assert httpx.get(f"{base}/v2/health/ready", timeout=10).status_code == 503
+        registry.start()
+        push_version(f"{ci_repo}:mlp@1.0.0", ref, insecure=True)
+        wait_for(lambda: httpx.get(f"{base}/v2/health/ready", timeout=10).status_code == 200, 60,
+                 what="ready once the registry answered")
+        r = httpx.post(f"{base}/v2/models/mlp/infer", timeout=10, json={"inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [1, 16], "data": [0.5] * 16}]})
+        assert r.status_code == 200 and r.json()["model_version"] == "1.0.0", r.text
+    finally:
+        rt.stop_thread()
+
+
 def test_serve_follow_refuses_bad_references(tmp_path):
     box = tmp_path / "box"
     box.mkdir()

@@ -229,8 +229,12 @@ class Runtime:
         if self.follower is not None:
             self.follower.sync_once()
         if not self.source.models():
-            raise UserError(f"model repository {self.cfg.repo} has no model directories",
-                            hint="publish one with `paddlehot export ... --repo REPO`")
+            if self.follower is None:
+                raise UserError(f"model repository {self.cfg.repo} has no model directories",
+                                hint="publish one with `paddlehot export ... --repo REPO`")
+            # a new box whose registry is not reachable yet: wait for --follow, not ready
+            log.warning("%s has no model yet: waiting for --follow to pull a version "
+                        "(/v2/health/ready answers 503 until one is loaded)", self.cfg.repo)
         self.source.scan()
         if self.state is not None:
             for model, labels in self.state.load().items():
