@@ -231,3 +231,27 @@ def test_admin_token_and_non_loopback(server):
             assert (await cl.get("/v2/health/ready")).status_code == 200
 
     asyncio.run(go())
+
+
+def test_the_asgi_app_answers_infer_like_serve(server):
+    import asyncio
+
+    # under another ASGI server (here httpx's transport) infer goes through fast_infer.py and
+    # Server.infer_reply: same answers, checks and limits as serve's own protocol
+    rt, _, expected, _ = server
+
+    async def go():
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=rt.server.app),
+                                   base_url="http://t")
+        async with client:
+            r = await client.post("/v2/models/mlp/versions/1.0.0/infer", json=_json_body())
+            assert r.status_code == 200, r.text
+            got = np.array(r.json()["outputs"][0]["data"], dtype="float32").reshape(X.shape[0], -1)
+            np.testing.assert_allclose(got, expected["1.0.0"], rtol=1e-5, atol=1e-6)
+            r = await client.post("/v2/models/mlp/infer", json=_json_body(shape=[3, 15]))
+            assert r.status_code == 400 and "shape" in r.json()["error"]
+            assert (await client.post("/v2/models/nope/infer", json=_json_body())).status_code == 404
+            r = await client.post("/v2/models/mlp/infer", content=b"x" * 60_000)
+            assert r.status_code == 413
+
+    asyncio.run(go())

@@ -83,8 +83,8 @@ def serve(
     loop_cpu: str = typer.Option(
         "auto", "--loop-cpu", metavar="auto|off|N",
         help="CPU for the event loop and the workers of package versions with one intra-op "
-             "thread: they take turns on Python's GIL, and on one CPU each hand-over is cheap "
-             "(tiny models: +24% req/s). auto: the last CPU when 2 or more are allowed."),
+             "thread: they take turns on Python's GIL, and on one CPU each hand-over is cheap. "
+             "auto: the last CPU when 2 or more are allowed; off: the kernel decides."),
     max_body_mb: float = typer.Option(
         64.0, "--max-body-mb", help="Larger request bodies get 413 (every endpoint)."),
     max_queue: int = typer.Option(

@@ -3,10 +3,10 @@
 serve's event loop and the worker thread of a package version with one intra-op thread never
 run Python at the same time: every request hands the GIL from the loop to the worker and back.
 Spread over two cores, each hand-over wakes a thread on the other core and moves the
-interpreter's cache lines with it. On this 2-core box, the demo MLP under wrk -c8 answered 24%
-more requests per second with both threads on one CPU, and used 25% less CPU per request (issue
-17; `paddlehot_cli/bench/wrk_ab.sh`). Paddle's intra-op threads (versions with --threads > 1),
-plugin workers (which release the GIL) and load threads keep every CPU: they are not pinned.
+interpreter's cache lines with it; on one CPU a tiny model answers markedly more requests for
+less CPU each (measure with `paddlehot_cli/bench/wrk_ab.sh` against `serve --loop-cpu off`).
+Paddle's intra-op threads (versions with --threads > 1), plugin workers (which release the GIL
+with the official C library) and load threads keep every CPU: they are not pinned.
 
 Only threads are pinned (sched_setaffinity on a thread id). A version's workers are pinned after
 its warm-up: the OpenMP runtime resets a thread's mask at its first Paddle run, and threads that

@@ -13,9 +13,10 @@ Endpoints
 `{v}` is an exact SemVer, a label (stable, canary, ...) or a SemVer range (^1.2, ~1.2, >=1.2,<2).
 Inference runs on each version's worker thread, never on the event loop; large JSON bodies are
 decoded in a helper process (body_decoder.py). Every body is limited to --max-body-mb. A full
-version queue answers 503 with Retry-After. Infer requests reach Server.infer_reply through a
-direct ASGI path (fast_infer.py) instead of Starlette's routing: the HTTP path is the whole
-cost of a tiny model.
+version queue answers 503 with Retry-After. Infer requests reach Server.infer_call through
+serve's own HTTP protocol (http_protocol.py), or through a direct ASGI path (fast_infer.py)
+under any other ASGI server, never through Starlette's routing: the HTTP path is the whole cost
+of a tiny model.
 
 Admin endpoints (load, unload, labels) need the bearer token when one is set. Without a token
 (loopback only) a request must name a loopback Host and, if it carries an Origin, a loopback
@@ -293,10 +294,11 @@ class Server:
         """Decode, route, check, run and encode one infer request; call on the event loop.
 
         `reply(status, body, media type, extra headers)` is called exactly once, on this loop
-        thread: at once for a refusal, else when the version's worker is done. Refusals are counted here (Server.refused); every front end that speaks
-        HTTP (our protocol, the ASGI fast path, Starlette) answers through this one function.
-        `loop` is the running loop, passed in: asyncio.get_running_loop() costs a getpid()
-        system call, 4% of a tiny model's event-loop time.
+        thread: at once for a refusal, else when the version's worker is done. Refusals are
+        counted here (Server.refused); every front end that speaks HTTP (our protocol, the ASGI
+        fast path, Starlette) answers through this one function. `loop` is the running loop,
+        passed in: asyncio.get_running_loop() costs a getpid() system call, a visible share of
+        a tiny model's event-loop time.
         """
         start = time.perf_counter()
         try:

@@ -1,5 +1,8 @@
 """A direct ASGI path for `POST /v2/models/{m}[/versions/{v}]/infer`, in front of Starlette.
 
+serve itself answers infer requests in its own HTTP protocol (http_protocol.py) before ASGI;
+this path serves the app under any other ASGI server (uvicorn without httptools, a test client).
+
 For a tiny model the HTTP path is the whole cost of a request, and Starlette's middleware
 stack, router, Request and Response objects were a fifth of the event loop's time (py-spy,
 issue 17). Infer requests are answered here with the same checks, limits, metrics and error

@@ -2,8 +2,8 @@
 
 For a tiny model the HTTP path is the whole cost of a request. uvicorn's protocol builds an ASGI
 scope, a RequestResponseCycle, an asyncio.Event and a Task per request, re-arms a keep-alive
-timer per response and writes a response's head and body with two send() calls: about 40 us of
-Python per request here, where a bare httptools protocol needs about 10 (issue 17). Here an
+timer per response and writes a response's head and body with two send() calls: several times
+the Python of a bare httptools protocol (issue 17). Here an
 infer request (POST /v2/models/{m}[/versions/{v}]/infer) goes from the parser's callbacks
 straight to Server.infer_call, and its reply is written with one send(). Every other request is
 handed to the ASGI app (Starlette) as uvicorn would. uvicorn still owns the listening socket, the
