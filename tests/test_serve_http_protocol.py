@@ -194,3 +194,23 @@ def test_head_and_a_client_that_leaves_mid_request(served):
         assert status == 200 and int(headers["content-length"]) > 0
         status, _, body = reader.response()  # the HEAD left no body bytes behind
         assert status == 200 and "outputs" in json.loads(body)
+
+
+def test_oversized_and_slow_request_heads_are_cut_off(served, monkeypatch):
+    from paddlehot_cli.serve import http_protocol
+
+    rt, _ = served
+    with _connect(rt) as sock:
+        reader = _Reader(sock)
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+                     + b"a" * 70_000 + b"\r\n\r\n")
+        status, headers, body = reader.response()
+        assert status == 431 and headers["connection"] == "close", body
+        assert reader.closed()
+    monkeypatch.setattr(http_protocol, "_HEAD_TIMEOUT_S", 1.0)
+    with _connect(rt) as sock:
+        reader = _Reader(sock)
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never ends
+        started = time.monotonic()
+        assert reader.closed()
+        assert time.monotonic() - started < 5

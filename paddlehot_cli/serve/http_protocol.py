@@ -11,7 +11,8 @@ signals and the graceful drain: it calls shutdown() on each connection and waits
 connection is closed.
 
 Requests on one connection are answered in order, one at a time (pipelined ones wait parsed).
-Every request body is limited to --max-body-mb (413, then the connection closes).
+Every request body is limited to --max-body-mb (413, then the connection closes); a request's
+line and headers to 64 KiB (431) and to 10 s to arrive (a slow client is disconnected).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from paddlehot_cli.serve.fast_infer import infer_target
 
 log = logging.getLogger("paddlehot.serve")
 _MAX_PIPELINED = 8  # parsed requests waiting on one connection before we stop reading it
+_MAX_HEAD = 64 * 1024  # request line + headers; more is refused (431) and the connection closed
+_HEAD_TIMEOUT_S = 10.0  # a request's line and headers must arrive within this (slow clients)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
 _ONE_WRITE = 1 << 16  # below this a reply is joined into one buffer; above, a vectored write
@@ -103,6 +106,9 @@ class HttpProtocol(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         # the request being parsed
         self.in_message = False
+        self.head_done = False
+        self.head_size = 0
+        self.head_started = 0.0
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -135,7 +141,10 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             pass  # no upgrades (h2c, websocket): the request is answered over HTTP/1.1
         except httptools.HttpParserError:
-            self._bad_request()
+            if self.head_size > _MAX_HEAD:
+                self._bad_request(431, f"request line and headers over {_MAX_HEAD} bytes")
+            else:
+                self._bad_request(400, "invalid HTTP request")
 
     def pause_writing(self) -> None:  # the client is not reading our replies: stop reading it
         self.write_paused = True
@@ -156,6 +165,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.head_done = False
+        self.head_size = 0
+        self.head_started = self.loop.time()
         self.url = b""
         self.headers = []
         self.body = []
@@ -163,12 +175,20 @@ class HttpProtocol(asyncio.Protocol):
         self.refusal = None
 
     def on_url(self, url: bytes) -> None:
+        self._head_bytes(len(url))
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes(len(name) + len(value))
         self.headers.append((name.lower(), value))
 
+    def _head_bytes(self, n: int) -> None:
+        self.head_size += n
+        if self.head_size > _MAX_HEAD:  # stops the parser: data_received answers 431
+            raise ValueError("request head too large")
+
     def on_headers_complete(self) -> None:
+        self.head_done = True
         expect = False
         for name, value in self.headers:
             if name == b"content-length":
@@ -303,19 +323,22 @@ class HttpProtocol(asyncio.Protocol):
             return
         idle = self.current is None and not self.waiting and not self.in_message
         due = self.last_active + self.keep_alive_s
-        if idle and self.loop.time() >= due:
+        now = self.loop.time()
+        slow_head = (self.in_message and not self.head_done
+                     and now - self.head_started > _HEAD_TIMEOUT_S)
+        if (idle and now >= due) or slow_head:
             self.transport.close()
             return
         self.idle_timer = self.loop.call_later(max(0.05, due - self.loop.time()) if idle
                                                else self.keep_alive_s, self._idle_check)
 
-    def _bad_request(self) -> None:
+    def _bad_request(self, status: int, message: str) -> None:
         if self.current is not None or self.waiting:  # answer what came before, then close
             self.closing = True
             self.transport.pause_reading()
             return
-        msg = b'{"error":"invalid HTTP request"}'
-        self._write(_status_line(400) + b"content-type: application/json\r\ncontent-length: "
+        msg = protocol.dumps({"error": message})
+        self._write(_status_line(status) + b"content-type: application/json\r\ncontent-length: "
                     + str(len(msg)).encode() + b"\r\nconnection: close\r\n\r\n", msg)
         self.transport.close()
 
