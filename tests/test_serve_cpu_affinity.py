@@ -4,14 +4,13 @@ intra-op thread) share one CPU; multi-threaded versions and the threads Paddle s
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
 import httpx
 import pytest
 
-from paddlehot_cli.core.serving_settings import SETTINGS_FILE
+from paddlehot_cli.core.serving_settings import ServingSettings, write_settings
 from tests.conftest import assert_one_line_error, cli
 from tests.serve_fixtures.helpers import publish_copy, start_runtime
 
@@ -24,10 +23,9 @@ BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16], "data": [
 def repo(exported, tmp_path_factory):
     repo = tmp_path_factory.mktemp("affinity") / "repo"
     pkg = exported("demo:mlp", "pir", "1.0.0", 41)
-    publish_copy(pkg, repo, "tiny", "1.0.0")
-    publish_copy(pkg, repo, "wide", "1.0.0")
-    (repo / "wide" / SETTINGS_FILE).write_text(
-        json.dumps({"schema": "paddlehot.serving/1", "settings": {"threads": 2}}))
+    for name in ("tiny", "wide"):
+        publish_copy(pkg, repo, name, "1.0.0")
+    write_settings(repo / "wide", ServingSettings(threads=2), {"by": "test"})  # 2 intra-op threads
     return repo
 
 
