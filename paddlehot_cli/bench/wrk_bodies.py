@@ -15,9 +15,6 @@ import numpy as np
 from paddlehot_cli.core.manifest import read_manifest
 from paddlehot_cli.serve import protocol
 
-_DATATYPE = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32",
-             "uint8": "UINT8", "int8": "INT8", "float16": "FP16", "bool": "BOOL"}
-
 
 def bodies(package: Path) -> tuple[bytes, bytes, int]:
     """(JSON body, binary body, binary header length) for one batch-1 request."""
@@ -27,7 +24,7 @@ def bodies(package: Path) -> tuple[bytes, bytes, int]:
         shape = [1 if d < 0 else d for d in spec.shape]
         arr = rng.standard_normal(shape).astype(spec.dtype) if spec.dtype.startswith("float") \
             else rng.integers(0, 10, shape).astype(spec.dtype)
-        item = {"name": spec.name, "datatype": _DATATYPE[spec.dtype], "shape": shape}
+        item = {"name": spec.name, "datatype": protocol.datatype_of(spec.dtype), "shape": shape}
         json_inputs.append({**item, "data": arr.ravel().tolist()})
         bin_inputs.append({**item, "parameters": {"binary_data_size": arr.nbytes}})
         blobs.append(arr.astype(arr.dtype.newbyteorder("<")).tobytes())

@@ -60,6 +60,17 @@ def _route(raw_path: bytes) -> tuple[str, str | None] | None:
     return found
 
 
+def _head(status: int, media: str, length: int, extra: list, keep: bool) -> bytes:
+    """A reply's status line and headers (every reply we write ourselves has a length)."""
+    head = [_OK_JSON if status == 200 and media == JSON else
+            _status_line(status) + b"content-type: " + media.encode("latin-1") + b"\r\n",
+            b"content-length: ", str(length).encode(), b"\r\n"]
+    for key, value in extra:
+        head += [key, b": ", value, b"\r\n"]
+    head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
+    return b"".join(head)
+
+
 def _status_line(status: int) -> bytes:
     return _STATUS.get(status) or f"HTTP/1.1 {status} \r\n".encode()
 
@@ -262,13 +273,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.current is not req:  # answered already, or the connection is gone
             return
         keep = req.keep_alive and not self.closing
-        head = [_OK_JSON if status == 200 and media == JSON else
-                _status_line(status) + b"content-type: " + media.encode("latin-1") + b"\r\n",
-                b"content-length: ", str(len(payload)).encode(), b"\r\n"]
-        for key, value in extra:
-            head += [key, b": ", value, b"\r\n"]
-        head.append(b"\r\n" if keep else b"connection: close\r\n\r\n")
-        self._write(b"".join(head), payload)
+        self._write(_head(status, media, len(payload), extra, keep), payload)
         self._finished(keep)
 
     def _write(self, head: bytes, payload: bytes = b"") -> None:
@@ -338,8 +343,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.pause_reading()
             return
         msg = protocol.dumps({"error": message})
-        self._write(_status_line(status) + b"content-type: application/json\r\ncontent-length: "
-                    + str(len(msg)).encode() + b"\r\nconnection: close\r\n\r\n", msg)
+        self._write(_head(status, JSON, len(msg), [], keep=False), msg)
         self.transport.close()
 
 
