@@ -13,7 +13,9 @@ from tritonclient.utils import InferenceServerException
 
 from paddlehot_cli.core import load
 from tests.conftest import cli
-from tests.serve_fixtures.helpers import metric, publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import (
+    hold_worker, metric, publish_copy, publish_swaps, start_runtime, wait_for,
+)
 
 X = np.random.default_rng(5).standard_normal((2, 16)).astype("float32")
 N_SWAPS = 10
@@ -58,12 +60,7 @@ def test_hot_swaps_under_four_grpc_clients_zero_failures(tmp_path, exported):
     for t in threads:
         t.start()
     try:
-        for i in range(1, N_SWAPS + 1):
-            version = f"1.0.{i}"
-            which[version] = i % 3  # consecutive versions differ in weights
-            publish_copy(pkgs[i % 3], repo, "mlp", version)
-            wait_for(lambda v=version: rt.manager.loaded_versions("mlp")[:1] == [v], 20,
-                     what=f"{version} to serve")
+        publish_swaps(rt, repo, pkgs, N_SWAPS, which)
     finally:
         stop.set()
         for t in threads:
@@ -120,15 +117,7 @@ def test_full_queue_is_unavailable_and_releases_the_handle(tmp_path, exported):
     rt = start_runtime(repo, max_queue=1, pool_max=1, grpc_port=0)
     try:
         sv = rt.manager.serving_versions()[0]
-        gate, running = threading.Event(), threading.Event()
-        real_run = sv.batcher._run
-
-        def gated(feeds):  # hold the worker inside a real inference call
-            running.set()
-            assert gate.wait(20)
-            return real_run(feeds)
-
-        sv.batcher._run = gated
+        gate, running = hold_worker(sv)  # inside a real inference call
         url = f"127.0.0.1:{rt.grpc.port}"
         versions: list = []
 

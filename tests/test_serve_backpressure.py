@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.serve_fixtures.helpers import metric, publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import hold_worker, metric, publish_copy, start_runtime, wait_for
 
 X = np.random.default_rng(3).standard_normal((2, 16)).astype("float32")
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 16], "data": X.ravel().tolist()}]}
@@ -37,15 +37,7 @@ def served(tmp_path, exported):
 def test_full_queue_answers_503_with_retry_after(served):
     rt, base = served(max_queue=1, pool_max=1)
     sv = rt.manager.serving_versions()[0]
-    gate, running = threading.Event(), threading.Event()
-    real_run = sv.batcher._run
-
-    def gated(feeds):  # hold the worker inside a real inference call
-        running.set()
-        assert gate.wait(20)
-        return real_run(feeds)
-
-    sv.batcher._run = gated
+    gate, running = hold_worker(sv)  # inside a real inference call
     results: list = []
     errors: list = []
 

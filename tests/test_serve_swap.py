@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from paddlehot_cli.core import load
-from tests.serve_fixtures.helpers import metric, publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import (
+    metric, publish_copy, publish_swaps, start_runtime, wait_for,
+)
 
 N_SWAPS = 20
 
@@ -58,12 +60,7 @@ def test_twenty_swaps_under_load_zero_failures(tmp_path, variants):
     for t in threads:
         t.start()
     try:
-        for i in range(1, N_SWAPS + 1):
-            version = f"1.0.{i}"
-            which[version] = i % 3  # consecutive versions always differ in weights
-            publish_copy(pkgs[i % 3], repo, "mlp", version)
-            wait_for(lambda v=version: rt.manager.loaded_versions("mlp")[:1] == [v], 20,
-                     what=f"{version} to serve")
+        publish_swaps(rt, repo, pkgs, N_SWAPS, which)
         wait_for(lambda: len(rt.manager.loaded_versions("mlp")) == 2, 10, what="old versions released")
     finally:
         stop.set()

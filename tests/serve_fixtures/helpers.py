@@ -96,3 +96,31 @@ def metric(text: str, name: str, **labels: str) -> float:
             continue
         total += float(value)
     return total
+
+
+def hold_worker(serving_version) -> tuple:
+    """Hold a version's worker inside a real inference call until `gate` is set; `running` is
+    set once it is held there. Returns (gate, running)."""
+    import threading
+
+    gate, running = threading.Event(), threading.Event()
+    real_run = serving_version.batcher._run
+
+    def gated(feeds):
+        running.set()
+        assert gate.wait(20)
+        return real_run(feeds)
+
+    serving_version.batcher._run = gated
+    return gate, running
+
+
+def publish_swaps(rt, repo: Path, pkgs: list, swaps: int, which: dict) -> None:
+    """Publish 1.0.1 .. 1.0.SWAPS of "mlp", cycling through `pkgs` (consecutive versions differ
+    in weights; `which` records each version's package index), each served before the next."""
+    for i in range(1, swaps + 1):
+        version = f"1.0.{i}"
+        which[version] = i % len(pkgs)
+        publish_copy(pkgs[i % len(pkgs)], repo, "mlp", version)
+        wait_for(lambda v=version: rt.manager.loaded_versions("mlp")[:1] == [v], 20,
+                 what=f"{version} to serve")
