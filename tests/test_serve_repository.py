@@ -67,6 +67,13 @@ def test_tokenless_admin_only_for_this_host_and_full_match_names(tmp_path, pkg):
         assert r.status_code == 403 and "loopback" in r.json()["error"]
         r = httpx.post(url, headers={"host": "evil.example:8000"})  # DNS rebinding
         assert r.status_code == 403
+        # names that only look like loopback: parsed, never prefix-matched
+        for host in ("127.x.attacker.example", "127.0.0.1.attacker.example:80", "localhost.evil",
+                     "127.0.0.1@evil.example", "localhost:80/x", "127.0.0.1:port"):
+            assert httpx.post(url, headers={"host": host}).status_code == 403, host
+        for origin in ("http://127.x.attacker.example", "http://127.0.0.1.nip.example:8000",
+                       "null", "file://localhost", "http://localhost.evil"):
+            assert httpx.post(url, headers={"origin": origin}).status_code == 403, origin
         assert rt.manager.loaded_versions("mlp") == ["1.0.0"]
         assert httpx.post(url, headers={"origin": f"http://localhost:{rt.port}"}).status_code == 200
         assert httpx.post(f"{base}/v2/repository/models/mlp/load").status_code == 200

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -68,19 +68,6 @@ class ServeOptions:
     retry_after_s: int = 1  # told to clients turned away by a full queue
     on_labels: Callable[[str, Labels | None], None] | None = None  # e.g. --state-dir persistence
     decoder: BodyDecoder = field(default_factory=BodyDecoder)
-
-
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
-def _is_loopback_host(host: str) -> bool:
-    """'127.0.0.1:8000', 'localhost', '[::1]:80' -> True (the Host/Origin check)."""
-    name = host.strip().lower()
-    if name.startswith("["):
-        name = name[: name.find("]") + 1] if "]" in name else name
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    return name in _LOOPBACK_NAMES or name.startswith("127.")
 
 
 def _json(doc: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -404,8 +391,8 @@ class Server:
             raise _HTTPError(403, "admin endpoints are disabled: the server listens beyond loopback "
                                   "and was started without --admin-token")
         origin = request.headers.get("origin")
-        if not _is_loopback_host(request.headers.get("host", "")) or (
-                origin is not None and not _is_loopback_host(urlsplit(origin).netloc)):
+        if not checks.loopback_host(request.headers.get("host", "")) or (
+                origin is not None and not checks.loopback_origin(origin)):
             raise _HTTPError(403, "admin endpoint without --admin-token: only for clients on this "
                                   "host (Host and Origin must be loopback)")
 

@@ -10,8 +10,10 @@ same message whichever protocol it speaks.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from paddlehot_cli.core import router
 from paddlehot_cli.core.versions import check_model_name
@@ -62,6 +64,40 @@ def resolve_version(manager: Any, name: str, wanted: str | None) -> str:
 def bearer_token(value: str) -> str:
     """The token of an `Authorization: Bearer TOKEN` value ('' when it is not a bearer value)."""
     return value[7:] if value.lower().startswith("bearer ") else ""
+
+
+def _loopback_name(name: str) -> bool:
+    """Exactly `localhost`, or a literal loopback address (127.0.0.0/8, ::1). Parsed, never
+    prefix-matched: `127.0.0.1.attacker.example` is a name some DNS server answers."""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_host(value: str) -> bool:
+    """A Host header naming this machine: '127.0.0.1:8000', 'localhost', '[::1]:80'."""
+    try:
+        parts = urlsplit("//" + value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or parts.path or parts.query:
+        return False
+    return parts.hostname is not None and _loopback_name(parts.hostname)
+
+
+def loopback_origin(value: str) -> bool:
+    """An Origin header of a page served from this machine ('null' and other schemes are not)."""
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and parts.hostname is not None
+            and _loopback_name(parts.hostname) and loopback_host(parts.netloc))
 
 
 def check_admin(token: str | None, admin_open: bool, given: str) -> None:
