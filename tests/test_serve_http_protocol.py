@@ -5,13 +5,16 @@ requests, idle timeouts, and infer requests that never reach the ASGI app."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.serve_fixtures.helpers import publish_copy
+from tests.serve_fixtures.raw_http import Reader as _Reader
+from tests.serve_fixtures.raw_http import connect as _connect
+from tests.serve_fixtures.raw_http import get as _get
+from tests.serve_fixtures.raw_http import post as _post
 
 ROW = [0.1 * i for i in range(16)]
 INFER = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16],
@@ -39,48 +42,6 @@ def served(exported, tmp_path_factory):
     rt.start_in_thread()
     yield rt, seen
     rt.stop_thread()
-
-
-def _connect(rt) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", rt.port), timeout=10)
-    return sock
-
-
-def _post(path: str, body: bytes, *extra: str, version: str = "1.1") -> bytes:
-    head = [f"POST {path} HTTP/{version}", "Host: 127.0.0.1", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", *extra]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-def _get(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-
-
-class _Reader:
-    def __init__(self, sock: socket.socket):
-        self.file = sock.makefile("rb")
-
-    def response(self, head: bool = False) -> tuple[int, dict, bytes]:
-        status_line = self.file.readline()
-        assert status_line.startswith(b"HTTP/1.1 "), status_line
-        status = int(status_line.split()[1])
-        headers = {}
-        while (line := self.file.readline()) not in (b"\r\n", b""):
-            key, _, value = line.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
-        if status == 100 or head:
-            return status, headers, b""
-        if headers.get("transfer-encoding") == "chunked":
-            body = b""
-            while (size := int(self.file.readline().strip(), 16)):
-                body += self.file.read(size)
-                self.file.readline()
-            self.file.readline()
-            return status, headers, body
-        return status, headers, self.file.read(int(headers.get("content-length", 0)))
-
-    def closed(self) -> bool:
-        return self.file.read(1) == b""
 
 
 def test_one_connection_mixes_infer_and_other_requests(served):

@@ -332,7 +332,13 @@ class Server:
             out_names = [s.name for s in handle.servable.manifest.outputs]
 
             def finish(outputs: Any, exc: BaseException | None) -> None:
-                reply(*self._infer_result(name, version, req, out_names, outputs, exc, start))
+                try:
+                    result = self._infer_result(name, version, req, out_names, outputs, exc, start)
+                except Exception as err:  # noqa: BLE001 - e.g. an output the codec cannot encode
+                    log.exception("internal error encoding the reply of %s %s", name, version)
+                    result = (500, protocol.dumps({"error": f"internal error encoding the reply: "
+                                                            f"{short_error(err)}"}), JSON, [])
+                reply(*result)
 
             def done(outputs: Any, exc: BaseException | None) -> None:  # on the worker thread
                 loop.call_soon_threadsafe(finish, outputs, exc)

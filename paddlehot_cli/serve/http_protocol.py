@@ -12,7 +12,17 @@ connection is closed.
 
 Requests on one connection are answered in order, one at a time (pipelined ones wait parsed).
 Every request body is limited to --max-body-mb (413, then the connection closes); a request's
-line and headers to 64 KiB (431) and to 10 s to arrive (a slow client is disconnected).
+line and headers to 64 KiB counted as sent, separators and padding included, and 100 header
+lines (431), and to 10 s to arrive (a slow client is disconnected). Only HTTP/1.0 and 1.1 are
+spoken: CONNECT, Upgrade (h2c, websocket), other versions and an HTTP/1.1 request without
+exactly one Host are answered 400 and the connection is closed.
+
+Every path ends in a reply or a close: a request that fails anywhere after it was parsed is
+answered (400 for a target we cannot parse, 500 for our own failure), and a connection that
+cannot be parsed any further is closed once what came before it is answered. A refusal known
+from the head alone (413 for a declared length over the limit, 400, 431) is answered at once,
+then the connection lingers briefly, discarding what the client still sends, so that the client
+reads the answer instead of a reset.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ from paddlehot_cli.serve.fast_infer import infer_target
 log = logging.getLogger("paddlehot.serve")
 _MAX_PIPELINED = 8  # parsed requests waiting on one connection before we stop reading it
 _MAX_HEAD = 64 * 1024  # request line + headers; more is refused (431) and the connection closed
+_MAX_HEADERS = 100  # header lines per request (Apache's LimitRequestFields default)
+_LINE_OVERHEAD = 16  # a request line's method, spaces and " HTTP/1.1\r\n" beside its target
+_LINGER_S = 2.0  # after an early refusal: how long the rest of the request is read and dropped
 _HEAD_TIMEOUT_S = 10.0  # a request's line and headers must arrive within this (slow clients)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
@@ -125,6 +138,10 @@ class HttpProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.size = 0
         self.refusal: _HTTPError | None = None
+        self.header_count = 0
+        self.raw_head = 0  # bytes of the current head as received (the parser hides padding)
+        self.head_tail = b""  # the last bytes of a head split across reads, to find its end
+        self.discarding = False  # answered early: drop the rest until the connection closes
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -147,15 +164,38 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = None  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            return
+        if not (self.in_message and self.head_done) and self._raw_head_bytes(data) > _MAX_HEAD:
+            self._bad_request(431, f"request line and headers over {_MAX_HEAD} bytes")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            pass  # no upgrades (h2c, websocket): the request is answered over HTTP/1.1
-        except httptools.HttpParserError:
-            if self.head_size > _MAX_HEAD:
-                self._bad_request(431, f"request line and headers over {_MAX_HEAD} bytes")
+            # CONNECT or Upgrade: the request was refused (400); the parser would swallow the
+            # rest of the stream as the new protocol's, so nothing more is read.
+            self._stop_reading()
+        except httptools.HttpParserError as exc:
+            if self.head_size > _MAX_HEAD or self.header_count > _MAX_HEADERS:
+                self._bad_request(431, f"request line and headers over {_MAX_HEAD} bytes or "
+                                       f"{_MAX_HEADERS} lines")
+            elif isinstance(exc, httptools.HttpParserCallbackError):  # one of ours failed
+                log.error("internal error reading a request: %r", exc.__context__)
+                self._bad_request(500, "internal error while reading the request")
             else:
                 self._bad_request(400, "invalid HTTP request")
+
+    def _raw_head_bytes(self, data: bytes) -> int:
+        """Count this read's bytes up to the end of the request head it starts in."""
+        seen = self.head_tail + data if self.head_tail else data
+        end = seen.find(b"\r\n\r\n")
+        if end >= 0:
+            self.raw_head += end + 4 - len(self.head_tail)
+            self.head_tail = b""
+        else:
+            self.raw_head += len(data)
+            self.head_tail = seen[-3:]
+        return self.raw_head
 
     def pause_writing(self) -> None:  # the client is not reading our replies: stop reading it
         self.write_paused = True
@@ -184,36 +224,59 @@ class HttpProtocol(asyncio.Protocol):
         self.body = []
         self.size = 0
         self.refusal = None
+        self.header_count = 0
 
     def on_url(self, url: bytes) -> None:
+        if not self.url:
+            self._head_bytes(_LINE_OVERHEAD)
         self._head_bytes(len(url))
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes(len(name) + len(value))
+        self.header_count += 1
+        self._head_bytes(len(name) + len(value) + 4)  # ": " and CRLF count too
         self.headers.append((name.lower(), value))
 
     def _head_bytes(self, n: int) -> None:
         self.head_size += n
-        if self.head_size > _MAX_HEAD:  # stops the parser: data_received answers 431
-            raise ValueError("request head too large")
+        if self.head_size > _MAX_HEAD or self.header_count > _MAX_HEADERS:
+            raise ValueError("request head too large")  # stops the parser: data_received: 431
 
     def on_headers_complete(self) -> None:
         self.head_done = True
-        expect = False
+        self.raw_head, self.head_tail = 0, b""
+        self.refusal, expect = self._head_refusal()
+        if self.refusal is not None and self.current is None and not self.waiting:
+            self._refuse_early(self.refusal)
+        elif expect and self.refusal is None and self.current is None and not self.waiting:
+            self.transport.write(_CONTINUE)
+
+    def _head_refusal(self) -> tuple[_HTTPError | None, bool]:
+        """What the head alone says: a refusal (or None), and whether the client expects 100."""
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            return _HTTPError(400, f"HTTP/{version} is not supported: use HTTP/1.1"), False
+        if self.parser.get_method() == b"CONNECT":
+            return _HTTPError(400, "CONNECT is not supported: this is not a proxy"), False
+        hosts, expect, refusal = 0, False, None
         for name, value in self.headers:
-            if name == b"content-length":
+            if name == b"host":
+                hosts += 1
+            elif name == b"upgrade":
+                return _HTTPError(400, "protocol upgrades (h2c, websocket) are not supported"), False
+            elif name == b"content-length":
                 try:
                     too_big = int(value) > self.limit
                 except ValueError:
                     too_big = False  # the parser rejects it
                 if too_big:
-                    self.refusal = _HTTPError(413, f"request body of {value.decode('latin-1')} "
-                                                   f"bytes is larger than the limit of {self.limit}")
+                    refusal = _HTTPError(413, f"request body of {value.decode('latin-1')} "
+                                              f"bytes is larger than the limit of {self.limit}")
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
-        if expect and self.refusal is None and self.current is None and not self.waiting:
-            self.transport.write(_CONTINUE)
+        if version == "1.1" and hosts != 1:
+            return _HTTPError(400, "an HTTP/1.1 request needs exactly one Host header"), False
+        return refusal, expect
 
     def on_body(self, chunk: bytes) -> None:
         if self.refusal is not None:
@@ -227,6 +290,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        if self.discarding:  # answered from its head already
+            return
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
         req = _Request(self.parser.get_method(), self.url, self.headers, body,
@@ -240,13 +305,20 @@ class HttpProtocol(asyncio.Protocol):
     # -- answering -------------------------------------------------------------------------
 
     def _dispatch(self, req: _Request) -> None:
+        """Answer `req` (now, or when its version is done). Never raises: whatever fails here
+        is answered, so no request is left without a reply and its connection open."""
         self.current = req
-        if req.refusal is not None:  # a body over the limit: answer, then close
+        if req.refusal is not None:  # refused from its head (e.g. a body over the limit)
             req.keep_alive = False
             return self._reply_to(req, *self.server.refusal_reply(req.refusal))
-        parsed = httptools.parse_url(req.url)
-        raw_path = parsed.path
+        raw_path = req.url
         try:
+            try:
+                parsed = httptools.parse_url(req.url)
+            except httptools.HttpParserError:
+                req.keep_alive = False
+                raise _HTTPError(400, "invalid request target") from None
+            raw_path = parsed.path
             route = _route(raw_path) if req.method == b"POST" else None
             if route is None:
                 self.asgi_cycle = _Cycle(self, req)
@@ -272,9 +344,14 @@ class HttpProtocol(asyncio.Protocol):
     def _reply_to(self, req: _Request, status: int, payload: bytes, media: str, extra: list) -> None:
         if self.current is not req:  # answered already, or the connection is gone
             return
-        keep = req.keep_alive and not self.closing
+        keep = self._keep(req.keep_alive)
         self._write(_head(status, media, len(payload), extra, keep), payload)
         self._finished(keep)
+
+    def _keep(self, wanted: bool) -> bool:
+        """Whether the connection stays open after the current reply: when closing, only for
+        the requests that were parsed before (pipelined) and still wait for their replies."""
+        return wanted and not (self.closing and not self.waiting)
 
     def _write(self, head: bytes, payload: bytes = b"") -> None:
         if self.lost:
@@ -291,7 +368,7 @@ class HttpProtocol(asyncio.Protocol):
         self.state.total_requests += 1
         if self.lost:
             return
-        if not keep or self.closing:
+        if not keep or (self.closing and not self.waiting):
             self.transport.close()
             return
         self.last_active = self.loop.time()
@@ -338,13 +415,32 @@ class HttpProtocol(asyncio.Protocol):
                                                else self.keep_alive_s, self._idle_check)
 
     def _bad_request(self, status: int, message: str) -> None:
-        if self.current is not None or self.waiting:  # answer what came before, then close
-            self.closing = True
-            self.transport.pause_reading()
+        """The stream cannot be parsed any further: answer it if nothing is pending, else answer
+        what came before it; then close."""
+        if self.current is not None or self.waiting:
+            self._stop_reading()
             return
-        msg = protocol.dumps({"error": message})
-        self._write(_head(status, JSON, len(msg), [], keep=False), msg)
-        self.transport.close()
+        self._refuse_early(_HTTPError(status, message))
+
+    def _stop_reading(self) -> None:
+        """Read nothing more; close once the pending replies are written."""
+        self.closing = True
+        self.discarding = True
+        if self.current is None and not self.waiting and not self.lost:
+            self.transport.close()
+
+    def _refuse_early(self, refusal: _HTTPError) -> None:
+        """Answer a request from its head alone, then linger: read and drop what the client is
+        still sending for a moment, so it reads this reply instead of a connection reset."""
+        status, payload, media, extra = self.server.refusal_reply(refusal)
+        self._write(_head(status, media, len(payload), extra, keep=False), payload)
+        self.closing = self.discarding = True
+        self.in_message = False
+        if self.lost:
+            return
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_S, self.transport.close)
 
 
 class _Cycle:
@@ -414,7 +510,7 @@ class _Cycle:
                 names.add(key)
                 if key == b"connection" and value.lower() == b"close":
                     self.keep = False
-            keep = self.keep and not self.conn.closing
+            keep = self.conn._keep(self.keep)
             head = [_status_line(self.status)]
             head += [b"%s: %s\r\n" % (key, value) for key, value in self.headers]
             if b"content-length" not in names and self.req.method != b"HEAD":

@@ -1,0 +1,183 @@
+"""serve against hostile clients, byte for byte on 127.0.0.1 (issue 22): every connection is
+answered or closed, nothing leaks a file descriptor, and what is not HTTP/1.x is refused.
+
+Each case is a class of attack; each checks the reply, that the connection closes, and at the end
+that the server holds no more fds than before and still answers a good request correctly."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.serve_fixtures.helpers import publish_copy, wait_for
+from tests.serve_fixtures.raw_http import Reader, connect, get, post
+
+ROW = [0.1 * i for i in range(16)]
+INFER = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16],
+                                "data": ROW}]}).encode()
+
+
+@pytest.fixture(scope="module")
+def served(exported, tmp_path_factory):
+    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
+
+    repo = tmp_path_factory.mktemp("hostile") / "repo"
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
+    rt = Runtime(ServeConfig(repo=Path(repo), port=0, poll_interval=0.3, max_body_mb=0.01))
+    rt.bind()
+    rt.start_core()
+    rt.make_uvicorn().config.timeout_keep_alive = 2
+    rt.start_in_thread()
+    yield rt
+    rt.stop_thread()
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))  # the server runs in this process
+
+
+def _answer_then_close(rt, raw: bytes) -> tuple[int, dict, bytes]:
+    """Send `raw`, read one reply, and require the server to close the connection after it."""
+    with connect(rt) as sock:
+        sock.sendall(raw)
+        reader = Reader(sock)
+        status, headers, body = reader.response()
+        assert headers.get("connection") == "close", (raw[:60], status, body)
+        assert reader.closed(), raw[:60]
+        return status, headers, json.loads(body)
+
+
+def _good_answer(rt) -> None:
+    with connect(rt) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", INFER))
+        status, _, body = Reader(sock).response()
+    assert status == 200, body
+    assert len(json.loads(body)["outputs"][0]["data"]) == 4
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET http://a:99999/v2/health/live HTTP/1.1\r\nHost: a\r\n\r\n",  # httptools: parse_url fails
+    b"POST http://[::1:bad/v2/models/mlp/infer HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+    b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n",
+], ids=["bad-port", "bad-ipv6", "connect"])
+def test_unparsable_targets_are_answered_and_leak_no_fd(served, raw):
+    """The one-client outage: each of these used to leave its socket open forever."""
+    status, _, body = _answer_then_close(served, raw)  # warm: lazily created fds exist now
+    assert status == 400 and body["error"], body
+    before = _fds()
+    for _ in range(200):
+        status, _, _ = _answer_then_close(served, raw)
+        assert status == 400
+    wait_for(lambda: _fds() <= before + 2, 10, what=f"fds back to {before} (now {_fds()})")
+    _good_answer(served)
+
+
+@pytest.mark.parametrize("raw, needle", [
+    (b"GET /v2/health/live HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", "HTTP/2.0"),
+    (b"GET /v2/health/live HTTP/0.9\r\n\r\n", "HTTP/0.9"),
+    (b"GET /v2/health/live\r\n\r\n", "HTTP/0.9"),
+    (b"GET /v2/health/live HTTP/1.1\r\n\r\n", "Host"),
+    (b"GET /v2/health/live HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "Host"),
+    (b"GET /v2/health/live HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+     "upgrade"),
+], ids=["http2", "http09", "http09-bare", "no-host", "two-hosts", "websocket"])
+def test_what_is_not_http_1x_is_refused_with_400_and_closed(served, raw, needle):
+    status, _, body = _answer_then_close(served, raw)
+    assert status == 400 and needle in body["error"], body
+
+
+def test_h2c_upgrade_cannot_swallow_later_requests(served):
+    h2c = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: h2c\r\n"
+           b"Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(INFER) + INFER)
+    with connect(served) as sock:
+        sock.sendall(h2c + get("/v2/health/live"))
+        reader = Reader(sock)
+        status, headers, body = reader.response()
+        assert status == 400 and "upgrade" in json.loads(body)["error"], body
+        assert reader.closed()  # the request behind it is not served over the upgraded stream
+
+
+def test_the_whole_head_counts_against_its_limit(served):
+    # 60,000 empty headers: 240 KiB on the wire, 0 bytes of names and values
+    many = b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"a:\r\n" * 60_000 + b"\r\n"
+    padded = (b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad:" + b" " * 70_000
+              + b"v\r\n\r\n")  # optional whitespace the parser drops before the value
+    lines = (b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             + b"".join(b"x-%d: 1\r\n" % i for i in range(120)) + b"\r\n")  # over 100 lines
+    for raw in (many, padded, lines):
+        status, _, body = _answer_then_close(served, raw)
+        assert status == 431, (status, body)
+    fine = (b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + b"".join(b"x-%d: %s\r\n" % (i, b"v" * 500) for i in range(90)) + b"\r\n")
+    with connect(served) as sock:  # 90 headers, 46 KiB: within the limits, kept alive
+        sock.sendall(fine + fine)
+        reader = Reader(sock)
+        assert reader.response()[0] == 200 and reader.response()[0] == 200
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body(served):
+    """413 at once from the head (no waiting for a body that may never come), then the
+    connection lingers so the client reads the reply, and closes."""
+    with connect(served) as sock:
+        sock.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Length: 1000000000\r\n\r\n" + b"x" * 5000)
+        reader = Reader(sock)
+        status, headers, body = reader.response()
+        assert status == 413 and headers["connection"] == "close", body
+        started = time.monotonic()
+        try:
+            sock.sendall(b"y" * 100_000)  # the client goes on sending: dropped, not a reset
+        except OSError:
+            pass
+        assert reader.closed()
+        assert time.monotonic() - started < 5
+
+
+def test_pipelined_requests_before_garbage_are_answered_then_closed(served):
+    with connect(served) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", INFER) + get("/v2/health/live")
+                     + b"\x16\x03\x01 not http at all\r\n\r\n")
+        reader = Reader(sock)
+        first = reader.response()
+        second = reader.response()
+        assert first[0] == 200 and "outputs" in json.loads(first[2])
+        assert second[0] == 200 and second[1].get("connection") == "close"
+        assert reader.closed()
+
+
+def test_a_reply_that_cannot_be_encoded_is_a_500_reply(served, monkeypatch):
+    from paddlehot_cli.serve import protocol
+
+    def broken(*args, **kwargs):
+        raise TypeError("Type is not JSON serializable: numpy.bfloat16")
+
+    monkeypatch.setattr(protocol, "encode_infer_response", broken)
+    with connect(served) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", INFER))
+        status, _, body = Reader(sock).response()
+    assert status == 500 and "encoding the reply" in json.loads(body)["error"], body
+    monkeypatch.undo()
+    _good_answer(served)
+
+
+def test_many_bad_targets_on_many_sockets_leave_every_version_loaded(served):
+    """The outage end to end, briefly: 300 unparsable requests over concurrent sockets."""
+    before = _fds()
+    socks = []
+    for _ in range(300):
+        s = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        s.sendall(b"CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n\r\n")
+        socks.append(s)
+    for s in socks:
+        reader = Reader(s)
+        assert reader.response()[0] == 400 and reader.closed()
+        s.close()
+    wait_for(lambda: _fds() <= before + 2, 15, what=f"fds back to {before} (now {_fds()})")
+    assert served.manager.loaded_versions("mlp") == ["1.0.0"]
+    _good_answer(served)
