@@ -48,3 +48,59 @@ def test_watch_and_poll_fallback(exported, tmp_path):
             t0 = time.monotonic()
             src.stop()
             assert time.monotonic() - t0 < 3
+
+
+def test_out_of_fds_never_looks_like_versions_deleted(exported, tmp_path, caplog):
+    """The repository scan runs out of file descriptors for real (the process's own limit is
+    lowered and exhausted): every version stays loaded, its labels stay, the index says why,
+    one ERROR is logged, and everything recovers when fds are free again."""
+    import json
+    import logging
+    import resource
+
+    import httpx
+
+    from tests.serve_fixtures.helpers import start_runtime
+
+    pkg = exported("demo:mlp")
+    repo = tmp_path / "repo"
+    publish_copy(pkg, repo, "mlp", "1.0.0")
+    publish_copy(pkg, repo, "mlp", "1.1.0")
+    (repo / "mlp" / "labels.json").write_text(json.dumps({"labels": {"stable": "1.0.0"}}))
+    rt = start_runtime(repo, use_watchfiles=False)
+    caplog.set_level(logging.INFO, logger="paddlehot.source")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held: list[int] = []
+    try:
+        assert rt.manager.loaded_versions("mlp") == ["1.1.0", "1.0.0"]
+        assert rt.manager.labels("mlp").to_json()["labels"] == {"stable": "1.0.0"}
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 32, hard))
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass  # EMFILE: the table is full
+        os.utime(repo / "mlp" / "1.0.0")  # a change the next poll must look at
+        wait_for(lambda: rt.source.scan_error is not None, 10, what="a failed scan")
+        time.sleep(1.0)  # several more polls while the table stays full
+        assert rt.manager.loaded_versions("mlp") == ["1.1.0", "1.0.0"]
+        assert rt.manager.labels("mlp").to_json()["labels"] == {"stable": "1.0.0"}
+        rows = rt.manager.status()
+        assert rows and all("Too many open files" in r["repository_error"] for r in rows), rows
+        assert {r["version"]: r["state"] for r in rows} == {"1.1.0": "READY", "1.0.0": "READY"}
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        wait_for(lambda: rt.source.scan_error is None, 10, what="the scan to recover")
+        rows = httpx.post(f"http://127.0.0.1:{rt.port}/v2/repository/index").json()
+        assert not any("repository_error" in r for r in rows), rows
+        assert rt.manager.loaded_versions("mlp") == ["1.1.0", "1.0.0"]
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1 and "keeps serving" in errors[0].getMessage(), errors
+        # a version removed now is really gone: only "missing" means deleted
+        os.rename(repo / "mlp" / "1.1.0", repo / "mlp" / ".1.1.0.gone")
+        wait_for(lambda: rt.manager.loaded_versions("mlp") == ["1.0.0"], 20, what="1.0.0 serving")
+    finally:
+        rt.stop_thread()

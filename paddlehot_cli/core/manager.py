@@ -13,7 +13,7 @@ logs): no prometheus import in core.
 
 Public surface (what serve/app.py, the gRPC front end and bench call):
   hot path     acquire(model, selector) -> Handle; submit(handle, feeds, done)
-  sources      set_available, report_invalid, set_labels, rescan (attribute)
+  sources      set_available, report_invalid, report_scan_error, set_labels, rescan (attribute)
   admin        load_model, unload_model
   status       models, ready, model_ready, loaded_versions, servable, labels, status,
                serving_versions, wait_idle, stop
@@ -154,6 +154,7 @@ class Manager:
         self._idle = threading.Condition(self._lock)
         self._busy = 0
         self.rescan: Callable[[str], None] | None = None  # set by whoever owns the Source
+        self._scan_error: str | None = None  # the Source cannot read the repository now
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name="paddlehot-manager", daemon=True)
         self._thread.start()
@@ -255,6 +256,11 @@ class Manager:
             m.invalid[version] = reason
         self._on_event("invalid", model, version, {"reason": reason})
 
+    def report_scan_error(self, message: str | None) -> None:
+        """The Source could not read the repository (None: it can again). Nothing is unloaded
+        for it; the index shows it on every row until it clears."""
+        self._scan_error = message
+
     def set_labels(self, model: str, labels: Labels | None) -> None:
         with self._lock:
             m = self._need(model)
@@ -331,6 +337,8 @@ class Manager:
         with self._lock:
             for name in sorted(self._models):
                 rows.extend(self._status_rows(self._models[name]))
+        if self._scan_error is not None:
+            rows = [{**row, "repository_error": self._scan_error} for row in rows]
         return rows
 
     def _status_rows(self, m: _Model) -> list[dict]:

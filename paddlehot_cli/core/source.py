@@ -10,10 +10,18 @@ a poll every `poll_interval` seconds is the fallback and the safety net.
 A symlink (model dir, version dir or file) that leads out of the repository is refused: the
 version is reported invalid. Rejections are reported with paths relative to the repository;
 `on_invalid(model, version, None)` says a rejected version is gone or fixed.
+
+A scan that cannot read the repository because of this machine (out of fds, memory or disk, an
+I/O error, permission denied on a model directory) never reports versions as gone: the models it
+could not read keep their last reported state, one ERROR is logged, and
+`on_scan_error(message)` says so until a whole scan succeeds again (`on_scan_error(None)`).
+Only a missing directory or file means "gone". Such failures are never cached as a verdict on
+a version: the next scan tries again.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -30,6 +38,20 @@ LABELS_FILE = "labels.json"
 
 OnVersions = Callable[[str, dict[str, Path], object], None]  # model, {version: dir}, labels json
 OnInvalid = Callable[[str, str, "str | None"], None]  # model, version, reason (None: cleared)
+OnScanError = Callable[["str | None"], None]  # why the last scan failed (None: it works again)
+
+_GONE = (errno.ENOENT, errno.ENOTDIR)  # what a missing directory or file looks like
+# Conditions of this machine, not of a version's files: retried, never a verdict on a version.
+_MACHINE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOSPC, errno.EIO, errno.ENOBUFS,
+            errno.EAGAIN, errno.EINTR, errno.EDQUOT, errno.ESTALE}
+
+
+class ScanFailed(Exception):
+    """The repository could not be read now; what was reported before still stands."""
+
+
+def _scan_failed(what: Path | str, exc: OSError) -> ScanFailed:
+    return ScanFailed(f"cannot read {what}: {exc.strerror or exc}")
 
 
 def escaping_symlink(root: Path, vdir: Path) -> str | None:
@@ -50,7 +72,9 @@ def _signature(path: Path) -> tuple | None:
         entries = sorted(
             (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path) if e.is_file()
         )
-    except OSError:
+    except OSError as exc:
+        if exc.errno in _MACHINE:
+            raise _scan_failed(path, exc) from None
         return None
     return (st.st_ino, st.st_mtime_ns, tuple(entries))
 
@@ -62,6 +86,7 @@ class RepositorySource:
         on_versions: OnVersions,
         on_invalid: OnInvalid | None = None,
         *,
+        on_scan_error: OnScanError | None = None,
         poll_interval: float = 2.0,
         debounce_ms: int = 200,
         use_watchfiles: bool = True,
@@ -69,6 +94,8 @@ class RepositorySource:
         self.repo = Path(repo)
         self._on_versions = on_versions
         self._on_invalid = on_invalid or (lambda m, v, r: None)
+        self._on_scan_error = on_scan_error or (lambda message: None)
+        self.scan_error: str | None = None  # why the last scan failed; None once one succeeds
         self.poll_interval = max(0.05, float(poll_interval))
         self.debounce_ms = debounce_ms
         self.use_watchfiles = use_watchfiles
@@ -84,11 +111,14 @@ class RepositorySource:
             raise UserError(f"model repository {self.repo} is not a directory")
 
     def models(self) -> list[str]:
+        """Model directories in the repository. Raises ScanFailed when it cannot be read now."""
         out = []
         try:
             entries = sorted(os.scandir(self.repo), key=lambda e: e.name)
-        except OSError:
-            return []
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return []
+            raise _scan_failed(self.repo, exc) from None
         for e in entries:
             if e.name.startswith(".") or not e.is_dir():
                 continue
@@ -102,27 +132,47 @@ class RepositorySource:
     def scan(self, force: bool = False) -> None:
         """Scan the whole repository once and report models whose state changed."""
         with self._scan_lock:
-            seen = set()
-            for model in self.models():
-                seen.add(model)
-                self._scan_model(model, force)
+            try:
+                seen = set()
+                for model in self.models():
+                    seen.add(model)
+                    self._scan_model(model, force)
+            except ScanFailed as exc:
+                return self._scan_result(str(exc))
             for model in list(self._last):
                 if model not in seen:
                     del self._last[model]
                     self._on_versions(model, {}, None)
+            self._scan_result(None)
+        return None
 
     def scan_model(self, model: str, force: bool = True) -> None:
-        if model not in self.models():
-            return
         with self._scan_lock:
-            self._scan_model(model, force)
+            try:
+                if model in self.models():
+                    self._scan_model(model, force)
+            except ScanFailed as exc:
+                self._scan_result(str(exc))
+
+    def _scan_result(self, error: str | None) -> None:
+        """Log a scan failure once (ERROR) and its end (INFO); tell the owner of the index."""
+        if error == self.scan_error:
+            return
+        if error is not None:
+            log.error("repository scan failed, every loaded version keeps serving: %s", error)
+        else:
+            log.info("repository scan works again")
+        self.scan_error = error
+        self._on_scan_error(error)
 
     def _scan_model(self, model: str, force: bool) -> None:
         mdir = self.repo / model
         versions: dict[str, Path] = {}
         try:
             entries = list(os.scandir(mdir))
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                raise _scan_failed(f"{model}/", exc) from None
             entries = []
         for e in entries:
             if e.name.startswith(".") or not is_semver(e.name) or not e.is_dir():
@@ -164,6 +214,8 @@ class RepositorySource:
         except UserError as exc:
             error = exc.message.replace(str(vdir), where)
         except OSError as exc:
+            if exc.errno in _MACHINE:
+                raise _scan_failed(where, exc) from None
             error = f"{where}: {exc.strerror or exc}"
         self._cache[vdir] = (sig, error)
         if error is not None:
@@ -176,7 +228,11 @@ class RepositorySource:
         path = mdir / LABELS_FILE
         try:
             text = path.read_text()
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _MACHINE:
+                raise _scan_failed(f"{mdir.name}/{LABELS_FILE}", exc) from None
+            if exc.errno not in _GONE:
+                log.warning("ignoring %s: %s", path, exc.strerror or exc)
             return None
         try:
             return json.loads(text)

@@ -21,7 +21,7 @@ from typing import Any
 from paddlehot_cli.core import cpu_affinity, load
 from paddlehot_cli.core.manager import Manager, ManagerConfig
 from paddlehot_cli.core.serving_settings import ServingSettings, SettingsResolver
-from paddlehot_cli.core.source import RepositorySource
+from paddlehot_cli.core.source import RepositorySource, ScanFailed
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.serve.app import ServeOptions, Server
@@ -154,6 +154,7 @@ class Runtime:
         self.metrics.attach(self.manager)
         self.source = RepositorySource(
             cfg.repo, self.manager.set_available, self.manager.report_invalid,
+            on_scan_error=self.manager.report_scan_error,
             poll_interval=cfg.poll_interval, use_watchfiles=cfg.use_watchfiles,
         )
         self.manager.rescan = self.source.scan_model
@@ -228,7 +229,11 @@ class Runtime:
         self.server.options.decoder.start()  # before paddle is loaded: a cheap fork
         if self.follower is not None:
             self.follower.sync_once()
-        if not self.source.models():
+        try:
+            models = self.source.models()
+        except ScanFailed as exc:
+            raise UserError(f"model repository: {exc}") from None
+        if not models:
             if self.follower is None:
                 raise UserError(f"model repository {self.cfg.repo} has no model directories",
                                 hint="publish one with `paddlehot export ... --repo REPO`")
