@@ -68,12 +68,12 @@ def test_full_queue_answers_503_with_retry_after(served):
 
 def test_exception_between_acquire_and_submit_releases_the_handle(served, monkeypatch):
     rt, base = served()
-    from paddlehot_cli.serve import app as app_module
+    from paddlehot_cli.serve import infer as infer_module
 
     def boom(*a, **k):
         raise RuntimeError("injected between acquire and submit")
 
-    monkeypatch.setattr(app_module, "check_inputs", boom)
+    monkeypatch.setattr(infer_module, "check_inputs", boom)
     r = httpx.post(f"{base}/v2/models/mlp/infer", json=BODY)
     assert r.status_code == 500
     monkeypatch.undo()

@@ -1,10 +1,8 @@
 """Request checks every protocol front end shares: model names, version selectors, the version a
 metadata request talks about, admin tokens.
 
-A failed check raises `Rejected(status, message)`. The status is an HTTP status because that is
-the vocabulary the Open Inference Protocol documents; each front end maps it to its own
-(the REST app answers it as is, gRPC through `grpc_server.STATUS_CODES`), so a client sees the
-same message whichever protocol it speaks.
+A failed check raises `Rejected(status, message)` (serve/refusals.py: one refusal type, mapped to
+HTTP and gRPC in one place), so a client sees the same message whichever protocol it speaks.
 """
 
 from __future__ import annotations
@@ -18,17 +16,9 @@ from urllib.parse import urlsplit
 from paddlehot_cli.core import router
 from paddlehot_cli.core.versions import check_model_name
 from paddlehot_cli.errors import UserError
+from paddlehot_cli.serve.refusals import Rejected
 
 _SELECTOR_RE = re.compile(r"[A-Za-z0-9_.\-^~<>=!*, ]{1,64}")  # fullmatch: "$" would accept "\n"
-
-
-class Rejected(Exception):
-    """A request refused before any version ran: status (HTTP vocabulary) and a clear message."""
-
-    def __init__(self, status: int, message: str, reason: str | None = None):
-        super().__init__(message)
-        self.status, self.message = status, message
-        self.reason = reason or str(status)  # the label on paddlehot_rejected_requests_total
 
 
 def model_name(text: str) -> str:

@@ -5,9 +5,9 @@ this path serves the app under any other ASGI server (uvicorn without httptools,
 
 For a tiny model the HTTP path is the whole cost of a request, and Starlette's middleware
 stack, router, Request and Response objects were a fifth of the event loop's time (py-spy,
-issue 17). Infer requests are answered here with the same checks, limits, metrics and error
-bodies as the Starlette handler (both call Server.infer_reply); every other request, and any
-infer path this does not recognise exactly, goes on to Starlette unchanged.
+issue 17). Infer requests are answered here through REST's infer adapter (rest_infer.py), as
+every HTTP front end answers them; every other request, and any infer path this does not
+recognise exactly, goes on to Starlette unchanged.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from paddlehot_cli.core.router import RouteError
-from paddlehot_cli.serve import protocol
-from paddlehot_cli.serve.app import (
-    JSON, Server, _HTTPError, _model_name, _selector, path_segments, read_body,
-)
+from paddlehot_cli.serve import checks
+from paddlehot_cli.serve.rest_edge import path_segments, read_body
+from paddlehot_cli.serve.rest_infer import RestInfer
 
 log = logging.getLogger("paddlehot.serve")
 _PREFIX = "/v2/models"
@@ -38,8 +36,8 @@ def infer_target(raw: bytes) -> tuple[str, str | None] | None:
 
 
 class InferFastPath:
-    def __init__(self, server: Server, app: Any):
-        self.server = server
+    def __init__(self, infer: RestInfer, app: Any):
+        self.infer = infer
         self.app = app  # everything else: the Starlette app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -64,25 +62,19 @@ class InferFastPath:
             await send({"type": "http.response.body", "body": payload})
 
         try:
-            name = _model_name(target[0])
-            selector = None if target[1] is None else _selector(target[1])
+            name = checks.model_name(target[0])
+            selector = None if target[1] is None else checks.selector(target[1])
             body = await read_body(_chunks(receive), _text(headers.get(b"content-length")),
-                                   _text(headers.get(b"content-encoding")),
-                                   self.server.options.max_body_bytes)
-            await reply(*await self.server.infer_reply(
+                                   _text(headers.get(b"content-encoding")), self.infer.limit)
+            await reply(*await self.infer.reply(
                 name, selector, body, _text(headers.get(b"inference-header-content-length"))))
         except _ClientGone:
             return
-        except (_HTTPError, RouteError) as exc:
-            message, status, headers = self.server.refused(exc)
-            extra = [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
-            await reply(status, protocol.dumps({"error": message}), JSON, extra)
-        except Exception as exc:  # noqa: BLE001 - as Starlette's handler: log, answer 500
-            log.exception("internal error on %s", scope["path"])
+        except Exception as exc:  # noqa: BLE001 - every failure is answered (500: logged)
             if started:
+                log.exception("internal error on %s after its reply started", scope["path"])
                 raise
-            await reply(500, protocol.dumps({"error": f"internal error: {type(exc).__name__}"}),
-                        JSON, [])
+            await reply(*self.infer.refusal(exc))
 
 
 class _ClientGone(Exception):

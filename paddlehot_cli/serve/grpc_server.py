@@ -4,10 +4,9 @@ The servicer subclasses the base class tritonclient[grpc] generates from Triton'
 grpc_service.proto, so the method names and messages are Triton's own; the RPCs paddlehot has no
 use for (shared memory, tracing, statistics, streaming) keep the base class's UNIMPLEMENTED.
 
-Every check and message is shared with the REST front end (serve.checks, core.signature,
-serve.protocol); failures carry an HTTP status, mapped to a gRPC status code in STATUS_CODES.
-A request runs exactly as over REST: acquire a handle (routing: version, label, SemVer range,
-breaker), check the inputs against the signature, submit to the version's worker, answer.
+Every check and message is shared with the REST front end: a request runs through the same infer
+service (serve/infer.py: route, check the inputs, submit, outcome), and every failure is a
+`Rejected` whose HTTP status maps to a gRPC status code in one table (serve/refusals.py).
 
 The server is grpc.aio on its own event loop thread, like the REST app on uvicorn's: a call waits
 for its version's worker without holding a thread (the thread-pool server cost ~1.6x the CPU
@@ -30,27 +29,16 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from paddlehot_cli import __version__
-from paddlehot_cli.core.batcher import BatcherStopped, QueueFull
 from paddlehot_cli.core.router import RouteError, Unavailable
-from paddlehot_cli.core.signature import check_inputs
-from paddlehot_cli.errors import InputMismatch, UserError, short_error
+from paddlehot_cli.errors import UserError
 from paddlehot_cli.serve import checks, grpc_codec
-from paddlehot_cli.serve.checks import Rejected
+from paddlehot_cli.serve.infer import InferService, Outcome
 from paddlehot_cli.serve.protocol import ProtocolError
+from paddlehot_cli.serve.refusals import GRPC_CODES, Rejected, rejected
 
 log = logging.getLogger("paddlehot.serve")
 
-# The one place an HTTP status becomes a gRPC status code.
-STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    429: grpc.StatusCode.UNAVAILABLE,
-    500: grpc.StatusCode.INTERNAL,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
+STATUS_CODES = {status: grpc.StatusCode[name] for status, name in GRPC_CODES.items()}
 EXTENSIONS = ["model_repository", "paddlehot_labels"]
 
 
@@ -61,18 +49,13 @@ def _rpc(method: Callable) -> Callable:
     async def wrapper(self: InferenceServicer, request: Any, context: Any) -> Any:
         try:
             return await method(self, request, context)
-        except Rejected as exc:
-            status, message, reason = exc.status, exc.message, exc.reason
-        except RouteError as exc:
-            status, message, reason = exc.status, exc.message, str(exc.status)
-        except ProtocolError as exc:
-            status, message, reason = 400, str(exc), "400"
+        except (Rejected, RouteError, ProtocolError) as exc:
+            refusal = self.service.refused(rejected(exc))
         except Exception as exc:  # a bug: log it, answer INTERNAL, keep serving
             log.exception("internal error in gRPC %s", method.__name__)
-            status, message, reason = 500, f"internal error: {type(exc).__name__}", "500"
-        if status != 500:  # a failed inference ran: it is counted as an outcome, not a rejection
-            self.metrics.rejected.labels(reason).inc()
-        await context.abort(STATUS_CODES.get(status, grpc.StatusCode.INTERNAL), message)
+            refusal = rejected(exc)
+        await context.abort(STATUS_CODES.get(refusal.status, grpc.StatusCode.INTERNAL),
+                            refusal.message)
 
     return wrapper
 
@@ -80,6 +63,8 @@ def _rpc(method: Callable) -> Callable:
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, manager: Any, metrics: Any, options: Any, rest: Any = None):
         self.manager, self.metrics, self.options = manager, metrics, options
+        self.service = rest.service if rest is not None else InferService(
+            manager, metrics, options.retry_after_s)
         # the REST app (serve/app.py), when there is one: its repository index hooks (e.g.
         # serve --follow's remote state) and its path-free reasons for non-admin callers
         self.rest = rest
@@ -134,49 +119,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @_rpc
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        start = time.perf_counter()
+        started = time.perf_counter()
         name, wanted = self._target(request.model_name, request.model_version)
         tensors = grpc_codec.decode_inputs(request)
-        handle = self.manager.acquire(name, wanted)  # RouteError: 404 / 503
-        version, manifest = handle.version, handle.servable.manifest
-        out_names = [s.name for s in manifest.outputs]
         loop = asyncio.get_running_loop()
         settled: asyncio.Future = loop.create_future()
-
-        def done(out: Any, exc: BaseException | None) -> None:  # on the version's worker
-            loop.call_soon_threadsafe(_settle, settled, out, exc)
-
-        try:  # every path releases the handle: submit takes it over, else finally drops it
-            try:
-                feeds = check_inputs(manifest.inputs, tensors)
-                returned = grpc_codec.requested_outputs(request, out_names)
-            except (InputMismatch, ProtocolError) as exc:
-                self.metrics.observe(name, version, "bad_input", time.perf_counter() - start,
-                                     "grpc")
-                raise Rejected(400, str(exc)) from None
-            try:
-                self.manager.submit(handle, feeds, done)
-            except QueueFull as exc:
-                raise Rejected(503, f"model '{name}' version {version} is overloaded ({exc}); "
-                                    "retry later", reason="queue_full") from None
-            except BatcherStopped as exc:
-                raise Rejected(503, f"version {version} of model '{name}' is unavailable: "
-                                    f"{exc}") from None
-        finally:
-            handle.release()
-        outputs, error = await settled
-        if isinstance(error, InputMismatch):
-            self.metrics.observe(name, version, "bad_input", time.perf_counter() - start, "grpc")
-            raise Rejected(400, error.message)
-        if error is not None:
-            self.metrics.observe(name, version, "error", time.perf_counter() - start, "grpc")
-            log.warning("inference on %s %s failed: %s", name, version, short_error(error))
-            raise Rejected(500, f"inference failed on {name} {version}: {short_error(error)}")
-        by_name = dict(zip(out_names, outputs))
+        self.service.submit(name, wanted, tensors, lambda outcome: _settle(settled, outcome),
+                            loop, "grpc", started)
+        outcome: Outcome = await settled
+        if outcome.error is not None:
+            raise outcome.error
+        try:
+            returned = grpc_codec.requested_outputs(request, outcome.out_names)
+        except ProtocolError as exc:
+            raise Rejected(400, str(exc)) from None
+        by_name = dict(zip(outcome.out_names, outcome.outputs))
         response = grpc_codec.encode_response(
-            name, version, request.id, returned, [by_name[n] for n in returned],
+            name, outcome.version, request.id, returned, [by_name[n] for n in returned],
             raw=bool(request.raw_input_contents))
-        self.metrics.observe(name, version, "ok", time.perf_counter() - start, "grpc")
+        self.service.observe(outcome, "ok", "grpc")
         return response
 
     # -- repository extension --------------------------------------------------------------
@@ -241,9 +202,9 @@ def _can_bind(host: str, port: int) -> bool:
     return True
 
 
-def _settle(fut: asyncio.Future, out: Any, exc: BaseException | None) -> None:
+def _settle(fut: asyncio.Future, outcome: Outcome) -> None:
     if not fut.done():  # else the call was cancelled: the handle is released all the same
-        fut.set_result((out, exc))
+        fut.set_result(outcome)
 
 
 class GrpcFrontEnd:

@@ -5,7 +5,7 @@ scope, a RequestResponseCycle, an asyncio.Event and a Task per request, re-arms 
 timer per response and writes a response's head and body with two send() calls: several times
 the Python of a bare httptools protocol (issue 17). Here an
 infer request (POST /v2/models/{m}[/versions/{v}]/infer) goes from the parser's callbacks
-straight to Server.infer_call, and its reply is written with one send(). Every other request is
+straight to REST's infer adapter (rest_infer.py), and its reply is written with one send(). Every other request is
 handed to the ASGI app (Starlette) as uvicorn would. uvicorn still owns the listening socket, the
 signals and the graceful drain: it calls shutdown() on each connection and waits until every
 connection is closed.
@@ -36,10 +36,11 @@ from urllib.parse import unquote
 
 import httptools
 
-from paddlehot_cli.core.router import RouteError
-from paddlehot_cli.serve import protocol
-from paddlehot_cli.serve.app import JSON, Server, _HTTPError, _model_name, _selector, decompressed
+from paddlehot_cli.serve import checks
 from paddlehot_cli.serve.fast_infer import infer_target
+from paddlehot_cli.serve.refusals import Rejected, internal
+from paddlehot_cli.serve.rest_edge import JSON, decompressed, reply_of
+from paddlehot_cli.serve.rest_infer import RestInfer
 
 log = logging.getLogger("paddlehot.serve")
 _MAX_PIPELINED = 8  # parsed requests waiting on one connection before we stop reading it
@@ -59,14 +60,15 @@ _ROUTES: dict[bytes, tuple[str, str | None]] = {}  # infer path -> (model, selec
 
 def _route(raw_path: bytes) -> tuple[str, str | None] | None:
     """(model, selector) when `raw_path` is an infer path, else None. Clients repeat a few
-    paths, so the name checks run once per path (a bounded cache). Raises _HTTPError for a bad
+    paths, so the name checks run once per path (a bounded cache). Raises Rejected for a bad
     model name or selector."""
     found = _ROUTES.get(raw_path)
     if found is None:
         target = infer_target(raw_path) if raw_path.startswith(b"/v2/models/") else None
         if target is None:
             return None
-        found = (_model_name(target[0]), None if target[1] is None else _selector(target[1]))
+        found = (checks.model_name(target[0]),
+                 None if target[1] is None else checks.selector(target[1]))
         if len(_ROUTES) >= 4096:
             _ROUTES.clear()
         _ROUTES[raw_path] = found
@@ -92,7 +94,7 @@ class _Request:
     __slots__ = ("method", "url", "headers", "body", "keep_alive", "version", "refusal")
 
     def __init__(self, method: bytes, url: bytes, headers: list, body: bytes, keep_alive: bool,
-                 version: str, refusal: _HTTPError | None):
+                 version: str, refusal: Rejected | None):
         self.method, self.url, self.headers, self.body = method, url, headers, body
         self.keep_alive, self.version, self.refusal = keep_alive, version, refusal
 
@@ -105,16 +107,16 @@ class _Request:
 
 class HttpProtocol(asyncio.Protocol):
     """One client connection. uvicorn creates it (config, server_state, app_state, _loop);
-    runtime.py binds `server` with functools.partial."""
+    runtime.py binds `infer` (REST's infer adapter) with functools.partial."""
 
     def __init__(self, config: Any, server_state: Any, app_state: dict, _loop: Any = None, *,
-                 server: Server):
-        self.server = server
+                 infer: RestInfer):
+        self.infer = infer
         self.app = config.loaded_app  # everything but infer: the ASGI app
         self.state = server_state
         self.loop = _loop or asyncio.get_event_loop()
         self.keep_alive_s = float(config.timeout_keep_alive)
-        self.limit = server.options.max_body_bytes
+        self.limit = infer.limit
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.sockname: Any = None
@@ -137,7 +139,7 @@ class HttpProtocol(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.size = 0
-        self.refusal: _HTTPError | None = None
+        self.refusal: Rejected | None = None
         self.header_count = 0
         self.raw_head = 0  # bytes of the current head as received (the parser hides padding)
         self.head_tail = b""  # the last bytes of a head split across reads, to find its end
@@ -251,31 +253,31 @@ class HttpProtocol(asyncio.Protocol):
         elif expect and self.refusal is None and self.current is None and not self.waiting:
             self.transport.write(_CONTINUE)
 
-    def _head_refusal(self) -> tuple[_HTTPError | None, bool]:
+    def _head_refusal(self) -> tuple[Rejected | None, bool]:
         """What the head alone says: a refusal (or None), and whether the client expects 100."""
         version = self.parser.get_http_version()
         if version not in ("1.0", "1.1"):
-            return _HTTPError(400, f"HTTP/{version} is not supported: use HTTP/1.1"), False
+            return Rejected(400, f"HTTP/{version} is not supported: use HTTP/1.1"), False
         if self.parser.get_method() == b"CONNECT":
-            return _HTTPError(400, "CONNECT is not supported: this is not a proxy"), False
+            return Rejected(400, "CONNECT is not supported: this is not a proxy"), False
         hosts, expect, refusal = 0, False, None
         for name, value in self.headers:
             if name == b"host":
                 hosts += 1
             elif name == b"upgrade":
-                return _HTTPError(400, "protocol upgrades (h2c, websocket) are not supported"), False
+                return Rejected(400, "protocol upgrades (h2c, websocket) are not supported"), False
             elif name == b"content-length":
                 try:
                     too_big = int(value) > self.limit
                 except ValueError:
                     too_big = False  # the parser rejects it
                 if too_big:
-                    refusal = _HTTPError(413, f"request body of {value.decode('latin-1')} "
+                    refusal = Rejected(413, f"request body of {value.decode('latin-1')} "
                                               f"bytes is larger than the limit of {self.limit}")
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
         if version == "1.1" and hosts != 1:
-            return _HTTPError(400, "an HTTP/1.1 request needs exactly one Host header"), False
+            return Rejected(400, "an HTTP/1.1 request needs exactly one Host header"), False
         return refusal, expect
 
     def on_body(self, chunk: bytes) -> None:
@@ -283,7 +285,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.size += len(chunk)
         if self.size > self.limit:
-            self.refusal = _HTTPError(413, f"request body is larger than the limit of {self.limit} bytes")
+            self.refusal = Rejected(413, f"request body is larger than the limit of {self.limit} bytes")
             self.body = []
             return
         self.body.append(chunk)
@@ -310,14 +312,14 @@ class HttpProtocol(asyncio.Protocol):
         self.current = req
         if req.refusal is not None:  # refused from its head (e.g. a body over the limit)
             req.keep_alive = False
-            return self._reply_to(req, *self.server.refusal_reply(req.refusal))
+            return self._reply_to(req, *self.infer.refusal(req.refusal))
         raw_path = req.url
         try:
             try:
                 parsed = httptools.parse_url(req.url)
             except httptools.HttpParserError:
                 req.keep_alive = False
-                raise _HTTPError(400, "invalid request target") from None
+                raise Rejected(400, "invalid request target") from None
             raw_path = parsed.path
             route = _route(raw_path) if req.method == b"POST" else None
             if route is None:
@@ -331,14 +333,10 @@ class HttpProtocol(asyncio.Protocol):
             encoding = req.header(b"content-encoding")
             if encoding:
                 body = decompressed(body, encoding, self.limit)
-            self.server.infer_call(name, selector, body, req.header(b"inference-header-content-length"),
-                                   lambda *reply: self._reply_to(req, *reply), self.loop)
-        except (_HTTPError, RouteError) as exc:
-            self._reply_to(req, *self.server.refusal_reply(exc))
-        except Exception as exc:  # noqa: BLE001 - as Starlette's handler: log, answer 500
-            log.exception("internal error on %s", raw_path.decode("latin-1"))
-            self._reply_to(req, 500, protocol.dumps({"error": f"internal error: {type(exc).__name__}"}),
-                           JSON, [])
+            self.infer.call(name, selector, body, req.header(b"inference-header-content-length"),
+                            lambda *reply: self._reply_to(req, *reply), self.loop)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered (500: logged)
+            self._reply_to(req, *self.infer.refusal(exc))
         return None
 
     def _reply_to(self, req: _Request, status: int, payload: bytes, media: str, extra: list) -> None:
@@ -420,7 +418,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.current is not None or self.waiting:
             self._stop_reading()
             return
-        self._refuse_early(_HTTPError(status, message))
+        self._refuse_early(Rejected(status, message))
 
     def _stop_reading(self) -> None:
         """Read nothing more; close once the pending replies are written."""
@@ -429,10 +427,10 @@ class HttpProtocol(asyncio.Protocol):
         if self.current is None and not self.waiting and not self.lost:
             self.transport.close()
 
-    def _refuse_early(self, refusal: _HTTPError) -> None:
+    def _refuse_early(self, refusal: Rejected) -> None:
         """Answer a request from its head alone, then linger: read and drop what the client is
         still sending for a moment, so it reads this reply instead of a connection reset."""
-        status, payload, media, extra = self.server.refusal_reply(refusal)
+        status, payload, media, extra = self.infer.refusal(refusal)
         self._write(_head(status, media, len(payload), extra, keep=False), payload)
         self.closing = self.discarding = True
         self.in_message = False
@@ -468,8 +466,7 @@ class _Cycle:
             log.exception("internal error on %s", scope["path"])
             if not self.status and not self.started:
                 self.status, self.headers = 500, [(b"content-type", b"application/json")]
-                await self.send({"type": "http.response.body",
-                                 "body": protocol.dumps({"error": f"internal error: {type(exc).__name__}"})})
+                await self.send({"type": "http.response.body", "body": reply_of(internal(exc))[1]})
         if not self.done and not self.conn.lost:  # the app did not finish its response
             if self.started:
                 self.conn.transport.close()

@@ -267,7 +267,7 @@ class Runtime:
         else:  # our own protocol: infer requests skip ASGI entirely (http_protocol.py)
             from paddlehot_cli.serve.http_protocol import HttpProtocol
 
-            http = functools.partial(HttpProtocol, server=self.server)
+            http = functools.partial(HttpProtocol, infer=self.server.rest_infer)
         config = uvicorn.Config(
             self.server.app, loop=loop, http=http, lifespan="off", access_log=False,
             log_level="warning", timeout_graceful_shutdown=self.cfg.graceful_timeout_s,

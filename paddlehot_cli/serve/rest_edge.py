@@ -1,0 +1,62 @@
+"""What every HTTP front end shares (serve's own protocol, the ASGI fast path, Starlette): path
+segments, bodies read within their limit, Content-Encoding, and a refusal as an HTTP reply."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import unquote
+
+from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve.protocol import BodyTooLarge, ProtocolError
+from paddlehot_cli.serve.refusals import Rejected
+
+JSON = "application/json"
+ReplyTuple = tuple[int, bytes, str, list]  # (status, body, media type, extra headers)
+Reply = Callable[[int, bytes, str, list], Any]
+
+
+def path_segments(raw: bytes, prefix: str) -> list[str]:
+    """Path segments after `prefix`, each percent-decoded on its own: an encoded '/' stays
+    inside its segment (and is then rejected as an invalid name) instead of changing the route."""
+    path = raw.decode("latin-1").split("?", 1)[0]
+    rest = path.removeprefix(prefix)
+    return [unquote(s) for s in rest.strip("/").split("/")] if rest.strip("/") else []
+
+
+def reply_of(exc: Rejected) -> ReplyTuple:
+    """A refusal as an HTTP reply: its status, {"error": message}, its headers."""
+    extra = [(k.lower().encode(), str(v).encode()) for k, v in exc.headers.items()]
+    return exc.status, protocol.dumps({"error": exc.message}), JSON, extra
+
+
+async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: str | None,
+                    limit: int) -> bytes:
+    """The whole body, within `limit` bytes before and after Content-Encoding (413 beyond)."""
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise Rejected(400, "invalid Content-Length") from None
+        if declared > limit:
+            raise Rejected(413, f"request body of {length} bytes is larger than the limit "
+                                f"of {limit}")
+    parts = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"request body is larger than the limit of {limit} bytes")
+        parts.append(chunk)
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    return decompressed(body, encoding, limit) if encoding else body
+
+
+def decompressed(body: bytes, encoding: str, limit: int) -> bytes:
+    """A Content-Encoding'd body, decoded within `limit` bytes (413 beyond, 400 if corrupt)."""
+    try:
+        return protocol.decompress(body, encoding.strip().lower(), limit)
+    except BodyTooLarge as exc:
+        raise Rejected(413, str(exc)) from None
+    except ProtocolError as exc:
+        raise Rejected(400, str(exc)) from None

@@ -1,0 +1,101 @@
+"""REST's infer adapter: a body (JSON or Triton's binary tensors) -> InferService -> a reply.
+
+Every HTTP front end answers infer requests through `RestInfer.call` (serve's own protocol),
+or `RestInfer.reply` (its coroutine form, for the ASGI fast path and Starlette), so a client
+gets the same checks, limits, metrics and error bodies whichever path its request took. Large
+JSON bodies are decoded in a helper process (body_decoder.py), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve.body_decoder import BodyDecoder
+from paddlehot_cli.serve.infer import InferService, Outcome
+from paddlehot_cli.serve.protocol import ProtocolError
+from paddlehot_cli.serve.refusals import Rejected, rejected
+from paddlehot_cli.serve.rest_edge import JSON, Reply, ReplyTuple, reply_of
+
+log = logging.getLogger("paddlehot.serve")
+
+
+class RestInfer:
+    def __init__(self, service: InferService, decoder: BodyDecoder, max_body_bytes: int):
+        self.service, self.decoder, self.limit = service, decoder, max_body_bytes
+        self._tasks: set[asyncio.Task] = set()  # large bodies being decoded (kept referenced)
+
+    def refusal(self, exc: Exception) -> ReplyTuple:
+        """Any failure as its reply, counted (a 500 is logged: it is our bug)."""
+        refusal = rejected(exc)
+        if refusal.status == 500 and not isinstance(exc, Rejected):
+            log.error("internal error on an infer request", exc_info=exc)
+        return reply_of(self.service.refused(refusal))
+
+    async def reply(self, name: str, selector: str | None, body: bytes,
+                    header_length: str | None) -> ReplyTuple:
+        """`call` as a coroutine."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.call(name, selector, body, header_length,
+                  lambda *reply: fut.done() or fut.set_result(reply), loop)
+        return await fut
+
+    def call(self, name: str, selector: str | None, body: bytes, header_length: str | None,
+             reply: Reply, loop: asyncio.AbstractEventLoop) -> None:
+        """Decode, run and encode one infer request; call on the event loop. `reply(status,
+        body, media type, extra headers)` is called exactly once, on this loop: at once for a
+        refusal, else when the version is done. `loop` is passed in: get_running_loop() costs a
+        getpid() system call, a visible share of a tiny model's event-loop time."""
+        start = time.perf_counter()
+        try:
+            if not self.decoder.inline(body, header_length):  # a large JSON body
+                task = loop.create_task(
+                    self._decode_then_run(name, selector, body, header_length, reply, start, loop))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
+            req = protocol.parse_infer_request(body, header_length)
+            self._run(name, selector, req, reply, loop, start)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered
+            reply(*self.refusal(exc))
+
+    async def _decode_then_run(self, name: str, selector: str | None, body: bytes,
+                               header_length: str | None, reply: Reply, start: float,
+                               loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            req = await self.decoder.decode(body, header_length)
+            del body
+            self._run(name, selector, req, reply, loop, start)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered
+            reply(*self.refusal(exc))
+
+    def _run(self, name: str, selector: str | None, req: protocol.InferRequest, reply: Reply,
+             loop: asyncio.AbstractEventLoop, start: float) -> None:
+        def finish(outcome: Outcome) -> None:
+            try:
+                result = self._encoded(outcome, req)
+            except Exception as exc:  # noqa: BLE001 - e.g. an output the codec cannot encode
+                log.exception("internal error encoding the reply of %s %s", name, outcome.version)
+                result = reply_of(Rejected(500, f"internal error encoding the reply: "
+                                                f"{type(exc).__name__}: {exc}"))
+            reply(*result)
+
+        self.service.submit(name, selector, req.inputs, finish, loop, "http", start)
+
+    def _encoded(self, outcome: Outcome, req: protocol.InferRequest) -> ReplyTuple:
+        if outcome.error is not None:
+            return reply_of(self.service.refused(outcome.error))
+        try:
+            payload, hlen = protocol.encode_infer_response(
+                outcome.name, outcome.version, req, outcome.out_names, outcome.outputs)
+        except ProtocolError as exc:
+            return reply_of(self.service.refused(Rejected(400, str(exc))))
+        self.service.observe(outcome, "ok", "http")
+        if hlen is None:
+            return 200, payload, JSON, []
+        return (200, payload, "application/octet-stream",
+                [(b"inference-header-content-length", str(hlen).encode())])
+
