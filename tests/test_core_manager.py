@@ -24,6 +24,7 @@ class FakeManifest:
 
 class Fake:
     live: set = set()
+    kind, gil_bound, pool_size = "fake", False, 1
 
     def __init__(self, version, gate=None):
         self.manifest = FakeManifest(version)

@@ -51,7 +51,7 @@ def test_released_plugins_leave_the_process(exported, tmp_path):
     repo = tmp_path / "repo"
     manager = Manager(
         lambda p: load_published_plugin(p, c_api=build_pdcapi),
-        ManagerConfig(policy=VersionPolicy(latest=1, keep_previous=False), workers=1),
+        ManagerConfig(policy=VersionPolicy(latest=1, keep_previous=False), pool_max=1),
     )
     x = np.random.default_rng(0).random((2, 16)).astype("float32")
     available: dict[str, Path] = {}

@@ -104,7 +104,8 @@ def test_serve_applies_serving_json_per_model(repo):
         batcher = ref.batcher
         assert (batcher.max_batch, batcher.max_delay_s) == (4, 0.003)
         broken = rt.manager.servable("broken")
-        assert broken.threads == 1 and broken.serving["serving_json_error"]
+        assert broken.threads == 1
+        assert rt.manager.settings("broken", "1.0.0")["serving_json_error"]
     finally:
         rt.stop_thread()
 

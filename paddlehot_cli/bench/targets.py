@@ -51,7 +51,7 @@ class InProcessTarget(_ThisProcess):
 
         self.servable = load(path, threads=threads, pool_max=pool_max, c_api=build_pdcapi)
         manifest = self.servable.manifest
-        self.kind = getattr(self.servable, "kind", "package")
+        self.kind = self.servable.kind
         self.label = f"{self.kind}:{path}"
         self.inputs = manifest.inputs
         self.version = manifest.version
@@ -85,7 +85,7 @@ class ManagedTarget(_ThisProcess):
         self.label = f"{repo}:{name}"
         # serve's defaults (one predictor, one worker per version): the same setup it measures
         self.manager = Manager(lambda p: load(p, threads=threads, pool_max=1),
-                               ManagerConfig(workers=1))
+                               ManagerConfig(pool_max=1))
         self.source = RepositorySource(repo, self.manager.set_available,
                                        self.manager.report_invalid, poll_interval=0.5)
         self.manager.rescan = self.source.scan_model

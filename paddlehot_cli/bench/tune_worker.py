@@ -38,7 +38,7 @@ class BatcherTarget(_ThisProcess):
 
     def __init__(self, servable: Any, batcher: Any, label: str):
         self.servable, self.batcher, self.label = servable, batcher, label
-        self.kind = getattr(servable, "kind", "package")
+        self.kind = servable.kind
         self.inputs = servable.manifest.inputs
 
     def new_caller(self) -> tuple[Call, Callable[[], None]]:

@@ -26,6 +26,7 @@ class VersionRef:
         self._refs = 0
         self._retired = False
         self._released = False
+        self._gone = threading.Event()  # set just before the release callback runs
 
     @property
     def refs(self) -> int:
@@ -54,7 +55,12 @@ class VersionRef:
             if fire:
                 self._released = True
         if fire:
+            self._gone.set()
             self._on_release(self)
+
+    def wait_released(self, timeout: float) -> bool:
+        """Wait until the last handle is gone after retire(); False on timeout."""
+        return self._gone.wait(timeout)
 
     def retire(self) -> None:
         """No new routing; release as soon as the handles in flight are gone (maybe now)."""
@@ -64,6 +70,7 @@ class VersionRef:
             if fire:
                 self._released = True
         if fire:
+            self._gone.set()
             self._on_release(self)
 
 

@@ -148,6 +148,7 @@ class PluginServable:
     """One model version served by a plugin .so through its C ABI (ctypes)."""
 
     kind = "plugin"
+    gil_bound = False  # ctypes releases the GIL for the call: the C runtime computes alone
 
     def __init__(self, path: Path, threads: int = 1, pool_min: int = 1,
                  pool_max: int | None = None, model_dir: str | Path | None = None,
@@ -219,6 +220,8 @@ class PluginServable:
         self._handle = handle
         self._cv = threading.Condition()
         self._in_flight = 0
+        self._pool_limits = (opts.pool_initial, opts.pool_max)
+        self._peak = 0  # most calls at once: the runtime clones only when every predictor is busy
         self._closed = False
         self._out_cache: dict[int, list[tuple[tuple[int, ...], str]]] = {}
         # Paddle holds the model now: the copy's embedded model ranges are never read again.
@@ -253,6 +256,16 @@ class PluginServable:
                 raise PluginError(
                     f"{self.manifest.name} {self.manifest.version} is closed", E_CLOSED)
             self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+
+    @property
+    def pool_size(self) -> int:
+        """Predictors serving now: the runtime starts with pool_initial and adds one only when
+        every predictor is busy, up to pool_max, and never drops one before close()."""
+        if self._closed:
+            return 0
+        low, high = self._pool_limits
+        return min(high, max(low, self._peak))
 
     def _leave(self) -> None:
         with self._cv:

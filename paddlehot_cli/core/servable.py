@@ -13,11 +13,16 @@ class Servable(Protocol):
     """A loaded model version. `manifest` names it (name, version, inputs, outputs, validation);
     `run_checked` runs inputs already checked against `manifest.inputs` and returns the outputs
     in manifest order; `close` frees everything (for a plugin: ends in dlclose). `kind` is
-    "package" or "plugin"; `pool_size` is how many predictors it holds now. `gil_bound` (optional,
-    default False) says a run holds Python's GIL and computes on the calling thread alone (a
-    package version with one intra-op thread): its worker may share the event loop's CPU."""
+    "package" or "plugin"; `pool_size` is how many predictors it holds now. `gil_bound` says a
+    run holds Python's GIL and computes on the calling thread alone (a package version with one
+    intra-op thread): its worker may share the event loop's CPU."""
 
     manifest: Any
+    kind: str
+    gil_bound: bool
+
+    @property
+    def pool_size(self) -> int: ...
 
     def run_checked(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from paddlehot_cli.core.batcher import Batcher
 from paddlehot_cli.core.breaker import TRIAL, Breaker
 from paddlehot_cli.core.handles import Handle, VersionRef
 from paddlehot_cli.core.servable import Servable
+from paddlehot_cli.core.thread_priority import trim_heap
+
+log = logging.getLogger("paddlehot.manager")
 
 
 class ServingVersion(VersionRef):
@@ -18,11 +23,28 @@ class ServingVersion(VersionRef):
     """
 
     def __init__(self, model: str, version: str, servable: Servable, batcher: Batcher,
-                 breaker: Breaker, on_release: Callable[[VersionRef], None]):
+                 breaker: Breaker, on_release: Callable[[VersionRef], None],
+                 settings: dict[str, Any] | None = None):
         super().__init__(model, version, servable, on_release)
         self.batcher = batcher
         self.breaker = breaker
+        self.settings = settings  # what its loader reported (metadata endpoint)
         self.finalized = False
+
+    def finalize(self) -> bool:
+        """Stop the worker queue and close the servable, once (False if done already); then
+        give the freed memory back to the system."""
+        if self.finalized:
+            return False
+        self.finalized = True
+        self.batcher.stop()
+        try:
+            self.servable.close()
+        except Exception:
+            log.exception("closing %s %s failed", self.model, self.version)
+        self.servable = None
+        trim_heap()
+        return True
 
     def open_handle(self, grant: str) -> Handle | None:
         """A handle for one request admitted by the breaker with `grant` (PASS or TRIAL)."""

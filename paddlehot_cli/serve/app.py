@@ -176,11 +176,11 @@ class Server:
         return _json({
             "name": name,
             "versions": self.manager.loaded_versions(name),
-            "platform": "paddlehot_plugin" if getattr(servable, "kind", "") == "plugin" else self.options.platform,
+            "platform": "paddlehot_plugin" if servable.kind == "plugin" else self.options.platform,
             "inputs": protocol.tensor_metadata(manifest.inputs),
             "outputs": protocol.tensor_metadata(manifest.outputs),
             # serving.json hook (issue 13): the settings this version runs with, and their source
-            "parameters": {"version": version, "serving": getattr(servable, "serving", None)},
+            "parameters": {"version": version, "serving": self.manager.settings(name, version)},
         })
 
     async def _body(self, request: Request) -> bytes:

@@ -94,8 +94,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=True)
 
     def _platform(self, servable: Any) -> str:
-        return "paddlehot_plugin" if getattr(servable, "kind", "") == "plugin" \
-            else self.options.platform
+        return "paddlehot_plugin" if servable.kind == "plugin" else self.options.platform
 
     @_rpc
     async def ModelMetadata(self, request: Any, context: Any) -> Any:

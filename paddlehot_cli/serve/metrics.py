@@ -46,7 +46,7 @@ class _ManagerCollector:
             lv = [ref.model, ref.version]
             loaded.add_metric(lv, 1)
             breaker.add_metric(lv, STATE_CODE[ref.breaker.state])
-            pool.add_metric(lv, getattr(ref.servable, "pool_size", 1))
+            pool.add_metric(lv, ref.servable.pool_size)
             inflight.add_metric(lv, ref.refs)
             queued.add_metric(lv, ref.batcher.waiting)
         ready = GaugeMetricFamily("paddlehot_ready", "1 when every configured model is loaded")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from paddlehot_cli.core import cpu_affinity, load
+from paddlehot_cli.core.loaded import Batching, Loaded
 from paddlehot_cli.core.manager import Manager, ManagerConfig
 from paddlehot_cli.core.serving_settings import ServingSettings, SettingsResolver
 from paddlehot_cli.core.source import RepositorySource, ScanFailed
@@ -42,7 +43,7 @@ class ServeConfig:
     admin_token: str | None = None
     policy: VersionPolicy = field(default_factory=VersionPolicy)
     resource_preserving: bool = False
-    max_batch: int = 1
+    batch_size: int = 1
     batch_delay_ms: float = 0.0
     pool_max: int = 1
     max_body_mb: float = 64.0
@@ -56,7 +57,7 @@ class ServeConfig:
     state_dir: Path | None = None  # admin label changes persist here
     grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
     loop_cpu: str = "auto"  # the event loop's CPU, shared with GIL-bound workers (cpu_affinity.py)
-    # serving.json hook (issue 13): threads/pool_max/max_batch/batch_delay_ms above are the
+    # serving.json hook (issue 13): threads/pool_max/batch_size/batch_delay_ms above are the
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
     flags: ServingSettings = field(default_factory=ServingSettings)
@@ -66,7 +67,7 @@ class ServeConfig:
         """One per config: the loader and the index share its cache (and its log-once)."""
         if self._resolver is None:
             defaults = ServingSettings(threads=self.threads, pool_max=self.pool_max,
-                                       batch_size=self.max_batch,
+                                       batch_size=self.batch_size,
                                        batch_delay_ms=self.batch_delay_ms)
             self._resolver = SettingsResolver(defaults, self.flags)
         return self._resolver
@@ -84,9 +85,9 @@ def is_loopback(host: str) -> bool:
 def make_loader(cfg: ServeConfig):
     resolver = cfg.settings_resolver()
 
-    def open_version(path: Path) -> Any:
-        # serving.json hook (issue 13): this model's settings, tagged on the servable for the
-        # manager (batching) and the metadata endpoint
+    def open_version(path: Path) -> Loaded:
+        # serving.json hook (issue 13): this model's settings, for the manager (batching) and
+        # the metadata endpoint
         resolved = resolver.resolve(path.parent)
         s = resolved.settings
         servable = None
@@ -105,15 +106,13 @@ def make_loader(cfg: ServeConfig):
         if servable is None:
             servable = load(path, threads=s.threads, pool_min=1, pool_max=s.pool_max,
                             paddle_options=s.paddle_options())
-        servable.serving = {**resolved.to_json(),
-                            "paddle_options_applied": getattr(servable, "kind", "") != "plugin"}
-        servable.batching = (s.batch_size, s.batch_delay_ms / 1000.0, s.pool_max)
-        return servable
+        settings = {**resolved.to_json(), "paddle_options_applied": servable.kind != "plugin"}
+        return Loaded(servable, Batching(s.batch_size, s.batch_delay_ms, s.pool_max), settings)
 
-    def loader(path: Path) -> Any:
-        servable = open_version(path)
-        warn_paddle_skew(servable.manifest)
-        return servable
+    def loader(path: Path) -> Loaded:
+        loaded = open_version(path)
+        warn_paddle_skew(loaded.servable.manifest)
+        return loaded
 
     return loader
 
@@ -145,8 +144,8 @@ class Runtime:
             make_loader(cfg),
             ManagerConfig(
                 policy=cfg.policy, resource_preserving=cfg.resource_preserving,
-                max_batch=cfg.max_batch, batch_delay_s=cfg.batch_delay_ms / 1000.0,
-                workers=cfg.pool_max, breaker=dict(cfg.breaker), max_queue=cfg.max_queue,
+                batch_size=cfg.batch_size, batch_delay_ms=cfg.batch_delay_ms,
+                pool_max=cfg.pool_max, breaker=dict(cfg.breaker), max_queue=cfg.max_queue,
                 gil_cpu=self.loop_cpu,
             ),
             on_event=lambda *event: [listener(*event) for listener in self.listeners],
