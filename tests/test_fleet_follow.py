@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error
 
 from paddlehot_cli.fleet import media
-from paddlehot_cli.fleet.benchmark import Load
+from paddlehot_cli.bench.fleet_rollout import Load
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
 from tests.fleet_fixtures.registry import running

@@ -62,7 +62,7 @@ def cross_build_host(out: Path) -> None:
 
 
 def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
-    from paddlehot_cli.plugin.build import CROSS_CC
+    from paddlehot_cli.plugin.c_api_choice import CROSS_CC
     from paddlehot_cli.plugin.cross import build_cross_pdcapi
     from paddlehot_cli.plugin.rootfs import Bind, guest_command
 

@@ -154,13 +154,13 @@ def serve(
                             memory_optim=memory_optim, onednn_cache_capacity=onednn_cache_capacity)
     if repo is not None and not repo.is_dir():
         raise UserError(f"model repository {repo} is not a directory")
+    extensions = []  # serve knows fleet only as an extension (serve/extensions.py)
     if follow:
-        from paddlehot_cli.fleet.follower import parse_follow
+        from paddlehot_cli.fleet.follower import follower_for
 
         if repo is None or follow_interval <= 0:
             raise UserError("--follow needs a REPO to pull into and a positive --follow-interval")
-        for text in follow:
-            parse_follow(text)
+        extensions.append(follower_for(list(follow), follow_interval, insecure))
     # OpenMP threads that spin 200 ms after each op (Intel's default) steal the cores a model
     # load needs during a swap: resnet18 at 2 threads, p99 in swap windows 2.1x -> 1.6x steady
     # for ~7% less steady throughput. Must be set before paddle (libiomp5) is loaded.
@@ -174,7 +174,6 @@ def serve(
                              keep_previous=keep_previous),
         resource_preserving=resource_preserving, max_body_mb=max_body_mb,
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
-        follow=list(follow or []), follow_interval=follow_interval, insecure=insecure,
         max_queue=max_queue, state_dir=state_dir, flags=flags,
         grpc_port=grpc_port, loop_cpu=loop_cpu,
     )
@@ -182,7 +181,7 @@ def serve(
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit
 
     signal.signal(signal.SIGTERM, _early_stop)
-    runtime = Runtime(cfg) if repo is not None else None
+    runtime = Runtime(cfg, extensions) if repo is not None else None
     if runtime is not None:
         runtime.bind()  # fail fast (port in use) before loading anything
     else:

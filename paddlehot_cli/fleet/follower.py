@@ -20,6 +20,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,6 +106,11 @@ class _Metrics:
 
 
 class Follower:
+    """A serve extension (serve/extensions.py): serve shows its index rows, gives it Manager
+    events and starts and stops it; it never reaches into the server."""
+
+    brings_models = True  # an empty box waits for its registry instead of exiting
+
     def __init__(self, repo: Path, refs: list[Reference], *, interval: float = 30.0,
                  insecure: bool = False, latest: int = 1,
                  registry: CollectorRegistry | None = None, refuse_retry_s: float | None = None):
@@ -326,13 +332,15 @@ def _parse_time(text: str) -> float | None:
         return None
 
 
-def attach(runtime: Any) -> Follower:
-    """Build the follower of a serve Runtime from its config and wire its hooks."""
-    cfg = runtime.cfg
-    follower = Follower(cfg.repo, [parse_follow(text) for text in cfg.follow],
-                        interval=cfg.follow_interval, insecure=cfg.insecure,
-                        latest=cfg.policy.latest, registry=runtime.metrics.registry)
-    runtime.server.index_hooks.append(follower.index_rows)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per poll otherwise
-    runtime.listeners.append(follower.on_event)
-    return follower
+def follower_for(follow: list[str], interval: float, insecure: bool
+                 ) -> Callable[[Any], Follower]:
+    """The extension factory `serve --follow` passes to the serve Runtime: it builds the
+    follower from the runtime's repository, version policy and metrics registry."""
+    refs = [parse_follow(text) for text in follow]
+
+    def make(runtime: Any) -> Follower:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per poll otherwise
+        return Follower(runtime.cfg.repo, refs, interval=interval, insecure=insecure,
+                        latest=runtime.cfg.policy.latest, registry=runtime.metrics.registry)
+
+    return make

@@ -17,7 +17,7 @@ from paddlehot_cli.plugin import pdcapi
 from paddlehot_cli.plugin.rootfs import Rootfs, open_rootfs
 
 if TYPE_CHECKING:
-    from paddlehot_cli.plugin.build import CApi
+    from paddlehot_cli.plugin.c_api_choice import CApi
 
 
 def _flags(rootfs: Rootfs) -> tuple[list[str], list[str]]:
@@ -76,7 +76,7 @@ def build_cross_pdcapi(rootfs: Rootfs, cc: str, force: bool = False) -> Path:
 
 def cross_c_api(sysroot: Path, target: str, cc: str) -> CApi:
     """build-plugin --sysroot: the C API to compile and link a `target` plugin against."""
-    from paddlehot_cli.plugin.build import CApi
+    from paddlehot_cli.plugin.c_api_choice import CApi
 
     if target == host_arch():
         raise UserError("--sysroot is for cross builds", hint=f"add --target with an arch other "
@@ -92,7 +92,7 @@ def cross_c_api(sysroot: Path, target: str, cc: str) -> CApi:
 def rootfs_runtime(root: Path, arch: str) -> tuple[list[Path], str | None] | None:
     """For abi-check --runtime ROOTFS: the rootfs' library dirs plus the pdcapi that
     build-plugin --sysroot cached for it, and its venv's Paddle; None when root is no rootfs."""
-    from paddlehot_cli.plugin.build import CROSS_CC
+    from paddlehot_cli.plugin.c_api_choice import CROSS_CC
     from paddlehot_cli.plugin.rootfs import looks_like_rootfs
 
     if arch not in CROSS_CC or not looks_like_rootfs(root, arch):

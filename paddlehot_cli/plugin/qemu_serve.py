@@ -25,7 +25,7 @@ from paddlehot_cli.plugin.rootfs import GUEST_VENV, Bind, Rootfs, guest_command,
 
 def serve_command(rootfs: Rootfs, repo: Path, serve_args: list[str]) -> list[str]:
     """The host command running `paddlehot serve REPO serve_args...` inside the rootfs."""
-    from paddlehot_cli.plugin.build import CROSS_CC
+    from paddlehot_cli.plugin.c_api_choice import CROSS_CC
     from paddlehot_cli.plugin.cross import build_cross_pdcapi
 
     require_runnable(rootfs)

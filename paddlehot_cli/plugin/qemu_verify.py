@@ -2,7 +2,7 @@
 
 The host side runs this module inside the rootfs (`python -m paddlehot_cli.plugin.qemu_verify`,
 this paddlehot's own sources bound read-only) with the package, the plugin and the cross pdcapi
-bound beside it. The guest side is build.verify_plugin, unchanged: same tolerances, same
+bound beside it. The guest side is verify.verify_plugin, unchanged: same tolerances, same
 comparisons (recorded outputs, and core.load of the package with the rootfs' paddle). It prints
 one JSON line that the host reads back; a mismatch becomes the same ValidationFailed as on the
 host. Emulated speed: a small model takes tens of seconds, most of it `import paddle`.
@@ -34,7 +34,7 @@ TIMEOUT_S = 900  # a cold `import paddle` under qemu on a busy 2-core box takes 
 def verify_in_rootfs(rootfs: Rootfs, package: Path, plugin: Path, c_api_dir: Path, *,
                      embedded: bool, rtol: float = 1e-3, atol: float = 1e-4,
                      same_engine_tol: float = 1e-6) -> dict[str, Any]:
-    """build.verify_plugin's result for `plugin`, computed inside the rootfs under qemu, with
+    """verify.verify_plugin's result for `plugin`, computed inside the rootfs under qemu, with
     the libpaddle_inference_c.so of c_api_dir."""
     require_runnable(rootfs)
     if rootfs.paddle_version() is None:
@@ -86,7 +86,7 @@ def _guest_main(argv: list[str]) -> int:
     parser.add_argument("--same-engine-tol", type=float, required=True)
     parser.add_argument("--model-beside", action="store_true")
     args = parser.parse_args(argv)
-    from paddlehot_cli.plugin.build import verify_plugin
+    from paddlehot_cli.plugin.verify import verify_plugin
 
     try:
         result = verify_plugin(

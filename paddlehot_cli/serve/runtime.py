@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from paddlehot_cli.core.source import RepositorySource, ScanFailed
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.serve.app import ServeOptions, Server
+from paddlehot_cli.serve.extensions import ExtensionFactory, ServeExtension
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.state_dir import StateDir
 
@@ -50,9 +52,6 @@ class ServeConfig:
     use_watchfiles: bool = True
     breaker: dict = field(default_factory=dict)
     graceful_timeout_s: float = 30.0
-    follow: list[str] = field(default_factory=list)  # oci:// references (fleet.follower)
-    follow_interval: float = 30.0
-    insecure: bool = False
     max_queue: int = 0  # per version; 0: from the pool size (32 per worker and batch slot)
     state_dir: Path | None = None  # admin label changes persist here
     grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
@@ -129,7 +128,7 @@ def warn_paddle_skew(manifest: Any) -> None:
 
 
 class Runtime:
-    def __init__(self, cfg: ServeConfig):
+    def __init__(self, cfg: ServeConfig, extensions: Sequence[ExtensionFactory] = ()):
         if cfg.prefer not in ("package", "plugin"):
             raise UserError(f"--prefer must be package or plugin, not '{cfg.prefer}'")
         self.cfg = cfg
@@ -176,11 +175,11 @@ class Runtime:
         self.sock: socket.socket | None = None
         self.uvicorn: Any = None
         self._thread: threading.Thread | None = None
-        self.follower = None
-        if cfg.follow:  # a remote source pulling into REPO; the repository watcher swaps
-            from paddlehot_cli.fleet.follower import attach
-
-            self.follower = attach(self)
+        # e.g. serve --follow: a remote source pulling into REPO; the repository watcher swaps
+        self.extensions: list[ServeExtension] = [make(self) for make in extensions]
+        for ext in self.extensions:
+            self.server.index_hooks.append(ext.index_rows)
+            self.listeners.append(ext.on_event)
 
     def _serving_json_rows(self, rows: list[dict]) -> list[dict]:
         """A malformed REPO/NAME/serving.json shows on that model's rows of the index."""
@@ -226,18 +225,18 @@ class Runtime:
         """Scan the repository, load what the policy wants (blocking), then start watching."""
         self.source.check()
         self.server.options.decoder.start()  # before paddle is loaded: a cheap fork
-        if self.follower is not None:
-            self.follower.sync_once()
+        for ext in self.extensions:
+            ext.sync_once()
         try:
             models = self.source.models()
         except ScanFailed as exc:
             raise UserError(f"model repository: {exc}") from None
         if not models:
-            if self.follower is None:
+            if not any(ext.brings_models for ext in self.extensions):
                 raise UserError(f"model repository {self.cfg.repo} has no model directories",
                                 hint="publish one with `paddlehot export ... --repo REPO`")
             # a new box whose registry is not reachable yet: wait for --follow, not ready
-            log.warning("%s has no model yet: waiting for --follow to pull a version "
+            log.warning("%s has no model yet: waiting for a remote source to bring one "
                         "(/v2/health/ready answers 503 until one is loaded)", self.cfg.repo)
         self.source.scan()
         if self.state is not None:
@@ -246,8 +245,8 @@ class Runtime:
                     self.manager.set_labels(model, labels)
         self.manager.wait_idle(timeout)
         self.source.start()
-        if self.follower is not None:
-            self.follower.start()
+        for ext in self.extensions:
+            ext.start()
 
     def make_uvicorn(self) -> Any:
         import uvicorn
@@ -338,8 +337,8 @@ class Runtime:
         self.shutdown()
 
     def shutdown(self) -> None:
-        if self.follower is not None:
-            self.follower.stop()
+        for ext in self.extensions:
+            ext.stop()
         if self.grpc is not None:  # in-flight gRPC calls finish while versions are still loaded
             self.grpc.stop(self.cfg.graceful_timeout_s)
         self.source.stop()

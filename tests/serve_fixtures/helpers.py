@@ -67,11 +67,18 @@ def wait_for(pred, timeout: float = 20.0, interval: float = 0.02, what: str = "c
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def start_runtime(repo: Path, **kwargs):
+def start_runtime(repo: Path, follow: list[str] | None = None, follow_interval: float = 30.0,
+                  insecure: bool = False, **kwargs):
+    """A server on a free port in this process; `follow` wires serve --follow as cli does."""
     from paddlehot_cli.serve.runtime import Runtime, ServeConfig
 
     kwargs.setdefault("poll_interval", 0.3)
-    rt = Runtime(ServeConfig(repo=Path(repo), port=0, **kwargs))
+    extensions = []
+    if follow:
+        from paddlehot_cli.fleet.follower import follower_for
+
+        extensions.append(follower_for(follow, follow_interval, insecure))
+    rt = Runtime(ServeConfig(repo=Path(repo), port=0, **kwargs), extensions)
     rt.bind()
     rt.start_core()
     rt.start_in_thread()

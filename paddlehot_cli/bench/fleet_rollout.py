@@ -2,8 +2,8 @@
 again for a version whose params did not change, and push -> first answer from the new version
 on a `serve --follow` box under 4 clients.
 
-    python -m paddlehot_cli.fleet.benchmark                  # starts a local docker-registry
-    python -m paddlehot_cli.fleet.benchmark --registry HOST:PORT [--insecure] --json out.json
+    python -m paddlehot_cli.bench.fleet_rollout                  # starts a local docker-registry
+    python -m paddlehot_cli.bench.fleet_rollout --registry HOST:PORT [--insecure] --json out.json
 
 Without --registry it runs Debian's `docker-registry` on 127.0.0.1 with a temporary store.
 """
@@ -116,14 +116,15 @@ def push_pull(ci: Path, box: Path, name: str, version: str, target: str, insecur
 
 def push_to_first_answer(ci: Path, work: Path, target: str, insecure: bool, interval: float,
                          rounds: int) -> dict:
+    from paddlehot_cli.fleet.follower import follower_for
     from paddlehot_cli.fleet.push import push_version
     from paddlehot_cli.fleet.reference import parse_reference
     from paddlehot_cli.serve.runtime import Runtime, ServeConfig
 
     box = work / "follow-box"
     box.mkdir()
-    rt = Runtime(ServeConfig(repo=box, port=0, follow=[target], follow_interval=interval,
-                             insecure=insecure))
+    rt = Runtime(ServeConfig(repo=box, port=0),
+                 [follower_for([target], interval, insecure)])
     rt.bind()
     rt.start_core()
     rt.start_in_thread()
@@ -149,7 +150,7 @@ def push_to_first_answer(ci: Path, work: Path, target: str, insecure: bool, inte
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m paddlehot_cli.fleet.benchmark",
+    ap = argparse.ArgumentParser(prog="python -m paddlehot_cli.bench.fleet_rollout",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--registry", help="HOST:PORT (default: start a local docker-registry)")
     ap.add_argument("--insecure", action="store_true", help="plain HTTP (implied for the local one)")
