@@ -181,3 +181,117 @@ def test_many_bad_targets_on_many_sockets_leave_every_version_loaded(served):
     wait_for(lambda: _fds() <= before + 2, 15, what=f"fds back to {before} (now {_fds()})")
     assert served.manager.loaded_versions("mlp") == ["1.0.0"]
     _good_answer(served)
+
+
+# -- time and memory bounds (a server with small limits of its own) ------------------------------
+
+@pytest.fixture(scope="module")
+def bounded(exported, tmp_path_factory):
+    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
+
+    repo = tmp_path_factory.mktemp("bounded") / "repo"
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
+    rt = Runtime(ServeConfig(repo=Path(repo), port=0, poll_interval=0.3, max_body_mb=0.5,
+                             max_connections=24, max_connections_per_client=6,
+                             max_buffered_mb=1.0, body_timeout_s=1.5))
+    rt.bind()
+    rt.start_core()
+    rt.start_in_thread()
+    yield rt
+    rt.stop_thread()
+
+
+def _from(rt, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", rt.port), timeout=10, source_address=(source, 0))
+
+
+@pytest.mark.parametrize("tail", [b"x" * 10, b""], ids=["slow-body", "expect-then-silence"])
+def test_a_body_that_never_arrives_is_cut_off_with_408(bounded, tail):
+    extra = b"Expect: 100-continue\r\n" if not tail else b""
+    with connect(bounded) as sock:
+        sock.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra
+                     + b"Content-Length: 1000\r\n\r\n" + tail)
+        reader = Reader(sock)
+        started = time.monotonic()
+        status, headers, body = reader.response()
+        if status == 100:
+            status, headers, body = reader.response()
+        assert status == 408 and headers["connection"] == "close", body
+        assert reader.closed()
+        assert 1.0 < time.monotonic() - started < 5
+
+
+def test_connections_are_capped_per_client_and_in_total_with_a_503(bounded):
+    held = [_from(bounded, "127.0.0.2") for _ in range(6)]
+    try:
+        time.sleep(0.2)
+        with _from(bounded, "127.0.0.2") as extra:  # the 7th from one address
+            reader = Reader(extra)
+            status, headers, body = reader.response()
+            assert status == 503 and headers["retry-after"] == "1", body
+            assert "per client" in json.loads(body)["error"] and reader.closed()
+        _good_answer(bounded)  # another address is not affected
+        held += [_from(bounded, f"127.0.0.{i}") for i in range(3, 6) for _ in range(6)]
+        time.sleep(0.2)
+        with _from(bounded, "127.0.0.9") as extra:  # 24 open: the total is reached
+            status, _, body = Reader(extra).response()
+            assert status == 503 and "limit" in json.loads(body)["error"], body
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: bounded.server.options.limits.connections <= 1, 10, what="connections freed")
+    _good_answer(bounded)
+
+
+def test_body_bytes_held_at_once_are_bounded_server_wide(bounded):
+    """1 MB for every body being received together: the third 400 KB body is refused at once."""
+    head = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: 500000\r\n\r\n")
+    socks = [connect(bounded) for _ in range(3)]
+    try:
+        for s in socks[:2]:
+            s.sendall(head + b"1" * 400_000)
+        time.sleep(0.3)
+        socks[2].sendall(head + b"1" * 400_000)
+        reader = Reader(socks[2])
+        status, headers, body = reader.response()
+        assert status == 503 and headers["retry-after"] == "1", body
+        for s in socks[:2]:  # the first two complete (their bodies are not JSON: 400, not 503)
+            s.sendall(b"1" * 100_000)
+            assert Reader(s).response()[0] == 400
+    finally:
+        for s in socks:
+            s.close()
+    wait_for(lambda: bounded.server.options.limits.buffered == 0, 10, what="body bytes released")
+    _good_answer(bounded)
+
+
+def test_compressed_bodies_are_inflated_off_the_event_loop(bounded, monkeypatch):
+    import gzip
+    import threading
+
+    from paddlehot_cli.serve import protocol
+
+    seen: list[str] = []
+    inflate = protocol.decompress
+
+    def recording(*args):
+        seen.append(threading.current_thread().name)
+        return inflate(*args)
+
+    monkeypatch.setattr(protocol, "decompress", recording)
+    packed = gzip.compress(INFER)
+    with connect(bounded) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", packed, "Content-Encoding: gzip"))
+        status, _, body = Reader(sock).response()
+    assert status == 200 and "outputs" in json.loads(body), body
+    assert seen and all(name.startswith("paddlehot-body") for name in seen), seen
+    bomb = gzip.compress(b"0" * 5_000_000)  # 5 MB of zeros in ~5 KB: over the 0.5 MB limit
+    with connect(bounded) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", bomb, "Content-Encoding: gzip"))
+        status, _, body = Reader(sock).response()
+    assert status == 413, body
+    with connect(bounded) as sock:  # other routes take no compressed bodies at all
+        sock.sendall(post("/v2/repository/index", gzip.compress(b"{}"), "Content-Encoding: gzip"))
+        status, _, body = Reader(sock).response()
+    assert status == 415, body

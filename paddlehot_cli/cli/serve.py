@@ -87,6 +87,18 @@ def serve(
              "auto: the last CPU when 2 or more are allowed; off: the kernel decides."),
     max_body_mb: float = typer.Option(
         64.0, "--max-body-mb", help="Larger request bodies get 413 (every endpoint)."),
+    max_connections: int = typer.Option(
+        512, "--max-connections", help="Open HTTP connections in total; more get 503."),
+    max_connections_per_client: int = typer.Option(
+        64, "--max-connections-per-client",
+        help="Open HTTP connections from one source address; more get 503."),
+    max_buffered_mb: float = typer.Option(
+        256.0, "--max-buffered-mb",
+        help="Request bodies held in memory at once, all connections together; beyond it a "
+             "request gets 503 + Retry-After."),
+    body_timeout: float = typer.Option(
+        30.0, "--body-timeout", metavar="SECONDS",
+        help="A request's body must arrive within this after its head (408 and close)."),
     max_queue: int = typer.Option(
         0, "--max-queue",
         help="Requests waiting per version beyond those running; more get 503 + Retry-After "
@@ -147,6 +159,10 @@ def serve(
         raise UserError(f"--grpc-port {grpc_port} is not a TCP port")
     if poll_interval <= 0 or (batch_delay_ms or 0) < 0 or max_body_mb <= 0:
         raise UserError("--poll-interval and --max-body-mb must be positive, --batch-delay-ms >= 0")
+    if min(max_connections, max_connections_per_client) < 1 or max_buffered_mb <= 0 \
+            or body_timeout <= 0:
+        raise UserError("--max-connections, --max-connections-per-client, --max-buffered-mb "
+                        "and --body-timeout must be positive")
     if onednn_cache_capacity is not None and onednn_cache_capacity < 0:
         raise UserError("--onednn-cache-capacity must be >= 0 (0 = unbounded)")
     flags = ServingSettings(threads=threads, pool_max=pool_max, batch_size=batch_size,
@@ -173,6 +189,8 @@ def serve(
         policy=VersionPolicy(latest=max_versions, versions=tuple(versions) if versions else None,
                              keep_previous=keep_previous),
         resource_preserving=resource_preserving, max_body_mb=max_body_mb,
+        max_connections=max_connections, max_connections_per_client=max_connections_per_client,
+        max_buffered_mb=max_buffered_mb, body_timeout_s=body_timeout,
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
         max_queue=max_queue, state_dir=state_dir, flags=flags,
         grpc_port=grpc_port, loop_cpu=loop_cpu,

@@ -44,11 +44,12 @@ from paddlehot_cli import __version__
 from paddlehot_cli.core.router import Labels, RouteError
 from paddlehot_cli.serve import checks, protocol
 from paddlehot_cli.serve.body_decoder import BodyDecoder
+from paddlehot_cli.serve.client_limits import ClientLimits
 from paddlehot_cli.serve.fast_infer import InferFastPath
 from paddlehot_cli.serve.infer import InferService
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.refusals import Rejected, internal, rejected
-from paddlehot_cli.serve.rest_edge import JSON, path_segments, read_body
+from paddlehot_cli.serve.rest_edge import JSON, path_segments, read_body, refuse_encoding
 from paddlehot_cli.serve.rest_infer import RestInfer
 
 log = logging.getLogger("paddlehot.serve")
@@ -64,6 +65,7 @@ class ServeOptions:
     retry_after_s: int = 1  # told to clients turned away by a full queue
     on_labels: Callable[[str, Labels | None], None] | None = None  # e.g. --state-dir persistence
     decoder: BodyDecoder = field(default_factory=BodyDecoder)
+    limits: ClientLimits = field(default_factory=ClientLimits)  # connections, body bytes
 
 
 def _json(doc: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -89,7 +91,7 @@ class Server:
         self.index_hooks: list[Any] = []  # rows -> rows, e.g. serve --follow's remote state
         self.service = InferService(manager, self.metrics, self.options.retry_after_s)
         self.rest_infer = RestInfer(self.service, self.options.decoder,
-                                    self.options.max_body_bytes)
+                                    self.options.max_body_bytes, self.options.limits)
         self.starlette = Starlette(
             routes=[
                 Route("/v2/health/live", self.live, methods=["GET"]),
@@ -183,15 +185,17 @@ class Server:
             "parameters": {"version": version, "serving": self.manager.settings(name, version)},
         })
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: Request, inflate_later: bool = False) -> bytes:
+        if not inflate_later:
+            refuse_encoding(request.headers.get("content-encoding"))
         return await read_body(request.stream(), request.headers.get("content-length"),
-                               request.headers.get("content-encoding"),
                                self.options.max_body_bytes)
 
     async def infer(self, request: Request, name: str, selector: str | None) -> Response:
-        body = await self._body(request)
+        body = await self._body(request, inflate_later=True)
         status, payload, media, headers = await self.rest_infer.reply(
-            name, selector, body, request.headers.get("inference-header-content-length"))
+            name, selector, body, request.headers.get("inference-header-content-length"),
+            request.headers.get("content-encoding"))
         return Response(payload, status_code=status, media_type=media,
                         headers={k.decode(): v.decode() for k, v in headers})
 

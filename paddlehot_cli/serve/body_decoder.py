@@ -10,7 +10,6 @@ helper is started before models are loaded (fork is cheap then) and restarted if
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import pickle
 import subprocess
@@ -53,11 +52,12 @@ class BodyDecoder:
         """Whether decode() would parse this body here (small) rather than in the helper."""
         return self._json_size(body, header_length) <= self.inline_bytes or self._closed
 
-    async def decode(self, body: bytes, header_length: str | None) -> InferRequest:
-        """Raises protocol.ProtocolError for a malformed body."""
+    def decode(self, body: bytes, header_length: str | None) -> InferRequest:
+        """Parse a body, a large one in the helper process; call it off the event loop (it
+        waits on the pipe). Raises protocol.ProtocolError for a malformed body."""
         if self.inline(body, header_length):
             return protocol.parse_infer_request(body, header_length)
-        return await asyncio.to_thread(self._decode_remote, body, header_length)
+        return self._decode_remote(body, header_length)
 
     def start(self) -> None:
         """Start the helper now (before models are loaded: forking is cheap then). If it cannot

@@ -65,9 +65,10 @@ class InferFastPath:
             name = checks.model_name(target[0])
             selector = None if target[1] is None else checks.selector(target[1])
             body = await read_body(_chunks(receive), _text(headers.get(b"content-length")),
-                                   _text(headers.get(b"content-encoding")), self.infer.limit)
+                                   self.infer.limit)
             await reply(*await self.infer.reply(
-                name, selector, body, _text(headers.get(b"inference-header-content-length"))))
+                name, selector, body, _text(headers.get(b"inference-header-content-length")),
+                _text(headers.get(b"content-encoding"))))
         except _ClientGone:
             return
         except Exception as exc:  # noqa: BLE001 - every failure is answered (500: logged)

@@ -39,7 +39,7 @@ import httptools
 from paddlehot_cli.serve import checks
 from paddlehot_cli.serve.fast_infer import infer_target
 from paddlehot_cli.serve.refusals import Rejected, internal
-from paddlehot_cli.serve.rest_edge import JSON, decompressed, reply_of
+from paddlehot_cli.serve.rest_edge import JSON, reply_of
 from paddlehot_cli.serve.rest_infer import RestInfer
 
 log = logging.getLogger("paddlehot.serve")
@@ -91,12 +91,13 @@ def _status_line(status: int) -> bytes:
 
 
 class _Request:
-    __slots__ = ("method", "url", "headers", "body", "keep_alive", "version", "refusal")
+    __slots__ = ("body", "headers", "held", "keep_alive", "method", "refusal", "url", "version")
 
     def __init__(self, method: bytes, url: bytes, headers: list, body: bytes, keep_alive: bool,
-                 version: str, refusal: Rejected | None):
+                 version: str, refusal: Rejected | None, held: int):
         self.method, self.url, self.headers, self.body = method, url, headers, body
         self.keep_alive, self.version, self.refusal = keep_alive, version, refusal
+        self.held = held  # body bytes counted against ClientLimits until the reply is written
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:  # the first one counts
@@ -117,6 +118,10 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = _loop or asyncio.get_event_loop()
         self.keep_alive_s = float(config.timeout_keep_alive)
         self.limit = infer.limit
+        self.limits = infer.limits  # server-wide: connections, body bytes held
+        self.client: str | None = None  # the source address, once counted against the limits
+        self.held = 0  # body bytes of the request being parsed, counted against the limits
+        self.body_deadline = 0.0  # when the body being received must be complete
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.sockname: Any = None
@@ -154,10 +159,26 @@ class HttpProtocol(asyncio.Protocol):
         self.peername = _addr(transport.get_extra_info("peername"))
         self.last_active = self.loop.time()
         self.idle_timer = self.loop.call_later(self.keep_alive_s, self._idle_check)
+        client = self.peername[0] if self.peername else "?"
+        refusal = self.limits.connect(client)
+        if refusal is not None:  # told, not dropped: a 503 the client can read, then close
+            self._refuse_early(Rejected(503, refusal, reason="connections",
+                                        headers={"Retry-After": "1"}))
+            return
+        self.client = client
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.state.connections.discard(self)
+        if self.client is not None:
+            self.limits.disconnect(self.client)
+            self.client = None
+        for req in [self.current, *self.waiting]:
+            if req is not None:
+                self.limits.drop(req.held)
+                req.held = 0
+        self.limits.drop(self.held)
+        self.held = 0
         if self.idle_timer is not None:
             self.idle_timer.cancel()
         if self.asgi_cycle is not None:
@@ -247,6 +268,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.head_done = True
         self.raw_head, self.head_tail = 0, b""
+        self.body_deadline = self.loop.time() + self.limits.body_timeout_s
+        self._check_by(self.body_deadline)
         self.refusal, expect = self._head_refusal()
         if self.refusal is not None and self.current is None and not self.waiting:
             self._refuse_early(self.refusal)
@@ -285,10 +308,29 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.size += len(chunk)
         if self.size > self.limit:
-            self.refusal = Rejected(413, f"request body is larger than the limit of {self.limit} bytes")
-            self.body = []
+            self._drop_body(Rejected(413, f"request body is larger than the limit of {self.limit} bytes"))
             return
+        if not self.limits.hold(len(chunk)):
+            self._drop_body(Rejected(
+                503, f"the server holds {self.limits.max_buffered_bytes >> 20} MB of request "
+                     "bodies, its limit; retry later", reason="body_bytes",
+                headers={"Retry-After": "1"}))
+            return
+        self.held += len(chunk)
         self.body.append(chunk)
+
+    def _drop_body(self, refusal: Rejected, stop: bool = False) -> None:
+        """Refuse the request being received and let go of its body bytes: answered at once
+        when nothing is pending, else after what came before it (and with `stop`, its body is
+        not awaited: the connection closes after the pending replies)."""
+        self.refusal = refusal
+        self.body = []
+        self.limits.drop(self.held)
+        self.held = 0
+        if self.current is None and not self.waiting:
+            self._refuse_early(refusal)
+        elif stop:
+            self._stop_reading()
 
     def on_message_complete(self) -> None:
         self.in_message = False
@@ -297,7 +339,9 @@ class HttpProtocol(asyncio.Protocol):
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
         req = _Request(self.parser.get_method(), self.url, self.headers, body,
-                       self.parser.should_keep_alive(), self.parser.get_http_version(), self.refusal)
+                       self.parser.should_keep_alive(), self.parser.get_http_version(), self.refusal,
+                       self.held)
+        self.held = 0
         if self.current is not None or self.waiting:
             self.waiting.append(req)
             self._update_reading()
@@ -329,12 +373,9 @@ class HttpProtocol(asyncio.Protocol):
                 task.add_done_callback(self.state.tasks.discard)
                 return None
             name, selector = route
-            body = req.body
-            encoding = req.header(b"content-encoding")
-            if encoding:
-                body = decompressed(body, encoding, self.limit)
-            self.infer.call(name, selector, body, req.header(b"inference-header-content-length"),
-                            lambda *reply: self._reply_to(req, *reply), self.loop)
+            self.infer.call(name, selector, req.body, req.header(b"inference-header-content-length"),
+                            lambda *reply: self._reply_to(req, *reply), self.loop,
+                            req.header(b"content-encoding"))
         except Exception as exc:  # noqa: BLE001 - every failure is answered (500: logged)
             self._reply_to(req, *self.infer.refusal(exc))
         return None
@@ -361,6 +402,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def _finished(self, keep: bool) -> None:
         """The current response is written: close, or go on with the next request."""
+        if self.current is not None:
+            self.limits.drop(self.current.held)
+            self.current.held = 0
         self.current = None
         self.asgi_cycle = None
         self.state.total_requests += 1
@@ -396,6 +440,13 @@ class HttpProtocol(asyncio.Protocol):
             self.read_paused = pause
             (self.transport.pause_reading if pause else self.transport.resume_reading)()
 
+    def _check_by(self, when: float) -> None:
+        """Make sure the connection's timer fires by `when` (a deadline just started)."""
+        timer = self.idle_timer
+        if timer is not None and timer.when() > when + 0.05:
+            timer.cancel()
+            self.idle_timer = self.loop.call_at(when + 0.05, self._idle_check)
+
     def _idle_check(self) -> None:
         """Close a keep-alive connection idle for --timeout-keep-alive (one timer per
         connection, re-armed, instead of one per response)."""
@@ -409,8 +460,12 @@ class HttpProtocol(asyncio.Protocol):
         if (idle and now >= due) or slow_head:
             self.transport.close()
             return
+        if self.in_message and self.head_done and now > self.body_deadline:
+            self._drop_body(Rejected(408, f"the request body did not arrive within "
+                                          f"{self.limits.body_timeout_s:g} s"), stop=True)
+            return
         self.idle_timer = self.loop.call_later(max(0.05, due - self.loop.time()) if idle
-                                               else self.keep_alive_s, self._idle_check)
+                                               else min(self.keep_alive_s, 1.0), self._idle_check)
 
     def _bad_request(self, status: int, message: str) -> None:
         """The stream cannot be parsed any further: answer it if nothing is pending, else answer

@@ -30,9 +30,9 @@ def reply_of(exc: Rejected) -> ReplyTuple:
     return exc.status, protocol.dumps({"error": exc.message}), JSON, extra
 
 
-async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: str | None,
-                    limit: int) -> bytes:
-    """The whole body, within `limit` bytes before and after Content-Encoding (413 beyond)."""
+async def read_body(chunks: AsyncIterator[bytes], length: str | None, limit: int) -> bytes:
+    """The whole body as sent, within `limit` bytes (413 beyond). Content-Encoding is the
+    caller's: infer bodies are inflated off the event loop (rest_infer.py)."""
     if length is not None:
         try:
             declared = int(length)
@@ -48,8 +48,14 @@ async def read_body(chunks: AsyncIterator[bytes], length: str | None, encoding: 
         if size > limit:
             raise Rejected(413, f"request body is larger than the limit of {limit} bytes")
         parts.append(chunk)
-    body = parts[0] if len(parts) == 1 else b"".join(parts)
-    return decompressed(body, encoding, limit) if encoding else body
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def refuse_encoding(encoding: str | None) -> None:
+    """Bodies other than infer requests are small JSON: a compressed one is refused (415) rather
+    than inflated on the event loop."""
+    if encoding and encoding.strip().lower() != "identity":
+        raise Rejected(415, "Content-Encoding is accepted on infer requests only")
 
 
 def decompressed(body: bytes, encoding: str, limit: int) -> bytes:

@@ -27,6 +27,7 @@ from paddlehot_cli.core.source import RepositorySource, ScanFailed
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.serve.app import ServeOptions, Server
+from paddlehot_cli.serve.client_limits import ClientLimits
 from paddlehot_cli.serve.extensions import ExtensionFactory, ServeExtension
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.state_dir import StateDir
@@ -49,6 +50,11 @@ class ServeConfig:
     batch_delay_ms: float = 0.0
     pool_max: int = 1
     max_body_mb: float = 64.0
+    # what no client may exceed (serve/client_limits.py)
+    max_connections: int = 512
+    max_connections_per_client: int = 64
+    max_buffered_mb: float = 256.0
+    body_timeout_s: float = 30.0
     use_watchfiles: bool = True
     breaker: dict = field(default_factory=dict)
     graceful_timeout_s: float = 30.0
@@ -159,6 +165,8 @@ class Runtime:
         self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         options = ServeOptions(
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
+            limits=ClientLimits(cfg.max_connections, cfg.max_connections_per_client,
+                                int(cfg.max_buffered_mb * 1024 * 1024), cfg.body_timeout_s),
             admin_token=cfg.admin_token,
             admin_open=is_loopback(cfg.host),
             platform="paddle_inference",
@@ -344,6 +352,7 @@ class Runtime:
         self.source.stop()
         self.manager.stop()
         self.server.options.decoder.close()
+        self.server.options.limits.close()
         if self.sock is not None:
             try:
                 self.sock.close()

@@ -1,0 +1,82 @@
+"""Server-wide bounds no single client can exceed: open connections (in total and per source
+address) and request-body bytes held in memory across every connection, plus the threads that
+inflate and decode large bodies off the event loop.
+
+One `ClientLimits` per server, shared by every connection (all on the event loop thread, so no
+lock). A refusal is a 503 with Retry-After: the client is told, not dropped.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ClientLimits:
+    max_connections: int = 512
+    max_connections_per_client: int = 64
+    max_buffered_bytes: int = 256 << 20  # request bodies held at once, all connections together
+    body_timeout_s: float = 30.0  # a request's body must arrive within this after its head
+    max_body_jobs: int = 4  # large or compressed bodies being inflated/decoded or waiting to be
+    connections: int = 0
+    by_client: dict[str, int] = field(default_factory=dict)
+    buffered: int = 0
+    body_jobs: int = 0
+    _executor: ThreadPoolExecutor | None = None
+
+    # -- connections -------------------------------------------------------------------------
+
+    def connect(self, client: str) -> str | None:
+        """Count a new connection; the reason to refuse it, or None."""
+        if self.connections >= self.max_connections:
+            return f"the server has {self.connections} connections, its limit; retry later"
+        if self.by_client.get(client, 0) >= self.max_connections_per_client:
+            return (f"{self.max_connections_per_client} connections from {client} are open, the "
+                    "limit per client; reuse them (keep-alive) or retry later")
+        self.connections += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        return None
+
+    def disconnect(self, client: str) -> None:
+        self.connections -= 1
+        left = self.by_client.get(client, 1) - 1
+        if left > 0:
+            self.by_client[client] = left
+        else:
+            self.by_client.pop(client, None)
+
+    # -- body bytes ----------------------------------------------------------------------------
+
+    def hold(self, n: int) -> bool:
+        """Account `n` more body bytes held in memory; False (nothing held) beyond the bound."""
+        if self.buffered + n > self.max_buffered_bytes:
+            return False
+        self.buffered += n
+        return True
+
+    def drop(self, n: int) -> None:
+        self.buffered -= n
+
+    # -- large bodies, off the event loop -----------------------------------------------------
+
+    def begin_body_job(self) -> bool:
+        if self.body_jobs >= self.max_body_jobs:
+            return False
+        self.body_jobs += 1
+        return True
+
+    def end_body_job(self) -> None:
+        self.body_jobs -= 1
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """Threads for inflating and decoding bodies: not the event loop, and not the default
+        executor that the index and admin routes use."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paddlehot-body")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
