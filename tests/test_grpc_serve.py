@@ -195,6 +195,13 @@ def test_bad_requests_are_invalid_argument_and_server_stays_ready(server):
     short = _typed_request()
     del short.inputs[0].contents.fp32_contents[-1]
     assert "has 7 elements, shape [2, 4] needs 8" in _typed_error(url, short).details()
+    for shape, needle in (([0, 2**62], "dimension over"), ([2**32, 2**32, 0], "dimension over"),
+                          ([1] * 100, "100 dimensions")):  # once tracebacks and INTERNAL
+        huge = pb.ModelInferRequest(model_name="mlp")
+        huge.inputs.add(name="x", datatype="FP32", shape=shape)
+        huge.raw_input_contents.append(b"")
+        err = _typed_error(url, huge)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in err.details(), shape
     # NOT_FOUND: unknown model, a version that does not exist
     with _fails("NOT_FOUND", "unknown model 'nope'"):
         c.infer("nope", [_x()])

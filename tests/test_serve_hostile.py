@@ -295,3 +295,41 @@ def test_compressed_bodies_are_inflated_off_the_event_loop(bounded, monkeypatch)
         sock.sendall(post("/v2/repository/index", gzip.compress(b"{}"), "Content-Encoding: gzip"))
         status, _, body = Reader(sock).response()
     assert status == 415, body
+
+
+def _infer_json(shape, data=()) -> bytes:
+    return json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": shape,
+                                   "data": list(data)}]}).encode()
+
+
+def _infer_binary(shape) -> tuple[bytes, str]:
+    head = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": shape,
+                                   "parameters": {"binary_data_size": 0}}]}).encode()
+    return head, str(len(head))
+
+
+@pytest.mark.parametrize("body, needle", [
+    (_infer_json([0, 2**62]), "dimension over"),
+    (_infer_json([2**32, 2**32, 0]), "dimension over"),
+    (_infer_json([1] * 100, [1]), "100 dimensions"),
+    (b'{"id": ' + b"[" * 300 + b"]" * 300 + b', "inputs": []}', "'id' must be a string"),
+    (b'{"parameters": {"a": ' + b'{"b": ' * 300 + b"1" + b"}" * 301 + b', "inputs": []}',
+     "must be a string, number or boolean"),
+    (b'{"inputs": [{"name": "x", "datatype": "BOOL", "shape": [1], "data": '
+     + b"[" * 900 + b"true" + b"]" * 900 + b"}]}", "not a list of BOOL"),
+], ids=["zero-by-huge", "huge-by-huge-by-zero", "rank-100", "deep-id", "deep-parameters",
+        "deep-data"])
+def test_hostile_shapes_and_nesting_are_a_quick_400(served, body, needle):
+    with connect(served) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", body))
+        status, _, reply = Reader(sock).response()
+    assert status == 400 and needle in json.loads(reply)["error"], reply
+
+
+@pytest.mark.parametrize("shape", [[0, 2**62], [2**32, 2**32, 0], [1] * 100])
+def test_hostile_shapes_in_binary_tensors_are_400(served, shape):
+    head, length = _infer_binary(shape)
+    with connect(served) as sock:
+        sock.sendall(post("/v2/models/mlp/infer", head, f"Inference-Header-Content-Length: {length}"))
+        status, _, reply = Reader(sock).response()
+    assert status == 400, reply

@@ -19,7 +19,7 @@ import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
-from paddlehot_cli.serve.protocol import DATATYPES, MAX_ELEMENTS, ProtocolError, datatype_of
+from paddlehot_cli.serve.protocol import DATATYPES, ProtocolError, checked_shape, datatype_of
 
 # datatype -> the InferTensorContents field holding its values (FP16 travels raw only)
 CONTENTS_FIELD = {
@@ -36,17 +36,6 @@ def _dtype(name: str, datatype: str) -> np.dtype:
     if datatype not in DATATYPES:
         raise ProtocolError(f"input '{name}': unknown datatype {datatype!r}")
     return np.dtype(DATATYPES[datatype])
-
-
-def _shape(name: str, dims: Sequence[int]) -> tuple[tuple[int, ...], int]:
-    if any(d < 0 for d in dims):
-        raise ProtocolError(f"input '{name}': 'shape' must be a list of non-negative integers")
-    count = 1
-    for d in dims:
-        count *= d
-    if count > MAX_ELEMENTS:
-        raise ProtocolError(f"input '{name}': shape {list(dims)} is too large")
-    return tuple(dims), count
 
 
 def _from_raw(name: str, datatype: str, dtype: np.dtype, shape: tuple[int, ...], count: int,
@@ -97,7 +86,7 @@ def decode_inputs(request: Any) -> dict[str, np.ndarray]:
         if name in tensors:
             raise ProtocolError(f"input '{name}' is given twice")
         dtype = _dtype(name, tensor.datatype)
-        shape, count = _shape(name, tensor.shape)
+        shape, count = checked_shape(name, list(tensor.shape))
         if raw:
             if tensor.HasField("contents"):
                 raise ProtocolError(f"input '{name}' has contents, but the request uses "

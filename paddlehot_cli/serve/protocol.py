@@ -23,6 +23,8 @@ DATATYPES = {
 TO_DATATYPE = {np.dtype(v): k for k, v in DATATYPES.items()}
 _NP = {k: np.dtype(v) for k, v in DATATYPES.items()}
 MAX_ELEMENTS = 1 << 28
+MAX_RANK = 32  # Paddle's kernels stop at 9; numpy at 64
+MAX_DIM = (1 << 31) - 1  # Paddle Inference's C API carries dims as int32
 
 
 class ProtocolError(ValueError):
@@ -63,12 +65,35 @@ class InferRequest:
         self.parameters: dict = {}
 
 
-def _shape(value: Any, name: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(
-        type(d) is int and 0 <= d for d in value
-    ):
+def checked_shape(name: str, dims: Any) -> tuple[tuple[int, ...], int]:
+    """(shape, element count) of an input's declared shape, or ProtocolError (a 400 on every
+    front end): non-negative integers, at most MAX_RANK of them, each at most MAX_DIM, and at
+    most MAX_ELEMENTS elements."""
+    if not isinstance(dims, (list, tuple)) or not all(type(d) is int and 0 <= d for d in dims):
         raise ProtocolError(f"input '{name}': 'shape' must be a list of non-negative integers")
-    return tuple(value)
+    if len(dims) > MAX_RANK:
+        raise ProtocolError(f"input '{name}': shape has {len(dims)} dimensions, at most "
+                            f"{MAX_RANK} are supported")
+    if any(d > MAX_DIM for d in dims):
+        raise ProtocolError(f"input '{name}': shape {list(dims)} has a dimension over {MAX_DIM}")
+    count = 1
+    for d in dims:
+        count *= d
+    if count > MAX_ELEMENTS:
+        raise ProtocolError(f"input '{name}': shape {list(dims)} is too large")
+    return tuple(dims), count
+
+
+def _flat(params: Any, where: str) -> dict:
+    """A `parameters` object: the protocol's values are strings, numbers and booleans, so a
+    nested one (hundreds of levels deep, say) is refused here instead of echoed back."""
+    if not isinstance(params, dict):
+        raise ProtocolError(f"{where}'parameters' must be an object")
+    for key, value in params.items():
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise ProtocolError(f"{where}parameter '{key[:64]}' must be a string, number or "
+                                "boolean")
+    return params
 
 
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -92,9 +117,9 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         raise ProtocolError("the request body must be a JSON object")
     req = InferRequest()
     req.id = doc.get("id")
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise ProtocolError("'parameters' must be an object")
+    if req.id is not None and not isinstance(req.id, (str, int, float)):
+        raise ProtocolError("'id' must be a string")
+    params = _flat(doc.get("parameters") or {}, "")
     req.parameters = params
     req.binary_default = bool(params.get("binary_data_output", False))
     inputs = doc.get("inputs")
@@ -115,15 +140,8 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
             if datatype == "BYTES":
                 raise ProtocolError(f"input '{name}': datatype BYTES is not supported by paddlehot models")
             raise ProtocolError(f"input '{name}': unknown datatype {datatype!r}")
-        shape = _shape(item.get("shape"), name)
-        count = 1
-        for d in shape:
-            count *= d
-        if count > MAX_ELEMENTS:
-            raise ProtocolError(f"input '{name}': shape {list(shape)} is too large")
-        iparams = item.get("parameters") or {}
-        if not isinstance(iparams, dict):
-            raise ProtocolError(f"input '{name}': 'parameters' must be an object")
+        shape, count = checked_shape(name, item.get("shape"))
+        iparams = _flat(item.get("parameters") or {}, f"input '{name}': ")
         size = iparams.get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0:
@@ -171,9 +189,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         for o in outs:
             if not isinstance(o, dict) or not isinstance(o.get("name"), str):
                 raise ProtocolError("each requested output must be an object with a 'name'")
-            op = o.get("parameters") or {}
-            if not isinstance(op, dict):
-                raise ProtocolError(f"output '{o['name']}': 'parameters' must be an object")
+            op = _flat(o.get("parameters") or {}, f"output '{o['name'][:64]}': ")
             b = op.get("binary_data")
             req.outputs.append((o["name"], None if b is None else bool(b)))
     return req
