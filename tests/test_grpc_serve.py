@@ -276,3 +276,39 @@ def test_admin_without_token_beyond_loopback_is_permission_denied(front_end):
     with _fails("PERMISSION_DENIED", "without --admin-token"):
         c.load_model("two")
     assert c.is_model_ready("two")
+
+
+def test_grpc_connections_are_bounded(exported, tmp_path):
+    """At most --max-connections; a socket that never sends the HTTP/2 preface and a channel
+    that makes no call are closed; the server still answers afterwards."""
+    import socket
+    import time
+
+    repo = tmp_path / "repo"
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
+    rt = start_runtime(repo, grpc_port=0, max_connections=4, head_timeout_s=1.0, grpc_idle_s=1.5)
+    port = rt.grpc.port
+    try:
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(7)]
+        time.sleep(0.5)
+        started = time.monotonic()
+
+        def closed(s: socket.socket) -> bool:
+            try:
+                while s.recv(4096):
+                    pass
+                return True
+            except OSError:
+                return True  # reset: closed too
+
+        assert all(closed(s) for s in socks[4:])  # beyond the cap: closed at once
+        assert time.monotonic() - started < 1.0
+        assert all(closed(s) for s in socks[:4])  # preface never sent: closed at the deadline
+        assert time.monotonic() - started < 4
+        for s in socks:
+            s.close()
+        c = tg.InferenceServerClient(f"127.0.0.1:{port}")
+        assert c.is_server_live()
+        np.testing.assert_allclose(c.infer("mlp", [_x()]).as_numpy("logits").shape, (3, 4))
+    finally:
+        rt.stop_thread()

@@ -158,8 +158,6 @@ def test_head_and_a_client_that_leaves_mid_request(served):
 
 
 def test_oversized_and_slow_request_heads_are_cut_off(served, monkeypatch):
-    from paddlehot_cli.serve import http_protocol
-
     rt, _ = served
     with _connect(rt) as sock:
         reader = _Reader(sock)
@@ -168,7 +166,7 @@ def test_oversized_and_slow_request_heads_are_cut_off(served, monkeypatch):
         status, headers, body = reader.response()
         assert status == 431 and headers["connection"] == "close", body
         assert reader.closed()
-    monkeypatch.setattr(http_protocol, "_HEAD_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(rt.server.options.limits, "head_timeout_s", 1.0)
     with _connect(rt) as sock:
         reader = _Reader(sock)
         sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never ends

@@ -18,6 +18,9 @@ class ClientLimits:
     max_connections_per_client: int = 64
     max_buffered_bytes: int = 256 << 20  # request bodies held at once, all connections together
     body_timeout_s: float = 30.0  # a request's body must arrive within this after its head
+    head_timeout_s: float = 10.0  # an HTTP head, or a gRPC connection's handshake, within this
+    grpc_idle_s: float = 60.0  # a gRPC connection without a call for this long is closed
+    grpc_streams: int = 100  # concurrent calls on one gRPC connection
     max_body_jobs: int = 4  # large or compressed bodies being inflated/decoded or waiting to be
     connections: int = 0
     by_client: dict[str, int] = field(default_factory=dict)

@@ -190,6 +190,22 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelUnloadResponse()
 
 
+def connection_bounds(limits: Any) -> list[tuple[str, int]]:
+    """What no gRPC client may exceed, as grpc core's server arguments: connections in total
+    (more are closed at accept), a handshake deadline (a socket that never sends the HTTP/2
+    preface), an idle limit (no call), calls per connection, and keepalive pings no more often
+    than every 10 s (a client that pings faster is sent GOAWAY after 2 strikes)."""
+    return [
+        ("grpc.max_allowed_incoming_connections", limits.max_connections),
+        ("grpc.server_handshake_timeout_ms", int(limits.head_timeout_s * 1000)),
+        ("grpc.max_connection_idle_ms", int(limits.grpc_idle_s * 1000)),
+        ("grpc.max_concurrent_streams", limits.grpc_streams),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+    ]
+
+
 def _can_bind(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -222,6 +238,7 @@ class GrpcFrontEnd:
                 ("grpc.max_receive_message_length", options.max_body_bytes),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),  # a port in use must fail, not be shared
+                *connection_bounds(options.limits),
             ])
             pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
             return server

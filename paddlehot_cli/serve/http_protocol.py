@@ -48,7 +48,6 @@ _MAX_HEAD = 64 * 1024  # request line + headers; more is refused (431) and the c
 _MAX_HEADERS = 100  # header lines per request (Apache's LimitRequestFields default)
 _LINE_OVERHEAD = 16  # a request line's method, spaces and " HTTP/1.1\r\n" beside its target
 _LINGER_S = 2.0  # after an early refusal: how long the rest of the request is read and dropped
-_HEAD_TIMEOUT_S = 10.0  # a request's line and headers must arrive within this (slow clients)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
 _ONE_WRITE = 1 << 16  # below this a reply is joined into one buffer; above, a vectored write
@@ -456,7 +455,7 @@ class HttpProtocol(asyncio.Protocol):
         due = self.last_active + self.keep_alive_s
         now = self.loop.time()
         slow_head = (self.in_message and not self.head_done
-                     and now - self.head_started > _HEAD_TIMEOUT_S)
+                     and now - self.head_started > self.limits.head_timeout_s)
         if (idle and now >= due) or slow_head:
             self.transport.close()
             return

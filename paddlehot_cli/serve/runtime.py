@@ -55,6 +55,8 @@ class ServeConfig:
     max_connections_per_client: int = 64
     max_buffered_mb: float = 256.0
     body_timeout_s: float = 30.0
+    head_timeout_s: float = 10.0
+    grpc_idle_s: float = 60.0
     use_watchfiles: bool = True
     breaker: dict = field(default_factory=dict)
     graceful_timeout_s: float = 30.0
@@ -166,7 +168,8 @@ class Runtime:
         options = ServeOptions(
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             limits=ClientLimits(cfg.max_connections, cfg.max_connections_per_client,
-                                int(cfg.max_buffered_mb * 1024 * 1024), cfg.body_timeout_s),
+                                int(cfg.max_buffered_mb * 1024 * 1024), cfg.body_timeout_s,
+                                cfg.head_timeout_s, cfg.grpc_idle_s),
             admin_token=cfg.admin_token,
             admin_open=is_loopback(cfg.host),
             platform="paddle_inference",
