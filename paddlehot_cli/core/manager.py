@@ -105,6 +105,8 @@ class Manager(ManagerQueries):
             m.available = dict(versions)
             for v in m.available:
                 m.invalid.pop(v, None)
+            for v in [v for v in m.failed if v not in m.available]:  # deleted: its row goes
+                del m.failed[v]
             m.set_file_labels(labels)
             self._flip(m)
         self._schedule(model)

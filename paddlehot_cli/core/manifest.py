@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from paddlehot_cli.core.signature import TensorSpec
+from paddlehot_cli.core.small_files import NotRegular, read_control_file
 from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import PackageError, UserError
 
@@ -124,14 +125,16 @@ def read_manifest(package_dir: str | Path) -> Manifest:
     if not path.is_dir():
         raise PackageError(f"not a package directory: {path}")
     mpath = path / MANIFEST_NAME
-    if not mpath.is_file():
+    try:
+        raw = read_control_file(mpath, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
         raise PackageError(
             f"{path} is not a model package: it has no {MANIFEST_NAME}",
             hint="create one with `paddlehot export`",
-        )
-    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
-        raise PackageError(f"{mpath}: larger than {MAX_MANIFEST_BYTES} bytes")
-    return loads_manifest(mpath.read_bytes(), str(mpath))
+        ) from None
+    except NotRegular as exc:
+        raise PackageError(f"{mpath}: {exc.strerror}") from None
+    return loads_manifest(raw, str(mpath))
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -37,10 +37,15 @@ EMPTY_TABLE = RoutingTable([], {}, Labels())
 def path_signature(path: Path) -> str:
     """Changes when the version dir's files change (a failed version is retried then)."""
     try:
-        entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path))
+        entries = sorted((e.name, _key(e.stat())) for e in os.scandir(path))
     except OSError:
         return str(path)
     return f"{path}:{entries}"
+
+
+def _key(st: os.stat_result) -> tuple:
+    # a file restored with its old size and mtime (cp -p) still has a new inode and ctime
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class ModelState:

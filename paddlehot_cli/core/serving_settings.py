@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from paddlehot_cli.core.paddle_runtime import PaddleOptions
+from paddlehot_cli.core.small_files import read_control_file
 from paddlehot_cli.errors import UserError
 
 log = logging.getLogger("paddlehot.settings")
@@ -127,11 +128,12 @@ def read_settings(model_dir: str | Path) -> ServingSettings | None:
     """The settings in MODEL_DIR/serving.json; None when there is no such file."""
     path = Path(model_dir) / SETTINGS_FILE
     try:
-        text = path.read_text()
+        text = read_control_file(path).decode()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read it ({exc})") from None
+        raise SettingsError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") \
+            from None
     try:
         doc = json.loads(text)
     except ValueError as exc:

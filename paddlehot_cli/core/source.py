@@ -29,7 +29,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from paddlehot_cli.core.manifest import read_verified
+from paddlehot_cli.core.manifest import MANIFEST_NAME, read_manifest, verify_files
+from paddlehot_cli.core.small_files import read_control_file
 from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import UserError
 
@@ -66,17 +67,34 @@ def escaping_symlink(root: Path, vdir: Path) -> str | None:
     return None
 
 
-def _signature(path: Path) -> tuple | None:
+def _stat_key(st: os.stat_result) -> tuple:
+    # a file restored with its old size and mtime (cp -p, a backup) still has a new inode/ctime
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _signature(path: Path, names: tuple[str, ...] | None) -> tuple | None:
+    """What changes when a version's files change. With `names` (the files its manifest lists,
+    known once it was read), only those are stat'ed: the directory's own ctime covers files
+    added or removed, so unrelated files cost nothing per poll. Without, every file."""
     try:
         st = path.stat()
-        entries = sorted(
-            (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path) if e.is_file()
-        )
+        if names is None:
+            entries = sorted((e.name, _stat_key(e.stat())) for e in os.scandir(path)
+                             if e.is_file())
+        else:
+            entries = [(n, _stat_or_none(path / n)) for n in names]
     except OSError as exc:
         if exc.errno in _MACHINE:
             raise _scan_failed(path, exc) from None
         return None
-    return (st.st_ino, st.st_mtime_ns, tuple(entries))
+    return (_stat_key(st), tuple(entries))
+
+
+def _stat_or_none(path: Path) -> tuple | None:
+    try:
+        return _stat_key(path.lstat())
+    except FileNotFoundError:
+        return None
 
 
 class RepositorySource:
@@ -99,7 +117,9 @@ class RepositorySource:
         self.poll_interval = max(0.05, float(poll_interval))
         self.debounce_ms = debounce_ms
         self.use_watchfiles = use_watchfiles
-        self._cache: dict[Path, tuple[tuple, str | None]] = {}  # dir -> (signature, error)
+        # dir -> (signature, error, the files whose stats make its signature)
+        self._cache: dict[Path, tuple[tuple, str | None, tuple[str, ...] | None]] = {}
+        self._pending_sig: dict[Path, tuple] = {}  # taken during a check, before hashing
         self._last: dict[str, tuple] = {}  # model -> last reported state
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -194,40 +214,53 @@ class RepositorySource:
             self._on_versions(model, versions, labels)
 
     def _verify(self, model: str, version: str, vdir: Path) -> str | None:
-        sig = _signature(vdir)
+        cached = self._cache.get(vdir)
+        sig = _signature(vdir, cached[2] if cached is not None else None)
         if sig is None:
             return "unreadable"
-        cached = self._cache.get(vdir)
         if cached is not None and cached[0] == sig:
             return cached[1]
-        error: str | None = None
         where = f"{model}/{version}"
+        names_out: list[str] = []  # the files the manifest lists, once it is read
         try:
-            escaping = escaping_symlink(self.repo, vdir)
-            if escaping is not None:
-                error = f"{where}: '{escaping}' is a symlink that leads out of the repository"
-            else:
-                manifest = read_verified(vdir)
-                if manifest.name != model or manifest.version != version:
-                    error = (f"{where}: the manifest says {manifest.name} {manifest.version}, "
-                             f"the directory is {model}/{version}")
+            error = self._check(model, version, vdir, where, names_out)
         except UserError as exc:
             error = exc.message.replace(str(vdir), where)
         except OSError as exc:
             if exc.errno in _MACHINE:
                 raise _scan_failed(where, exc) from None
             error = f"{where}: {exc.strerror or exc}"
-        self._cache[vdir] = (sig, error)
+        self._cache[vdir] = (self._pending_sig.pop(vdir, sig), error,
+                             (MANIFEST_NAME, *names_out))
         if error is not None:
             self.invalid[(model, version)] = error
             log.warning("ignoring %s %s: %s", model, version, error)
             self._on_invalid(model, version, error)
         return error
 
+    def _check(self, model: str, version: str, vdir: Path, where: str,
+               names_out: list[str]) -> str | None:
+        """Why this version dir cannot serve, or None. Raises UserError / OSError. Its
+        signature is taken once the manifest is read and before the files are hashed, so a
+        change made while hashing is seen by the next poll."""
+        escaping = escaping_symlink(self.repo, vdir)
+        if escaping is not None:
+            return f"{where}: '{escaping}' is a symlink that leads out of the repository"
+        manifest = read_manifest(vdir)
+        names_out.extend(sorted(manifest.files))
+        before = _signature(vdir, (MANIFEST_NAME, *names_out))
+        if before is not None:
+            self._pending_sig[vdir] = before
+        verify_files(vdir, manifest)
+        if manifest.name != model or manifest.version != version:
+            return (f"{where}: the manifest says {manifest.name} {manifest.version}, "
+                    f"the directory is {model}/{version}")
+        return None
+
     def _read_labels(self, mdir: Path) -> object:
         path = mdir / LABELS_FILE
         try:
-            text = path.read_text()
+            text = read_control_file(path).decode("utf-8", "replace")
         except OSError as exc:
             if exc.errno in _MACHINE:
                 raise _scan_failed(f"{mdir.name}/{LABELS_FILE}", exc) from None
