@@ -28,6 +28,7 @@ from paddlehot_cli.core.manifest import (
 from paddlehot_cli.core.signature import TensorSpec, check_tensor_name
 from paddlehot_cli.core.validation_data import save_cases
 from paddlehot_cli.core.versions import check_model_name, parse_semver
+from paddlehot_cli.core.warmup import TOLERANCE_BOUNDS
 from paddlehot_cli.errors import UserError, ValidationFailed, short_error
 from paddlehot_cli.export import source as source_mod
 from paddlehot_cli.export.validate import DEFAULT_SIZES, ValidationReport, make_cases, validate
@@ -191,6 +192,11 @@ def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
     parse_semver(req.version)
     if req.atol < 0 or req.rtol < 0:
         raise UserError("--atol and --rtol must be >= 0")
+    max_atol, max_rtol = TOLERANCE_BOUNDS["fp32"]
+    if req.atol > max_atol or req.rtol > max_rtol:
+        raise UserError(f"--atol {req.atol:g} --rtol {req.rtol:g}: serve's warm-up replays the "
+                        f"validation with these and allows at most atol={max_atol:g} "
+                        f"rtol={max_rtol:g} for fp32")
     if not req.sizes or any(s < 1 for s in req.sizes):
         raise UserError("--dim-sizes must be positive integers")
     source_mod.split_source(req.source)
