@@ -26,77 +26,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paddlehot_cli.bench.hostile_requests import ROW, fuzz_case, seeds
 from tests.serve_fixtures.helpers import publish_copy, wait_for
 from tests.serve_fixtures.raw_http import Reader, connect, post
 
 SECONDS = float(os.environ.get("PADDLEHOT_FUZZ_SECONDS", "15"))
 SEED = int(os.environ.get("PADDLEHOT_FUZZ_SEED", "22"))
 DEADLINE_S = 9.0  # head 1 s + body 1 s + keep-alive 1 s + linger 2 s, with room for a busy box
-ROW = [0.1 * i for i in range(16)]
-
-
-def _seeds() -> list[bytes]:
-    infer = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16],
-                                    "data": ROW}]}).encode()
-    head = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16],
-                                   "parameters": {"binary_data_size": 64}}],
-                       "parameters": {"binary_data_output": True}}).encode()
-    binary = head + np.asarray(ROW, "float32").tobytes()
-    get = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    return [
-        post("/v2/models/mlp/infer", infer),
-        post("/v2/models/mlp/versions/1.0.0/infer", binary,
-             f"Inference-Header-Content-Length: {len(head)}"),
-        get % b"/v2/health/live", get % b"/v2/models/mlp", get % b"/v2/models/mlp/ready",
-        post("/v2/repository/index", b"{}"),
-        b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
-        b"\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(infer), infer),
-        post("/v2/models/mlp/infer", infer) + get % b"/v2/health/ready" + post(
-            "/v2/models/mlp/infer", infer),
-        get % b"http://127.0.0.1:8000/v2/health/live",  # absolute form
-        b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n",
-    ]
-
-
-def _mutate(rng: random.Random, data: bytes) -> bytes:
-    out = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(8)
-        at = rng.randrange(len(out) + 1) if out else 0
-        if op == 0 and out:  # flip a byte
-            out[min(at, len(out) - 1)] = rng.randrange(256)
-        elif op == 1:  # insert random bytes
-            out[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
-        elif op == 2 and out:  # delete a run
-            del out[at:at + rng.randint(1, 32)]
-        elif op == 3:  # truncate
-            del out[at:]
-        elif op == 4:  # repeat a header line
-            lines = bytes(out).split(b"\r\n")
-            if len(lines) > 2:
-                i = rng.randrange(1, len(lines) - 1)
-                lines.insert(i, lines[i] * rng.randint(1, 3))
-                out = bytearray(b"\r\n".join(lines))
-        elif op == 5:  # a bare LF or CR somewhere
-            out[at:at] = rng.choice([b"\n", b"\r", b"\r\n\r\n", b"\x00"])
-        elif op == 6:  # a hostile header
-            hostile = rng.choice([b"Content-Length: 99999999999999999999\r\n",
-                                  b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
-                                  b"Upgrade: h2c\r\n", b"Expect: 100-continue\r\n",
-                                  b"Content-Encoding: gzip\r\n", b"Host: 127.x.evil\r\n",
-                                  b"Inference-Header-Content-Length: -3\r\n"])
-            cut = bytes(out).find(b"\r\n")
-            if cut >= 0:
-                out[cut + 2:cut + 2] = hostile
-        else:  # the whole thing twice
-            out = bytearray(bytes(out) * 2)
-    return bytes(out)
-
-
-def _case(rng: random.Random, seeds: list[bytes]) -> bytes:
-    if rng.random() < 0.1:
-        return bytes(rng.randrange(256) for _ in range(rng.randint(1, 600)))
-    return _mutate(rng, rng.choice(seeds))
 
 
 async def _one(port: int, payload: bytes, rng: random.Random) -> tuple[str, list[bytes]]:
@@ -134,12 +70,12 @@ async def _one(port: int, payload: bytes, rng: random.Random) -> tuple[str, list
 
 async def _campaign(port: int, seconds: float, seed: int) -> tuple[int, list[str]]:
     rng = random.Random(seed)
-    seeds = _seeds()
+    corpus = seeds()
     failures: list[str] = []
     sent = 0
     stop = time.monotonic() + seconds
     while time.monotonic() < stop:
-        batch = [_case(rng, seeds) for _ in range(64)]
+        batch = [fuzz_case(rng, corpus) for _ in range(64)]
         results = await asyncio.gather(*(_one(port, p, random.Random(rng.random()))
                                          for p in batch))
         sent += len(batch)
@@ -177,7 +113,10 @@ def fuzz_server(exported, tmp_path_factory):
     rt.stop_thread()
 
 
-def test_fuzzed_requests_are_answered_or_closed_and_leave_nothing_behind(fuzz_server):
+def test_fuzzed_requests_are_answered_or_closed_and_leave_nothing_behind(fuzz_server, caplog):
+    import logging
+
+    caplog.set_level(logging.ERROR, logger="asyncio")
     rt = fuzz_server
     _good(rt)  # warm: lazily opened fds and caches exist before the baseline
     fds, rss = len(os.listdir("/proc/self/fd")), _rss_mb()
@@ -185,6 +124,8 @@ def test_fuzzed_requests_are_answered_or_closed_and_leave_nothing_behind(fuzz_se
     assert sent > 0
     print(f"fuzz: {sent} cases in {SECONDS:g} s, seed {SEED}")
     assert not failures, f"seed {SEED}: {len(failures)} of {sent} cases failed: {failures[:5]}"
+    fatal = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert not fatal, f"seed {SEED}: a protocol callback raised: {fatal[:3]}"
     wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds + 5, 15,
              what=f"fds back near {fds} (seed {SEED})")
     assert _rss_mb() < rss + 100, (rss, _rss_mb())

@@ -193,19 +193,24 @@ class HttpProtocol(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if not self.discarding:  # else answered from a head in this very read: drop the rest
+                self._parse_failed(exc)
+
+    def _parse_failed(self, exc: Exception) -> None:
+        """The parser stopped: answer why, or answer what is pending first; then close."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
             # CONNECT or Upgrade: the request was refused (400); the parser would swallow the
             # rest of the stream as the new protocol's, so nothing more is read.
             self._stop_reading()
-        except httptools.HttpParserError as exc:
-            if self.head_size > _MAX_HEAD or self.header_count > _MAX_HEADERS:
-                self._bad_request(431, f"request line and headers over {_MAX_HEAD} bytes or "
-                                       f"{_MAX_HEADERS} lines")
-            elif isinstance(exc, httptools.HttpParserCallbackError):  # one of ours failed
-                log.error("internal error reading a request: %r", exc.__context__)
-                self._bad_request(500, "internal error while reading the request")
-            else:
-                self._bad_request(400, "invalid HTTP request")
+        elif self.head_size > _MAX_HEAD or self.header_count > _MAX_HEADERS:
+            self._bad_request(431, f"request line and headers over {_MAX_HEAD} bytes or "
+                                   f"{_MAX_HEADERS} lines")
+        elif isinstance(exc, httptools.HttpParserCallbackError):  # one of ours failed
+            log.error("internal error reading a request: %r", exc.__context__)
+            self._bad_request(500, "internal error while reading the request")
+        else:
+            self._bad_request(400, "invalid HTTP request")
 
     def _raw_head_bytes(self, data: bytes) -> int:
         """Count this read's bytes up to the end of the request head it starts in."""
@@ -484,6 +489,8 @@ class HttpProtocol(asyncio.Protocol):
     def _refuse_early(self, refusal: Rejected) -> None:
         """Answer a request from its head alone, then linger: read and drop what the client is
         still sending for a moment, so it reads this reply instead of a connection reset."""
+        if self.discarding or self.lost:  # answered and half-closed already
+            return
         status, payload, media, extra = self.infer.refusal(refusal)
         self._write(_head(status, media, len(payload), extra, keep=False), payload)
         self.closing = self.discarding = True
