@@ -61,12 +61,13 @@ class _KeepAlive:
         return status, self.file.read(length)
 
 
-def _honest(port: int, stop: threading.Event, out: Counter, errors: list[str]) -> None:
+def _honest(port: int, stop: threading.Event, out: Counter, errors: list[str],
+            rate: float) -> None:
     body = infer_body()
     raw = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     client = _KeepAlive(port)
-    while not stop.is_set():
+    while not stop.wait(1.0 / rate if rate > 0 else 0):
         try:
             status, reply = client.call(raw)
             ok = status == 200 and len(json.loads(reply)["outputs"][0]["data"]) == 4
@@ -168,21 +169,21 @@ def _serve(repo: Path, port: int) -> subprocess.Popen:
     raise SystemExit(f"serve did not become ready: {proc.stderr.read()[-2000:]}")
 
 
-def _role(name: str, port: int, seconds: float, attacker: str) -> dict:
+def _role(name: str, port: int, seconds: float, attacker: str, rate: float = 0) -> dict:
     """One side of the benchmark in its own process, so that no side's Python (GIL) skews
     another's timings: 'honest' (4 clients), 'probe' (health latency), 'attack'."""
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
     if name == "honest":
         out, errors = Counter(), []
-        threads = [threading.Thread(target=_honest, args=(port, stop, out, errors))
+        threads = [threading.Thread(target=_honest, args=(port, stop, out, errors, rate))
                    for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         return {"ok": out["ok"], "failed": out["failed"], "errors": errors[:5]}
-    if name == "probe":
+    if name == "probe" or attacker == "none":
         latencies: list[float] = []
         _prober(port, stop, latencies)
         return {"latencies": latencies}
@@ -191,10 +192,12 @@ def _role(name: str, port: int, seconds: float, attacker: str) -> dict:
     return {"sent": sent, "replies": {k: dict(v) for k, v in replies.items()}}
 
 
-def _start_role(name: str, port: int, seconds: float, attacker: str) -> subprocess.Popen:
+def _start_role(name: str, port: int, seconds: float, attacker: str,
+                rate: float = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "paddlehot_cli.bench.hostile_mix", "--role",
                              name, "--port", str(port), "--seconds", str(seconds),
-                             "--attacker", attacker], stdout=subprocess.PIPE, text=True)
+                             "--attacker", attacker, "--honest-rate", str(rate)],
+                            stdout=subprocess.PIPE, text=True)
 
 
 def _result(proc: subprocess.Popen) -> dict:
@@ -202,7 +205,7 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(minutes: float, attacker: str) -> dict:
+def run(minutes: float, attacker: str, rate: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="paddlehot-hostile-"))
     repo = work / "repo"
     subprocess.run([sys.executable, "-m", "paddlehot_cli", "export", "demo:mlp", "--repo",
@@ -213,7 +216,7 @@ def run(minutes: float, attacker: str) -> dict:
     proc = _serve(repo, port)
     seconds = minutes * 60
     try:
-        honest = _start_role("honest", port, seconds + 70, attacker)  # opened first, kept after
+        honest = _start_role("honest", port, seconds + 70, attacker, rate)  # first, kept after
         time.sleep(3)  # warm: the honest connections and the server's lazy fds exist
         base_fds, base_rss = _proc_fds(proc.pid), _proc_rss_mb(proc.pid)
         seen = {"fds_peak": base_fds, "rss_peak": base_rss, "checks": 0, "unloaded_checks": 0}
@@ -222,7 +225,9 @@ def run(minutes: float, attacker: str) -> dict:
         watcher.start()
         probe = _start_role("probe", port, seconds, attacker)
         attack = _start_role("attack", port, seconds, attacker)
-        attacked, during = _result(attack), _result(probe)["latencies"]
+        attacked = _result(attack)
+        attacked = attacked if "sent" in attacked else {"sent": 0, "replies": {}}
+        during = _result(probe)["latencies"]
         time.sleep(45)  # the server's deadlines (body 30 s, keep-alive 5 s, linger 2 s)
         stop.set()
         watcher.join(30)
@@ -232,6 +237,7 @@ def run(minutes: float, attacker: str) -> dict:
         return {
             "minutes": round(seconds / 60, 2), "attack_requests": attacked["sent"],
             "attack_rate_per_s": round(attacked["sent"] / seconds, 1),
+            "honest_rate_per_client": rate,
             "honest_ok": calm["ok"], "honest_failed": calm["failed"],
             "honest_errors": calm["errors"],
             "health_ms": {"p50": round(q[49], 2), "p99": round(q[98], 2),
@@ -252,16 +258,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m paddlehot_cli.bench.hostile_mix",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--attacker", default="127.0.0.2", help="the attacker's source address")
+    ap.add_argument("--attacker", default="127.0.0.2",
+                    help="the attacker's source address ('none': the same run without attack)")
+    ap.add_argument("--honest-rate", type=float, default=50.0,
+                    help="requests per second of each honest client (0: as fast as it can)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--role", choices=["honest", "probe", "attack"], help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role:
-        print(json.dumps(_role(args.role, args.port, args.seconds, args.attacker)))
+        print(json.dumps(_role(args.role, args.port, args.seconds, args.attacker,
+                               args.honest_rate)))
         return
-    result = run(args.minutes, args.attacker)
+    result = run(args.minutes, args.attacker, args.honest_rate)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

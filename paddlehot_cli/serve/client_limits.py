@@ -2,12 +2,14 @@
 address) and request-body bytes held in memory across every connection, plus the threads that
 inflate and decode large bodies off the event loop.
 
-One `ClientLimits` per server, shared by every connection (all on the event loop thread, so no
-lock). A refusal is a 503 with Retry-After: the client is told, not dropped.
+One `ClientLimits` per server, shared by every connection. Connection counts change on the
+event loop only; body bytes are also held by the body threads (inflating), under a lock. A
+refusal is a 503 with Retry-After: the client is told, not dropped.
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ class ClientLimits:
     buffered: int = 0
     body_jobs: int = 0
     _executor: ThreadPoolExecutor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # body threads hold bytes too
 
     # -- connections -------------------------------------------------------------------------
 
@@ -52,14 +55,17 @@ class ClientLimits:
     # -- body bytes ----------------------------------------------------------------------------
 
     def hold(self, n: int) -> bool:
-        """Account `n` more body bytes held in memory; False (nothing held) beyond the bound."""
-        if self.buffered + n > self.max_buffered_bytes:
-            return False
-        self.buffered += n
-        return True
+        """Account `n` more body bytes held in memory (received, or inflated on a body thread);
+        False (nothing held) beyond the bound."""
+        with self._lock:
+            if self.buffered + n > self.max_buffered_bytes:
+                return False
+            self.buffered += n
+            return True
 
     def drop(self, n: int) -> None:
-        self.buffered -= n
+        with self._lock:
+            self.buffered -= n
 
     # -- large bodies, off the event loop -----------------------------------------------------
 

@@ -92,9 +92,9 @@ def _status_line(status: int) -> bytes:
 class _Request:
     __slots__ = ("body", "headers", "held", "keep_alive", "method", "refusal", "url", "version")
 
-    def __init__(self, method: bytes, url: bytes, headers: list, body: bytes, keep_alive: bool,
-                 version: str, refusal: Rejected | None, held: int):
-        self.method, self.url, self.headers, self.body = method, url, headers, body
+    def __init__(self, method: bytes, url: bytes, headers: list, body: bytes | bytearray,
+                 keep_alive: bool, version: str, refusal: Rejected | None, held: int):
+        self.method, self.url, self.headers, self.body = method, url, headers, body  # bytes-like
         self.keep_alive, self.version, self.refusal = keep_alive, version, refusal
         self.held = held  # body bytes counted against ClientLimits until the reply is written
 
@@ -141,7 +141,9 @@ class HttpProtocol(asyncio.Protocol):
         self.head_started = 0.0
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
+        # the body being received: its first chunk as is (the common case: no copy), then one
+        # bytearray grown in place (no join: a large body is never in memory twice)
+        self.body: bytes | bytearray = b""
         self.size = 0
         self.refusal: Rejected | None = None
         self.header_count = 0
@@ -248,7 +250,7 @@ class HttpProtocol(asyncio.Protocol):
         self.head_started = self.loop.time()
         self.url = b""
         self.headers = []
-        self.body = []
+        self.body = b""
         self.size = 0
         self.refusal = None
         self.header_count = 0
@@ -321,14 +323,21 @@ class HttpProtocol(asyncio.Protocol):
                 headers={"Retry-After": "1"}))
             return
         self.held += len(chunk)
-        self.body.append(chunk)
+        if not self.body:
+            self.body = chunk
+        elif isinstance(self.body, bytearray):
+            self.body += chunk
+        else:
+            grown = bytearray(self.body)
+            grown += chunk
+            self.body = grown
 
     def _drop_body(self, refusal: Rejected, stop: bool = False) -> None:
         """Refuse the request being received and let go of its body bytes: answered at once
         when nothing is pending, else after what came before it (and with `stop`, its body is
         not awaited: the connection closes after the pending replies)."""
         self.refusal = refusal
-        self.body = []
+        self.body = b""
         self.limits.drop(self.held)
         self.held = 0
         if self.current is None and not self.waiting:
@@ -340,8 +349,7 @@ class HttpProtocol(asyncio.Protocol):
         self.in_message = False
         if self.discarding:  # answered from its head already
             return
-        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        self.body = []
+        body, self.body = self.body, b""
         req = _Request(self.parser.get_method(), self.url, self.headers, body,
                        self.parser.should_keep_alive(), self.parser.get_http_version(), self.refusal,
                        self.held)
@@ -542,7 +550,7 @@ class _Cycle:
     async def receive(self) -> dict:
         if not self.body_sent:
             self.body_sent = True
-            return {"type": "http.request", "body": self.req.body, "more_body": False}
+            return {"type": "http.request", "body": bytes(self.req.body), "more_body": False}
         await self.gone.wait()
         return {"type": "http.disconnect"}
 

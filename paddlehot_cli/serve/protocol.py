@@ -9,7 +9,7 @@ by raw little-endian, row-major tensor bytes, in input order, for every input wh
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,19 +35,38 @@ def datatype_of(dtype: str | np.dtype) -> str:
     return TO_DATATYPE[np.dtype(dtype)]
 
 
-def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+_INFLATE_STEP = 1 << 20
+
+
+def decompress(body: bytes, encoding: str | None, limit: int,
+               reserve: Callable[[int], bool] | None = None) -> bytes:
+    """The body inflated, within `limit` bytes (BodyTooLarge beyond). `reserve(n)` is asked
+    for every MiB produced, before it is kept: False stops here (MemoryBudget)."""
     if not encoding or encoding == "identity":
         return body
     if encoding not in ("gzip", "deflate"):
         raise ProtocolError(f"unsupported Content-Encoding '{encoding}'")
     d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    out = bytearray()
+    pending = body
     try:
-        out = d.decompress(body, limit + 1)
+        while len(out) <= limit:
+            piece = d.decompress(pending, min(_INFLATE_STEP, limit + 1 - len(out)))
+            pending = d.unconsumed_tail
+            if not piece:
+                break
+            if reserve is not None and not reserve(len(piece)):
+                raise MemoryBudget("the server holds as many request bytes as it may; retry later")
+            out += piece
     except zlib.error as exc:
         raise ProtocolError(f"body is not valid {encoding} data ({exc})") from None
     if len(out) > limit:
         raise BodyTooLarge(f"decompressed body is larger than {limit} bytes")
-    return out
+    return bytes(out) if len(out) < _INFLATE_STEP else out
+
+
+class MemoryBudget(RuntimeError):
+    """A server-wide memory bound would be exceeded: a 503, not the client's fault."""
 
 
 class BodyTooLarge(ValueError):

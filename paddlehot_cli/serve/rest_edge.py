@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from paddlehot_cli.serve import protocol
-from paddlehot_cli.serve.protocol import BodyTooLarge, ProtocolError
+from paddlehot_cli.serve.protocol import BodyTooLarge, MemoryBudget, ProtocolError
 from paddlehot_cli.serve.refusals import Rejected
 
 JSON = "application/json"
@@ -58,11 +58,16 @@ def refuse_encoding(encoding: str | None) -> None:
         raise Rejected(415, "Content-Encoding is accepted on infer requests only")
 
 
-def decompressed(body: bytes, encoding: str, limit: int) -> bytes:
-    """A Content-Encoding'd body, decoded within `limit` bytes (413 beyond, 400 if corrupt)."""
+def decompressed(body: bytes, encoding: str, limit: int,
+                 reserve: Callable[[int], bool] | None = None) -> bytes:
+    """A Content-Encoding'd body, decoded within `limit` bytes (413 beyond, 400 if corrupt,
+    503 when `reserve` refuses the memory it takes)."""
     try:
-        return protocol.decompress(body, encoding.strip().lower(), limit)
+        return protocol.decompress(body, encoding.strip().lower(), limit, reserve)
     except BodyTooLarge as exc:
         raise Rejected(413, str(exc)) from None
+    except MemoryBudget as exc:
+        raise Rejected(503, str(exc), reason="body_bytes", headers={"Retry-After": "1"}) \
+            from None
     except ProtocolError as exc:
         raise Rejected(400, str(exc)) from None

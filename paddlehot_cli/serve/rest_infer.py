@@ -76,16 +76,25 @@ class RestInfer:
     async def _decode_then_run(self, name: str, selector: str | None, body: bytes,
                                header_length: str | None, encoding: str | None, reply: Reply,
                                start: float, loop: asyncio.AbstractEventLoop) -> None:
+        inflated = [0]  # bytes inflated and held against ClientLimits until decoded
+
+        def reserve(n: int) -> bool:
+            ok = self.limits.hold(n)
+            inflated[0] += n if ok else 0
+            return ok
+
         try:
             pool = self.limits.executor
             if encoding:
-                body = await loop.run_in_executor(pool, decompressed, body, encoding, self.limit)
+                body = await loop.run_in_executor(pool, decompressed, body, encoding, self.limit,
+                                                  reserve)
             req = await loop.run_in_executor(pool, self.decoder.decode, body, header_length)
             del body
             self._run(name, selector, req, reply, loop, start)
         except Exception as exc:  # noqa: BLE001 - every failure is answered
             reply(*self.refusal(exc))
         finally:
+            self.limits.drop(inflated[0])
             self.limits.end_body_job()
 
     def _run(self, name: str, selector: str | None, req: protocol.InferRequest, reply: Reply,
