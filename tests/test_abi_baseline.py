@@ -188,5 +188,13 @@ def test_real_build_plugin_debug_pair_is_compared_through_dwarf(exported):
     sizes = resolve(str(new)).plugin_meta["struct_sizes"]
     assert {n: surface.records[n].size for n in sizes} == sizes
     infer = surface.functions["phot_mlp_v1_1_0_infer"]
-    assert [t.canon for _, t in infer.params][2] == "long unsigned int"  # size_t n_inputs
+    # size_t n_inputs: spelled as written, compared by encoding and size (not by spelling)
+    assert [(t.text, t.canon) for _, t in infer.params][2] == ("size_t", "<unsigned64>")
+    # plugin.h's ABI record is in the real template's DWARF, and each export matches its type
+    assert surface.record == "phot_abi_record"
+    assert surface.enums["phot_abi_growth"].values == (
+        ("PHOT_GROWS_phot_open_options", 1),
+        ("PHOT_GROWS_phot_tensor", 2),
+    )
+    assert status["PH115"] == "pass"
     assert "phot_model" not in surface.records  # opaque in plugin.h

@@ -107,7 +107,7 @@ def test_junit_one_testcase_per_check():
     assert res.exit_code == 1
     root = ET.fromstring(res.stdout)
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 17 and len({c.get("name") for c in cases}) == 17
+    assert len(cases) == 18 and len({c.get("name") for c in cases}) == 18
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].startswith("PH112")
     assert root.get("failures") == "1"
@@ -188,8 +188,9 @@ NARROWED = ("N_INPUTS_T=uint32_t",)
     [
         ({"version": "1.0.1"}, 0),  # rebuilt, nothing changed
         ({"version": "1.1.0", "header": "append"}, 4),  # compatible C ABI change
-        ({"version": "1.0.1", "defines": NARROWED}, 12),  # breaking: 4 | 8
-        ({"version": "2.0.0", "defines": NARROWED}, 12),  # abidiff's bits know no SemVer
+        ({"version": "1.0.1", "header": "insert"}, 12),  # breaking: 4 | 8
+        ({"version": "2.0.0", "header": "insert"}, 12),  # abidiff's bits know no SemVer
+        ({"version": "2.0.0", "defines": NARROWED}, 13),  # | 1: PH115 (infer vs phot_infer_fn)
         ({"version": "1.0.0", "defines": ("EXTRA_INFER_PARAM",)}, 13),  # | 1: PH200 failed
     ],
 )

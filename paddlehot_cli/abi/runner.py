@@ -124,6 +124,7 @@ def run_abi_check(
     suppressions: Sequence[Path] = (),
 ) -> Report:
     """Check TARGET; raise UserError (exit 2) for unusable input, else return a Report."""
+    from paddlehot_cli.abi.checks_functypes import check_function_types
     from paddlehot_cli.abi.checks_hardening import HARDENING_CHECKS
     from paddlehot_cli.abi.checks_imports import IMPORT_CHECKS
     from paddlehot_cli.abi.checks_package import PACKAGE_CHECKS
@@ -140,7 +141,7 @@ def run_abi_check(
     old = resolve(baseline) if baseline is not None else None
     the_arch = _pick_arch(arch, subject)
     floor = glibc or pol.floor_for(the_arch)
-    ctx = Context(subject, the_arch, pol, floor, list(runtime_dirs))
+    ctx = Context(subject, the_arch, pol, floor, list(runtime_dirs), suppressions=rules)
     findings: list[Finding] = []
     runtime_json: dict[str, Any] = {}
     if subject.elf is not None:
@@ -148,7 +149,7 @@ def run_abi_check(
         rt_arch = elf.machine if elf.machine in ARCHES else the_arch
         ctx.runtime = resolve_runtime(elf.needed, rt_arch, elf.elfclass, list(runtime_dirs))
         try:
-            for check in PLUGIN_CHECKS + IMPORT_CHECKS + HARDENING_CHECKS:
+            for check in (*PLUGIN_CHECKS, check_function_types, *IMPORT_CHECKS, *HARDENING_CHECKS):
                 findings.append(check(ctx))
         finally:
             ctx.runtime.close()
