@@ -94,10 +94,6 @@ typedef int32_t phot_dtype;
 
 #define PHOT_MAX_RANK 8
 
-/* sizeof() of each struct in revision 1.0 (LP64): the smallest struct_size a plugin accepts. */
-#define PHOT_TENSOR_SIZE_1_0 104
-#define PHOT_OPEN_OPTIONS_SIZE_1_0 24
-
 /* Opaque model handle: one loaded model version with its pool of predictors. */
 typedef struct phot_model phot_model;
 
@@ -170,8 +166,9 @@ enum phot_abi_limit {
   PHOT_ABI_MAJOR_VALUE = PHOT_ABI_MAJOR,
   PHOT_ABI_MINOR_VALUE = PHOT_ABI_MINOR,
   PHOT_ABI_MAX_RANK = PHOT_MAX_RANK,
-  PHOT_ABI_TENSOR_SIZE_1_0 = PHOT_TENSOR_SIZE_1_0,
-  PHOT_ABI_OPEN_OPTIONS_SIZE_1_0 = PHOT_OPEN_OPTIONS_SIZE_1_0
+  /* sizeof() of each struct in revision 1.0 (LP64): the smallest struct_size a plugin takes */
+  PHOT_ABI_TENSOR_SIZE_1_0 = 104,
+  PHOT_ABI_OPEN_OPTIONS_SIZE_1_0 = 24
 };
 /* How the runtime accepts a struct from a caller built against an older revision (see Growth):
  * TAIL: fields past the caller's struct_size take their defaults; TAIL_STRIDE: also, arrays of it
