@@ -425,17 +425,30 @@ def _subprogram_name(die: Any) -> str | None:
 RECORD_VARIABLE = "phot_abi_record"  # plugin.h's static ABI record (see its comment)
 
 
-def _function_addresses(elf: Any, names: Iterable[str]) -> list[int]:
-    """Addresses of the exported functions (.debug_aranges covers code, not data)."""
+def _aliases(elf: Any, exported: dict[int, str]) -> dict[str, str]:
+    """Static symbol name -> export name for functions at an export's address (a versioned
+    export's DWARF carries its implementation's name, e.g. `.symver impl_v2, f@@NODE`)."""
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is None or not hasattr(symtab, "iter_symbols"):
+        return {}
+    return {
+        s.name: exported[s["st_value"]]
+        for s in symtab.iter_symbols()
+        if s["st_value"] in exported and s.name and s["st_info"]["type"] == "STT_FUNC"
+    }
+
+
+def _function_addresses(elf: Any, names: Iterable[str]) -> dict[int, str]:
+    """Address -> name of the exported functions (.debug_aranges covers code, not data)."""
     dynsym = elf.get_section_by_name(".dynsym")
     if dynsym is None:
-        return []
+        return {}
     wanted = set(names)
-    return [
-        s["st_value"]
+    return {
+        s["st_value"]: s.name
         for s in dynsym.iter_symbols()
         if s.name in wanted and s["st_value"] and s["st_info"]["type"] == "STT_FUNC"
-    ]
+    }
 
 
 def _units(dwarf: Any, addresses: Iterable[int]) -> tuple[list[Any], bool]:
@@ -509,21 +522,25 @@ def read_surface(path: str | Path, exports: Mapping[str, str] | Iterable[str]) -
 def _read(elf: Any, keys: dict[str, str]) -> Surface:
     dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
     reader = _Reader(elf.elfclass // 8, _private_check(dwarf), elf.little_endian)
-    units, indexed = _units(dwarf, _function_addresses(elf, keys))
+    addresses = _function_addresses(elf, keys)
+    at = _aliases(elf, addresses)
+    units, indexed = _units(dwarf, addresses)
     for cu in units:
-        _read_unit(reader, cu, keys, anchor=True)
+        _read_unit(reader, cu, keys, at, anchor=True)
     found = set(reader.surface.functions) | set(reader.surface.variables)
     if indexed and found != set(keys):
         # an exported variable (data is not in .debug_aranges), or a function in another unit
         done = {cu.cu_offset for cu in units}
         for cu in _bounded(dwarf.iter_CUs()):
             if cu.cu_offset not in done:
-                _read_unit(reader, cu, keys, anchor=False)
+                _read_unit(reader, cu, keys, at, anchor=False)
     reader.drain()
     return reader.surface
 
 
-def _read_unit(reader: _Reader, cu: Any, keys: dict[str, str], anchor: bool) -> None:
+def _read_unit(
+    reader: _Reader, cu: Any, keys: dict[str, str], at: dict[str, str], anchor: bool
+) -> None:
     s = reader.surface
     for die in cu.get_top_DIE().iter_children():
         if die.tag == "DW_TAG_variable":
@@ -534,7 +551,9 @@ def _read_unit(reader: _Reader, cu: Any, keys: dict[str, str], anchor: bool) -> 
         if "DW_AT_low_pc" not in die.attributes and "DW_AT_ranges" not in die.attributes:
             continue  # an abstract instance; its concrete copy carries the address
         sym = _subprogram_name(die)
-        if sym in keys and sym not in s.functions:
+        if sym not in keys:  # an alias, e.g. `.symver impl, name@@NODE`: same address
+            sym = at.get(sym or "")
+        if sym is not None and sym not in s.functions:
             s.functions[sym] = reader.function(die, sym, keys[sym])
 
 
