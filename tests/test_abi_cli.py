@@ -94,10 +94,23 @@ def test_json_schema(tmp_path):
         "changes",
     }
     for f in data["findings"]:
-        assert set(f) == {"id", "title", "status", "ok", "severity", "message", "hint", "details"}
+        assert set(f) == {
+            "id",
+            "title",
+            "status",
+            "ok",
+            "severity",
+            "message",
+            "hint",
+            "details",
+            "not_compared",
+        }
         assert f["id"] in CATALOG and f["status"] in ("pass", "fail", "skip")
         assert f["severity"] in ("error", "warning", "info")
-    assert [f["id"] for f in data["findings"] if not f["ok"]] == ["PH200"]
+    assert [f["id"] for f in data["findings"] if not f["ok"]] == ["PH200", "PH202", "PH204"]
+    # no DWARF: the C ABI was not compared, a warning (not a silent pass), not the exit bit
+    blind = [f["id"] for f in data["findings"] if f["not_compared"]]
+    assert blind == ["PH202", "PH204"] and data["summary"]["not_compared"] is False
 
 
 def test_junit_one_testcase_per_check():
@@ -126,6 +139,7 @@ def test_junit_one_testcase_per_check():
         ["{good}", "--suppressions", "/nonexistent.json"],
         ["{good}", "--suppressions", "{nosupreason}"],
         ["{good}", "--suppressions", "{supextra}"],
+        ["{good}", "--policy", "{badrequire}"],
     ],
 )
 def test_usage_and_input_errors_exit_2_with_one_line(tmp_path, args):
@@ -135,7 +149,15 @@ def test_usage_and_input_errors_exit_2_with_one_line(tmp_path, args):
     nosupreason.write_text('{"suppressions": [{"symbol": "infer"}]}')
     supextra = tmp_path / "s2.json"
     supextra.write_text('{"suppressions": [], "glibc_floor": {}}')
-    files = {"notelf": notelf, "dir": tmp_path, "nosupreason": nosupreason, "supextra": supextra}
+    badrequire = tmp_path / "p.json"
+    badrequire.write_text('{"require_dwarf": "yes"}')
+    files = {
+        "notelf": notelf,
+        "dir": tmp_path,
+        "nosupreason": nosupreason,
+        "supextra": supextra,
+        "badrequire": badrequire,
+    }
     argv = [a.format(good=h.good_plugin(), **files) for a in args]
     res = invoke(*argv)
     assert res.exit_code == 2, res.output
@@ -199,6 +221,26 @@ def test_exit_code_follows_abidiff_bits(new_kw, code):
     new = h.build_plugin(debug=True, **new_kw)
     res = invoke(new, "-b", old, "--runtime", h.stub_dir(), "--exit-code", "abidiff")
     assert res.exit_code == code, res.output
+
+
+@pytest.mark.parametrize("exit_code", ["paddlehot", "abidiff"])
+def test_require_dwarf_fails_a_blind_gate_with_bit_16(exit_code):
+    """The issue's case: a breaking signature change without DWARF. By default a warning says
+    the C ABI was not compared; --require-dwarf makes it exit 16 (nothing else failed)."""
+    old = h.build_plugin()
+    new = h.build_plugin(version="1.0.1", defines=NARROWED)
+    base = [new, "-b", old, "--runtime", h.stub_dir(), "--exit-code", exit_code]
+    res = invoke(*base)
+    assert res.exit_code == 0, res.output
+    assert "not compared: no DWARF" in res.stdout
+    res = invoke(*base, "--require-dwarf")
+    assert res.exit_code == 16, res.output
+    assert "not compared: no DWARF" in res.stdout and "Traceback" not in res.output
+    with_dwarf = [h.build_plugin(debug=True, version="1.0.1", defines=NARROWED), "-b"]
+    res = invoke(
+        *with_dwarf, h.build_plugin(debug=True), "--runtime", h.stub_dir(), "--require-dwarf"
+    )
+    assert res.exit_code == 1, res.output  # compared: the break itself fails, no bit 16
 
 
 def test_suppressions_file_accepts_a_known_change(tmp_path):

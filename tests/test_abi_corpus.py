@@ -124,7 +124,8 @@ def test_without_dwarf_signatures_are_not_compared():
     )
     for check_id in ("PH202", "PH204"):
         f = next(f for f in report.findings if f.id == check_id)
-        assert f.status == "skip" and f.message.startswith("not compared: no DWARF")
+        assert (f.status, f.severity, f.not_compared) == ("fail", "warning", True)
+        assert f.message.startswith("not compared: no DWARF")
     assert report.baseline["c_abi"] == "not-compared"
     assert report.baseline["c_abi_scope"] == "exports"
 
@@ -149,6 +150,9 @@ def test_export_without_dwarf_on_one_side_is_not_compared(tmp_path):
     report = run_abi_check(str(sos[1]), baseline=str(sos[0]))
     f = next(f for f in report.findings if f.id == "PH204")
     assert f.details == ["not compared (no DWARF for it on one side): f_two()"]
-    assert "1 not compared" in f.message
+    assert f.message == "1 export(s) not compared: f_two()"
+    assert (f.status, f.severity, f.not_compared) == ("fail", "warning", True)
     assert report.baseline["c_abi"] == "not-compared"
     assert report.baseline["c_abi_scope"] == "exports+partial-dwarf"
+    strict = run_abi_check(str(sos[1]), baseline=str(sos[0]), require_dwarf=True)
+    assert strict.exit_code & 16

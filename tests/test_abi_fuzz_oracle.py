@@ -310,7 +310,9 @@ def test_garbage_dwarf_is_not_compared(tmp_path):
         runtime_dirs=[h.stub_dir()],
     )
     f = next(f for f in report.findings if f.id == "PH204")
-    assert f.status == "skip" and "DWARF is unreadable" in f.message, f.message
+    # never a silent pass: a warning, marked as not compared
+    assert (f.status, f.severity, f.not_compared) == ("fail", "warning", True), f
+    assert "DWARF is unreadable" in f.message, f.message
     assert report.baseline["c_abi"] == "not-compared"
 
 
@@ -326,6 +328,8 @@ def test_stripped_side_is_not_compared(tmp_path):
         runtime_dirs=[h.stub_dir()],
     )
     f = next(f for f in report.findings if f.id == "PH204")
-    assert f.status == "skip" and f.message == (
+    assert (f.status, f.severity, f.not_compared) == ("fail", "warning", True)
+    assert f.message == (
         "not compared: no DWARF in the target (build both with build-plugin --debug)"
     )
+    assert report.not_compared_bit == 0  # a warning: the default policy does not fail on it

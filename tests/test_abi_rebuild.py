@@ -5,6 +5,8 @@ upgrade must not turn a user's CI red."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from abi_fixtures import helpers as h
 from abi_fixtures.corpus import ext
@@ -38,7 +40,7 @@ def test_rebuild_is_no_change(arch, label):
     compiler, flags = REBUILDS[label]
     for tool in (compiler or h.cc(arch),):
         if not h.available(tool):
-            if h.os.environ.get("CI"):
+            if os.environ.get("CI"):
                 pytest.fail(f"CI: {tool} is missing (.ci/run installs it)")
             pytest.skip(f"needs {tool}")
     old = h.build_plugin(debug=True, arch=arch, **ext())

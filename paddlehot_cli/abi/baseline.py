@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from paddlehot_cli.abi.findings import WARNING, Finding, failed, passed, skipped
+from paddlehot_cli.abi.findings import (
+    ERROR,
+    PASS,
+    SKIP,
+    WARNING,
+    Finding,
+    failed,
+    passed,
+    skipped,
+)
 from paddlehot_cli.abi.suppressions import Suppression, split
 from paddlehot_cli.abi.surface_diff import Change
 from paddlehot_cli.abi.surfaces import export_keys, surface_of
@@ -202,7 +211,14 @@ class BaselineResult:
     suppressed: list[str] = field(default_factory=list)
 
 
-def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()) -> BaselineResult:
+def compare(
+    old: Subject,
+    new: Subject,
+    suppressions: Sequence[Suppression] = (),
+    require_dwarf: bool = False,
+) -> BaselineResult:
+    """`require_dwarf`: a C ABI that cannot be compared through DWARF on both sides is an error
+    (exit bit 16), not a warning."""
     findings: list[Finding] = []
     mo, mn = old.manifest, new.manifest
     bump = None
@@ -251,6 +267,8 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
         c_abi = verdict(abi_changes)
         if scope != "exports+dwarf" and c_abi == "unchanged":
             c_abi = "not-compared"  # same names say nothing about the signatures behind them
+        if scope != "exports+dwarf":
+            findings = [_blind(f, require_dwarf) for f in findings]
 
     sig_changes: list[Change] = []
     signature = "not-compared"
@@ -262,6 +280,31 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
         signature = verdict(sig_changes)
     findings.sort(key=lambda f: f.id)  # PH200..PH204 in order, whatever found them first
     return BaselineResult(findings, bump, c_abi, signature, abi_changes, sig_changes, scope, hidden)
+
+
+NOT_COMPARED_HINT = (
+    "build both sides with build-plugin --debug; --require-dwarf (or the policy's "
+    "require_dwarf) makes this an error with exit bit 16"
+)
+
+
+def _blind(f: Finding, required: bool) -> Finding:
+    """PH202/PH204 when DWARF was missing on a side, or for some export: never a silent pass.
+    A warning (the gate passes unless warnings fail), or with `required` an error."""
+    if f.id not in ("PH202", "PH204"):
+        return f
+    blind = [d for d in f.details if d.startswith("not compared")]
+    if f.status == SKIP:
+        message = f.message
+    elif blind and f.status == PASS:
+        message = f"{len(blind)} export(s) not compared: " + blind[0].rpartition(": ")[2]
+    else:
+        return f  # a real verdict (a failure), or nothing left unseen by this check
+    return replace(
+        failed(f.id, message, f.details, severity=ERROR if required else WARNING),
+        hint=NOT_COMPARED_HINT,
+        not_compared=True,
+    )
 
 
 def _compare_dwarf(

@@ -147,6 +147,7 @@ class Finding:
     message: str
     hint: str | None = None
     details: list[str] = field(default_factory=list)
+    not_compared: bool = False  # a failure because the C ABI could not be compared (exit bit 16)
 
     @property
     def ok(self) -> bool:
@@ -166,6 +167,7 @@ class Finding:
             "message": self.message,
             "hint": self.hint,
             "details": list(self.details),
+            "not_compared": self.not_compared,
         }
 
 
