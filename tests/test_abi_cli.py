@@ -183,14 +183,21 @@ def test_runs_with_paddle_unimportable(tmp_path):
 
 
 def test_paddle_is_never_imported():
+    """Nor numpy, crypto or the server: the abi-check path, with a DWARF baseline comparison,
+    imports what it reads ELF and DWARF with, and nothing else heavy (start-up is its cost)."""
+    new, old = h.build_plugin(debug=True, version="1.0.1"), h.build_plugin(debug=True)
     code = (
         "import sys, runpy\n"
-        f"sys.argv = ['paddlehot', 'abi-check', {str(h.good_plugin())!r}, '--runtime', "
-        f"{str(h.stub_dir())!r}, '-f', 'json', '-o', '/dev/null']\n"
+        f"sys.argv = ['paddlehot', 'abi-check', {str(new)!r}, '--baseline', {str(old)!r}, "
+        f"'--runtime', {str(h.stub_dir())!r}, '-f', 'json', '-o', '/dev/null']\n"
         "from abi_fixtures import cli_app\n"
         "try:\n    cli_app.app()\nexcept SystemExit:\n    pass\n"
         "assert 'paddle' not in sys.modules, 'paddle was imported'\n"
         "assert 'rich' not in sys.modules, 'rich imported outside the text path'\n"
+        "heavy = ('numpy', 'cryptography', 'paddlehot_cli.serve', 'starlette', 'grpc')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy))\n"
+        "assert not bad, bad\n"
+        "assert 'elftools.dwarf.dwarfinfo' in sys.modules  # the baseline was compared\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],

@@ -523,14 +523,18 @@ def _read(elf: Any, keys: dict[str, str]) -> Surface:
     dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
     reader = _Reader(elf.elfclass // 8, _private_check(dwarf), elf.little_endian)
     addresses = _function_addresses(elf, keys)
-    at = _aliases(elf, addresses)
     units, indexed = _units(dwarf, addresses)
     for cu in units:
-        _read_unit(reader, cu, keys, at, anchor=True)
+        _read_unit(reader, cu, keys, {}, anchor=True)
+    if not set(addresses.values()) <= set(reader.surface.functions):
+        at = _aliases(elf, addresses)  # versioned exports named after their implementation
+        for cu in units:
+            _read_unit(reader, cu, keys, at, anchor=False)
     found = set(reader.surface.functions) | set(reader.surface.variables)
     if indexed and found != set(keys):
         # an exported variable (data is not in .debug_aranges), or a function in another unit
         done = {cu.cu_offset for cu in units}
+        at = _aliases(elf, addresses)
         for cu in _bounded(dwarf.iter_CUs()):
             if cu.cu_offset not in done:
                 _read_unit(reader, cu, keys, at, anchor=False)

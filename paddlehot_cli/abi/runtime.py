@@ -101,6 +101,8 @@ class Runtime:
 
 def _rootfs_dirs(arch: str, root: Path) -> tuple[list[Path], str | None] | None:
     """(library dirs, Paddle version) of a rootfs of `arch`; None when root is not one."""
+    if not (root / "etc").is_dir():
+        return None  # a plain library dir (the common case): no need to load the plugin package
     try:
         from paddlehot_cli.plugin.cross import rootfs_runtime
     except ImportError:  # abi-check without the plugin package
