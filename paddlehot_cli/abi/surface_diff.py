@@ -234,7 +234,8 @@ def diff_types(old: Surface, new: Surface) -> list[Change]:
     must accept what old callers pass."""
     growth = growth_rules(new)
     changes = [Change(True, problem, type="phot_abi_growth") for problem in growth.problems]
-    for name in sorted(set(old.records) & set(new.records)):
+    anchors = {old.record, new.record}  # the record's own struct is no caller's type
+    for name in sorted((set(old.records) & set(new.records)) - anchors):
         changes += [
             Change(brk, what, type=name)
             for brk, what in _diff_record(old.records[name], new.records[name], growth)

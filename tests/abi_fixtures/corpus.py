@@ -510,6 +510,25 @@ CASES: list[Case] = [
     ),
     _c(
         "constants",
+        "ABI record gains a constants enum (a later plugin.h)",
+        {},
+        {
+            "edits": (
+                (
+                    "enum phot_abi_growth_kind {",
+                    "enum phot_abi_later { PHOT_ABI_LATER = 1 };\nenum phot_abi_growth_kind {",
+                ),
+                (
+                    "  phot_last_error_fn last_error;\n",
+                    "  phot_last_error_fn last_error;\n  enum phot_abi_later later;\n",
+                ),
+            )
+        },
+        "none",
+        "PH202",
+    ),
+    _c(
+        "constants",
         "function-pointer typedef changed",
         {},
         {
