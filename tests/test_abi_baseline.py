@@ -85,7 +85,7 @@ def test_changed_dtype_with_minor_bump_fails():
     report, status = compare(old, new)
     assert report.exit_code == 1
     assert status["PH203"] == ("fail", "error")
-    assert {i for i, (s, _) in status.items() if s == "fail"} == {"PH203"}
+    assert {i for i, (s, sev) in status.items() if (s, sev) == ("fail", "error")} == {"PH203"}
     assert "dtype" in next(f for f in report.findings if f.id == "PH203").message
 
 
@@ -97,8 +97,8 @@ def test_breaking_change_with_major_bump_passes():
 
 
 def test_compatible_change_without_minor_bump_warns():
-    old = h.build_plugin()
-    new = h.build_plugin(version="1.0.1", outputs=[Y, Z])
+    old = h.build_plugin(debug=True)  # DWARF: the strict policy also requires the C ABI compared
+    new = h.build_plugin(debug=True, version="1.0.1", outputs=[Y, Z])
     report, status = compare(old, new)
     assert status["PH203"] == ("fail", "warning")
     assert report.exit_code == 0
@@ -133,9 +133,22 @@ def test_struct_field_appended_with_minor_bump_passes():
     assert report.baseline["c_abi"] == "compatible"
 
 
-def test_struct_comparison_skipped_without_dwarf():
-    _, status = compare(h.build_plugin(), h.build_plugin(version="1.1.0", header="insert"))
-    assert status["PH202"][0] == "skip"
+def test_struct_comparison_without_dwarf_is_never_a_silent_pass():
+    """A breaking struct change behind unchanged export names: without DWARF it cannot be seen,
+    so the gate warns (exit 0), and with --require-dwarf fails with the not-compared bit (16)."""
+    old, new = h.build_plugin(), h.build_plugin(version="1.1.0", header="insert")
+    report, status = compare(old, new)
+    assert status["PH202"] == status["PH204"] == ("fail", "warning")
+    assert report.exit_code == 0 and report.baseline["c_abi"] == "not-compared"
+    report, status = compare(old, new, require_dwarf=True)
+    assert status["PH202"] == status["PH204"] == ("fail", "error")
+    assert report.exit_code == 16 and report.abidiff_exit_code == 16
+    assert report.to_json()["summary"]["not_compared"] is True
+    report, _ = compare(old, new, policy="strict")  # require_dwarf is a policy key too
+    assert report.exit_code == 16
+    # another violation as well: both bits
+    report, _ = compare(old, h.build_plugin(version="1.0.0", header="insert"), require_dwarf=True)
+    assert report.exit_code == 17
 
 
 def test_removed_export_is_breaking():
@@ -188,5 +201,13 @@ def test_real_build_plugin_debug_pair_is_compared_through_dwarf(exported):
     sizes = resolve(str(new)).plugin_meta["struct_sizes"]
     assert {n: surface.records[n].size for n in sizes} == sizes
     infer = surface.functions["phot_mlp_v1_1_0_infer"]
-    assert [t.canon for _, t in infer.params][2] == "long unsigned int"  # size_t n_inputs
+    # size_t n_inputs: spelled as written, compared by encoding and size (not by spelling)
+    assert [(t.text, t.canon) for _, t in infer.params][2] == ("size_t", "<unsigned64>")
+    # plugin.h's ABI record is in the real template's DWARF, and each export matches its type
+    assert surface.record == "phot_abi_record"
+    assert surface.enums["phot_abi_growth"].values == (
+        ("PHOT_GROWS_phot_open_options", 1),
+        ("PHOT_GROWS_phot_tensor", 2),
+    )
+    assert status["PH115"] == "pass"
     assert "phot_model" not in surface.records  # opaque in plugin.h

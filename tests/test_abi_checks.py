@@ -29,7 +29,7 @@ def failing(report) -> set[str]:
 
 
 def test_good_plugin_passes_every_check():
-    report = check(h.good_plugin(), glibc="2.17")
+    report = check(h.good_plugin(debug=True), glibc="2.17")  # DWARF: PH115 compares too
     assert failing(report) == set(), [f.message for f in report.findings if not f.ok]
     assert report.exit_code == 0
     ids = [f.id for f in report.findings]
@@ -252,3 +252,17 @@ def test_origin_rpath_is_fine():
 
 def test_abi_node_matches_plugin_h():
     assert f'#define PHOT_ABI_NODE "{ABI_NODE}"' in h.PLUGIN_H.read_text()
+
+
+def test_host_paddle_version_is_what_importlib_metadata_says():
+    """PH123's host Paddle comes from the dist-info directory name (importlib.metadata's import
+    is too slow for abi-check's start-up); both must agree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from paddlehot_cli.abi.runtime import _host_paddle
+
+    try:
+        want = version("paddlepaddle")
+    except PackageNotFoundError:
+        want = None
+    assert _host_paddle() == want

@@ -94,10 +94,23 @@ def test_json_schema(tmp_path):
         "changes",
     }
     for f in data["findings"]:
-        assert set(f) == {"id", "title", "status", "ok", "severity", "message", "hint", "details"}
+        assert set(f) == {
+            "id",
+            "title",
+            "status",
+            "ok",
+            "severity",
+            "message",
+            "hint",
+            "details",
+            "not_compared",
+        }
         assert f["id"] in CATALOG and f["status"] in ("pass", "fail", "skip")
         assert f["severity"] in ("error", "warning", "info")
-    assert [f["id"] for f in data["findings"] if not f["ok"]] == ["PH200"]
+    assert [f["id"] for f in data["findings"] if not f["ok"]] == ["PH200", "PH202", "PH204"]
+    # no DWARF: the C ABI was not compared, a warning (not a silent pass), not the exit bit
+    blind = [f["id"] for f in data["findings"] if f["not_compared"]]
+    assert blind == ["PH202", "PH204"] and data["summary"]["not_compared"] is False
 
 
 def test_junit_one_testcase_per_check():
@@ -107,7 +120,7 @@ def test_junit_one_testcase_per_check():
     assert res.exit_code == 1
     root = ET.fromstring(res.stdout)
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 17 and len({c.get("name") for c in cases}) == 17
+    assert len(cases) == 18 and len({c.get("name") for c in cases}) == 18
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].startswith("PH112")
     assert root.get("failures") == "1"
@@ -126,6 +139,7 @@ def test_junit_one_testcase_per_check():
         ["{good}", "--suppressions", "/nonexistent.json"],
         ["{good}", "--suppressions", "{nosupreason}"],
         ["{good}", "--suppressions", "{supextra}"],
+        ["{good}", "--policy", "{badrequire}"],
     ],
 )
 def test_usage_and_input_errors_exit_2_with_one_line(tmp_path, args):
@@ -135,7 +149,15 @@ def test_usage_and_input_errors_exit_2_with_one_line(tmp_path, args):
     nosupreason.write_text('{"suppressions": [{"symbol": "infer"}]}')
     supextra = tmp_path / "s2.json"
     supextra.write_text('{"suppressions": [], "glibc_floor": {}}')
-    files = {"notelf": notelf, "dir": tmp_path, "nosupreason": nosupreason, "supextra": supextra}
+    badrequire = tmp_path / "p.json"
+    badrequire.write_text('{"require_dwarf": "yes"}')
+    files = {
+        "notelf": notelf,
+        "dir": tmp_path,
+        "nosupreason": nosupreason,
+        "supextra": supextra,
+        "badrequire": badrequire,
+    }
     argv = [a.format(good=h.good_plugin(), **files) for a in args]
     res = invoke(*argv)
     assert res.exit_code == 2, res.output
@@ -161,14 +183,21 @@ def test_runs_with_paddle_unimportable(tmp_path):
 
 
 def test_paddle_is_never_imported():
+    """Nor numpy, crypto or the server: the abi-check path, with a DWARF baseline comparison,
+    imports what it reads ELF and DWARF with, and nothing else heavy (start-up is its cost)."""
+    new, old = h.build_plugin(debug=True, version="1.0.1"), h.build_plugin(debug=True)
     code = (
         "import sys, runpy\n"
-        f"sys.argv = ['paddlehot', 'abi-check', {str(h.good_plugin())!r}, '--runtime', "
-        f"{str(h.stub_dir())!r}, '-f', 'json', '-o', '/dev/null']\n"
+        f"sys.argv = ['paddlehot', 'abi-check', {str(new)!r}, '--baseline', {str(old)!r}, "
+        f"'--runtime', {str(h.stub_dir())!r}, '-f', 'json', '-o', '/dev/null']\n"
         "from abi_fixtures import cli_app\n"
         "try:\n    cli_app.app()\nexcept SystemExit:\n    pass\n"
         "assert 'paddle' not in sys.modules, 'paddle was imported'\n"
         "assert 'rich' not in sys.modules, 'rich imported outside the text path'\n"
+        "heavy = ('numpy', 'cryptography', 'paddlehot_cli.serve', 'starlette', 'grpc')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy))\n"
+        "assert not bad, bad\n"
+        "assert 'elftools.dwarf.dwarfinfo' in sys.modules  # the baseline was compared\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -188,8 +217,9 @@ NARROWED = ("N_INPUTS_T=uint32_t",)
     [
         ({"version": "1.0.1"}, 0),  # rebuilt, nothing changed
         ({"version": "1.1.0", "header": "append"}, 4),  # compatible C ABI change
-        ({"version": "1.0.1", "defines": NARROWED}, 12),  # breaking: 4 | 8
-        ({"version": "2.0.0", "defines": NARROWED}, 12),  # abidiff's bits know no SemVer
+        ({"version": "1.0.1", "header": "insert"}, 12),  # breaking: 4 | 8
+        ({"version": "2.0.0", "header": "insert"}, 12),  # abidiff's bits know no SemVer
+        ({"version": "2.0.0", "defines": NARROWED}, 13),  # | 1: PH115 (infer vs phot_infer_fn)
         ({"version": "1.0.0", "defines": ("EXTRA_INFER_PARAM",)}, 13),  # | 1: PH200 failed
     ],
 )
@@ -198,6 +228,26 @@ def test_exit_code_follows_abidiff_bits(new_kw, code):
     new = h.build_plugin(debug=True, **new_kw)
     res = invoke(new, "-b", old, "--runtime", h.stub_dir(), "--exit-code", "abidiff")
     assert res.exit_code == code, res.output
+
+
+@pytest.mark.parametrize("exit_code", ["paddlehot", "abidiff"])
+def test_require_dwarf_fails_a_blind_gate_with_bit_16(exit_code):
+    """The issue's case: a breaking signature change without DWARF. By default a warning says
+    the C ABI was not compared; --require-dwarf makes it exit 16 (nothing else failed)."""
+    old = h.build_plugin()
+    new = h.build_plugin(version="1.0.1", defines=NARROWED)
+    base = [new, "-b", old, "--runtime", h.stub_dir(), "--exit-code", exit_code]
+    res = invoke(*base)
+    assert res.exit_code == 0, res.output
+    assert "not compared: no DWARF" in res.stdout
+    res = invoke(*base, "--require-dwarf")
+    assert res.exit_code == 16, res.output
+    assert "not compared: no DWARF" in res.stdout and "Traceback" not in res.output
+    with_dwarf = [h.build_plugin(debug=True, version="1.0.1", defines=NARROWED), "-b"]
+    res = invoke(
+        *with_dwarf, h.build_plugin(debug=True), "--runtime", h.stub_dir(), "--require-dwarf"
+    )
+    assert res.exit_code == 1, res.output  # compared: the break itself fails, no bit 16
 
 
 def test_suppressions_file_accepts_a_known_change(tmp_path):

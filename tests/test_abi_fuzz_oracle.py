@@ -46,6 +46,15 @@ TYPES = [
     "void *",
 ]
 RESPELL = {"int64_t": "long long", "uint64_t": "unsigned long long"}
+SIZES = {t: 8 for t in TYPES} | {
+    "int8_t": 1,
+    "uint8_t": 1,
+    "int16_t": 2,
+    "uint16_t": 2,
+    "int32_t": 4,
+    "uint32_t": 4,
+    "float": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -61,12 +70,30 @@ class Abi:
         head = ["  uint32_t struct_size;"] if self.growable else []
         body = "\n".join(head + [f"  {t} {n};" for n, t in self.fields])
         values = ", ".join(f"{n} = {v}" for n, v in self.enum)
+        # a growable struct is declared so the way plugin.h declares its own (abi.growth)
+        growth = (
+            "enum phot_abi_growth { PHOT_GROWS_fz_opts = 1 };\n"
+            "__attribute__((used)) static const enum phot_abi_growth phot_abi_record = 1;\n"
+            if self.growable
+            else ""
+        )
         return (
             "#include <stdint.h>\n#include <stddef.h>\n"
             f"typedef enum fz_mode {{ {values} }} fz_mode;\n"
             f"typedef struct fz_opts {{\n{body}\n}} fz_opts;\n"
-            f"{self.signature()};\n"
+            f"{growth}{self.signature()};\n"
         )
+
+    def layout(self) -> tuple[list[int], int, int]:
+        """(offset of each field in `fields`, sizeof, alignment) by the LP64 C rules."""
+        offsets, at, align = [], 4 if self.growable else 0, 4 if self.growable else 1
+        for _, t in self.fields:
+            size = SIZES[t]
+            at = (at + size - 1) // size * size
+            offsets.append(at)
+            at += size
+            align = max(align, size)
+        return offsets, (at + align - 1) // align * align, align
 
     def signature(self) -> str:
         params = "".join(f", {t} p{i}" for i, t in enumerate(self.params))
@@ -160,7 +187,7 @@ def mutated(draw):
         return abi, replace(abi, params=tuple(params)), "PH204", "breaking"
     if kind == "param respelled" and params and params[i] in RESPELL:
         params[i] = RESPELL[params[i]]
-        return abi, replace(abi, params=tuple(params)), "PH204", "compatible"
+        return abi, replace(abi, params=tuple(params)), "PH204", "none"  # same ABI type
     if kind == "param added":
         return abi, replace(abi, params=(*params, TYPES[k % len(TYPES)])), "PH204", "breaking"
     if kind == "param removed" and params:
@@ -175,8 +202,12 @@ def mutated(draw):
         return abi, replace(abi, fields=tuple(fields)), "PH202", "breaking"
     if kind == "field appended":
         new = replace(abi, fields=(*fields, (spare, TYPES[k % len(TYPES)])))
-        # plugin.h's rule: only a struct that starts with struct_size may grow at the end
-        return abi, new, "PH202", "compatible" if abi.growable else "breaking"
+        # plugin.h's rule: only a struct declared in phot_abi_growth may grow, and only past its
+        # old size (a field in former tail padding leaves sizeof, so struct_size, unchanged), and
+        # without raising the alignment (old callers' copies and arrays are aligned to the old)
+        (offsets, _, align), (_, old_size, old_align) = new.layout(), abi.layout()
+        ok = abi.growable and offsets[-1] >= old_size and align == old_align
+        return abi, new, "PH202", "compatible" if ok else "breaking"
     if kind == "field removed" and len(fields) > 1:
         del fields[j]
         return abi, replace(abi, fields=tuple(fields)), "PH202", "breaking"
@@ -279,7 +310,9 @@ def test_garbage_dwarf_is_not_compared(tmp_path):
         runtime_dirs=[h.stub_dir()],
     )
     f = next(f for f in report.findings if f.id == "PH204")
-    assert f.status == "skip" and "DWARF is unreadable" in f.message, f.message
+    # never a silent pass: a warning, marked as not compared
+    assert (f.status, f.severity, f.not_compared) == ("fail", "warning", True), f
+    assert "DWARF is unreadable" in f.message, f.message
     assert report.baseline["c_abi"] == "not-compared"
 
 
@@ -295,6 +328,8 @@ def test_stripped_side_is_not_compared(tmp_path):
         runtime_dirs=[h.stub_dir()],
     )
     f = next(f for f in report.findings if f.id == "PH204")
-    assert f.status == "skip" and f.message == (
+    assert (f.status, f.severity, f.not_compared) == ("fail", "warning", True)
+    assert f.message == (
         "not compared: no DWARF in the target (build both with build-plugin --debug)"
     )
+    assert report.not_compared_bit == 0  # a warning: the default policy does not fail on it

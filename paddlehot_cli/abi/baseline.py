@@ -9,13 +9,26 @@ follow the same rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from paddlehot_cli.abi.context import symbol_prefix
-from paddlehot_cli.abi.findings import WARNING, Finding, failed, passed, skipped
+from paddlehot_cli.abi.findings import (
+    ERROR,
+    PASS,
+    SKIP,
+    WARNING,
+    Finding,
+    failed,
+    passed,
+    skipped,
+)
 from paddlehot_cli.abi.suppressions import Suppression, split
 from paddlehot_cli.abi.surface_diff import Change
+from paddlehot_cli.abi.surfaces import export_keys, surface_of
 from paddlehot_cli.abi.target import Subject
+
+if TYPE_CHECKING:
+    from paddlehot_cli.abi.dwarf_types import Surface
 from paddlehot_cli.core.manifest import Manifest
 from paddlehot_cli.core.signature import TensorSpec
 from paddlehot_cli.core.versions import parse_semver
@@ -102,40 +115,44 @@ def diff_signatures(old: Manifest, new: Manifest) -> list[Change]:
     return changes
 
 
-def export_keys(subject: Subject) -> dict[str, str]:
-    """ELF name -> export key (prefix stripped, since the version is in every name)."""
-    assert subject.elf is not None
-    prefix = None
-    if subject.plugin_meta is not None:
-        prefix = subject.plugin_meta.get("symbol_prefix")
-    elif subject.manifest is not None:
-        prefix = symbol_prefix(subject.manifest.name, subject.manifest.version)
-    return {
-        s.name: s.name[len(prefix) :] if prefix and s.name.startswith(prefix) else s.name
-        for s in subject.elf.exports()
-    }
-
-
-def _export_map(subject: Subject) -> dict[str, str | None]:
+def _export_set(subject: Subject) -> set[tuple[str, str | None, bool]]:
+    """(export key, version node, default?) of every export: what a caller binds to is the
+    name at a node, so the set is compared, never the symbol table's order."""
     keys = export_keys(subject)
     assert subject.elf is not None
-    return {keys[s.name]: s.version for s in subject.elf.exports()}
+    return {(keys[s.name], s.version, not s.version_hidden) for s in subject.elf.exports()}
 
 
 def diff_exports(old: Subject, new: Subject) -> list[Change]:
-    a, b = _export_map(old), _export_map(new)
+    a, b = _export_set(old), _export_set(new)
+    b_nodes = {(k, v): d for k, v, d in b}
     changes = []
-    for key, node in sorted(a.items()):
-        if key not in b:
-            changes.append(Change(True, f"export '{key}' removed or renamed", symbol=key))
-        elif b[key] != node:
-            changes.append(
-                Change(
-                    True, f"export '{key}' moved from version node {node} to {b[key]}", symbol=key
+    for key, node, default in sorted(a, key=str):
+        if (key, node) in b_nodes:
+            if default and not b_nodes[(key, node)]:
+                now = sorted(str(v) for k, v, d in b if k == key and d)
+                changes.append(
+                    Change(
+                        False,
+                        f"export '{key}@{node}' kept, no longer the default "
+                        f"(new links bind to {', '.join(now) or 'none'})",
+                        symbol=key,
+                    )
                 )
-            )
-    for key in sorted(set(b) - set(a)):
-        changes.append(Change(False, f"export '{key}' added", symbol=key))
+            continue
+        elsewhere = sorted(str(v) for k, v, _ in b if k == key)
+        what = (
+            f"moved from version node {node} to {', '.join(elsewhere)}"
+            if elsewhere
+            else "removed or renamed"
+        )
+        changes.append(Change(True, f"export '{key}' {what}", symbol=key))
+    old_keys = {k for k, _, _ in a}
+    for key, node, _ in sorted(b - a, key=str):
+        if (key, node) in {(k, v) for k, v, _ in a}:
+            continue  # the same node, now the default: old callers bind as before
+        added = f"export '{key}' added" if key not in old_keys else f"export '{key}@{node}' added"
+        changes.append(Change(False, added, symbol=key))
     return changes
 
 
@@ -194,7 +211,14 @@ class BaselineResult:
     suppressed: list[str] = field(default_factory=list)
 
 
-def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()) -> BaselineResult:
+def compare(
+    old: Subject,
+    new: Subject,
+    suppressions: Sequence[Suppression] = (),
+    require_dwarf: bool = False,
+) -> BaselineResult:
+    """`require_dwarf`: a C ABI that cannot be compared through DWARF on both sides is an error
+    (exit bit 16), not a warning."""
     findings: list[Finding] = []
     mo, mn = old.manifest, new.manifest
     bump = None
@@ -243,6 +267,8 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
         c_abi = verdict(abi_changes)
         if scope != "exports+dwarf" and c_abi == "unchanged":
             c_abi = "not-compared"  # same names say nothing about the signatures behind them
+        if scope != "exports+dwarf":
+            findings = [_blind(f, require_dwarf) for f in findings]
 
     sig_changes: list[Change] = []
     signature = "not-compared"
@@ -256,49 +282,60 @@ def compare(old: Subject, new: Subject, suppressions: Sequence[Suppression] = ()
     return BaselineResult(findings, bump, c_abi, signature, abi_changes, sig_changes, scope, hidden)
 
 
+NOT_COMPARED_HINT = (
+    "build both sides with build-plugin --debug; --require-dwarf (or the policy's "
+    "require_dwarf) makes this an error with exit bit 16"
+)
+
+
+def _blind(f: Finding, required: bool) -> Finding:
+    """PH202/PH204 when DWARF was missing on a side, or for some export: never a silent pass.
+    A warning (the gate passes unless warnings fail), or with `required` an error."""
+    if f.id not in ("PH202", "PH204"):
+        return f
+    blind = [d for d in f.details if d.startswith("not compared")]
+    if f.status == SKIP:
+        message = f.message
+    elif blind and f.status == PASS:
+        message = f"{len(blind)} export(s) not compared: " + blind[0].rpartition(": ")[2]
+    else:
+        return f  # a real verdict (a failure), or nothing left unseen by this check
+    return replace(
+        failed(f.id, message, f.details, severity=ERROR if required else WARNING),
+        hint=NOT_COMPARED_HINT,
+        not_compared=True,
+    )
+
+
 def _compare_dwarf(
     old: Subject, new: Subject, bump: str, suppressions: Sequence[Suppression]
 ) -> tuple[list[Finding], list[Change] | None, list[str]]:
-    """PH204 (function signatures) and PH202 (reachable types): (findings, changes or None when
-    not compared at all, one note per change suppressed or export not compared)."""
-    from paddlehot_cli.abi.dwarf_types import DwarfUnreadable, read_surface
-    from paddlehot_cli.abi.surface_diff import diff_functions, diff_types
+    """PH204 (function signatures, variable types) and PH202 (reachable types, ABI record):
+    (findings, changes or None when not compared at all, one note per change suppressed or
+    export not compared)."""
+    from paddlehot_cli.abi.surface_diff import diff_functions, diff_types, diff_variables
 
-    assert old.elf is not None and new.elf is not None
-    surfaces = []
-    for side, subject in (("baseline", old), ("target", new)):
-        assert subject.elf is not None
-        why = None
-        if not subject.elf.has_debug_info:
-            why = f"no DWARF in the {side} (build both with build-plugin --debug)"
-        else:
-            try:
-                surface = read_surface(subject.elf.path, export_keys(subject))
-            except DwarfUnreadable as exc:
-                why, surface = f"the {side}'s DWARF is unreadable ({exc})", None
-            if surface is not None and not surface.functions:
-                why = f"no exported function found in the {side}'s DWARF"
-            surfaces.append(surface)
-        if why is not None:
-            return (
-                [
-                    skipped("PH204", f"not compared: {why}"),
-                    skipped("PH202", f"not compared: {why}"),
-                ],
-                None,
-                [],
-            )
-    a, b = surfaces
+    reads = [surface_of(old, "baseline"), surface_of(new, "target")]
+    why = next((r.why_not for r in reads if r.why_not is not None), None)
+    if why is not None:
+        note = f"not compared: {why}"
+        return [skipped("PH204", note), skipped("PH202", note)], None, []
+    a, b = reads[0].surface, reads[1].surface
     assert a is not None and b is not None
     keys = {**export_keys(old), **export_keys(new)}
-    new_functions = _rekey(b, old, new)
-    funcs, funcs_gone = split(diff_functions(a.functions, new_functions, keys), suppressions)
+    b = _rekey(b, old, new)
+    funcs, funcs_gone = split(
+        diff_functions(a.functions, b.functions, keys) + diff_variables(a, b, keys), suppressions
+    )
     types, types_gone = split(diff_types(a, b), suppressions)
     # an export on both sides whose DWARF one side lacks (e.g. from an object built without -g)
+    seen_a = set(a.functions) | set(a.variables)
+    seen_b = set(b.functions) | set(b.variables)
+    new_keys = set(export_keys(new).values())
     blind = [
         f"not compared (no DWARF for it on one side): {key}()"
         for sym, key in sorted(export_keys(old).items())
-        if key in export_keys(new).values() and (sym not in a.functions or sym not in new_functions)
+        if key in new_keys and (sym not in seen_a or sym not in seen_b)
     ]
     return (
         [
@@ -310,9 +347,15 @@ def _compare_dwarf(
     )
 
 
-def _rekey(surface, old: Subject, new: Subject):  # type: ignore[no-untyped-def]
-    """The target's functions under the baseline's ELF names (pairs them across a version bump:
+def _rekey(surface: Surface, old: Subject, new: Subject) -> Surface:
+    """The target's exports under the baseline's ELF names (pairs them across a version bump:
     phot_mlp_v1_0_0_infer and phot_mlp_v1_1_0_infer are the same export)."""
     by_key = {k: s for s, k in export_keys(old).items()}
     new_keys = export_keys(new)
-    return {by_key.get(new_keys.get(sym, sym), sym): fn for sym, fn in surface.functions.items()}
+
+    def rename(items: dict) -> dict:  # type: ignore[type-arg]
+        return {by_key.get(new_keys.get(sym, sym), sym): v for sym, v in items.items()}
+
+    return replace(
+        surface, functions=rename(surface.functions), variables=rename(surface.variables)
+    )

@@ -123,8 +123,11 @@ def check_paddle_skew(ctx: Context) -> Finding:
     assert rt is not None
     exported = exporter_paddle(ctx.subject.manifest)
     if rt.paddle_version is None or not exported:
-        return skipped("PH123", "the runtime's Paddle version is unknown (it is known for this "
-                       "host's paddlepaddle and for a rootfs passed with --runtime)")
+        return skipped(
+            "PH123",
+            "the runtime's Paddle version is unknown (it is known for this "
+            "host's paddlepaddle and for a rootfs passed with --runtime)",
+        )
     warning = older_runtime_warning(exported, rt.paddle_version)
     if warning:
         return failed("PH123", warning, severity=WARNING)

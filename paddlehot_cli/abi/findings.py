@@ -64,6 +64,12 @@ _CATALOG = [
         "link with -Wl,--version-script declaring 'PADDLEHOT_1.0 { global: ...; local: *; };'",
     ),
     CheckInfo(
+        "PH115",
+        "exports match plugin.h's function types (DWARF)",
+        "declare each export exactly as its phot_<fn>_fn in plugin.h (return and parameter "
+        "types); rebuild the plugin against the plugin.h it ships for",
+    ),
+    CheckInfo(
         "PH120",
         "every imported symbol has a provider in the runtime",
         "link against the runtime you deploy on, or pass its directory with --runtime DIR",
@@ -125,7 +131,7 @@ _CATALOG = [
     ),
     CheckInfo(
         "PH204",
-        "C ABI function signatures compatible with the baseline (DWARF)",
+        "C ABI function signatures and exported variables compatible with the baseline (DWARF)",
         "keep every exported function's return and parameter types (size, signedness, "
         "pointee); breaking changes need a MAJOR bump",
     ),
@@ -141,6 +147,7 @@ class Finding:
     message: str
     hint: str | None = None
     details: list[str] = field(default_factory=list)
+    not_compared: bool = False  # a failure because the C ABI could not be compared (exit bit 16)
 
     @property
     def ok(self) -> bool:
@@ -160,6 +167,7 @@ class Finding:
             "message": self.message,
             "hint": self.hint,
             "details": list(self.details),
+            "not_compared": self.not_compared,
         }
 
 

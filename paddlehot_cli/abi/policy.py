@@ -32,6 +32,7 @@ class Policy:
     hardening: dict[str, bool]
     warnings_fail: bool
     source: str
+    require_dwarf: bool = False  # baseline: a C ABI not compared through DWARF is an error
     suppressions: tuple[Suppression, ...] = ()
 
     def floor_for(self, arch: str) -> str | None:
@@ -104,7 +105,7 @@ def _validate(data: dict[str, Any], where: str, source: str) -> Policy:
         value = data.get(key)
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
             raise bad(key, "a list of library file names")
-    for key in ("allow_libstdcxx", "warnings_fail"):
+    for key in ("allow_libstdcxx", "warnings_fail", "require_dwarf"):
         if not isinstance(data.get(key), bool):
             raise bad(key, "true or false")
     hardening = data.get("hardening")
@@ -124,6 +125,7 @@ def _validate(data: dict[str, Any], where: str, source: str) -> Policy:
         hardening={k: bool(hardening.get(k, True)) for k in _HARDENING},
         warnings_fail=data["warnings_fail"],
         source=source,
+        require_dwarf=data["require_dwarf"],
         suppressions=parse_suppressions(data.get("suppressions", []), where),
     )
 

@@ -18,6 +18,8 @@ JSON_SCHEMA_ID = "paddlehot.abi-check/1"
 C_ABI_CHECKS = ("PH201", "PH202", "PH204")
 # abidiff's exit bits (libabigail's abidiff_status)
 ABIDIFF_ERROR, ABIDIFF_USAGE_ERROR, ABIDIFF_ABI_CHANGE, ABIDIFF_ABI_INCOMPATIBLE = 1, 2, 4, 8
+# ours, in both conventions: the C ABI could not be compared and the gate requires it
+NOT_COMPARED = 16
 
 
 @dataclass
@@ -45,19 +47,25 @@ class Report:
             if f.status == status and (severity is None or f.severity == severity)
         )
 
+    def _fails(self, f: Finding) -> bool:
+        return f.status == FAIL and (
+            f.severity == ERROR or (f.severity == WARNING and self.policy.warnings_fail)
+        )
+
+    @property
+    def not_compared_bit(self) -> int:
+        return NOT_COMPARED if any(f.not_compared and self._fails(f) for f in self.findings) else 0
+
     @property
     def exit_code(self) -> int:
-        for f in self.findings:
-            if f.status == FAIL and (
-                f.severity == ERROR or (f.severity == WARNING and self.policy.warnings_fail)
-            ):
-                return 1
-        return 0
+        """0 ok, 1 violations, | 16 the C ABI could not be compared (and that fails the gate)."""
+        violations = any(self._fails(f) and not f.not_compared for f in self.findings)
+        return int(violations) | self.not_compared_bit
 
     @property
     def abidiff_exit_code(self) -> int:
         """abidiff's convention: 4 a C ABI change, |8 a breaking one (our verdict, so a narrowed
-        parameter is 12 where abidiff says 4), |1 another check failed. A suppressed change
+        parameter is 12 where abidiff says 4), |1 another check failed, |16 not compared. A suppressed change
         clears its bits, as in abidiff; a MAJOR bump does not (abidiff knows no SemVer)."""
         code = 0
         c_abi = (self.baseline or {}).get("c_abi")
@@ -66,11 +74,9 @@ class Report:
         if c_abi == "breaking":
             code |= ABIDIFF_ABI_INCOMPATIBLE
         for f in self.findings:
-            if f.id in C_ABI_CHECKS or f.status != FAIL:
-                continue
-            if f.severity == ERROR or (f.severity == WARNING and self.policy.warnings_fail):
+            if f.id not in C_ABI_CHECKS and self._fails(f):
                 code |= ABIDIFF_ERROR
-        return code
+        return code | self.not_compared_bit
 
     def to_json(self) -> dict[str, Any]:
         m = self.subject.manifest
@@ -95,6 +101,7 @@ class Report:
                 "failed": self.count(FAIL, ERROR),
                 "warnings": self.count(FAIL, WARNING),
                 "skipped": self.count("skip"),
+                "not_compared": bool(self.not_compared_bit),
                 "exit_code": self.exit_code,
             },
             "ok": self.exit_code == 0,
@@ -122,8 +129,10 @@ def run_abi_check(
     glibc: str | None = None,
     runtime_dirs: Sequence[Path] = (),
     suppressions: Sequence[Path] = (),
+    require_dwarf: bool = False,
 ) -> Report:
     """Check TARGET; raise UserError (exit 2) for unusable input, else return a Report."""
+    from paddlehot_cli.abi.checks_functypes import check_function_types
     from paddlehot_cli.abi.checks_hardening import HARDENING_CHECKS
     from paddlehot_cli.abi.checks_imports import IMPORT_CHECKS
     from paddlehot_cli.abi.checks_package import PACKAGE_CHECKS
@@ -140,7 +149,7 @@ def run_abi_check(
     old = resolve(baseline) if baseline is not None else None
     the_arch = _pick_arch(arch, subject)
     floor = glibc or pol.floor_for(the_arch)
-    ctx = Context(subject, the_arch, pol, floor, list(runtime_dirs))
+    ctx = Context(subject, the_arch, pol, floor, list(runtime_dirs), suppressions=rules)
     findings: list[Finding] = []
     runtime_json: dict[str, Any] = {}
     if subject.elf is not None:
@@ -148,7 +157,7 @@ def run_abi_check(
         rt_arch = elf.machine if elf.machine in ARCHES else the_arch
         ctx.runtime = resolve_runtime(elf.needed, rt_arch, elf.elfclass, list(runtime_dirs))
         try:
-            for check in PLUGIN_CHECKS + IMPORT_CHECKS + HARDENING_CHECKS:
+            for check in (*PLUGIN_CHECKS, check_function_types, *IMPORT_CHECKS, *HARDENING_CHECKS):
                 findings.append(check(ctx))
         finally:
             ctx.runtime.close()
@@ -164,7 +173,7 @@ def run_abi_check(
     if old is not None:
         from paddlehot_cli.abi.baseline import compare
 
-        result = compare(old, subject, rules)
+        result = compare(old, subject, rules, require_dwarf or pol.require_dwarf)
         findings.extend(result.findings)
         om = old.manifest
         baseline_json = {

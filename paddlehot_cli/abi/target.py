@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ class Subject:
     elf: ElfFacts | None = None
     plugin: Manifest | None = None  # the manifest embedded in the .so
     plugin_meta: dict[str, Any] | None = None  # its "plugin" key
+    cache: dict[str, Any] = field(default_factory=dict)  # facts read once (abi.surfaces)
 
     @property
     def manifest(self) -> Manifest | None:

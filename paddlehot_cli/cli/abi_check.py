@@ -45,14 +45,14 @@ def abi_check(
         metavar="2.28",
         help="Highest GLIBC_x.y symbol version allowed. Default: the policy's floor for the arch.",
     ),
-    runtime: list[Path] | None = typer.Option(
+    runtime: list[Path] | None = typer.Option(  # noqa: B008 - typer reads its options from defaults
         None,
         "--runtime",
         metavar="DIR",
         help="Where the deploy-time libraries live (repeatable); searched before the system C "
         "library dirs. Default: paddlehot's cached pdcapi build.",
     ),
-    suppressions: list[Path] | None = typer.Option(
+    suppressions: list[Path] | None = typer.Option(  # noqa: B008
         None,
         "--suppressions",
         "-s",
@@ -60,12 +60,19 @@ def abi_check(
         help='Known, accepted C ABI changes (repeatable): {"suppressions": [{"symbol": "infer" '
         '| "type": "phot_tensor", "reason": "..."}]}; the same key works in a --policy file.',
     ),
+    require_dwarf: bool = typer.Option(
+        False,
+        "--require-dwarf",
+        help="With --baseline: fail (exit bit 16) when the C ABI cannot be compared through "
+        "DWARF on both sides, instead of warning. Policy key: require_dwarf.",
+    ),
     exit_code: str = typer.Option(
         "paddlehot",
         "--exit-code",
         metavar="paddlehot|abidiff",
         help="paddlehot: 0 ok, 1 violations. abidiff: libabigail's bits: 4 a C ABI change, "
-        "8 a breaking one (with 4), 1 another check failed. Both: 2 bad input.",
+        "8 a breaking one (with 4), 1 another check failed. Both: 2 bad input, 16 (a bit) the "
+        "C ABI was not compared and --require-dwarf or the policy makes that fail.",
     ),
     fmt: str = typer.Option(
         "text",
@@ -74,11 +81,12 @@ def abi_check(
         metavar="text|json|junit",
         help="text (a table), json or junit (one testcase per check).",
     ),
-    output: Path | None = typer.Option(
+    output: Path | None = typer.Option(  # noqa: B008
         None, "--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
     ),
 ) -> None:
-    """Check a plugin or model package before it ships; exit 0 ok, 1 violations, 2 bad input.
+    """Check a plugin or model package before it ships; exit 0 ok, 1 violations, 2 bad input,
+    16 (a bit) C ABI not compared under --require-dwarf.
 
     Every check has a stable id (PH100...), a one-line message and a fix hint:
 
@@ -92,7 +100,8 @@ def abi_check(
     [bold]PH20x[/bold] with --baseline: a newer version; C ABI exports only grow (PH201); with DWARF
     on both sides (build-plugin --debug), every export's return and parameter types (PH204) and
     every struct, enum and typedef they reach (PH202) compared the way abidiff does; model
-    signature changes match the SemVer bump (PH203). Without DWARF: "not compared".
+    signature changes match the SemVer bump (PH203). Without DWARF: "not compared", a warning;
+    with --require-dwarf an error and exit bit 16 (never a silent pass).
 
     Examples:
 
@@ -101,6 +110,8 @@ def abi_check(
       paddlehot abi-check repo:mlp --baseline repo:mlp@1.0.0 --format junit -o abi.xml
 
       paddlehot abi-check new.so -b old.so --exit-code abidiff --suppressions accepted.json
+
+      paddlehot abi-check new.so -b old.so --require-dwarf   # CI: exit 16 if blind
     """
     from paddlehot_cli.abi.report import FORMATS
     from paddlehot_cli.abi.runner import run_abi_check
@@ -117,6 +128,7 @@ def abi_check(
         glibc=glibc,
         runtime_dirs=list(runtime or []),
         suppressions=list(suppressions or []),
+        require_dwarf=require_dwarf,
     )
     _emit(report, fmt, output)
     code = report.abidiff_exit_code if exit_code == "abidiff" else report.exit_code

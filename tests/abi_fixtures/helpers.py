@@ -113,10 +113,11 @@ def _replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def header_variant(kind: str) -> Path:
+def header_variant(kind: str, edits: tuple[tuple[str, str], ...] = (), extra_h: str = "") -> Path:
     """plugin.h as shipped ('same'), or with phot_open_options grown ('append') or changed in the
-    middle ('insert': a field inserted before pool_max, which moves every later field)."""
-    key = _key("hdr", kind=kind)
+    middle ('insert': a field inserted before pool_max, which moves every later field); then
+    `edits` (each (old, new) text must occur once) and `extra_h` declarations at its end."""
+    key = _key("hdr", kind=kind, edits=edits, extra_h=extra_h)
     if key in _CACHE:
         return _CACHE[key]
     text = PLUGIN_H.read_text()
@@ -137,6 +138,11 @@ def header_variant(kind: str) -> Path:
         text = _replace_once(text, "typedef int32_t phot_dtype;", "typedef int64_t phot_dtype;")
     elif kind == "dtype_unsigned":
         text = _replace_once(text, "typedef int32_t phot_dtype;", "typedef uint32_t phot_dtype;")
+    for before, after in edits:
+        text = _replace_once(text, before, after)
+    if extra_h:
+        end = "#ifdef __cplusplus\n}\n#endif\n\n#endif /* PADDLEHOT_PLUGIN_H */"
+        text = _replace_once(text, end, extra_h + "\n" + end)
     out = root() / key
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -184,12 +190,17 @@ def build_plugin(
     arch: str = "x86_64",
     defines: tuple[str, ...] = (),
     cflags: tuple[str, ...] = (),
+    compiler: str | None = None,
     version_script: bool = True,
     extra_globals: tuple[str, ...] = (),
     ldflags: tuple[str, ...] | None = None,
     extra_ldflags: tuple[str, ...] = (),
     zdefs: bool = True,
     header: str = "same",
+    edits: tuple[tuple[str, str], ...] = (),
+    extra_h: str = "",
+    extra_c: str = "",
+    extra_map: str = "",
     node: str = "PADDLEHOT_1.0",
     fns: tuple[str, ...] = FNS,
     debug: bool = False,
@@ -216,6 +227,9 @@ def build_plugin(
     prefix = f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}_"
     exports = [prefix + fn for fn in fns] + list(extra_globals)
     sources = [str(HERE / "plugin.c")]
+    if extra_c:  # more exports (list them in extra_globals), e.g. the corpus' own types
+        (out / "extra.c").write_text('#include "plugin.h"\n' + extra_c)
+        sources.append(str(out / "extra.c"))
     if cxx:
         obj = out / "cxx_export.o"
         gxx = "g++" if arch == "x86_64" else "aarch64-linux-gnu-g++"
@@ -234,23 +248,23 @@ def build_plugin(
         )
         sources.append(str(obj))
     cmd = [
-        cc(arch),
+        compiler or cc(arch),
         "-shared",
         "-fPIC",
         "-O1",
         "-fvisibility=hidden",
         f"-DPREFIX={prefix}",
-        f"-I{header_variant(header)}",
+        f"-I{header_variant(header, edits, extra_h)}",
         *(f"-D{d}" for d in defines),
-        *cflags,
     ]
     if debug:
         cmd.append("-g")
+    cmd += cflags  # after -g: -gdwarf-4 keeps its version
     cmd += sources + [f"-L{stub_dir(arch)}", "-lpaddle_inference_c"]
     if version_script:
         script = out / "plugin.map"
         body = "".join(f"    {sym};\n" for sym in exports)
-        script.write_text(f"{node} {{\n  global:\n{body}  local: *;\n}};\n")
+        script.write_text(f"{node} {{\n  global:\n{body}  local: *;\n}};\n{extra_map}")
         cmd.append(f"-Wl,--version-script={script}")
     cmd += list(HARDEN if ldflags is None else ldflags) + list(extra_ldflags)
     if zdefs:

@@ -37,6 +37,8 @@
  *     alignment (8), else PHOT_E_INVALID_ARGUMENT. The plugin reads only the fields it knows and
  *     writes only dtype, rank, shape and byte_size of outputs: appended fields are never touched.
  * A host can tell from the manifest (plugin.struct_sizes) which revision the plugin knows.
+ * enum phot_abi_growth below states the same rules per struct, for abi-check: a struct it does not
+ * name has a size fixed for callers, and appending a field to it breaks them.
  *
  * Unloading: a plugin holds nothing that pins it (no DF_1_NODELETE, no STB_GNU_UNIQUE symbol, no
  * pthread key, no atexit handler; its thread-local error buffer does not pin it either). After
@@ -131,6 +133,72 @@ typedef int32_t (*phot_infer_fn)(phot_model *model, const phot_tensor *inputs, s
 typedef int32_t (*phot_close_fn)(phot_model *model);
 typedef const char *(*phot_manifest_fn)(void);
 typedef const char *(*phot_last_error_fn)(void);
+
+/*
+ * The ABI record: the values above as enums, and the function types, gathered in one static
+ * object so that every object file built with -g carries them in its debug info. abi-check
+ * compares the record of a plugin with its baseline's (a changed code or size is a break) and
+ * each phot_<fn>_fn with the plugin's export of <fn>. The #defines stay the API; each enumerator
+ * is defined from one of them. The record costs a few bytes of read-only data per object.
+ */
+enum phot_abi_return_code {
+  PHOT_ABI_OK = PHOT_OK,
+  PHOT_ABI_E_INVALID_ARGUMENT = PHOT_E_INVALID_ARGUMENT,
+  PHOT_ABI_E_UNKNOWN_INPUT = PHOT_E_UNKNOWN_INPUT,
+  PHOT_ABI_E_MISSING_INPUT = PHOT_E_MISSING_INPUT,
+  PHOT_ABI_E_DTYPE_MISMATCH = PHOT_E_DTYPE_MISMATCH,
+  PHOT_ABI_E_SHAPE_MISMATCH = PHOT_E_SHAPE_MISMATCH,
+  PHOT_ABI_E_BUFFER_TOO_SMALL = PHOT_E_BUFFER_TOO_SMALL,
+  PHOT_ABI_E_RUNTIME = PHOT_E_RUNTIME,
+  PHOT_ABI_E_CLOSED = PHOT_E_CLOSED
+};
+enum phot_abi_dtype_code {
+  PHOT_ABI_DTYPE_FLOAT32 = PHOT_DTYPE_FLOAT32,
+  PHOT_ABI_DTYPE_FLOAT16 = PHOT_DTYPE_FLOAT16,
+  PHOT_ABI_DTYPE_FLOAT64 = PHOT_DTYPE_FLOAT64,
+  PHOT_ABI_DTYPE_INT32 = PHOT_DTYPE_INT32,
+  PHOT_ABI_DTYPE_INT64 = PHOT_DTYPE_INT64,
+  PHOT_ABI_DTYPE_UINT8 = PHOT_DTYPE_UINT8,
+  PHOT_ABI_DTYPE_INT8 = PHOT_DTYPE_INT8,
+  PHOT_ABI_DTYPE_BOOL = PHOT_DTYPE_BOOL
+};
+enum phot_abi_limit {
+  PHOT_ABI_MAJOR_VALUE = PHOT_ABI_MAJOR,
+  PHOT_ABI_MINOR_VALUE = PHOT_ABI_MINOR,
+  PHOT_ABI_MAX_RANK = PHOT_MAX_RANK,
+  /* sizeof() of each struct in revision 1.0 (LP64): the smallest struct_size a plugin takes */
+  PHOT_ABI_TENSOR_SIZE_1_0 = 104,
+  PHOT_ABI_OPEN_OPTIONS_SIZE_1_0 = 24
+};
+/* How the runtime accepts a struct from a caller built against an older revision (see Growth):
+ * TAIL: fields past the caller's struct_size take their defaults; TAIL_STRIDE: also, arrays of it
+ * are walked with the caller's struct_size as the stride. Only the structs named here may grow. */
+enum phot_abi_growth_kind { PHOT_GROWTH_NONE = 0, PHOT_GROWTH_TAIL = 1, PHOT_GROWTH_TAIL_STRIDE = 2 };
+enum phot_abi_growth {
+  PHOT_GROWS_phot_open_options = PHOT_GROWTH_TAIL,
+  PHOT_GROWS_phot_tensor = PHOT_GROWTH_TAIL_STRIDE
+};
+typedef struct phot_abi_record {
+  enum phot_abi_return_code return_codes;
+  enum phot_abi_dtype_code dtype_codes;
+  enum phot_abi_limit limits;
+  enum phot_abi_growth_kind growth_kinds;
+  enum phot_abi_growth growth;
+  phot_open_fn open;
+  phot_infer_fn infer;
+  phot_close_fn close;
+  phot_manifest_fn manifest;
+  phot_last_error_fn last_error;
+} phot_abi_record_t;
+#if defined(__GNUC__)
+__attribute__((used, unused))
+#endif
+static const phot_abi_record_t phot_abi_record
+#ifdef __cplusplus
+    = {};
+#else
+    = {.return_codes = PHOT_ABI_OK};
+#endif
 
 #ifdef __cplusplus
 }
