@@ -41,10 +41,14 @@ class BodyDecoder:
         self._closed = False
 
     def _json_size(self, body: bytes, header_length: str | None) -> int:
+        return self._json_size_of(len(body), header_length)
+
+    @staticmethod
+    def _json_size_of(size: int, header_length: str | None) -> int:
         if header_length is None:
-            return len(body)
+            return size
         try:
-            return min(len(body), int(header_length))
+            return min(size, int(header_length))
         except ValueError:
             return 0  # the parser reports it
 
@@ -52,11 +56,14 @@ class BodyDecoder:
         """Whether decode() would parse this body here (small) rather than in the helper."""
         return self._json_size(body, header_length) <= self.inline_bytes or self._closed
 
-    def decode(self, body: bytes, header_length: str | None) -> InferRequest:
-        """Parse a body, a large one in the helper process; call it off the event loop (it
-        waits on the pipe). Raises protocol.ProtocolError for a malformed body."""
-        if self.inline(body, header_length):
-            return protocol.parse_infer_request(body, header_length)
+    def decode(self, body: bytes | list[bytes], header_length: str | None) -> InferRequest:
+        """Parse a body (bytes, or the chunks it arrived in), a large JSON one in the helper
+        process; call it off the event loop (it waits on the pipe). Chunks go down the pipe as
+        they are: a large body is never joined into a second copy. Raises ProtocolError."""
+        size = len(body) if isinstance(body, bytes) else sum(map(len, body))
+        if self._json_size_of(size, header_length) <= self.inline_bytes or self._closed:
+            return protocol.parse_infer_request(
+                body if isinstance(body, bytes) else b"".join(body), header_length)
         return self._decode_remote(body, header_length)
 
     def start(self) -> None:
@@ -78,25 +85,28 @@ class BodyDecoder:
             cpu_affinity.release(self._proc.pid)  # not on the event loop's CPU
         return self._proc
 
-    def _decode_remote(self, body: bytes, header_length: str | None) -> InferRequest:
+    def _decode_remote(self, body: bytes | list[bytes], header_length: str | None
+                       ) -> InferRequest:
+        parts = [body] if isinstance(body, bytes) else body
         with self._lock:
             try:
-                kind, value = self._exchange(self._ensure(), body, header_length)
+                kind, value = self._exchange(self._ensure(), parts, header_length)
             except (OSError, DecoderDied) as exc:
                 log.warning("the body decoder process failed (%s); decoding here", exc)
                 self._kill()
-                return protocol.parse_infer_request(body, header_length)
+                return protocol.parse_infer_request(b"".join(parts), header_length)
         if kind == "error":
             raise ProtocolError(value)
         return value
 
     @staticmethod
-    def _exchange(proc: subprocess.Popen, body: bytes, header_length: str | None) -> tuple:
+    def _exchange(proc: subprocess.Popen, parts: list[bytes], header_length: str | None) -> tuple:
         field = header_length.encode() if header_length is not None else b""
-        proc.stdin.write(HEADER.pack(len(body), len(field)) + field)
-        view = memoryview(body)
-        while view:  # os.write releases the GIL; the pipe takes 64 KB at a time
-            view = view[proc.stdin.write(view):]
+        proc.stdin.write(HEADER.pack(sum(map(len, parts)), len(field)) + field)
+        for part in parts:
+            view = memoryview(part)
+            while view:  # os.write releases the GIL; the pipe takes 64 KB at a time
+                view = view[proc.stdin.write(view):]
         head = _read_exact(proc.stdout, LENGTH.size)
         data = _read_exact(proc.stdout, LENGTH.unpack(head)[0])
         return pickle.loads(data)

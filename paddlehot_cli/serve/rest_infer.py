@@ -50,15 +50,16 @@ class RestInfer:
                   lambda *reply: fut.done() or fut.set_result(reply), loop, encoding)
         return await fut
 
-    def call(self, name: str, selector: str | None, body: bytes, header_length: str | None,
-             reply: Reply, loop: asyncio.AbstractEventLoop, encoding: str | None = None) -> None:
+    def call(self, name: str, selector: str | None, body: bytes | list[bytes],
+             header_length: str | None, reply: Reply, loop: asyncio.AbstractEventLoop,
+             encoding: str | None = None) -> None:
         """Decode, run and encode one infer request; call on the event loop. `reply(status,
         body, media type, extra headers)` is called exactly once, on this loop: at once for a
         refusal, else when the version is done. `loop` is passed in: get_running_loop() costs a
         getpid() system call, a visible share of a tiny model's event-loop time."""
         start = time.perf_counter()
         try:
-            if encoding or not self.decoder.inline(body, header_length):
+            if isinstance(body, list) or encoding or not self.decoder.inline(body, header_length):
                 if not self.limits.begin_body_job():
                     raise Rejected(503, f"{self.limits.max_body_jobs} large or compressed request "
                                         "bodies are being decoded; retry later", reason="body_jobs",
@@ -73,7 +74,7 @@ class RestInfer:
         except Exception as exc:  # noqa: BLE001 - every failure is answered
             reply(*self.refusal(exc))
 
-    async def _decode_then_run(self, name: str, selector: str | None, body: bytes,
+    async def _decode_then_run(self, name: str, selector: str | None, body: bytes | list[bytes],
                                header_length: str | None, encoding: str | None, reply: Reply,
                                start: float, loop: asyncio.AbstractEventLoop) -> None:
         inflated = [0]  # bytes inflated and held against ClientLimits until decoded
@@ -85,6 +86,8 @@ class RestInfer:
 
         try:
             pool = self.limits.executor
+            if isinstance(body, list) and (encoding or header_length is not None):
+                body = await loop.run_in_executor(pool, b"".join, body)  # must be contiguous
             if encoding:
                 body = await loop.run_in_executor(pool, decompressed, body, encoding, self.limit,
                                                   reserve)
