@@ -11,8 +11,14 @@ disk later changes nothing in this process.
 How the plugin finds libpaddle_inference_c.so (its NEEDED entry): if the dynamic loader can
 resolve it (LD_LIBRARY_PATH, ld.so.cache, or a copy already loaded into the process), that one is
 used. Otherwise the caller's C-API provider (serve, bench and the CLI pass
-plugin.pdcapi.build_pdcapi; core never imports it) gives a library that is loaded RTLD_GLOBAL
-first. The plugin itself is loaded RTLD_LOCAL; its five functions are resolved by name.
+plugin.pdcapi.build_pdcapi, which builds on first use; core never imports it) gives a library,
+and without a provider the newest prebuilt pdcapi for this Paddle (core.pdcapi_locator; never a
+compiler run). That library is loaded RTLD_GLOBAL first. The plugin itself is loaded
+RTLD_LOCAL; its five functions are resolved by name.
+
+Calls go through ctypes.CDLL, which releases the GIL for the duration of each foreign call, and
+pdcapi runs Paddle's C++ API without any Python: the predictors of a plugin's pool run in
+parallel.
 
 close() ends in dlclose: once the last call has returned and the plugin's close() is done, the
 function pointers are dropped and the library (with its copy) leaves the process.
@@ -33,6 +39,7 @@ import numpy as np
 
 from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
+from paddlehot_cli.core.pdcapi_locator import prebuilt_pdcapi
 from paddlehot_cli.core.plugin_abi import (
     C_API_SONAME,
     CODE_DTYPES,
@@ -106,10 +113,12 @@ def _c_api_resolvable() -> bool:
         return False
 
 
-def ensure_c_api(plugin: Path, provider: CApiProvider | None = None) -> str | None:
+def ensure_c_api(plugin: Path, provider: CApiProvider | None = None,
+                 shown: str | Path | None = None) -> str | None:
     """Make the plugin's NEEDED libpaddle_inference_c.so resolvable; returns the path loaded
-    here (from `provider`, e.g. plugin.pdcapi.build_pdcapi), or None when the process or the
-    system already resolves it. pdcapi stays loaded: every plugin shares it."""
+    here (from `provider`, e.g. plugin.pdcapi.build_pdcapi, else a prebuilt pdcapi), or None
+    when the process or the system already resolves it. pdcapi stays loaded: every plugin
+    shares it. `shown` names the plugin in messages (default: `plugin`)."""
     if C_API_SONAME not in needed(plugin):
         return None
     with _capi_lock:
@@ -120,14 +129,17 @@ def ensure_c_api(plugin: Path, provider: CApiProvider | None = None) -> str | No
             return None
         except OSError:
             pass
-        if provider is None:
+        lib = str(provider()) if provider is not None else prebuilt_pdcapi()
+        if lib is None:
             raise PackageError(
-                f"{plugin} needs {C_API_SONAME}, which this process cannot find",
-                hint="put the official library on LD_LIBRARY_PATH, or pass a C-API provider "
-                "(paddlehot's serve, bench and build-plugin pass pdcapi)")
-        lib = str(provider())
-        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
-        return lib
+                f"{shown or plugin} needs {C_API_SONAME}, and no pdcapi is built for this Paddle",
+                hint="build it once: `python -m paddlehot_cli.plugin.pdcapi` (build-plugin, "
+                "serve and bench do it too), or put the official library on LD_LIBRARY_PATH")
+        try:
+            ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            raise PackageError(f"cannot load {lib} for {shown or plugin}: {exc}") from None
+        return str(lib)
 
 
 def read_plugin_manifest(path: str | Path, shown: str | Path | None = None
@@ -180,11 +192,12 @@ class PluginServable:
         arch, host = machine(image.path), host_arch()
         if arch != host:
             raise PackageError(f"{self.path} is a {arch} plugin; this host is {host}")
-        self.c_api_loaded = ensure_c_api(image.path, c_api)
+        self.c_api_loaded = ensure_c_api(image.path, c_api, shown=self.path)
         try:
             lib = ctypes.CDLL(str(image.path), mode=ctypes.RTLD_LOCAL)
-        except OSError as exc:
-            raise PackageError(f"cannot load plugin {self.path}: {exc}") from None
+        except OSError as exc:  # the loader names the private copy: name the user's file
+            why = str(exc).replace(f"{image.path}: ", "").replace(str(image.path), str(self.path))
+            raise PackageError(f"cannot load plugin {self.path}: {why}") from None
         self._handle_lib = lib._handle
         prefix = symbol_prefix(name, version)
         try:
@@ -348,7 +361,7 @@ class PluginServable:
         self._f["close"](self._handle)  # the plugin also waits for its calls in flight
         self._unload()
 
-    def __enter__(self) -> PluginServable:
+    def __enter__(self) -> PluginServable:  # noqa: PYI034 - Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -360,7 +373,8 @@ def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
                 c_api: CApiProvider | None = None) -> PluginServable:
     """Load a plugin .so; `model_dir` is where the model files are for a plugin built with
     --no-embed-model (default: beside the .so), or to override the embedded ones. `c_api` gives
-    libpaddle_inference_c.so when the process cannot resolve it (see ensure_c_api)."""
+    libpaddle_inference_c.so when the process cannot resolve it; without one, a prebuilt pdcapi
+    for this Paddle is used (see ensure_c_api)."""
     p = Path(path)
     if not p.is_file():
         raise PackageError(f"no such plugin: {p}")
