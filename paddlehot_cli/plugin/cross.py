@@ -28,7 +28,7 @@ def _libpaddle(rootfs: Rootfs) -> LibPaddle:
     if not lib.is_file():
         raise UserError(f"--sysroot {rootfs.path}: no paddlepaddle in its venv ({lib} is missing)",
                         hint="build the rootfs with native/edge/build-rootfs.sh")
-    return describe(lib, rootfs.paddle_version() or "none")
+    return describe(lib, rootfs.paddle_version() or "none", rootfs.arch)
 
 
 def _python_ldflags(rootfs: Rootfs) -> list[str]:

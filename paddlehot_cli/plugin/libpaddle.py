@@ -31,8 +31,9 @@ class LibPaddle:
     arch: str
 
 
-def describe(path: Path, version: str) -> LibPaddle:
-    return LibPaddle(path, version, build_id(path), read_elf(path).machine)
+def describe(path: Path, version: str, arch: str) -> LibPaddle:
+    """Cheap (a few header reads): never walks the 170,000-symbol table."""
+    return LibPaddle(path, version, build_id(path), arch)
 
 
 def paddle_imports(bridge: Path) -> list[str]:

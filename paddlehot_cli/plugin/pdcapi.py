@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from paddlehot_cli.core import pdcapi_locator as locator
+from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.plugin.libpaddle import (
     LibPaddle,
@@ -256,7 +257,7 @@ def self_test(bridge: Path, cc: str, runner: list[str] | None = None) -> None:
 def _native_plan(cc: str | None) -> tuple[LibPaddle, str, str, list[str], list[str], Path]:
     cc_name = _resolve_cc_name(cc)
     cxx_name = cxx_for(cc_name)
-    lib = describe(wheel_libpaddle(), paddle_version())
+    lib = describe(wheel_libpaddle(), paddle_version(), host_arch())
     flags = common_flags()
     ldflags = link_flags(lib.path, _python_ldflags())
     target = cache_root() / cache_key(lib, [cc_name, cxx_name], flags + ldflags) / SONAME
