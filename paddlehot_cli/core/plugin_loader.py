@@ -89,6 +89,10 @@ def machine(path: str | Path) -> str:
     return read_elf(path).machine
 
 
+# dtype objects -> ABI codes and back (a dtype's .name costs microseconds per call)
+_DTYPE_CODES = {np.dtype(name): code for name, code in DTYPE_CODES.items()}
+_CODE_NP = {code: np.dtype(name) for code, name in CODE_DTYPES.items()}
+
 # ---------------------------------------------------------------- the C API the plugin needs
 
 CApiProvider = Callable[[], "str | Path"]
@@ -233,7 +237,9 @@ class PluginServable:
         self._cv = threading.Condition()
         self._in_flight = 0
         self._closed = False
-        self._out_cache: dict[int, list[tuple[tuple[int, ...], str]]] = {}
+        self._out_cache: dict[int, list[tuple[tuple[int, ...], np.dtype]]] = {}
+        self._tls = threading.local()
+        self._name_bytes = {s.name: s.name.encode() for s in self.manifest.inputs}
         # Paddle holds the model now: the copy's embedded model ranges are never read again.
         sections = read_elf(image.path).sections
         image.drop_ranges([sections[n][:2] for n in MODEL_SECTIONS.values() if n in sections])
@@ -291,47 +297,61 @@ class PluginServable:
             self._leave()
         return [out[s.name] for s in self.manifest.outputs]
 
-    def _out_guess(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[tuple[int, ...], str]]:
+    def _out_guess(self, batch: int) -> list[tuple[tuple[int, ...], np.dtype]]:
         # Output shapes from the manifest, dynamic dims from the first input's batch (or the
         # last seen shapes for this batch); a wrong guess costs one retry.
-        batch = next(iter(feeds.values())).shape[0] if feeds else 1
         known = self._out_cache.get(batch)
         if known is not None:
             return known
         return [(tuple(batch if (d == -1 and i == 0) else (1 if d == -1 else d)
-                       for i, d in enumerate(s.shape)), s.dtype) for s in self._out_specs]
+                       for i, d in enumerate(s.shape)), np.dtype(s.dtype))
+                for s in self._out_specs]
+
+    def _frame(self, n_in: int) -> tuple[Any, Any]:
+        """This thread's input and output descriptor arrays, reused call after call (a call
+        only sets pointers and shapes): building them anew costs more than Paddle's run of a
+        small model."""
+        frame = getattr(self._tls, "frame", None)
+        if frame is None or len(frame[0]) != n_in:
+            size = ctypes.sizeof(PhotTensor)
+            ins = (PhotTensor * n_in)()
+            outs = (PhotTensor * len(self._out_specs))()
+            for t in (*ins, *outs):
+                t.struct_size = size
+            frame = self._tls.frame = (ins, outs)
+        return frame
 
     def _call(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n_in = len(feeds)
-        ins = (PhotTensor * n_in)()
-        keep = []
+        ins, outs = self._frame(n_in)
+        keep = []  # the arrays whose memory the C call reads: alive until it returns
         for t, (name, arr) in zip(ins, feeds.items()):
-            bname = name.encode()
-            keep.append(bname)
-            t.struct_size = ctypes.sizeof(PhotTensor)
-            t.dtype = DTYPE_CODES[arr.dtype.name]
-            t.name = bname
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            keep.append(arr)
+            t.dtype = _DTYPE_CODES.get(arr.dtype, 0)
+            t.name = self._name_bytes.get(name) or name.encode()
             t.rank = arr.ndim
             t.shape[: arr.ndim] = arr.shape
             t.data = arr.ctypes.data
             t.byte_size = arr.nbytes
-        guess = self._out_guess(feeds)
+        batch = next(iter(feeds.values())).shape[0] if feeds else 1
+        guess = self._out_guess(batch)
         n_out = len(guess)
         for attempt in (0, 1):
-            outs = (PhotTensor * n_out)()
             arrays = []
             for t, (shape, dtype) in zip(outs, guess):
                 arr = np.empty(shape, dtype=dtype)
                 arrays.append(arr)
-                t.struct_size = ctypes.sizeof(PhotTensor)
                 t.data = arr.ctypes.data
                 t.byte_size = arr.nbytes
             rc = self._infer(self._handle, ins, n_in, outs, n_out)
             if rc == E_SMALL and attempt == 0:
-                guess = [(tuple(t.shape[: t.rank]), CODE_DTYPES.get(t.dtype, "float32"))
+                guess = [(tuple(t.shape[: t.rank]), np.dtype(CODE_DTYPES.get(t.dtype, "float32")))
                          for t in outs]
                 continue
             break
+        del keep
         if rc != OK:
             msg = self.last_error()
             if rc in (E_UNKNOWN, E_MISSING, E_DTYPE, E_SHAPE):
@@ -341,12 +361,11 @@ class PluginServable:
         final = []
         for name, t, arr in zip(self.output_names, outs, arrays):
             shape = tuple(t.shape[: t.rank])
-            dtype = CODE_DTYPES.get(t.dtype, arr.dtype.name)
+            dtype = _CODE_NP.get(t.dtype, arr.dtype)
             final.append((shape, dtype))
-            if arr.shape != shape or arr.dtype.name != dtype:
+            if arr.shape != shape or arr.dtype != dtype:
                 arr = arr.reshape(-1).view(dtype)[: int(np.prod(shape))].reshape(shape)
             result[name] = arr
-        batch = next(iter(feeds.values())).shape[0] if feeds else 1
         if len(self._out_cache) < 64:
             self._out_cache[batch] = final
         return result
