@@ -613,3 +613,65 @@ def test_guard_refuses_a_config_larger_than_the_bound(tmp_path):
     # with a bound below what the constructor writes, the guard region is touched: refused
     out = _bound_probe(tmp_path, 1024)
     assert "new NULL" in out and "larger than the 1024 bytes pdcapi reserves" in out, out
+
+
+# ---- concurrency: predictors on changing threads while others are created and destroyed ------
+
+
+def test_soak_changing_threads_with_create_and_destroy(lib, models, tmp_path):
+    exe = tmp_path / "pdcapi_soak"
+    _run(["cc", "-O2", "-Wall", "-Werror", f"-I{pdcapi.pdcapi_include_dir()}",
+          NATIVE / "pdcapi_soak.c", "-o", exe, f"-L{lib.parent}", "-lpaddle_inference_c",
+          f"-Wl,-rpath,{lib.parent}", "-lpthread"]).check_returncode()
+    proc = _run([exe, *models["pir"], 8], env={**os.environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0 and proc.stdout.startswith("soak ok"), proc.stdout + proc.stderr
+    stats = dict(kv.split("=") for kv in proc.stdout.split()[2:])
+    assert int(stats["runs"]) > 1000 and int(stats["churn"]) >= 10, stats
+
+
+def test_python_executor_threads_while_predictors_come_and_go(api, models):
+    """ctypes calls from a thread pool (each call on whichever thread is free) on three
+    predictors, while another thread creates and destroys predictors: every answer exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prog, params = models["pir"]
+    out_name = _python_predictor(prog, params).get_output_names()[0].encode()
+    root = api.predictor(prog, params)
+    x = _input(3, 0.5)
+    want = api.infer(root, x, out_name)
+    pool = [api.PD_PredictorClone(root) for _ in range(3)]
+    free = list(pool)
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def call(_: int) -> None:
+        with lock:
+            pred = free.pop()
+        try:
+            got = api.infer(pred, x, out_name)
+            if not np.array_equal(got, want):
+                errors.append("wrong answer")
+        finally:
+            with lock:
+                free.append(pred)
+
+    def churn() -> None:
+        while not stop.is_set():
+            p = api.PD_PredictorClone(root)
+            if not p or not np.array_equal(api.infer(p, x, out_name), want):
+                errors.append("churn: " + api.error())
+            api.PD_PredictorDestroy(p)
+
+    t = threading.Thread(target=churn, name="pdcapi-churn")
+    t.start()
+    try:
+        with ThreadPoolExecutor(3, thread_name_prefix="pdcapi-exec") as ex:
+            list(ex.map(call, range(600)))
+    finally:
+        stop.set()
+        t.join(60)
+    for p in pool:
+        api.PD_PredictorDestroy(p)
+    api.PD_PredictorDestroy(root)
+    assert errors == []
