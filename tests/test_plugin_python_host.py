@@ -32,7 +32,7 @@ LOAD_SCRIPT = textwrap.dedent(
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LOAD_SCRIPT, *args], capture_output=True,
+    return subprocess.run([sys.executable, "-c", LOAD_SCRIPT, *args], capture_output=True, check=False,
                           text=True, timeout=300,
                           env={**os.environ, "GLOG_minloglevel": "2", **(env or {})})
 
