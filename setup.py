@@ -10,7 +10,9 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SOURCE_SUFFIXES = {".h", ".c", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md", ".sh"}
+# .cc, .map: pdcapi (C++, its export list); .json, .pdiparams, .py: its self-test model and script
+SOURCE_SUFFIXES = {".h", ".c", ".cc", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md", ".sh",
+                   ".map", ".json", ".pdiparams", ".py"}
 
 
 def _sources_only(directory: str, names: list[str]) -> list[str]:

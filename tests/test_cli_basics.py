@@ -55,7 +55,9 @@ def test_built_package_carries_native_sources_and_templates(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     built = tmp_path / "paddlehot_cli"
-    for needed in ("_data/native/include/paddlehot/plugin.h", "_data/native/pdcapi/src/runtime.c",
+    for needed in ("_data/native/include/paddlehot/plugin.h", "_data/native/pdcapi/src/predictor.cc",
+                   "_data/native/pdcapi/exports.map", "_data/native/pdcapi/selftest/model.json",
+                   "_data/native/pdcapi/selftest/model.pdiparams",
                    "_data/templates/plugin/plugin.c.in", "abi/policies/default.json"):
         assert (built / needed).is_file(), needed
     assert not [p for p in (built / "_data").rglob("*") if p.suffix in (".o", ".so")]
