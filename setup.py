@@ -20,9 +20,8 @@ def _sources_only(directory: str, names: list[str]) -> list[str]:
     ignored = []
     for name in names:
         path = Path(directory) / name
-        if path.is_file() and path.suffix not in SOURCE_SUFFIXES and name != "Makefile":
-            ignored.append(name)
-        elif path.is_dir() and name in ("__pycache__", "build"):
+        product = path.is_file() and path.suffix not in SOURCE_SUFFIXES and name != "Makefile"
+        if product or (path.is_dir() and name in ("__pycache__", "build")):
             ignored.append(name)
     return ignored
 

@@ -121,7 +121,7 @@ def test_pool_under_concurrent_load(exported):
                         got = servable.infer({"x": x})["logits"]
                         if not np.allclose(got, want):
                             errors.append("wrong result")
-                    except Exception as exc:  # collected: the assertion below reports them
+                    except Exception as exc:  # noqa: BLE001 - collected, reported below
                         errors.append(str(exc)[:100])
 
             threads = [threading.Thread(target=work) for _ in range(4)]

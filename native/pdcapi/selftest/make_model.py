@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 warnings.simplefilter("ignore")
-import paddle  # noqa: E402
+import paddle
 
 
 class AllDtypes(paddle.nn.Layer):
