@@ -10,7 +10,9 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SOURCE_SUFFIXES = {".h", ".c", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md", ".sh"}
+# .cc, .map: pdcapi (C++, its export list); .json, .pdiparams, .py: its self-test model and script
+SOURCE_SUFFIXES = {".h", ".c", ".cc", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md", ".sh",
+                   ".map", ".json", ".pdiparams", ".py"}
 
 
 def _sources_only(directory: str, names: list[str]) -> list[str]:
@@ -18,9 +20,8 @@ def _sources_only(directory: str, names: list[str]) -> list[str]:
     ignored = []
     for name in names:
         path = Path(directory) / name
-        if path.is_file() and path.suffix not in SOURCE_SUFFIXES and name != "Makefile":
-            ignored.append(name)
-        elif path.is_dir() and name in ("__pycache__", "build"):
+        product = path.is_file() and path.suffix not in SOURCE_SUFFIXES and name != "Makefile"
+        if product or (path.is_dir() and name in ("__pycache__", "build")):
             ignored.append(name)
     return ignored
 

@@ -1,4 +1,5 @@
-"""native/pdcapi: the Paddle Inference C API over the pip wheel, from a C host and from Python."""
+"""native/pdcapi: the Paddle Inference C API in C++ over the wheel's libpaddle.so, from a C host
+and from Python: outputs, the build's checks, failures that must stay errors, the config bound."""
 
 from __future__ import annotations
 
@@ -15,8 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paddlehot_cli.core.elf_facts import read_elf
+from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.plugin import pdcapi
+from paddlehot_cli.plugin.libpaddle import (
+    build_id,
+    missing_symbols,
+    paddle_imports,
+    paddle_version,
+    wheel_libpaddle,
+)
 
 NATIVE = Path(__file__).resolve().parent / "native"
 
@@ -150,7 +160,8 @@ def _python_infer(predictor, x: np.ndarray) -> np.ndarray:
 
 
 def _run(cmd: list, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=120,
+                          check=False, **kw)
 
 
 # ---- the library itself ----------------------------------------------------------------------
@@ -185,7 +196,9 @@ def test_build_is_cached_and_module_does_not_import_paddle(lib, cache_dir):
     assert pdcapi.find_cached_pdcapi() == lib
     assert pdcapi.build_pdcapi() == lib
     assert lib.parent.parent == cache_dir / "pdcapi"
-    assert lib.parent.name.startswith(sys.implementation.cache_tag + "-paddle")
+    libpaddle = wheel_libpaddle()
+    key = f"{host_arch()}-paddle{paddle_version()}-{build_id(libpaddle)[:12]}-"
+    assert lib.parent.name.startswith(key), lib.parent.name
     code = (
         "import sys; import paddlehot_cli.plugin.pdcapi as m; m.find_cached_pdcapi(); "
         "assert 'paddle' not in sys.modules, 'paddle imported'"
@@ -240,7 +253,7 @@ def test_aarch64_link_stub(cache_dir):
     assert pdcapi.build_link_stub("aarch64-linux-gnu", "aarch64-linux-gnu-gcc") == stub
 
 
-# ---- a C host: the library starts its own interpreter ----------------------------------------
+# ---- a C host: no Python interpreter anywhere ------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["pir", "legacy"])
@@ -294,7 +307,7 @@ def test_c_host_dlopen_rtld_local(lib, models, tmp_path):
 class _Api:
     """The few PD_ functions the in-process tests call, with ctypes signatures."""
 
-    SIGS = {
+    SIGS = {  # noqa: RUF012 - read-only table
         "PD_ConfigCreate": (ctypes.c_void_p, []),
         "PD_ConfigSetModel": (None, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]),
         "PD_ConfigSetModelBuffer": (
@@ -469,3 +482,197 @@ def test_ctypes_model_buffer(api, models, fmt, tmp_path, monkeypatch):
     api.PD_PredictorDestroy(pred)
     api.PD_PredictorDestroy(clone)
     assert list(tmp_path.glob("paddlehot-pdcapi-*")) == []
+
+
+# ---- the build's checks -----------------------------------------------------------------------
+
+
+def test_bridge_imports_no_python_and_only_symbols_libpaddle_defines(lib):
+    imports = {s.name for s in read_elf(lib).imports()}
+    assert not {n for n in imports if n.startswith(("Py", "_Py"))}, "pdcapi must not call CPython"
+    used = paddle_imports(lib)
+    assert "_ZN12paddle_infer15CreatePredictorERKN6paddle14AnalysisConfigE" in used
+    assert missing_symbols(lib, wheel_libpaddle()) == []
+
+
+def test_symbol_check_names_what_a_library_lacks(lib):
+    libc = Path("/lib/x86_64-linux-gnu/libc.so.6")
+    if not libc.is_file():
+        pytest.skip("no x86_64 libc at the Debian path")
+    with pytest.raises(UserError) as info:
+        pdcapi.check_symbols(lib, libc)
+    assert "paddle_infer::CreatePredictor(paddle::AnalysisConfig const&)" in str(info.value)
+
+
+def test_self_test_refuses_a_wrong_answer(lib, tmp_path, monkeypatch):
+    """The self-test compares with values it computes; a model that answers differently fails."""
+    fake = tmp_path / "selftest"
+    fake.mkdir()
+    (fake / "selftest.c").write_text((pdcapi.selftest_dir() / "selftest.c").read_text())
+    (fake / "model.json").write_text((pdcapi.selftest_dir() / "model.json").read_text())
+    params = bytearray((pdcapi.selftest_dir() / "model.pdiparams").read_bytes())
+    params[-4:] = np.float32(9.0).tobytes()  # the last bias value: a wrong float32 output
+    (fake / "model.pdiparams").write_bytes(bytes(params))
+    monkeypatch.setattr(pdcapi, "selftest_dir", lambda: fake)
+    work = tmp_path / "bridge"
+    work.mkdir()
+    shutil.copy(lib, work / lib.name)
+    with pytest.raises(UserError) as info:
+        pdcapi.self_test(work / lib.name, "cc")
+    assert "MISMATCH: float32" in str(info.value)
+
+
+# ---- failures: one clear error each, the host alive ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_models(models, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    prog, params = models["pir"]
+    d = tmp_path_factory.mktemp("bad_models")
+    (d / "truncated.pdiparams").write_bytes(params.read_bytes()[:100])
+    (d / "empty.json").write_bytes(b"")
+    (d / "empty.pdmodel").write_bytes(b"")
+    (d / "rejected.json").write_text("{}")
+    return {
+        "truncated params": (prog, d / "truncated.pdiparams"),
+        "missing file": (d / "nope.json", params),
+        "empty PIR program": (d / "empty.json", params),
+        "empty legacy program": (d / "empty.pdmodel", params),
+        "a model Paddle rejects": (d / "rejected.json", params),
+    }
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("truncated params", "Cannot read tensor desc size"),
+        ("missing file", "FileNotFoundError: model file not found"),
+        ("empty PIR program", "parse error"),
+        ("empty legacy program", "is not a Paddle program"),
+        ("a model Paddle rejects", "Invalid model file"),
+    ],
+)
+def test_c_host_bad_model_is_one_clear_error(demo, bad_models, case, message):
+    prog, params = bad_models[case]
+    proc = _run([demo, "open", prog, params])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "alive"
+    assert lines[0].startswith("open NULL | PD_PredictorCreate: ") and message in lines[0], lines
+    assert "\n" not in lines[0] and len(lines[0]) < 400
+
+
+def test_c_host_wrong_input_shape_is_one_clear_error(demo, models):
+    proc = _run([demo, "open", *models["pir"], 7])  # the model takes [-1, 16]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first, last = proc.stdout.splitlines()[0], proc.stdout.splitlines()[-1]
+    assert first.startswith("run NULL | PD_PredictorRun: InvalidArgumentError: "), first
+    assert "second dimension is 7" in first and last == "alive"
+
+
+# ---- the bound on storage for paddle::AnalysisConfig ------------------------------------------
+
+BOUND_PROBE = r"""
+#include <cstdio>
+#include "config_box.h"
+extern "C" const char* paddlehot_pdcapi_last_error(void);
+int main() {
+  long a = phot_config_bytes_written(0x00), b = phot_config_bytes_written(0x5a);
+  paddle::AnalysisConfig* c = phot_config_new(nullptr, "probe");
+  std::printf("written %ld bound %d new %s | %s\n", a > b ? a : b, PHOT_CONFIG_BOUND,
+              c ? "ok" : "NULL", paddlehot_pdcapi_last_error());
+  if (c) phot_config_delete(c);
+  return 0;
+}
+"""
+
+
+def _bound_probe(tmp_path: Path, bound: int | None) -> str:
+    src = tmp_path / "probe.cc"
+    src.write_text(BOUND_PROBE)
+    exe = tmp_path / f"probe{bound or ''}"
+    libpaddle = wheel_libpaddle()
+    srcdir = pdcapi.pdcapi_dir() / "src"
+    flags = [f"-DPHOT_CONFIG_BOUND={bound}"] if bound else []
+    _run(["c++", "-std=gnu++17", "-O1", *flags, f"-I{srcdir}", *pdcapi.include_flags(), src,
+          srcdir / "config_box.cc", srcdir / "errors.cc", "-o", exe, f"-L{libpaddle.parent}",
+          f"-l:{libpaddle.name}", f"-Wl,-rpath,{libpaddle.parent}",
+          *pdcapi._python_ldflags()]).check_returncode()
+    proc = _run([exe], env={**os.environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout.strip()
+
+
+def test_config_constructor_stays_inside_the_bound(tmp_path):
+    m = re.match(r"written (\d+) bound (\d+) new (\w+)", _bound_probe(tmp_path, None))
+    written, bound, new = int(m[1]), int(m[2]), m[3]
+    assert 0 < written <= bound and new == "ok"
+    assert written * 2 <= bound, f"the bound {bound} leaves little room over {written} bytes"
+
+
+def test_guard_refuses_a_config_larger_than_the_bound(tmp_path):
+    # with a bound below what the constructor writes, the guard region is touched: refused
+    out = _bound_probe(tmp_path, 1024)
+    assert "new NULL" in out and "larger than the 1024 bytes pdcapi reserves" in out, out
+
+
+# ---- concurrency: predictors on changing threads while others are created and destroyed ------
+
+
+def test_soak_changing_threads_with_create_and_destroy(lib, models, tmp_path):
+    exe = tmp_path / "pdcapi_soak"
+    _run(["cc", "-O2", "-Wall", "-Werror", f"-I{pdcapi.pdcapi_include_dir()}",
+          NATIVE / "pdcapi_soak.c", "-o", exe, f"-L{lib.parent}", "-lpaddle_inference_c",
+          f"-Wl,-rpath,{lib.parent}", "-lpthread"]).check_returncode()
+    proc = _run([exe, *models["pir"], 8], env={**os.environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0 and proc.stdout.startswith("soak ok"), proc.stdout + proc.stderr
+    stats = dict(kv.split("=") for kv in proc.stdout.split()[2:])
+    assert int(stats["runs"]) > 1000 and int(stats["churn"]) >= 10, stats
+
+
+def test_python_executor_threads_while_predictors_come_and_go(api, models):
+    """ctypes calls from a thread pool (each call on whichever thread is free) on three
+    predictors, while another thread creates and destroys predictors: every answer exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prog, params = models["pir"]
+    out_name = _python_predictor(prog, params).get_output_names()[0].encode()
+    root = api.predictor(prog, params)
+    x = _input(3, 0.5)
+    want = api.infer(root, x, out_name)
+    pool = [api.PD_PredictorClone(root) for _ in range(3)]
+    free = list(pool)
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def call(_: int) -> None:
+        with lock:
+            pred = free.pop()
+        try:
+            got = api.infer(pred, x, out_name)
+            if not np.array_equal(got, want):
+                errors.append("wrong answer")
+        finally:
+            with lock:
+                free.append(pred)
+
+    def churn() -> None:
+        while not stop.is_set():
+            p = api.PD_PredictorClone(root)
+            if not p or not np.array_equal(api.infer(p, x, out_name), want):
+                errors.append("churn: " + api.error())
+            api.PD_PredictorDestroy(p)
+
+    t = threading.Thread(target=churn, name="pdcapi-churn")
+    t.start()
+    try:
+        with ThreadPoolExecutor(3, thread_name_prefix="pdcapi-exec") as ex:
+            list(ex.map(call, range(600)))
+    finally:
+        stop.set()
+        t.join(60)
+    for p in pool:
+        api.PD_PredictorDestroy(p)
+    api.PD_PredictorDestroy(root)
+    assert errors == []

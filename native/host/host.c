@@ -15,7 +15,7 @@
  * INPUT.bin holds the raw input tensor (C order); EXPECTED.bin the raw float32 first output (in
  * manifest order) for that input. PREFIX is the manifest's plugin.symbol_prefix, e.g.
  * phot_mlp_v1_0_0_. The plugins need libpaddle_inference_c.so: put its directory on
- * LD_LIBRARY_PATH (paddlehot's pdcapi embeds Python; PADDLEHOT_PYTHON picks the interpreter).
+ * LD_LIBRARY_PATH (paddlehot's pdcapi starts no Python: libpython only has to be present).
  *
  * A Go service does the same with cgo: dlopen/dlsym the five functions, keep an
  * atomic.Pointer to the serving version, and count calls in flight per version.

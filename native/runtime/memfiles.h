@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#ifdef __cplusplus
+extern "C" { /* pdcapi is C++ */
+#endif
+
 typedef struct phot_memfiles {
   int fds[2];                /* -1 when not open */
   char dir[PATH_MAX];        /* the directory we created; "" if none */
@@ -38,5 +42,9 @@ __attribute__((visibility("hidden"))) int phot_write_all(int fd, const void *p, 
 /* Copy len bytes at offset off of src into dst (at dst's position). 0 or -1 (errno set; a short
  * source gives EIO). */
 __attribute__((visibility("hidden"))) int phot_copy_range(int dst, int src, off_t off, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -20,7 +20,9 @@ def load(
     `.close()`. Checksums are verified before anything is loaded. `threads` is the intra-op thread
     count per predictor; `pool_min`/`pool_max` size the pool of predictors serving concurrent calls.
     `c_api` provides libpaddle_inference_c.so for a plugin when the process cannot resolve it
-    (serve, bench and the CLI pass plugin.pdcapi.build_pdcapi; core never imports it).
+    (serve, bench and the CLI pass plugin.pdcapi.build_pdcapi, which builds on first use; core
+    never imports it); without it, the newest prebuilt pdcapi for this Paddle is used
+    (core.pdcapi_locator), so `load("x.so")` needs no argument once pdcapi was built.
     `paddle_options` (core.paddle_runtime.PaddleOptions: oneDNN, IR and memory optimisation,
     oneDNN cache capacity) apply to packages; a plugin builds its own config through the C API.
     """

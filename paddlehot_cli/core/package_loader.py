@@ -1,15 +1,16 @@
 """Load a model package directory into a servable backed by a pool of paddle.inference predictors.
 
-The first predictor is created from the package (~0.8 s for resnet18); with `pool_max` > 1 it is
-kept as a template and the pool holds `clone()`s of it (cheap: clones share the weights), created
-on demand up to `pool_max`; clones idle longer than
-`idle_s` beyond `pool_min` are released. Note: the wheel's `Predictor.run()` holds the GIL, so
+The first predictor is created from the package (~0.8 s for resnet18); more are created the same
+way, each from its own config, on demand up to `pool_max`; predictors idle longer than `idle_s`
+beyond `pool_min` are released. Not `clone()`: a clone shares its source's scope, and a clone
+made while a predictor sharing that scope ran once failed every call it served; in Paddle 3.3.1
+a clone saves neither time nor memory over a new predictor. Creation and release go through
+paddle_runtime's one process-wide lock. Note: the wheel's `Predictor.run()` holds the GIL, so
 several predictors only help when callers overlap in non-Python work; the default pool is 1.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ class _Bound:
         self.predictor = predictor
         self.inputs = {n: predictor.get_input_handle(n) for n in predictor.get_input_names()}
         self.outputs = [predictor.get_output_handle(n) for n in output_names]
+
+    def release(self) -> None:
+        """Drop the handles and the predictor under the lifecycle lock (the last reference)."""
+        with paddle_runtime.lifecycle_lock():
+            self.inputs, self.outputs, self.predictor = {}, [], None
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         for name, arr in feeds.items():
@@ -69,7 +75,7 @@ class PackageServable:
                                             self.paddle_options)
         try:
             first = paddle_runtime.create_predictor(config)
-        except Exception as exc:  # paddle raises RuntimeError/ValueError/OSError variously
+        except Exception as exc:  # noqa: BLE001 - RuntimeError/ValueError/OSError variously
             raise PackageError(f"{path}: paddle could not load the model: {short_error(exc)}") from None
         input_names = list(first.get_input_names())
         self._output_names = list(first.get_output_names())
@@ -85,21 +91,18 @@ class PackageServable:
             )
         pool_min = max(0, int(pool_min))
         pool_max = max(1, pool_min, int(pool_max or 1))
-        # Cloning a predictor while another thread runs it fails at random (std::exception
-        # under load). With a pool of one the first predictor serves; with more it is only the
-        # template the clones come from, and clones are made one at a time.
-        self._root = first if pool_max > 1 else None
-        seed = [] if pool_max > 1 else [_Bound(first, self._output_names)]
-        clone_lock = threading.Lock()
+        seed = [_Bound(first, self._output_names)]
 
         def factory() -> _Bound:
             if seed:
                 return seed.pop()
-            with clone_lock:
-                return _Bound(self._root.clone(), self._output_names)
+            config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
+                                                self.paddle_options)
+            return _Bound(paddle_runtime.create_predictor(config), self._output_names)
 
         self._pool: Pool[_Bound] = Pool(
-            factory, min_size=max(1, pool_min), max_size=pool_max, idle_s=idle_s
+            factory, min_size=max(1, pool_min), max_size=pool_max, idle_s=idle_s,
+            destroy=_Bound.release,
         )
         self._pool.min_size = pool_min  # the first predictor may be reclaimed when pool_min is 0
         self._names = [s.name for s in manifest.outputs] if check_outputs else self._output_names
@@ -145,9 +148,8 @@ class PackageServable:
             return
         self._closed = True
         self._pool.close()  # waits for calls in flight
-        self._root = None
 
-    def __enter__(self) -> PackageServable:
+    def __enter__(self) -> PackageServable:  # noqa: PYI034 - Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,19 @@ def make_config(model_file: Path, params_file: Path, threads: int = 1,
     return config
 
 
+# Paddle's predictor construction and teardown touch process-wide state (program and pass
+# registries, oneDNN's primitive cache, flags, allocator tables): one at a time in the process, as
+# pdcapi does (native/pdcapi/src/lifecycle.cc). Runs need no lock.
+_LIFECYCLE = threading.Lock()
+
+
+def lifecycle_lock() -> threading.Lock:
+    """Held around every predictor creation and release in this process."""
+    return _LIFECYCLE
+
+
 def create_predictor(config: Any) -> Any:
     from paddle import inference
 
-    return inference.create_predictor(config)
+    with _LIFECYCLE:
+        return inference.create_predictor(config)

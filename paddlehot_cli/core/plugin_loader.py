@@ -11,8 +11,14 @@ disk later changes nothing in this process.
 How the plugin finds libpaddle_inference_c.so (its NEEDED entry): if the dynamic loader can
 resolve it (LD_LIBRARY_PATH, ld.so.cache, or a copy already loaded into the process), that one is
 used. Otherwise the caller's C-API provider (serve, bench and the CLI pass
-plugin.pdcapi.build_pdcapi; core never imports it) gives a library that is loaded RTLD_GLOBAL
-first. The plugin itself is loaded RTLD_LOCAL; its five functions are resolved by name.
+plugin.pdcapi.build_pdcapi, which builds on first use; core never imports it) gives a library,
+and without a provider the newest prebuilt pdcapi for this Paddle (core.pdcapi_locator; never a
+compiler run). That library is loaded RTLD_GLOBAL first. The plugin itself is loaded
+RTLD_LOCAL; its five functions are resolved by name.
+
+Calls go through ctypes.CDLL, which releases the GIL for the duration of each foreign call, and
+pdcapi runs Paddle's C++ API without any Python: the predictors of a plugin's pool run in
+parallel.
 
 close() ends in dlclose: once the last call has returned and the plugin's close() is done, the
 function pointers are dropped and the library (with its copy) leaves the process.
@@ -33,6 +39,7 @@ import numpy as np
 
 from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
+from paddlehot_cli.core.pdcapi_locator import prebuilt_pdcapi
 from paddlehot_cli.core.plugin_abi import (
     C_API_SONAME,
     CODE_DTYPES,
@@ -82,6 +89,10 @@ def machine(path: str | Path) -> str:
     return read_elf(path).machine
 
 
+# dtype objects -> ABI codes and back (a dtype's .name costs microseconds per call)
+_DTYPE_CODES = {np.dtype(name): code for name, code in DTYPE_CODES.items()}
+_CODE_NP = {code: np.dtype(name) for code, name in CODE_DTYPES.items()}
+
 # ---------------------------------------------------------------- the C API the plugin needs
 
 CApiProvider = Callable[[], "str | Path"]
@@ -106,10 +117,12 @@ def _c_api_resolvable() -> bool:
         return False
 
 
-def ensure_c_api(plugin: Path, provider: CApiProvider | None = None) -> str | None:
+def ensure_c_api(plugin: Path, provider: CApiProvider | None = None,
+                 shown: str | Path | None = None) -> str | None:
     """Make the plugin's NEEDED libpaddle_inference_c.so resolvable; returns the path loaded
-    here (from `provider`, e.g. plugin.pdcapi.build_pdcapi), or None when the process or the
-    system already resolves it. pdcapi stays loaded: every plugin shares it."""
+    here (from `provider`, e.g. plugin.pdcapi.build_pdcapi, else a prebuilt pdcapi), or None
+    when the process or the system already resolves it. pdcapi stays loaded: every plugin
+    shares it. `shown` names the plugin in messages (default: `plugin`)."""
     if C_API_SONAME not in needed(plugin):
         return None
     with _capi_lock:
@@ -120,14 +133,17 @@ def ensure_c_api(plugin: Path, provider: CApiProvider | None = None) -> str | No
             return None
         except OSError:
             pass
-        if provider is None:
+        lib = str(provider()) if provider is not None else prebuilt_pdcapi()
+        if lib is None:
             raise PackageError(
-                f"{plugin} needs {C_API_SONAME}, which this process cannot find",
-                hint="put the official library on LD_LIBRARY_PATH, or pass a C-API provider "
-                "(paddlehot's serve, bench and build-plugin pass pdcapi)")
-        lib = str(provider())
-        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
-        return lib
+                f"{shown or plugin} needs {C_API_SONAME}, and no pdcapi is built for this Paddle",
+                hint="build it once: `python -m paddlehot_cli.plugin.pdcapi` (build-plugin, "
+                "serve and bench do it too), or put the official library on LD_LIBRARY_PATH")
+        try:
+            ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            raise PackageError(f"cannot load {lib} for {shown or plugin}: {exc}") from None
+        return str(lib)
 
 
 def read_plugin_manifest(path: str | Path, shown: str | Path | None = None
@@ -181,11 +197,12 @@ class PluginServable:
         arch, host = machine(image.path), host_arch()
         if arch != host:
             raise PackageError(f"{self.path} is a {arch} plugin; this host is {host}")
-        self.c_api_loaded = ensure_c_api(image.path, c_api)
+        self.c_api_loaded = ensure_c_api(image.path, c_api, shown=self.path)
         try:
             lib = ctypes.CDLL(str(image.path), mode=ctypes.RTLD_LOCAL)
-        except OSError as exc:
-            raise PackageError(f"cannot load plugin {self.path}: {exc}") from None
+        except OSError as exc:  # the loader names the private copy: name the user's file
+            why = str(exc).replace(f"{image.path}: ", "").replace(str(image.path), str(self.path))
+            raise PackageError(f"cannot load plugin {self.path}: {why}") from None
         self._handle_lib = lib._handle
         prefix = symbol_prefix(name, version)
         try:
@@ -223,7 +240,9 @@ class PluginServable:
         self._pool_limits = (opts.pool_initial, opts.pool_max)
         self._peak = 0  # most calls at once: the runtime clones only when every predictor is busy
         self._closed = False
-        self._out_cache: dict[int, list[tuple[tuple[int, ...], str]]] = {}
+        self._out_cache: dict[int, list[tuple[tuple[int, ...], np.dtype]]] = {}
+        self._tls = threading.local()
+        self._name_bytes = {s.name: s.name.encode() for s in self.manifest.inputs}
         # Paddle holds the model now: the copy's embedded model ranges are never read again.
         sections = read_elf(image.path).sections
         image.drop_ranges([sections[n][:2] for n in MODEL_SECTIONS.values() if n in sections])
@@ -291,47 +310,61 @@ class PluginServable:
             self._leave()
         return [out[s.name] for s in self.manifest.outputs]
 
-    def _out_guess(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[tuple[int, ...], str]]:
+    def _out_guess(self, batch: int) -> list[tuple[tuple[int, ...], np.dtype]]:
         # Output shapes from the manifest, dynamic dims from the first input's batch (or the
         # last seen shapes for this batch); a wrong guess costs one retry.
-        batch = next(iter(feeds.values())).shape[0] if feeds else 1
         known = self._out_cache.get(batch)
         if known is not None:
             return known
         return [(tuple(batch if (d == -1 and i == 0) else (1 if d == -1 else d)
-                       for i, d in enumerate(s.shape)), s.dtype) for s in self._out_specs]
+                       for i, d in enumerate(s.shape)), np.dtype(s.dtype))
+                for s in self._out_specs]
+
+    def _frame(self, n_in: int) -> tuple[Any, Any]:
+        """This thread's input and output descriptor arrays, reused call after call (a call
+        only sets pointers and shapes): building them anew costs more than Paddle's run of a
+        small model."""
+        frame = getattr(self._tls, "frame", None)
+        if frame is None or len(frame[0]) != n_in:
+            size = ctypes.sizeof(PhotTensor)
+            ins = (PhotTensor * n_in)()
+            outs = (PhotTensor * len(self._out_specs))()
+            for t in (*ins, *outs):
+                t.struct_size = size
+            frame = self._tls.frame = (ins, outs)
+        return frame
 
     def _call(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n_in = len(feeds)
-        ins = (PhotTensor * n_in)()
-        keep = []
+        ins, outs = self._frame(n_in)
+        keep = []  # the arrays whose memory the C call reads: alive until it returns
         for t, (name, arr) in zip(ins, feeds.items()):
-            bname = name.encode()
-            keep.append(bname)
-            t.struct_size = ctypes.sizeof(PhotTensor)
-            t.dtype = DTYPE_CODES[arr.dtype.name]
-            t.name = bname
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            keep.append(arr)
+            t.dtype = _DTYPE_CODES.get(arr.dtype, 0)
+            t.name = self._name_bytes.get(name) or name.encode()
             t.rank = arr.ndim
             t.shape[: arr.ndim] = arr.shape
             t.data = arr.ctypes.data
             t.byte_size = arr.nbytes
-        guess = self._out_guess(feeds)
+        batch = next(iter(feeds.values())).shape[0] if feeds else 1
+        guess = self._out_guess(batch)
         n_out = len(guess)
         for attempt in (0, 1):
-            outs = (PhotTensor * n_out)()
             arrays = []
             for t, (shape, dtype) in zip(outs, guess):
                 arr = np.empty(shape, dtype=dtype)
                 arrays.append(arr)
-                t.struct_size = ctypes.sizeof(PhotTensor)
                 t.data = arr.ctypes.data
                 t.byte_size = arr.nbytes
             rc = self._infer(self._handle, ins, n_in, outs, n_out)
             if rc == E_SMALL and attempt == 0:
-                guess = [(tuple(t.shape[: t.rank]), CODE_DTYPES.get(t.dtype, "float32"))
+                guess = [(tuple(t.shape[: t.rank]), np.dtype(CODE_DTYPES.get(t.dtype, "float32")))
                          for t in outs]
                 continue
             break
+        del keep
         if rc != OK:
             msg = self.last_error()
             if rc in (E_UNKNOWN, E_MISSING, E_DTYPE, E_SHAPE):
@@ -341,12 +374,11 @@ class PluginServable:
         final = []
         for name, t, arr in zip(self.output_names, outs, arrays):
             shape = tuple(t.shape[: t.rank])
-            dtype = CODE_DTYPES.get(t.dtype, arr.dtype.name)
+            dtype = _CODE_NP.get(t.dtype, arr.dtype)
             final.append((shape, dtype))
-            if arr.shape != shape or arr.dtype.name != dtype:
+            if arr.shape != shape or arr.dtype != dtype:
                 arr = arr.reshape(-1).view(dtype)[: int(np.prod(shape))].reshape(shape)
             result[name] = arr
-        batch = next(iter(feeds.values())).shape[0] if feeds else 1
         if len(self._out_cache) < 64:
             self._out_cache[batch] = final
         return result
@@ -361,7 +393,7 @@ class PluginServable:
         self._f["close"](self._handle)  # the plugin also waits for its calls in flight
         self._unload()
 
-    def __enter__(self) -> PluginServable:
+    def __enter__(self) -> PluginServable:  # noqa: PYI034 - Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -373,7 +405,8 @@ def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
                 c_api: CApiProvider | None = None) -> PluginServable:
     """Load a plugin .so; `model_dir` is where the model files are for a plugin built with
     --no-embed-model (default: beside the .so), or to override the embedded ones. `c_api` gives
-    libpaddle_inference_c.so when the process cannot resolve it (see ensure_c_api)."""
+    libpaddle_inference_c.so when the process cannot resolve it; without one, a prebuilt pdcapi
+    for this Paddle is used (see ensure_c_api)."""
     p = Path(path)
     if not p.is_file():
         raise PackageError(f"no such plugin: {p}")

@@ -1,26 +1,37 @@
-"""pdcapi for a foreign arch: native/pdcapi cross-compiled against a rootfs (its Python headers
-and libpython), so a cross-built plugin links a real libpaddle_inference_c.so, not a stub.
+"""pdcapi for a foreign arch: native/pdcapi cross-compiled against a rootfs (the libpaddle.so of
+its venv's paddlepaddle wheel, and its libpython, which libpaddle.so needs loadable), so a
+cross-built plugin links a real libpaddle_inference_c.so, not a stub.
 
-The library embeds the rootfs' CPython and drives the paddlepaddle wheel of the rootfs venv, as
-the host build does with the host's. It is cached per (arch, Python, paddle, sources, flags) next
-to the host builds; the rootfs is only read.
+It is cached per (arch, Paddle version, libpaddle build id, sources, flags) next to the host
+builds; the rootfs is only read. The symbol check runs as for a host build; the self-test needs
+the target's CPU (qemu) and runs with `verify` in plugin.qemu_verify.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.plugin import pdcapi
+from paddlehot_cli.plugin.libpaddle import LibPaddle, describe
 from paddlehot_cli.plugin.rootfs import Rootfs, open_rootfs
 
 if TYPE_CHECKING:
     from paddlehot_cli.plugin.c_api_choice import CApi
 
 
-def _flags(rootfs: Rootfs) -> tuple[list[str], list[str]]:
+def _libpaddle(rootfs: Rootfs) -> LibPaddle:
+    lib = rootfs.site_packages() / "paddle" / "base" / "libpaddle.so"
+    if not lib.is_file():
+        raise UserError(f"--sysroot {rootfs.path}: no paddlepaddle in its venv ({lib} is missing)",
+                        hint="build the rootfs with native/edge/build-rootfs.sh")
+    return describe(lib, rootfs.paddle_version() or "none", rootfs.arch)
+
+
+def _python_ldflags(rootfs: Rootfs) -> list[str]:
     ver = rootfs.python_version
     libpython = rootfs.path / "usr" / "lib" / rootfs.triplet / f"libpython{ver}.so"
     if not libpython.exists():
@@ -28,49 +39,42 @@ def _flags(rootfs: Rootfs) -> tuple[list[str], list[str]]:
             f"--sysroot {rootfs.path}: no {libpython.relative_to(rootfs.path)}",
             hint=f"install libpython{ver}-dev in the rootfs",
         )
-    cflags = [
-        "-O2", "-g0", "-std=gnu11", "-fPIC", "-fvisibility=hidden", "-Wall",
-        *pdcapi.include_flags(),
-        *(f"-I{d}" for d in rootfs.python_include_dirs()),
-        # Debian's pyconfig.h includes <TRIPLET/python3.x/pyconfig.h>; searched after the cross
-        # toolchain's own headers so its glibc stays the one compiled against.
-        f"-idirafter{rootfs.path / 'usr' / 'include'}",
-        f'-DPHOT_PYTHON_EXECUTABLE="{rootfs.guest_python}"',
-        f'-DPHOT_LIBPYTHON="libpython{ver}.so.1.0"',
-    ]
     rpath_link = ":".join(str(d) for d in rootfs.lib_dirs)
     # libpython by path, not -L: the rootfs' libc.so is a linker script with absolute paths that
     # would replace the cross toolchain's libc.
-    ldflags = [
-        "-shared", f"-Wl,-soname,{pdcapi.SONAME}", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack",
-        str(libpython.resolve()), f"-Wl,-rpath-link,{rpath_link}", "-ldl", "-lpthread",
-    ]
-    return cflags, ldflags
+    return [str(libpython.resolve()), f"-Wl,-rpath-link,{rpath_link}"]
 
 
-def _target_path(rootfs: Rootfs, cc: str) -> tuple[Path, list[str], list[str]]:
-    cflags, ldflags = _flags(rootfs)
-    parts = [rootfs.arch.encode(), Path(cc).name.encode(), "\0".join(cflags + ldflags).encode()]
-    for f in pdcapi._sources():
-        parts += [f.name.encode(), f.read_bytes()]
-    key = (f"{rootfs.triplet}-cpython-{rootfs.python_version.replace('.', '')}-"
-           f"paddle{rootfs.paddle_version() or 'none'}-{pdcapi._digest(parts)}")
-    return pdcapi.cache_root() / key / pdcapi.SONAME, cflags, ldflags
+def _plan(rootfs: Rootfs, cc: str) -> tuple[LibPaddle, list[str], list[str], Path]:
+    lib = _libpaddle(rootfs)
+    flags = pdcapi.common_flags()
+    ldflags = pdcapi.link_flags(lib.path, _python_ldflags(rootfs))
+    key = pdcapi.cache_key(lib, [Path(cc).name, Path(pdcapi.cxx_for(cc)).name], flags + ldflags)
+    return lib, flags, ldflags, pdcapi.cache_root() / key / pdcapi.SONAME
 
 
 def find_cached_cross_pdcapi(rootfs: Rootfs, cc: str) -> Path | None:
     """The cached cross build for this rootfs, or None; never builds."""
-    path, _, _ = _target_path(rootfs, cc)
+    try:
+        *_, path = _plan(rootfs, cc)
+    except UserError:
+        return None
     return path if path.is_file() else None
 
 
 def build_cross_pdcapi(rootfs: Rootfs, cc: str, force: bool = False) -> Path:
-    """Build (or reuse) libpaddle_inference_c.so for rootfs.arch with the cross compiler cc."""
-    target, cflags, ldflags = _target_path(rootfs, cc)
+    """Build (or reuse) libpaddle_inference_c.so for rootfs.arch with the cross compiler cc (and
+    its C++ driver beside it)."""
+    lib, flags, ldflags, target = _plan(rootfs, cc)
     if target.is_file() and not force:
         return target
-    pdcapi._compile_into(target, [*cflags, *pdcapi.compile_sources(), *ldflags], cc,
-                         f"{pdcapi.SONAME} for {rootfs.arch}")
+    cc_path = pdcapi._require_cc(cc)
+    cxx_path = pdcapi._require_cc(pdcapi.cxx_for(cc), f"C++ cross compiler for {rootfs.arch}")
+    with pdcapi.staging(target) as tmp:
+        built = pdcapi.compile_and_link(tmp, cc_path, cxx_path, flags, ldflags,
+                                        f"{pdcapi.SONAME} for {rootfs.arch}")
+        pdcapi.check_symbols(built, lib.path)
+        os.replace(built, target)
     return target
 
 
@@ -86,7 +90,8 @@ def cross_c_api(sysroot: Path, target: str, cc: str) -> CApi:
     paddle = rootfs.paddle_version() or "no paddlepaddle in its venv"
     return CApi("pdcapi", pdcapi.pdcapi_include_dir(), lib.parent,
                 f"linked against paddlehot's pdcapi for {target} ({lib}); on the device it "
-                f"needs Python {rootfs.python_version} with paddlepaddle ({paddle} in {sysroot})")
+                f"needs paddlepaddle's libpaddle.so ({paddle} in {sysroot}) and "
+                f"libpython{rootfs.python_version} (loaded, never started)")
 
 
 def rootfs_runtime(root: Path, arch: str) -> tuple[list[Path], str | None] | None:

@@ -1,8 +1,14 @@
 """Build paddlehot's libpaddle_inference_c.so: the Paddle Inference C API over the pip wheel.
 
 Plugins call Paddle Inference through its C API. On an edge box they link the official library;
-here they link this one, compiled from native/pdcapi with the system compiler and cached per
-(Python, paddle version, sources, flags). Nothing in this module imports paddle.
+here they link this one: native/pdcapi, C++ over the C++ API that the wheel's
+paddle/base/libpaddle.so exports. No Python interpreter runs in it: libpython is linked only
+because libpaddle.so refers to Py* symbols (it must be loadable, it is never initialised).
+
+A build compiles and links the bridge, checks that every Paddle symbol it imports is defined by
+this libpaddle.so (naming any that is not), runs the self-test (native/pdcapi/selftest: every
+supported dtype and a dynamic shape through a tiny model), and only then caches the library per
+(arch, Paddle version, libpaddle build id, sources and flags). Nothing here imports paddle.
 """
 
 from __future__ import annotations
@@ -12,21 +18,32 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tempfile
-from importlib import metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from paddlehot_cli.core import pdcapi_locator as locator
+from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.errors import UserError
+from paddlehot_cli.plugin.libpaddle import (
+    LibPaddle,
+    demangle,
+    describe,
+    missing_symbols,
+    paddle_version,
+    wheel_libpaddle,
+)
 from paddlehot_cli.resources import native_dir
 
 SONAME = "libpaddle_inference_c.so"
+SELFTEST_TIMEOUT_S = 120
 
 # One PD_ function prototype in our headers: "PADDLE_CAPI_EXPORT extern RET NAME(ARGS);"
 _PROTO = re.compile(
     r"PADDLE_CAPI_EXPORT\s+extern\s+(?P<ret>[^;()]*?)\b(?P<name>PD_\w+)\s*\((?P<args>[^)]*)\)\s*;",
-    re.S,
+    re.DOTALL,
 )
 
 
@@ -40,21 +57,7 @@ def pdcapi_include_dir() -> Path:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("PADDLEHOT_CACHE") or str(Path.home() / ".cache" / "paddlehot")
-    return Path(base) / "pdcapi"
-
-
-def _paddle_version() -> str:
-    for dist in ("paddlepaddle", "paddlepaddle-gpu"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return "none"
-
-
-def _python_tag() -> str:
-    return f"{sys.implementation.cache_tag or 'py'}"  # e.g. cpython-311
+    return locator.cache_root()
 
 
 def _resolve_cc_name(cc: str | None) -> str:
@@ -69,12 +72,22 @@ def _resolve_cc_name(cc: str | None) -> str:
     return "cc"
 
 
-def _require_cc(cc: str) -> str:
+def cxx_for(cc: str) -> str:
+    """The C++ driver beside a C compiler: gcc -> g++, cc -> c++, clang -> clang++ (also with a
+    target prefix or a directory); $CXX when cc is the default."""
+    head, _, name = cc.rpartition("/")
+    for c, cxx in (("clang", "clang++"), ("gcc", "g++"), ("cc", "c++")):
+        if name == c or name.endswith("-" + c):
+            return (head + "/" if head else "") + name[: len(name) - len(c)] + cxx
+    return os.environ.get("CXX") or "c++"
+
+
+def _require_cc(cc: str, what: str = "C compiler") -> str:
     path = shutil.which(cc)
     if not path:
         raise UserError(
-            f"C compiler not found: {cc}",
-            hint="install one (e.g. `apt-get install gcc`) or set CC / pass cc=",
+            f"{what} not found: {cc}",
+            hint="install one (e.g. `apt-get install g++`) or set CC / pass cc=",
         )
     return path
 
@@ -85,10 +98,12 @@ def _shared_sources() -> list[Path]:
     return [runtime / "memfiles.c", runtime / "memfiles.h"]
 
 
-def compile_sources() -> list[str]:
-    """The C files of one pdcapi build (its own and the shared runtime helper), for any arch."""
-    srcs = [str(p) for p in sorted((pdcapi_dir() / "src").glob("*.c"))]
-    return srcs + [str(p) for p in _shared_sources() if p.suffix == ".c"]
+def cxx_sources() -> list[Path]:
+    return sorted((pdcapi_dir() / "src").glob("*.cc"))
+
+
+def c_sources() -> list[Path]:
+    return [p for p in _shared_sources() if p.suffix == ".c"]
 
 
 def include_flags() -> list[str]:
@@ -96,65 +111,59 @@ def include_flags() -> list[str]:
     return [f"-I{pdcapi_include_dir()}", f"-I{native_dir() / 'runtime'}"]
 
 
+def exports_map() -> Path:
+    return pdcapi_dir() / "exports.map"
+
+
+def selftest_dir() -> Path:
+    return pdcapi_dir() / "selftest"
+
+
 def _sources() -> list[Path]:
     root = pdcapi_dir()
-    files = (sorted((root / "src").glob("*.[ch]")) + sorted((root / "include").glob("*.h"))
+    files = (sorted((root / "src").glob("*.cc")) + sorted((root / "src").glob("*.h"))
+             + sorted((root / "include").glob("*.h")) + [exports_map()]
+             + sorted(selftest_dir().glob("*.[cj]*")) + sorted(selftest_dir().glob("*.pdiparams"))
              + _shared_sources())
-    if not files:
+    if not cxx_sources():
         raise UserError(
             f"pdcapi sources not found under {root}", hint="run from a paddlehot source checkout"
         )
     return files
 
 
-def _python_flags() -> tuple[list[str], list[str]]:
-    """(compile flags, link flags) for embedding this interpreter."""
-    include = Path(sysconfig.get_paths()["include"])
-    if not (include / "Python.h").is_file():
-        raise UserError(
-            f"Python.h not found in {include}",
-            hint="install the Python development headers (e.g. `apt-get install python3-dev`)",
-        )
-    cflags = [f"-I{include}", f'-DPHOT_PYTHON_EXECUTABLE="{sys.executable}"']
-    ldflags: list[str] = []
-    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        # Link the same libpython the interpreter uses (same soname: a python process keeps one
-        # copy); a C host gets it through the rpath.
-        libdir = sysconfig.get_config_var("LIBDIR")
-        soname = sysconfig.get_config_var("INSTSONAME") or ""
-        cflags.append(f'-DPHOT_LIBPYTHON="{soname}"')
-        ldflags += [
-            f"-L{libdir}",
-            f"-lpython{sysconfig.get_config_var('LDVERSION')}",
-            f"-Wl,-rpath,{libdir}",
-        ]
-    # A static interpreter exports its symbols itself: linking libpython would load a second
-    # copy, so the library then only works inside a Python process.
-    return cflags, ldflags
+def common_flags() -> list[str]:
+    return ["-O2", "-g0", "-fPIC", "-fvisibility=hidden", "-Wall", *include_flags()]
 
 
-def _flags() -> tuple[list[str], list[str]]:
-    py_c, py_ld = _python_flags()
-    cflags = [
-        "-O2",
-        "-g0",
-        "-std=gnu11",
-        "-fPIC",
-        "-fvisibility=hidden",
-        "-Wall",
-        *include_flags(),
-        *py_c,
-    ]
-    ldflags = [
+def link_flags(libpaddle: Path, python_ld: list[str]) -> list[str]:
+    """Link the bridge: exports from exports.map only, libpaddle.so by path (+ rpath to it), and
+    whatever makes libpython loadable (python_ld)."""
+    return [
         "-shared",
         f"-Wl,-soname,{SONAME}",
+        f"-Wl,--version-script={exports_map()}",
         "-Wl,-z,relro,-z,now",
         "-Wl,-z,noexecstack",
-        *py_ld,
-        "-ldl",
+        f"-L{libpaddle.parent}",
+        f"-l:{libpaddle.name}",
+        f"-Wl,-rpath,{libpaddle.parent}",
+        *python_ld,
         "-lpthread",
     ]
-    return cflags, ldflags
+
+
+def _python_ldflags() -> list[str]:
+    """libpaddle.so refers to Py* symbols (data among them): a C host must have libpython
+    mapped. Link this interpreter's libpython (same soname as the one a Python process already
+    has, so never a second copy); it is loaded, never initialised."""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        # A static interpreter exports Py* itself: the library then works inside a Python
+        # process only.
+        return []
+    libdir = sysconfig.get_config_var("LIBDIR")
+    return [f"-L{libdir}", f"-lpython{sysconfig.get_config_var('LDVERSION')}",
+            f"-Wl,-rpath,{libdir}"]
 
 
 def _digest(parts: list[bytes]) -> str:
@@ -165,54 +174,117 @@ def _digest(parts: list[bytes]) -> str:
     return h.hexdigest()[:12]
 
 
-def _key(cc: str, cflags: list[str], ldflags: list[str]) -> str:
-    parts = [cc.encode(), "\0".join(cflags + ldflags).encode()]
+def cache_key(lib: LibPaddle, tools: list[str], flags: list[str]) -> str:
+    """<arch>-paddle<version>-<build id>-<digest of tools, flags, sources>."""
+    parts = [t.encode() for t in tools] + ["\0".join(flags).encode()]
     for f in _sources():
         parts += [f.name.encode(), f.read_bytes()]
-    return f"{_python_tag()}-paddle{_paddle_version()}-{_digest(parts)}"
+    return locator.key_prefix(lib.arch, lib.version, lib.build_id) + _digest(parts)
 
 
-def _compile_into(target: Path, cmd_tail: list[str], cc_path: str, what: str) -> None:
-    """Compile into a private temp dir, then rename into place: concurrent builds all succeed."""
+@contextmanager
+def staging(target: Path) -> Iterator[Path]:
+    """A private temp dir beside target (removed afterwards): build there, then os.replace into
+    place, so concurrent builds all succeed and a reader never sees half a library."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        out = tmp / SONAME
-        cmd = [cc_path, *cmd_tail, "-o", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = (
-                [ln for ln in proc.stderr.splitlines() if "error" in ln]
-                or proc.stderr.splitlines()
-                or ["(no output)"]
-            )
-            raise UserError(
-                f"building {what} failed: {lines[0].strip()}", hint="command: " + " ".join(cmd)
-            )
-        os.replace(out, target)
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def find_cached_pdcapi(cc: str | None = None) -> Path | None:
-    """The cached library for this interpreter and paddle, or None; never builds."""
+def _run_tool(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = ([ln for ln in proc.stderr.splitlines() if "error" in ln]
+                 or proc.stderr.splitlines() or ["(no output)"])
+        raise UserError(f"building {what} failed: {lines[0].strip()}",
+                        hint="command: " + " ".join(cmd))
+
+
+def compile_and_link(tmp: Path, cc: str, cxx: str, flags: list[str], ldflags: list[str],
+                     what: str) -> Path:
+    """Objects of the C++ and C sources in tmp, linked with the C++ driver; returns the .so."""
+    objects = []
+    for src in cxx_sources():
+        obj = tmp / (src.stem + ".o")
+        _run_tool([cxx, "-std=gnu++17", *flags, "-c", str(src), "-o", str(obj)], what)
+        objects.append(str(obj))
+    for src in c_sources():
+        obj = tmp / (src.stem + ".c.o")
+        _run_tool([cc, "-std=gnu11", *flags, "-c", str(src), "-o", str(obj)], what)
+        objects.append(str(obj))
+    out = tmp / SONAME
+    _run_tool([cxx, *objects, *ldflags, "-o", str(out)], what)
+    return out
+
+
+def check_symbols(bridge: Path, libpaddle: Path) -> None:
+    """UserError naming every Paddle symbol the bridge uses that libpaddle does not define."""
+    missing = missing_symbols(bridge, libpaddle)
+    if missing:
+        names = "; ".join(demangle(missing))
+        raise UserError(f"{libpaddle} lacks {len(missing)} symbol(s) pdcapi uses: {names}",
+                        hint="this Paddle build does not export that C++ API; use a "
+                        "paddlepaddle wheel that does (3.2.2 and 3.3.1 do)")
+
+
+def self_test(bridge: Path, cc: str, runner: list[str] | None = None) -> None:
+    """Compile native/pdcapi/selftest/selftest.c against the new bridge and run it on the
+    self-test model (under `runner`, e.g. qemu, for a foreign arch); UserError on a mismatch."""
+    exe = bridge.parent / "pdcapi-selftest"
+    _run_tool([cc, "-O2", "-Wall", *include_flags(), str(selftest_dir() / "selftest.c"),
+               "-o", str(exe), f"-L{bridge.parent}", "-lpaddle_inference_c",
+               f"-Wl,-rpath,{bridge.parent}"], "the pdcapi self-test")
+    env = {**os.environ, "GLOG_minloglevel": "2"}
+    cmd = [*(runner or []), str(exe), str(selftest_dir() / "model.json"),
+           str(selftest_dir() / "model.pdiparams")]
     try:
-        cflags, ldflags = _flags()
-        path = cache_root() / _key(_resolve_cc_name(cc), cflags, ldflags) / SONAME
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
+                              timeout=SELFTEST_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"the pdcapi self-test did not finish in {SELFTEST_TIMEOUT_S} s") from None
+    if proc.returncode != 0 or "selftest ok" not in proc.stdout:
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "MISMATCH" in ln), lines[-1] if lines else
+                   f"exit status {proc.returncode}")
+        raise UserError(f"the pdcapi self-test failed: {why.strip()}",
+                        hint="pdcapi's declarations of Paddle's C++ API do not match this "
+                        "libpaddle.so; nothing was cached")
+
+
+def _native_plan(cc: str | None) -> tuple[LibPaddle, str, str, list[str], list[str], Path]:
+    cc_name = _resolve_cc_name(cc)
+    cxx_name = cxx_for(cc_name)
+    lib = describe(wheel_libpaddle(), paddle_version(), host_arch())
+    flags = common_flags()
+    ldflags = link_flags(lib.path, _python_ldflags())
+    target = cache_root() / cache_key(lib, [cc_name, cxx_name], flags + ldflags) / SONAME
+    return lib, cc_name, cxx_name, flags, ldflags, target
+
+
+def find_cached_pdcapi(cc: str | None = None) -> Path | None:
+    """The cached library for this paddle, or None; never builds."""
+    try:
+        *_, target = _native_plan(cc)
     except UserError:
         return None
-    return path if path.is_file() else None
+    return target if target.is_file() else None
 
 
 def build_pdcapi(cc: str | None = None, force: bool = False) -> Path:
-    """Build (or reuse) libpaddle_inference_c.so for this interpreter; returns its path."""
-    cc_name = _resolve_cc_name(cc)
-    cflags, ldflags = _flags()
-    target = cache_root() / _key(cc_name, cflags, ldflags) / SONAME
+    """Build (or reuse) libpaddle_inference_c.so over this wheel's libpaddle.so; its path."""
+    lib, cc_name, cxx_name, flags, ldflags, target = _native_plan(cc)
     if target.is_file() and not force:
         return target
     cc_path = _require_cc(cc_name)
-    _compile_into(target, [*cflags, *compile_sources(), *ldflags], cc_path, SONAME)
+    cxx_path = _require_cc(cxx_name, "C++ compiler")
+    with staging(target) as tmp:
+        built = compile_and_link(tmp, cc_path, cxx_path, flags, ldflags, SONAME)
+        check_symbols(built, lib.path)
+        self_test(built, cc_path)
+        os.replace(built, target)
     return target
 
 
@@ -264,5 +336,12 @@ def build_link_stub(target: str, cc: str) -> Path:
     tmp_src = out.parent / f".pdcapi_stub.{os.getpid()}.c"
     tmp_src.write_text(source)
     os.replace(tmp_src, src)
-    _compile_into(out, [*flags, "-x", "c", str(src)], cc_path, f"{SONAME} stub for {target}")
+    with staging(out) as tmp:
+        _run_tool([cc_path, *flags, "-x", "c", str(src), "-o", str(tmp / SONAME)],
+                  f"{SONAME} stub for {target}")
+        os.replace(tmp / SONAME, out)
     return out
+
+
+if __name__ == "__main__":  # python -m paddlehot_cli.plugin.pdcapi: build (or find) and print
+    print(build_pdcapi())

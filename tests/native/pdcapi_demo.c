@@ -3,6 +3,9 @@
  *   pdcapi_demo run|buffer PROG PARAMS BATCH   print the outputs for a fixed input
  *   pdcapi_demo threads PROG PARAMS N ITERS    N threads, one clone each, compare with the root
  *   pdcapi_demo fail PROG PARAMS               failure paths; the process must live
+ *   pdcapi_demo open PROG PARAMS [DIM]         create, then run one [2, DIM] input (default 16);
+ *                                              prints "open ok" or "open|run NULL | message",
+ *                                              then "alive": a bad model is an error, not a crash
  *   pdcapi_demo bench PROG PARAMS ITERS        microseconds per call, as a plugin's infer does */
 #include <pthread.h>
 #include <stdio.h>
@@ -195,6 +198,32 @@ int main(int argc, char **argv) {
     PD_OneDimArrayCstrDestroy(in);
     PD_OneDimArrayCstrDestroy(out);
     PD_PredictorDestroy(pr);
+    return 0;
+  }
+  if (strcmp(mode, "open") == 0) {
+    PD_Config *c = PD_ConfigCreate();
+    PD_ConfigSetModel(c, prog, params);
+    PD_ConfigDisableGlogInfo(c);
+    PD_Predictor *pr = PD_PredictorCreate(c);
+    PD_ConfigDestroy(c);
+    if (!pr) {
+      printf("open NULL | %s\nalive\n", last_error());
+      return 0;
+    }
+    int dim = argc > 4 ? atoi(argv[4]) : 16;
+    PD_OneDimArrayCstr *in = PD_PredictorGetInputNames(pr);
+    PD_Tensor *x = PD_PredictorGetInputHandle(pr, in->data[0]);
+    int32_t shape[2] = {2, dim};
+    float *data = calloc((size_t)(2 * dim), sizeof(float));
+    PD_TensorReshape(x, 2, shape);
+    PD_TensorCopyFromCpuFloat(x, data);
+    PD_Bool ok = PD_PredictorRun(pr);
+    printf(ok ? "open ok\n" : "run NULL | %s\n", last_error());
+    free(data);
+    PD_TensorDestroy(x);
+    PD_OneDimArrayCstrDestroy(in);
+    PD_PredictorDestroy(pr);
+    printf("alive\n");
     return 0;
   }
   if (strcmp(mode, "fail") == 0) {

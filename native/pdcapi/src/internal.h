@@ -1,16 +1,22 @@
-/* Internal declarations shared by the pdcapi sources (never installed). */
+/* Internal declarations shared by the pdcapi sources (never installed). C++; no Python. */
 #ifndef PHOT_PDCAPI_INTERNAL_H
 #define PHOT_PDCAPI_INTERNAL_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "memfiles.h" /* native/runtime: the one memfd helper, shared with the plugin runtime */
+#include "paddle_cxx.h"
 #include "paddlehot_pdcapi_ext.h"
 #include "pd_inference_api.h"
 
 #define PHOT_HIDDEN __attribute__((visibility("hidden")))
 
+/* Plain C state; the paddle::AnalysisConfig is built from it in PD_PredictorCreate, one per
+ * predictor. No Paddle call happens before that. */
 struct PD_Config {
   char *prog_file, *params_file, *model_dir;
   char *prog_buf, *params_buf; /* copies made by PD_ConfigSetModelBuffer */
@@ -27,48 +33,74 @@ struct PD_Config {
  * serve bound memory alike under dynamic shapes. */
 #define PHOT_DEFAULT_ONEDNN_PRIMITIVE_CACHE "256"
 
-/* Private temp dir with symlinks to memfds, shared by a predictor and its clones: Paddle re-reads
- * the program files on Clone for PIR models, so they must outlive every clone. */
-typedef struct phot_files {
+/* Private temp dir with symlinks to memfds, shared by a predictor and its clones: a clone is a
+ * new predictor from a copy of the config, which names these files. */
+struct phot_files {
   int refs;
   phot_memfiles mem;
-} phot_files;
+};
 
 struct PD_Predictor {
-  PyObject *pred;      /* paddle.inference.Predictor */
-  PyObject *in_names;  /* tuple of str */
-  PyObject *out_names; /* tuple of str */
-  phot_files *files;   /* NULL unless loaded from a PIR buffer */
+  paddle::AnalysisConfig* config;            /* this predictor's own, in a ConfigBox */
+  std::shared_ptr<paddle_infer::Predictor> pred; /* from CreatePredictor: libpaddle's deleter */
+  std::vector<std::string> in_names, out_names;
+  phot_files* files; /* NULL unless loaded from a PIR buffer */
 };
 
 struct PD_Tensor {
-  PyObject *handle;  /* paddle.inference.Tensor */
-  PyObject *pred;    /* keeps the Python predictor alive while the handle exists */
-  PyObject *m_reshape, *m_copy_from, *m_copy_to, *m_shape, *m_type; /* cached bound methods */
-  char *name;
-  size_t ndim;
-  int64_t *shape; /* last shape given to PD_TensorReshape; NULL if never set */
+  paddle_infer::Tensor* t; /* freed by paddle_infer::DestroyTensor */
+  std::string name;
 };
 
-/* runtime.c */
-PHOT_HIDDEN int phot_enter(PyGILState_STATE *st); /* 0 on success (GIL held); else error set */
-PHOT_HIDDEN void phot_leave(PyGILState_STATE st);
-PHOT_HIDDEN PyObject *phot_helper(void); /* borrowed helper module; NULL + error on failure */
-PHOT_HIDDEN void phot_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-PHOT_HIDDEN void phot_set_error_from_python(const char *where); /* consumes the Python error */
+/* errors.cc */
+PHOT_HIDDEN void phot_set_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+PHOT_HIDDEN void phot_clear_error(void);
+/* The current exception (inside a catch block) as "fn: message". */
+PHOT_HIDDEN void phot_set_error_from_current(const char* fn);
 
-/* memfd.c */
-PHOT_HIDDEN phot_files *phot_files_create(const char *prog, size_t prog_len, const char *params,
+/* Run f(); any C++ exception becomes the last error and the result `fail`. Every PD_ entry point
+ * that can reach Paddle or allocate goes through this: no exception crosses the C ABI. */
+template <class R, class F>
+static inline R phot_guard(const char* fn, R fail, F&& f) {
+  try {
+    return f();
+  } catch (...) {
+    phot_set_error_from_current(fn);
+    return fail;
+  }
+}
+template <class F>
+static inline void phot_guard_void(const char* fn, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    phot_set_error_from_current(fn);
+  }
+}
+
+/* lifecycle.cc: the one process-wide lock around predictor create and destroy. */
+PHOT_HIDDEN std::shared_ptr<paddle_infer::Predictor> phot_create_locked(
+    const paddle::AnalysisConfig& config);
+PHOT_HIDDEN void phot_destroy_locked(std::shared_ptr<paddle_infer::Predictor>& pred,
+                                     paddle::AnalysisConfig* config);
+
+/* model_check.cc: refuse what Paddle would crash or abort on, before Paddle sees it. */
+PHOT_HIDDEN bool phot_check_model_files(const char* prog, const char* params, const char* fn);
+PHOT_HIDDEN bool phot_check_program_bytes(const char* data, size_t n, const char* what,
+                                          const char* fn);
+
+/* memfd.cc */
+PHOT_HIDDEN phot_files* phot_files_create(const char* prog, size_t prog_len, const char* params,
                                           size_t params_len);
-PHOT_HIDDEN void phot_files_retain(phot_files *f);
-PHOT_HIDDEN void phot_files_release(phot_files *f);
+PHOT_HIDDEN void phot_files_retain(phot_files* f);
+PHOT_HIDDEN void phot_files_release(phot_files* f);
 
-#define PHOT_CHECK_ARG(cond, fn, ret)                  \
-  do {                                                 \
-    if (!(cond)) {                                     \
+#define PHOT_CHECK_ARG(cond, fn, ret)                    \
+  do {                                                   \
+    if (!(cond)) {                                       \
       phot_set_error("%s: invalid argument (NULL)", fn); \
-      return ret;                                      \
-    }                                                  \
+      return ret;                                        \
+    }                                                    \
   } while (0)
 
 #endif

@@ -1,5 +1,5 @@
-/* Destroy functions for arrays handed to the caller (all malloc-based). */
-#include <stdlib.h>
+/* Destroy functions for arrays handed to the caller (all malloc-based; no Paddle). */
+#include <cstdlib>
 
 #include "internal.h"
 

@@ -1,8 +1,9 @@
 /* PIR programs given as buffers (PD_ConfigSetModelBuffer): Paddle 3.3.1 crashes (SIGSEGV) when a
  * PIR .json program goes through set_model_buffer, and it picks the PIR reader by the ".json"
  * suffix of a path. So the buffers go into memfds behind symlinks model.json / model.pdiparams
- * (native/runtime/memfiles.c), refcounted because clones re-read them. Nothing touches the disk. */
-#include <stdlib.h>
+ * (native/runtime/memfiles.c), refcounted: a clone is a new predictor from a copy of the config,
+ * which reads them again. Nothing touches the disk. */
+#include <cstdlib>
 
 #include "internal.h"
 
@@ -14,7 +15,7 @@ static void files_free(phot_files *f) {
 phot_files *phot_files_create(const char *prog, size_t prog_len, const char *params,
                               size_t params_len) {
   char err[256];
-  phot_files *f = calloc(1, sizeof *f);
+  phot_files *f = static_cast<phot_files *>(calloc(1, sizeof *f));
   if (!f) {
     phot_set_error("PD_PredictorCreate: out of memory");
     return NULL;

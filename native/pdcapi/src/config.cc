@@ -1,11 +1,11 @@
-/* PD_Config: plain C state; the Python Config is built in PD_PredictorCreate. No Python here. */
-#include <stdlib.h>
-#include <string.h>
+/* PD_Config: plain C state; the paddle::AnalysisConfig is built in PD_PredictorCreate. */
+#include <cstdlib>
+#include <cstring>
 
 #include "internal.h"
 
 PD_Config *PD_ConfigCreate() {
-  PD_Config *c = calloc(1, sizeof *c);
+  PD_Config *c = static_cast<PD_Config *>(calloc(1, sizeof *c));
   if (!c) {
     phot_set_error("PD_ConfigCreate: out of memory");
     return NULL;
@@ -80,8 +80,8 @@ void PD_ConfigSetModelBuffer(PD_Config *c, const char *prog, size_t prog_len, co
                              size_t params_len) {
   PHOT_CHECK_ARG(c && (prog || !prog_len) && (params || !params_len), "PD_ConfigSetModelBuffer", );
   clear_buffers(c);
-  c->prog_buf = malloc(prog_len ? prog_len : 1);
-  c->params_buf = malloc(params_len ? params_len : 1);
+  c->prog_buf = static_cast<char *>(malloc(prog_len ? prog_len : 1));
+  c->params_buf = static_cast<char *>(malloc(params_len ? params_len : 1));
   if (!c->prog_buf || !c->params_buf) {
     clear_buffers(c);
     phot_set_error("PD_ConfigSetModelBuffer: out of memory");

@@ -1,0 +1,158 @@
+/* Soak for pdcapi's concurrency: predictors used from changing threads while others are created
+ * and destroyed. Usage: pdcapi_soak PROG PARAMS SECONDS
+ *   - a shared stack of POOL predictors: WORKERS threads each take whichever is free, run it on a
+ *     fixed input, compare with the root's answer bit for bit, and put it back (so every
+ *     predictor runs on many threads, as under Go's scheduler or a Python executor);
+ *   - a churn thread clones the root, runs the clone once, destroys it, and every few rounds
+ *     replaces a pooled predictor with a fresh clone (create and destroy under load).
+ * Prints "soak ok runs=N churn=M rss_kb_start=A rss_kb_end=B" or the first failure, exit 1. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "paddlehot_pdcapi_ext.h"
+#include "pd_inference_api.h"
+
+enum { POOL = 3, WORKERS = 4, BATCH = 2, IN = 16, OUT = 4 };
+
+static PD_Predictor *root, *stack[POOL];
+static int top;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static volatile int stop, failed;
+static long runs, churns;
+static float want[BATCH * OUT];
+static char why[1024];
+
+static void fail(const char *what) {
+  pthread_mutex_lock(&mu);
+  if (!failed) snprintf(why, sizeof why, "%s: %s", what, paddlehot_pdcapi_last_error());
+  failed = 1;
+  stop = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+static int infer(PD_Predictor *p, float *out) {
+  static const float x[BATCH * IN] = {0.5f, -1.0f, 0.25f, 2.0f, 0.0f, 1.5f, -0.75f, 3.0f};
+  PD_Tensor *in = PD_PredictorGetInputHandle(p, "x");
+  if (!in) return 0;
+  int32_t shape[2] = {BATCH, IN};
+  PD_TensorReshape(in, 2, shape);
+  PD_TensorCopyFromCpuFloat(in, x);
+  PD_Bool ok = PD_PredictorRun(p);
+  PD_TensorDestroy(in);
+  if (!ok) return 0;
+  PD_OneDimArrayCstr *names = PD_PredictorGetOutputNames(p);
+  PD_Tensor *y = names ? PD_PredictorGetOutputHandle(p, names->data[0]) : NULL;
+  if (y) PD_TensorCopyToCpuFloat(y, out);
+  PD_TensorDestroy(y);
+  PD_OneDimArrayCstrDestroy(names);
+  return y != NULL;
+}
+
+static PD_Predictor *take(void) {
+  pthread_mutex_lock(&mu);
+  while (top == 0 && !stop) pthread_cond_wait(&cv, &mu);
+  PD_Predictor *p = top > 0 ? stack[--top] : NULL;
+  pthread_mutex_unlock(&mu);
+  return p;
+}
+
+static void give(PD_Predictor *p) {
+  pthread_mutex_lock(&mu);
+  stack[top++] = p;
+  pthread_cond_signal(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  float got[BATCH * OUT];
+  while (!stop) {
+    PD_Predictor *p = take();
+    if (!p) break;
+    int ok = infer(p, got);
+    give(p);
+    if (!ok) fail("worker: infer");
+    else if (memcmp(got, want, sizeof got) != 0) fail("worker: output differs from the root's");
+    __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+static void *churn(void *arg) {
+  (void)arg;
+  float got[BATCH * OUT];
+  while (!stop) {
+    PD_Predictor *c = PD_PredictorClone(root);
+    if (!c) {
+      fail("churn: clone");
+      break;
+    }
+    if (!infer(c, got) || memcmp(got, want, sizeof got) != 0) fail("churn: new clone's answer");
+    if (++churns % 4 == 0) { /* swap it into the pool; destroy the one it replaces */
+      PD_Predictor *old = take();
+      give(c);
+      c = old;
+    }
+    PD_PredictorDestroy(c);
+  }
+  return NULL;
+}
+
+static long rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4) return 2;
+  PD_Config *c = PD_ConfigCreate();
+  PD_ConfigSetModel(c, argv[1], argv[2]);
+  PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
+  root = PD_PredictorCreate(c);
+  PD_ConfigDestroy(c);
+  if (!root || !infer(root, want)) {
+    printf("soak FAILED: root: %s\n", paddlehot_pdcapi_last_error());
+    return 1;
+  }
+  for (int i = 0; i < POOL; i++)
+    if (!(stack[top++] = PD_PredictorClone(root))) return 1;
+  long rss0 = rss_kb();
+  pthread_t th[WORKERS + 1];
+  for (int i = 0; i < WORKERS; i++) pthread_create(&th[i], NULL, worker, NULL);
+  pthread_create(&th[WORKERS], NULL, churn, NULL);
+  struct timespec end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += atoi(argv[3]);
+  for (;;) {
+    struct timespec now, nap = {0, 50 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (stop || now.tv_sec > end.tv_sec ||
+        (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+      break;
+    nanosleep(&nap, NULL);
+  }
+  pthread_mutex_lock(&mu);
+  stop = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  for (int i = 0; i <= WORKERS; i++) pthread_join(th[i], NULL);
+  long rss1 = rss_kb();
+  for (int i = 0; i < top; i++) PD_PredictorDestroy(stack[i]);
+  PD_PredictorDestroy(root);
+  if (failed) {
+    printf("soak FAILED: %s (runs=%ld churn=%ld)\n", why, runs, churns);
+    return 1;
+  }
+  printf("soak ok runs=%ld churn=%ld rss_kb_start=%ld rss_kb_end=%ld\n", runs, churns, rss0, rss1);
+  return 0;
+}
