@@ -34,8 +34,9 @@ def test_good_plugin_passes_every_check():
     assert report.exit_code == 0
     ids = [f.id for f in report.findings]
     assert ids == [i for i in CATALOG if i.startswith("PH1") and not i.startswith("PH14")]
-    # PH123 needs the runtime's Paddle version, which a plain library dir does not tell.
-    assert all(f.status == "pass" for f in report.findings if f.id != "PH123")
+    # PH123 needs the runtime's Paddle version, which a plain library dir does not tell; PH124
+    # looks into pdcapi, and the stub C API here is not pdcapi.
+    assert all(f.status == "pass" for f in report.findings if f.id not in ("PH123", "PH124"))
 
 
 VARIANTS = {
@@ -266,3 +267,36 @@ def test_host_paddle_version_is_what_importlib_metadata_says():
     except PackageNotFoundError:
         want = None
     assert _host_paddle() == want
+
+
+def test_pdcapi_imports_are_checked_against_the_runtime_libpaddle(tmp_path):
+    """abi-check --runtime knows the native runtime: paddlehot's pdcapi is C++ over
+    paddlepaddle's libpaddle.so, so every Paddle C++ symbol it uses must be in the runtime's."""
+    import os
+    import shutil
+    import subprocess
+
+    from paddlehot_cli.core.paddle_wheel import wheel_libpaddle
+    from paddlehot_cli.plugin.pdcapi import build_pdcapi
+
+    plugin = h.good_plugin()
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    shutil.copy(build_pdcapi(), runtime / "libpaddle_inference_c.so")
+
+    def ph124(report):
+        return next(f for f in report.findings if f.id == "PH124")
+
+    finding = ph124(check(plugin, runtime=[runtime]))
+    assert finding.status == "fail" and "no libpaddle.so" in finding.message
+    os.symlink(wheel_libpaddle(), runtime / "libpaddle.so")
+    finding = ph124(check(plugin, runtime=[runtime]))
+    assert finding.status == "pass", finding.message
+    (runtime / "libpaddle.so").unlink()  # another "Paddle" that lacks what pdcapi uses
+    src = tmp_path / "empty.c"
+    src.write_text("int paddle_is_elsewhere(void) { return 0; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(runtime / "libpaddle.so"), str(src)],
+                   check=True)
+    finding = ph124(check(plugin, runtime=[runtime]))
+    assert finding.status == "fail" and "lacks" in finding.message
+    assert "paddle_infer::" in finding.message or "paddle::" in finding.message, finding.message

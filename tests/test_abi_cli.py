@@ -120,7 +120,7 @@ def test_junit_one_testcase_per_check():
     assert res.exit_code == 1
     root = ET.fromstring(res.stdout)
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 18 and len({c.get("name") for c in cases}) == 18
+    assert len(cases) == 19 and len({c.get("name") for c in cases}) == 19
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].startswith("PH112")
     assert root.get("failures") == "1"

@@ -1,5 +1,6 @@
 """Import checks: a provider for every import (PH120), NEEDED libs (PH121), glibc floor (PH122),
-Paddle version skew between exporter and runtime (PH123)."""
+Paddle version skew between exporter and runtime (PH123), and when the runtime's C API is
+paddlehot's pdcapi, its imports of Paddle's C++ API in the runtime's libpaddle.so (PH124)."""
 
 from __future__ import annotations
 
@@ -134,4 +135,30 @@ def check_paddle_skew(ctx: Context) -> Finding:
     return passed("PH123", f"exported with Paddle {exported}, runtime has {rt.paddle_version}")
 
 
-IMPORT_CHECKS = (check_imports_resolved, check_needed, check_glibc_floor, check_paddle_skew)
+def check_pdcapi_over_libpaddle(ctx: Context) -> Finding:
+    """pdcapi is C++ over the wheel's libpaddle.so: a C++ symbol it uses that this runtime's
+    libpaddle lacks (another Paddle release) would fail only at dlopen on the box."""
+    from paddlehot_cli.plugin.libpaddle import demangle, missing_symbols, paddle_imports
+
+    rt = ctx.runtime
+    assert rt is not None
+    c_api = rt.libraries.get(C_API_LIB)
+    if c_api is None:
+        return skipped("PH124", f"no {C_API_LIB} in the runtime to look into")
+    if not paddle_imports(c_api.path):
+        return skipped("PH124", f"{c_api.path} is not paddlehot's pdcapi (it imports no Paddle "
+                                "C++ API): the official C library brings its own Paddle")
+    if rt.libpaddle is None:
+        return failed("PH124", f"{c_api.path} is paddlehot's pdcapi, and the runtime has no "
+                               "libpaddle.so (paddlepaddle's paddle/base/libpaddle.so) for it")
+    missing = missing_symbols(c_api.path, rt.libpaddle)
+    if missing:
+        shown = demangle(missing)
+        return failed("PH124", f"{rt.libpaddle} lacks {len(missing)} C++ symbol(s) pdcapi uses: "
+                               f"{names(shown)}", shown)
+    return passed("PH124", f"pdcapi's {len(paddle_imports(c_api.path))} Paddle C++ imports are all "
+                           f"in {rt.libpaddle}")
+
+
+IMPORT_CHECKS = (check_imports_resolved, check_needed, check_glibc_floor, check_paddle_skew,
+                 check_pdcapi_over_libpaddle)

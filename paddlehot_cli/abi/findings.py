@@ -90,6 +90,12 @@ _CATALOG = [
         "run the package's validation in that runtime (build-plugin --verify, with --sysroot "
         "for a cross target); re-export with the runtime's Paddle if it fails",
     ),
+    CheckInfo(
+        "PH124",
+        "pdcapi's Paddle C++ imports all in the runtime's libpaddle.so",
+        "build pdcapi against that runtime's paddlepaddle (build-plugin --sysroot ROOTFS for a "
+        "rootfs), or install the Paddle it was built for",
+    ),
     CheckInfo("PH130", "GNU_RELRO with BIND_NOW", "link with -Wl,-z,relro,-z,now"),
     CheckInfo("PH131", "non-executable stack", "link with -Wl,-z,noexecstack"),
     CheckInfo("PH132", "no text relocations (TEXTREL)", "compile every object with -fPIC"),
