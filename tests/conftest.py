@@ -12,6 +12,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = Path(__file__).resolve().parent / "models"
 
+# Markers by area (pyproject registers them), so a newcomer can run their area, or the fast
+# subset: pytest -m "not slow and not qemu and not registry". The README's command runs all.
+AREA_MARKERS = {
+    "qemu": ("test_edge_e2e", "test_host_go_arm64"),
+    "registry": ("test_fleet_follow", "test_fleet_push_pull"),
+    "native": ("test_pdcapi", "test_plugin_", "test_host_go", "test_abi_rebuild",
+               "test_abi_corpus", "test_abi_fuzz", "test_serve_plugin"),
+    "slow": ("test_bench", "test_demo", "test_faults_serve", "test_grpc_bench", "test_grpc_swap",
+             "test_serve_swap", "test_serve_fuzz", "test_kserve_templates", "test_edge_",
+             "test_host_go", "test_abi_corpus", "test_abi_rebuild", "test_plugin_unload",
+             "test_serve_cpu_affinity", "test_export", "test_fleet_"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        for marker, prefixes in AREA_MARKERS.items():
+            if module.startswith(prefixes):
+                item.add_marker(marker)
+
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
     """Run `python -m paddlehot_cli ARGS` and return the CompletedProcess (text mode)."""
