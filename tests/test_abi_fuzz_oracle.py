@@ -333,3 +333,35 @@ def test_stripped_side_is_not_compared(tmp_path):
         "not compared: no DWARF in the target (build both with build-plugin --debug)"
     )
     assert report.not_compared_bit == 0  # a warning: the default policy does not fail on it
+
+
+def test_a_dwarf_sibling_that_points_back_cannot_hang_the_gate(tmp_path):
+    """pyelftools follows DW_AT_sibling for ever when one points at its own DIE (hypothesis
+    found such a cut once: abi-check then never returned). Now: not compared, at once."""
+    import struct
+    import time
+
+    from elftools.elf.elffile import ELFFile
+
+    data, secs = debug_plugin()
+    path = tmp_path / "plugin.so"
+    path.write_bytes(data)
+    patched = bytearray(data)
+    info_offset = secs[".debug_info"][0]
+    with open(path, "rb") as fh:
+        dwarf = ELFFile(fh).get_dwarf_info()
+        for cu in dwarf.iter_CUs():
+            found = next((d for d in cu.iter_DIEs() if "DW_AT_sibling" in d.attributes
+                          and d.attributes["DW_AT_sibling"].form == "DW_FORM_ref4"), None)
+            if found is not None:
+                at = info_offset + found.attributes["DW_AT_sibling"].offset
+                patched[at:at + 4] = struct.pack("<I", found.offset - cu.cu_offset)  # itself
+                break
+    assert found is not None, "no DW_AT_sibling in the fixture's DWARF"
+    path.write_bytes(bytes(patched))
+    started = time.monotonic()
+    report = run_abi_check(str(path), baseline=str(h.build_plugin(debug=True, name="dwarf")),
+                           runtime_dirs=[h.stub_dir()])
+    assert time.monotonic() - started < 30
+    f = next(f for f in report.findings if f.id == "PH204")
+    assert f.not_compared and "loop" in f.message, f.message

@@ -16,7 +16,7 @@ DwarfUnreadable (one line), never another exception.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -231,7 +231,7 @@ class _Reader:
             ret = self._inner(die, depth, place + "()")
             params = [
                 self.describe(_ref(c, "DW_AT_type"), depth + 1, place=f"{place}(#{i})")
-                for i, c in enumerate(die.iter_children())
+                for i, c in enumerate(_children(die))
                 if c.tag == "DW_TAG_formal_parameter"
             ]
             text = f"{ret.text} (" + ", ".join(p.text for p in params) + ")"
@@ -262,7 +262,7 @@ class _Reader:
         )
         values = tuple(
             (_name(c) or "?", _int(_attr(c, "DW_AT_const_value")))
-            for c in die.iter_children()
+            for c in _children(die)
             if c.tag == "DW_TAG_enumerator"
         )
         if not _attr(die, "DW_AT_declaration") and name not in self.surface.enums:
@@ -276,7 +276,7 @@ class _Reader:
 
     def _array(self, die: Any, elem: TypeInfo) -> TypeInfo:
         dims = []
-        for sub in die.iter_children():
+        for sub in _children(die):
             if sub.tag != "DW_TAG_subrange_type":
                 continue
             count = _attr(sub, "DW_AT_count")
@@ -331,7 +331,7 @@ class _Reader:
         while self.pending:
             die, name = self.pending.pop()
             union = die.tag == "DW_TAG_union_type"
-            members = [m for m in die.iter_children() if m.tag == "DW_TAG_member"]
+            members = [m for m in _children(die) if m.tag == "DW_TAG_member"]
             fields = tuple(self._field(m, name, i, union) for i, m in enumerate(members))
             old = self.surface.records[name]
             self.surface.records[name] = replace(old, fields=fields)
@@ -370,7 +370,7 @@ class _Reader:
         decl = _origin(die)
         ret = self.describe(_ref(decl, "DW_AT_type"), place=f"{key}()")
         params, variadic = [], False
-        for child in decl.iter_children():
+        for child in _children(decl):
             if child.tag == "DW_TAG_formal_parameter":
                 i = len(params)
                 params.append(
@@ -546,7 +546,7 @@ def _read_unit(
     reader: _Reader, cu: Any, keys: dict[str, str], at: dict[str, str], anchor: bool
 ) -> None:
     s = reader.surface
-    for die in cu.get_top_DIE().iter_children():
+    for die in _children(cu.get_top_DIE()):
         if die.tag == "DW_TAG_variable":
             _read_variable(reader, die, keys, anchor)
             continue
@@ -570,6 +570,58 @@ def _read_variable(reader: _Reader, die: Any, keys: dict[str, str], anchor: bool
         s.variables[sym] = reader.variable(die, sym, keys[sym])
     elif anchor and sym == RECORD_VARIABLE and s.record is None:
         s.record = reader.describe(_ref(_origin(die), "DW_AT_type"), place=sym).bare().tag or "?"
+
+
+_REF_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref",
+              "DW_FORM_ref_udata")
+_MAX_DEPTH = 64
+
+
+def _children(die: Any) -> Iterator[Any]:
+    """A DIE's children, walked so that hostile DWARF cannot loop: every next DIE must lie after
+    the previous one and inside its unit (pyelftools follows a DW_AT_sibling that points back,
+    or at itself, for ever)."""
+    if not die.has_children:
+        return
+    cu = die.cu
+    end = cu.cu_offset + cu.size
+    offset = die.offset + die.size
+    while True:
+        child = _die_at(cu, offset, end)
+        if child.is_null():
+            return
+        child.set_parent(die)
+        yield child
+        after = _subtree_end(child, end, 0)
+        if after <= offset:
+            raise DwarfUnreadable("DWARF siblings that loop")
+        offset = after
+
+
+def _die_at(cu: Any, offset: int, end: int) -> Any:
+    if not cu.cu_offset <= offset < end:
+        raise DwarfUnreadable("a DWARF entry outside its compile unit")
+    return cu._get_cached_DIE(offset)  # noqa: SLF001 - pyelftools' own DIE cache
+
+
+def _subtree_end(die: Any, end: int, depth: int) -> int:
+    """The offset just after `die` and all its descendants."""
+    if not die.has_children:
+        return die.offset + die.size
+    sibling = die.attributes.get("DW_AT_sibling")
+    if sibling is not None and sibling.form in _REF_FORMS:
+        return sibling.value + die.cu.cu_offset
+    if depth > _MAX_DEPTH:
+        raise DwarfUnreadable("DWARF entries nest deeper than any C header writes")
+    offset = die.offset + die.size
+    while True:
+        child = _die_at(die.cu, offset, end)
+        if child.is_null():
+            return offset + child.size
+        after = _subtree_end(child, end, depth + 1)
+        if after <= offset:
+            raise DwarfUnreadable("DWARF siblings that loop")
+        offset = after
 
 
 def _unreadable_guard(what: Callable[[], T]) -> T:
