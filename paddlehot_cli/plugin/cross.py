@@ -48,7 +48,9 @@ def _python_ldflags(rootfs: Rootfs) -> list[str]:
 def _plan(rootfs: Rootfs, cc: str) -> tuple[LibPaddle, list[str], list[str], Path]:
     lib = _libpaddle(rootfs)
     flags = pdcapi.common_flags()
-    ldflags = pdcapi.link_flags(lib.path, _python_ldflags(rootfs))
+    # at run time libpaddle.so is where the device (the rootfs under qemu) has it, not here
+    on_device = Path("/") / lib.path.parent.resolve().relative_to(rootfs.path.resolve())
+    ldflags = pdcapi.link_flags(lib.path, _python_ldflags(rootfs), rpath=on_device)
     key = pdcapi.cache_key(lib, [Path(cc).name, Path(pdcapi.cxx_for(cc)).name], flags + ldflags)
     return lib, flags, ldflags, pdcapi.cache_root() / key / pdcapi.SONAME
 

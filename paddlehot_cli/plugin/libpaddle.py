@@ -37,9 +37,11 @@ def describe(path: Path, version: str, arch: str) -> LibPaddle:
 
 
 def paddle_imports(bridge: Path) -> list[str]:
-    """The bridge's undefined dynamic symbols that name Paddle types or functions."""
+    """The bridge's undefined dynamic symbols that name Paddle types or functions and that it
+    needs (a weak one, used only where the library has it, is not)."""
     return sorted(s.name for s in read_elf(bridge).imports()
-                  if s.name.startswith("_Z") and any(m in s.name for m in _PADDLE_MANGLED))
+                  if s.bind != "STB_WEAK" and s.name.startswith("_Z")
+                  and any(m in s.name for m in _PADDLE_MANGLED))
 
 
 def missing_symbols(bridge: Path, libpaddle: Path) -> list[str]:

@@ -136,9 +136,10 @@ def common_flags() -> list[str]:
     return ["-O2", "-g0", "-fPIC", "-fvisibility=hidden", "-Wall", *include_flags()]
 
 
-def link_flags(libpaddle: Path, python_ld: list[str]) -> list[str]:
-    """Link the bridge: exports from exports.map only, libpaddle.so by path (+ rpath to it), and
-    whatever makes libpython loadable (python_ld)."""
+def link_flags(libpaddle: Path, python_ld: list[str], rpath: Path | None = None) -> list[str]:
+    """Link the bridge: exports from exports.map only, libpaddle.so by path (+ rpath to it: to
+    `rpath` when the library will be elsewhere at run time, e.g. inside a rootfs), and whatever
+    makes libpython loadable (python_ld)."""
     return [
         "-shared",
         f"-Wl,-soname,{SONAME}",
@@ -147,7 +148,7 @@ def link_flags(libpaddle: Path, python_ld: list[str]) -> list[str]:
         "-Wl,-z,noexecstack",
         f"-L{libpaddle.parent}",
         f"-l:{libpaddle.name}",
-        f"-Wl,-rpath,{libpaddle.parent}",
+        f"-Wl,-rpath,{rpath or libpaddle.parent}",
         *python_ld,
         "-lpthread",
     ]
@@ -227,7 +228,7 @@ def check_symbols(bridge: Path, libpaddle: Path) -> None:
         names = "; ".join(demangle(missing))
         raise UserError(f"{libpaddle} lacks {len(missing)} symbol(s) pdcapi uses: {names}",
                         hint="this Paddle build does not export that C++ API; use a "
-                        "paddlepaddle wheel that does (3.2.2 and 3.3.1 do)")
+                        "paddlepaddle wheel that does (the x86_64 3.3.1 and aarch64 3.2.2 wheels do)")
 
 
 def self_test(bridge: Path, cc: str, runner: list[str] | None = None) -> None:

@@ -6,15 +6,21 @@
 
 /* libpaddle's std::unique_ptr<paddle::ZeroCopyTensor>::~unique_ptr(): the destructor of the
  * owner a handle comes in (see TensorHandle in paddle_cxx.h). Called with the address of a
- * one-pointer owner, as a member function gets `this`. */
+ * one-pointer owner, as a member function gets `this`. Weak: the x86_64 3.3.1 wheel exports it,
+ * the aarch64 3.2.2 wheel does not. Without it a handle is not destroyed (never through a
+ * declaration that does not know its members): it is left allocated, ~150 bytes per handle.
+ * That stays bounded: the plugin runtime takes one handle per input and output per predictor
+ * (native/runtime/runtime.c) and reuses it for every run. */
 extern "C" void phot_paddle_zero_copy_tensor_owner_dtor(void* owner) __asm__(
-    "_ZNSt10unique_ptrIN6paddle14ZeroCopyTensorESt14default_deleteIS1_EED1Ev");
+    "_ZNSt10unique_ptrIN6paddle14ZeroCopyTensorESt14default_deleteIS1_EED1Ev") __attribute__((weak));
 
 namespace paddle_infer {
 
 void DestroyTensor(Tensor* t) {
   void* owner = t;
-  if (owner) phot_paddle_zero_copy_tensor_owner_dtor(&owner);
+  if (owner && phot_paddle_zero_copy_tensor_owner_dtor) {
+    phot_paddle_zero_copy_tensor_owner_dtor(&owner);
+  }
 }
 
 TensorHandle::~TensorHandle() { DestroyTensor(ptr); }
