@@ -257,26 +257,44 @@ def test_connections_are_capped_per_client_and_in_total_with_a_503(bounded):
 
 
 def test_body_bytes_held_at_once_are_bounded_server_wide(bounded):
-    """1 MB for every body being received together: the third 400 KB body is refused at once."""
+    """1 MB for every body being received together (at most a quarter from one address): four
+    clients hold 200 KB each; the fifth is refused at once."""
     head = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Length: 500000\r\n\r\n")
-    socks = [connect(bounded) for _ in range(3)]
+            b"Content-Length: 250000\r\n\r\n")
+    socks = [_from(bounded, f"127.0.0.{i}") for i in range(4, 9)]
     try:
-        for s in socks[:2]:
-            s.sendall(head + b"1" * 400_000)
+        for s in socks[:4]:
+            s.sendall(head + b"1" * 200_000)
         time.sleep(0.3)
-        socks[2].sendall(head + b"1" * 400_000)
-        reader = Reader(socks[2])
-        status, headers, body = reader.response()
+        socks[4].sendall(head + b"1" * 249_000)  # 1,049,000 bytes in all: over 1 MiB
+        status, headers, body = Reader(socks[4]).response()
         assert status == 503 and headers["retry-after"] == "1", body
-        for s in socks[:2]:  # the first two complete (their bodies are not JSON: 400, not 503)
-            s.sendall(b"1" * 100_000)
+        for s in socks[:4]:  # the first four complete (their bodies are not JSON: 400, not 503)
+            s.sendall(b"1" * 50_000)
             assert Reader(s).response()[0] == 400
     finally:
         for s in socks:
             s.close()
     wait_for(lambda: bounded.server.options.limits.buffered == 0, 10, what="body bytes released")
+    assert not bounded.server.options.limits.buffered_by_client
     _good_answer(bounded)
+
+
+def test_one_client_holds_at_most_a_share_of_the_body_bound(bounded):
+    """A flood of large bodies from one address cannot take the body bytes other clients need:
+    one address holds at most a quarter of --max-buffered-mb, or one largest body (here 0.5 MB
+    + 64 KiB of 1 MB)."""
+    head = (b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: 400000\r\n\r\n")
+    first, second = _from(bounded, "127.0.0.3"), _from(bounded, "127.0.0.3")
+    with first, second:
+        first.sendall(head + b"1" * 390_000)
+        time.sleep(0.2)
+        second.sendall(head + b"1" * 390_000)  # 780 KB from one address: over its share
+        status, _, body = Reader(second).response()
+        assert status == 503, body
+        _good_answer(bounded)  # another address still gets its body in
+    wait_for(lambda: bounded.server.options.limits.buffered == 0, 10, what="body bytes released")
 
 
 def test_compressed_bodies_are_inflated_off_the_event_loop(bounded, monkeypatch):

@@ -154,10 +154,10 @@ async def _attacker(port: int, source: str, seconds: float, max_body: int,
     return sent
 
 
-def _serve(repo: Path, port: int) -> subprocess.Popen:
+def _serve(repo: Path, port: int, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "paddlehot_cli", "serve", str(repo),
                              "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=log.open("w"), text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -166,7 +166,7 @@ def _serve(repo: Path, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise SystemExit(f"serve did not become ready: {proc.stderr.read()[-2000:]}")
+    raise SystemExit(f"serve did not become ready: {log.read_text()[-2000:]}")
 
 
 def _role(name: str, port: int, seconds: float, attacker: str, rate: float = 0) -> dict:
@@ -213,7 +213,8 @@ def run(minutes: float, attacker: str, rate: float) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = _serve(repo, port)
+    log = work / "serve.log"
+    proc = _serve(repo, port, log)
     seconds = minutes * 60
     try:
         honest = _start_role("honest", port, seconds + 70, attacker, rate)  # first, kept after
@@ -248,6 +249,8 @@ def run(minutes: float, attacker: str, rate: float) -> dict:
             "index_checks": seen["checks"],
             "checks_without_a_loaded_version": seen["unloaded_checks"],
             "replies": attacked["replies"],
+            "serve_log": str(log),
+            "serve_log_errors": sum(" ERROR " in line for line in log.read_text().splitlines()),
         }
     finally:
         proc.terminate()

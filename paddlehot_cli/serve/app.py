@@ -89,6 +89,9 @@ class Server:
         self.metrics = metrics or Metrics()
         self.options = options or ServeOptions()
         self.index_hooks: list[Any] = []  # rows -> rows, e.g. serve --follow's remote state
+        limits = self.options.limits
+        limits.max_buffered_per_client = max(limits.max_buffered_bytes // 4,
+                                             self.options.max_body_bytes + (64 << 10))
         self.service = InferService(manager, self.metrics, self.options.retry_after_s)
         self.rest_infer = RestInfer(self.service, self.options.decoder,
                                     self.options.max_body_bytes, self.options.limits)

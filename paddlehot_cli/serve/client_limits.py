@@ -19,6 +19,8 @@ class ClientLimits:
     max_connections: int = 512
     max_connections_per_client: int = 64
     max_buffered_bytes: int = 256 << 20  # request bodies held at once, all connections together
+    # what one source address may hold of it: a quarter, but at least one largest body
+    max_buffered_per_client: int = 64 << 20
     body_timeout_s: float = 30.0  # a request's body must arrive within this after its head
     head_timeout_s: float = 10.0  # an HTTP head, or a gRPC connection's handshake, within this
     grpc_idle_s: float = 60.0  # a gRPC connection without a call for this long is closed
@@ -27,6 +29,7 @@ class ClientLimits:
     connections: int = 0
     by_client: dict[str, int] = field(default_factory=dict)
     buffered: int = 0
+    buffered_by_client: dict[str, int] = field(default_factory=dict)
     body_jobs: int = 0
     _executor: ThreadPoolExecutor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)  # body threads hold bytes too
@@ -54,18 +57,31 @@ class ClientLimits:
 
     # -- body bytes ----------------------------------------------------------------------------
 
-    def hold(self, n: int) -> bool:
-        """Account `n` more body bytes held in memory (received, or inflated on a body thread);
-        False (nothing held) beyond the bound."""
+    def hold(self, n: int, client: str | None = None) -> bool:
+        """Account `n` more body bytes held in memory (received from `client`, or inflated on a
+        body thread); False (nothing held) beyond the bound. One client may hold at most a
+        quarter of it (at least one largest body), so a flood of large bodies from one address
+        leaves room for the others'."""
         with self._lock:
             if self.buffered + n > self.max_buffered_bytes:
                 return False
+            if client is not None:
+                mine = self.buffered_by_client.get(client, 0) + n
+                if mine > self.max_buffered_per_client:
+                    return False
+                self.buffered_by_client[client] = mine
             self.buffered += n
             return True
 
-    def drop(self, n: int) -> None:
+    def drop(self, n: int, client: str | None = None) -> None:
         with self._lock:
             self.buffered -= n
+            if client is not None and n:
+                left = self.buffered_by_client.get(client, 0) - n
+                if left > 0:
+                    self.buffered_by_client[client] = left
+                else:
+                    self.buffered_by_client.pop(client, None)
 
     # -- large bodies, off the event loop -----------------------------------------------------
 

@@ -173,15 +173,15 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.state.connections.discard(self)
+        for req in [self.current, *self.waiting]:
+            if req is not None:
+                self.limits.drop(req.held, self.client)
+                req.held = 0
+        self.limits.drop(self.held, self.client)
+        self.held = 0
         if self.client is not None:
             self.limits.disconnect(self.client)
             self.client = None
-        for req in [self.current, *self.waiting]:
-            if req is not None:
-                self.limits.drop(req.held)
-                req.held = 0
-        self.limits.drop(self.held)
-        self.held = 0
         if self.idle_timer is not None:
             self.idle_timer.cancel()
         if self.asgi_cycle is not None:
@@ -318,7 +318,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.size > self.limit:
             self._drop_body(Rejected(413, f"request body is larger than the limit of {self.limit} bytes"))
             return
-        if not self.limits.hold(len(chunk)):
+        if not self.limits.hold(len(chunk), self.client):
             self._drop_body(Rejected(
                 503, f"the server holds {self.limits.max_buffered_bytes >> 20} MB of request "
                      "bodies, its limit; retry later", reason="body_bytes",
@@ -333,7 +333,7 @@ class HttpProtocol(asyncio.Protocol):
         not awaited: the connection closes after the pending replies)."""
         self.refusal = refusal
         self.body = []
-        self.limits.drop(self.held)
+        self.limits.drop(self.held, self.client)
         self.held = 0
         if self.current is None and not self.waiting:
             self._refuse_early(refusal)
@@ -413,7 +413,7 @@ class HttpProtocol(asyncio.Protocol):
     def _finished(self, keep: bool) -> None:
         """The current response is written: close, or go on with the next request."""
         if self.current is not None:
-            self.limits.drop(self.current.held)
+            self.limits.drop(self.current.held, self.client)
             self.current.held = 0
         self.current = None
         self.asgi_cycle = None

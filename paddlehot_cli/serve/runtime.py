@@ -167,9 +167,12 @@ class Runtime:
         self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         options = ServeOptions(
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
-            limits=ClientLimits(cfg.max_connections, cfg.max_connections_per_client,
-                                int(cfg.max_buffered_mb * 1024 * 1024), cfg.body_timeout_s,
-                                cfg.head_timeout_s, cfg.grpc_idle_s),
+            limits=ClientLimits(
+                max_connections=cfg.max_connections,
+                max_connections_per_client=cfg.max_connections_per_client,
+                max_buffered_bytes=int(cfg.max_buffered_mb * 1024 * 1024),
+                body_timeout_s=cfg.body_timeout_s, head_timeout_s=cfg.head_timeout_s,
+                grpc_idle_s=cfg.grpc_idle_s),
             admin_token=cfg.admin_token,
             admin_open=is_loopback(cfg.host),
             platform="paddle_inference",
