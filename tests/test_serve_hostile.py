@@ -77,7 +77,8 @@ def _good_answer(rt) -> None:
     b"GET http://a:99999/v2/health/live HTTP/1.1\r\nHost: a\r\n\r\n",  # httptools: parse_url fails
     b"POST http://[::1:bad/v2/models/mlp/infer HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
     b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n",
-], ids=["bad-port", "bad-ipv6", "connect"])
+    b"GET http://127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",  # no path: was a 500
+], ids=["bad-port", "bad-ipv6", "connect", "no-path"])
 def test_unparsable_targets_are_answered_and_leak_no_fd(served, raw):
     """The one-client outage: each of these used to leave its socket open forever."""
     status, _, body = _answer_then_close(served, raw)  # warm: lazily created fds exist now

@@ -372,8 +372,10 @@ class HttpProtocol(asyncio.Protocol):
             try:
                 parsed = httptools.parse_url(req.url)
             except httptools.HttpParserError:
+                parsed = None
+            if parsed is None or parsed.path is None:  # e.g. "http://host" has no path
                 req.keep_alive = False
-                raise Rejected(400, "invalid request target") from None
+                raise Rejected(400, "invalid request target")
             raw_path = parsed.path
             route = _route(raw_path) if req.method == b"POST" else None
             if route is None:
