@@ -142,6 +142,9 @@ def check_pdcapi_over_libpaddle(ctx: Context) -> Finding:
 
     rt = ctx.runtime
     assert rt is not None
+    if not rt.given:  # its cache key holds the wheel's build id: checked when it was built
+        return skipped("PH124", "this host's pdcapi was checked against this host's "
+                                "libpaddle.so when it was built; pass --runtime to check another")
     c_api = rt.libraries.get(C_API_LIB)
     if c_api is None:
         return skipped("PH124", f"no {C_API_LIB} in the runtime to look into")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from paddlehot_cli.core.elf_facts import Library
 from paddlehot_cli.core.plugin_abi import host_arch
-from paddlehot_cli.errors import PackageError, UserError
+from paddlehot_cli.errors import PackageError
 from paddlehot_cli.resources import native_dir
 
 C_API_LIB = "libpaddle_inference_c.so"
@@ -84,6 +84,7 @@ class Runtime:
     header_api: set[str] | None = None  # set when the C API comes from the headers
     paddle_version: str | None = None  # see runtime_paddle()
     libpaddle: Path | None = None  # the paddlepaddle wheel's libpaddle.so there (PH124)
+    given: bool = False  # --runtime dirs were given (else: this host, its cached pdcapi)
 
     def provider(self, name: str, version: str | None, vfile: str | None) -> str | None:
         """Which NEEDED library provides this symbol (None if none does)."""
@@ -161,8 +162,7 @@ def runtime_paddle(arch: str, user_dirs: list[Path]) -> str | None:
 
 def runtime_libpaddle(arch: str, user_dirs: list[Path]) -> Path | None:
     """The libpaddle.so pdcapi would run over: in a --runtime rootfs its venv's wheel, in a plain
-    --runtime dir a libpaddle.so placed there, with no --runtime on this host's arch the
-    installed wheel's; None when there is none."""
+    --runtime dir a libpaddle.so placed there; None when there is none."""
     for d in user_dirs:
         candidates = [d / "libpaddle.so"]
         if (d / "etc").is_dir():
@@ -176,14 +176,7 @@ def runtime_libpaddle(arch: str, user_dirs: list[Path]) -> Path | None:
         for path in candidates:
             if path.is_file():
                 return path
-    if user_dirs or arch != host_arch():
-        return None
-    from paddlehot_cli.core.paddle_wheel import wheel_libpaddle
-
-    try:
-        return wheel_libpaddle()
-    except UserError:  # paddlepaddle is not installed here
-        return None
+    return None
 
 
 def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list[Path]) -> Runtime:
@@ -193,6 +186,7 @@ def resolve_runtime(needed: list[str], arch: str, elfclass: int, user_dirs: list
     runtime = Runtime(arch, default_dirs(arch, user_dirs))
     runtime.paddle_version = runtime_paddle(arch, user_dirs)
     runtime.libpaddle = runtime_libpaddle(arch, user_dirs)
+    runtime.given = bool(user_dirs)
     for lib_name in needed:
         if "/" in lib_name:
             runtime.missing.append(lib_name)
