@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from paddlehot_cli.cli.errors import user_errors
-from paddlehot_cli.cli.render import console, out, step
+from paddlehot_cli.cli.render import console, human_bytes, out, step
 
 
 @user_errors
@@ -95,7 +95,7 @@ def build_plugin(
     size = result.path.stat().st_size
     out.print(
         f"[bold]{m['name']} {m['version']}[/bold] -> {result.path} "
-        f"({size / 1e6:.1f} MB, {result.target}, c_api={result.c_api}, "
+        f"({human_bytes(size)}, {result.target}, c_api={result.c_api}, "
         f"{'model embedded' if meta['embedded_files'] else 'model beside the .so'})"
     )
     out.print(f"  exports: {meta['symbol_prefix']}{{{','.join(meta['functions'])}}}@@"

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from paddlehot_cli.cli.errors import user_errors
-from paddlehot_cli.cli.render import out, transfer
+from paddlehot_cli.cli.render import human_bytes, out, transfer
 
 
 @user_errors
@@ -45,7 +45,7 @@ def pull(
         return
     plugin = f", {r.plugin_arch} plugin" if r.plugin_arch else ""
     note = f" ({r.note})" if r.note else ""
-    out.print(f"pulled {r.reference} -> {r.path}{plugin}{note}: {r.downloaded_bytes / 1e6:.1f} MB "
-              f"downloaded, {r.reused_bytes / 1e6:.1f} MB reused from local versions, "
+    out.print(f"pulled {r.reference} -> {r.path}{plugin}{note}: {human_bytes(r.downloaded_bytes)} "
+              f"downloaded, {human_bytes(r.reused_bytes)} reused from local versions, "
               f"{r.seconds:.2f} s", soft_wrap=True)
     out.print(f"  digest {r.digest}", soft_wrap=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from paddlehot_cli.cli.errors import user_errors
-from paddlehot_cli.cli.render import out, transfer
+from paddlehot_cli.cli.render import human_bytes, out, transfer
 
 
 @user_errors
@@ -55,7 +55,7 @@ def push(
                               insecure=insecure, force=force, on_total=on_total,
                               progress=progress)
     what = "already in the registry" if result.already_there else (
-        f"{result.uploaded_bytes / 1e6:.1f} MB uploaded, {result.skipped_bytes / 1e6:.1f} MB "
+        f"{human_bytes(result.uploaded_bytes)} uploaded, {human_bytes(result.skipped_bytes)} "
         "already there")
     plugins = f" (plugins: {', '.join(result.platforms)})" if result.platforms else ""
     out.print(f"pushed {result.reference}{plugins}: {what}, {result.seconds:.2f} s", soft_wrap=True)

@@ -36,3 +36,12 @@ def transfer(title: str) -> Iterator[tuple]:
         task = bar.add_task(title, total=None)
         yield (lambda total: bar.update(task, total=total),
                lambda n: bar.advance(task, n))
+
+
+def human_bytes(n: float) -> str:
+    """A size people read at a glance: '44 KiB', '3.2 MiB', '1.1 GiB' (never '0.0 MB')."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
