@@ -16,6 +16,7 @@ from pathlib import Path
 from paddlehot_cli.core.policies import VersionSnapshot
 from paddlehot_cli.core.router import Labels
 from paddlehot_cli.core.serving_version import ServingVersion
+from paddlehot_cli.core.source import stat_key
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.core.versions import sort_key
 
@@ -37,15 +38,10 @@ EMPTY_TABLE = RoutingTable([], {}, Labels())
 def path_signature(path: Path) -> str:
     """Changes when the version dir's files change (a failed version is retried then)."""
     try:
-        entries = sorted((e.name, _key(e.stat())) for e in os.scandir(path))
+        entries = sorted((e.name, stat_key(e.stat())) for e in os.scandir(path))
     except OSError:
         return str(path)
     return f"{path}:{entries}"
-
-
-def _key(st: os.stat_result) -> tuple:
-    # a file restored with its old size and mtime (cp -p) still has a new inode and ctime
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class ModelState:

@@ -67,7 +67,7 @@ def escaping_symlink(root: Path, vdir: Path) -> str | None:
     return None
 
 
-def _stat_key(st: os.stat_result) -> tuple:
+def stat_key(st: os.stat_result) -> tuple:
     # a file restored with its old size and mtime (cp -p, a backup) still has a new inode/ctime
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -79,7 +79,7 @@ def _signature(path: Path, names: tuple[str, ...] | None) -> tuple | None:
     try:
         st = path.stat()
         if names is None:
-            entries = sorted((e.name, _stat_key(e.stat())) for e in os.scandir(path)
+            entries = sorted((e.name, stat_key(e.stat())) for e in os.scandir(path)
                              if e.is_file())
         else:
             entries = [(n, _stat_or_none(path / n)) for n in names]
@@ -87,12 +87,12 @@ def _signature(path: Path, names: tuple[str, ...] | None) -> tuple | None:
         if exc.errno in _MACHINE:
             raise _scan_failed(path, exc) from None
         return None
-    return (_stat_key(st), tuple(entries))
+    return (stat_key(st), tuple(entries))
 
 
 def _stat_or_none(path: Path) -> tuple | None:
     try:
-        return _stat_key(path.lstat())
+        return stat_key(path.lstat())
     except FileNotFoundError:
         return None
 
