@@ -56,7 +56,7 @@ def bearer_token(value: str) -> str:
     return value[7:] if value.lower().startswith("bearer ") else ""
 
 
-def _loopback_name(name: str) -> bool:
+def loopback_name(name: str) -> bool:
     """Exactly `localhost`, or a literal loopback address (127.0.0.0/8, ::1). Parsed, never
     prefix-matched: `127.0.0.1.attacker.example` is a name some DNS server answers."""
     if name == "localhost":
@@ -76,7 +76,7 @@ def loopback_host(value: str) -> bool:
         return False
     if parts.username is not None or parts.password is not None or parts.path or parts.query:
         return False
-    return parts.hostname is not None and _loopback_name(parts.hostname)
+    return parts.hostname is not None and loopback_name(parts.hostname)
 
 
 def loopback_origin(value: str) -> bool:
@@ -87,7 +87,7 @@ def loopback_origin(value: str) -> bool:
     except ValueError:
         return False
     return (parts.scheme in ("http", "https") and parts.hostname is not None
-            and _loopback_name(parts.hostname) and loopback_host(parts.netloc))
+            and loopback_name(parts.hostname) and loopback_host(parts.netloc))
 
 
 def check_admin(token: str | None, admin_open: bool, given: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import ipaddress
 import logging
 import socket
 import threading
@@ -26,6 +25,7 @@ from paddlehot_cli.core.serving_settings import ServingSettings, SettingsResolve
 from paddlehot_cli.core.source import RepositorySource, ScanFailed
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
+from paddlehot_cli.serve import checks
 from paddlehot_cli.serve.app import ServeOptions, Server
 from paddlehot_cli.serve.client_limits import ClientLimits
 from paddlehot_cli.serve.extensions import ExtensionFactory, ServeExtension
@@ -78,15 +78,6 @@ class ServeConfig:
                                        batch_delay_ms=self.batch_delay_ms)
             self._resolver = SettingsResolver(defaults, self.flags)
         return self._resolver
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def make_loader(cfg: ServeConfig):
@@ -174,7 +165,7 @@ class Runtime:
                 body_timeout_s=cfg.body_timeout_s, head_timeout_s=cfg.head_timeout_s,
                 grpc_idle_s=cfg.grpc_idle_s),
             admin_token=cfg.admin_token,
-            admin_open=is_loopback(cfg.host),
+            admin_open=checks.loopback_name(cfg.host),
             platform="paddle_inference",
             repo=cfg.repo,
             on_labels=self.state.save if self.state is not None else None,
