@@ -21,13 +21,12 @@ import json
 import os
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from paddlehot_cli.bench.hostile_requests import ROW, fuzz_case, seeds
-from tests.serve_fixtures.helpers import publish_copy, wait_for
+from tests.serve_fixtures.helpers import publish_copy, start_runtime, wait_for
 from tests.serve_fixtures.raw_http import Reader, connect, post
 
 SECONDS = float(os.environ.get("PADDLEHOT_FUZZ_SECONDS", "15"))
@@ -98,17 +97,10 @@ def _rss_mb() -> float:
 
 @pytest.fixture(scope="module")
 def fuzz_server(exported, tmp_path_factory):
-    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
-
     repo = tmp_path_factory.mktemp("fuzz") / "repo"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = Runtime(ServeConfig(repo=Path(repo), port=0, poll_interval=0.3, max_body_mb=1.0,
-                             max_connections_per_client=256, body_timeout_s=1.0,
-                             head_timeout_s=1.0))
-    rt.bind()
-    rt.start_core()
-    rt.make_uvicorn().config.timeout_keep_alive = 1
-    rt.start_in_thread()
+    rt = start_runtime(repo, max_body_mb=1.0, max_connections_per_client=256, keep_alive=1,
+                       body_timeout_s=1.0, head_timeout_s=1.0)
     yield rt
     rt.stop_thread()
 

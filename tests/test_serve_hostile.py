@@ -10,11 +10,10 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.serve_fixtures.helpers import publish_copy, wait_for
+from tests.serve_fixtures.helpers import publish_copy, start_runtime, wait_for
 from tests.serve_fixtures.raw_http import Reader, connect, get, post
 
 ROW = [0.1 * i for i in range(16)]
@@ -24,16 +23,10 @@ INFER = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16
 
 @pytest.fixture(scope="module")
 def served(exported, tmp_path_factory):
-    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
-
     repo = tmp_path_factory.mktemp("hostile") / "repo"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = Runtime(ServeConfig(repo=Path(repo), port=0, poll_interval=0.3, max_body_mb=0.01,
-                             max_connections_per_client=400))  # caps: the `bounded` server
-    rt.bind()
-    rt.start_core()
-    rt.make_uvicorn().config.timeout_keep_alive = 2
-    rt.start_in_thread()
+    rt = start_runtime(repo, max_body_mb=0.01, keep_alive=2,
+                       max_connections_per_client=400)  # caps: the `bounded` server
     yield rt
     rt.stop_thread()
 
@@ -201,16 +194,10 @@ def test_many_bad_targets_on_many_sockets_leave_every_version_loaded(served):
 
 @pytest.fixture(scope="module")
 def bounded(exported, tmp_path_factory):
-    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
-
     repo = tmp_path_factory.mktemp("bounded") / "repo"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = Runtime(ServeConfig(repo=Path(repo), port=0, poll_interval=0.3, max_body_mb=0.5,
-                             max_connections=24, max_connections_per_client=6,
-                             max_buffered_mb=1.0, body_timeout_s=1.5))
-    rt.bind()
-    rt.start_core()
-    rt.start_in_thread()
+    rt = start_runtime(repo, max_body_mb=0.5, max_connections=24, max_connections_per_client=6,
+                       max_buffered_mb=1.0, body_timeout_s=1.5)
     yield rt
     rt.stop_thread()
 

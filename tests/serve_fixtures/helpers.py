@@ -68,8 +68,9 @@ def wait_for(pred, timeout: float = 20.0, interval: float = 0.02, what: str = "c
 
 
 def start_runtime(repo: Path, follow: list[str] | None = None, follow_interval: float = 30.0,
-                  insecure: bool = False, **kwargs):
-    """A server on a free port in this process; `follow` wires serve --follow as cli does."""
+                  insecure: bool = False, keep_alive: float | None = None, **kwargs):
+    """A server on a free port in this process; `follow` wires serve --follow as cli does,
+    `keep_alive` sets uvicorn's keep-alive timeout (seconds)."""
     from paddlehot_cli.serve.runtime import Runtime, ServeConfig
 
     kwargs.setdefault("poll_interval", 0.3)
@@ -81,6 +82,8 @@ def start_runtime(repo: Path, follow: list[str] | None = None, follow_interval: 
     rt = Runtime(ServeConfig(repo=Path(repo), port=0, **kwargs), extensions)
     rt.bind()
     rt.start_core()
+    if keep_alive is not None:
+        rt.make_uvicorn().config.timeout_keep_alive = keep_alive
     rt.start_in_thread()
     return rt
 
