@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
-from typing import Optional
+from collections.abc import Callable, Iterable
+from typing import Any, Optional
 
 import typer
 
@@ -66,10 +66,15 @@ def make_app(verbs: Iterable[str] = VERBS) -> typer.Typer:
     )
     app.callback()(_main)
     for name in verbs:
-        module, function = VERBS[name]
-        verb = getattr(importlib.import_module(f"paddlehot_cli.cli.{module}"), function)
+        verb = verb_function(name)
         app.command(name, short_help=summary(verb.__doc__ or ""))(verb)
     return app
+
+
+def verb_function(name: str) -> Callable[..., Any]:
+    """The function behind a verb (its module imported now, not before)."""
+    module, function = VERBS[name]
+    return getattr(importlib.import_module(f"paddlehot_cli.cli.{module}"), function)  # type: ignore[no-any-return]
 
 
 def summary(doc: str) -> str:

@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 VERBOSE_ENV = "PADDLEHOT_VERBOSE"
 # Click's own errors go on to typer, which prints them as usage errors. Newer typer vendors click:
 # its ClickException derives from typer.TyperException, not from the click package's.
-_CLICK_ERRORS = (typer.Exit, typer.Abort, click.exceptions.ClickException,
+CLICK_ERRORS = (typer.Exit, typer.Abort, click.exceptions.ClickException,
                  *([typer.TyperException] if hasattr(typer, "TyperException") else []))
 
 
@@ -42,7 +42,7 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except _CLICK_ERRORS:
+        except CLICK_ERRORS:
             raise
         except UserError as exc:
             if verbose_requested():

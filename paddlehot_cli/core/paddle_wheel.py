@@ -33,13 +33,19 @@ def wheel_libpaddle() -> Path:
 
 
 def build_id(path: Path) -> str:
-    """The GNU build id (hex), or "nobuildid" when the file has none."""
+    """The GNU build id (hex), or "nobuildid" when the file has none.
+
+    Read from the PT_NOTE segments, not the section table: naming sections makes pyelftools
+    parse every section, libpaddle's huge GNU hash table among them (~80 ms of each abi-check).
+    """
     elf, fh, _ = open_elf(path)
     try:
-        sec = elf.get_section_by_name(".note.gnu.build-id")
-        for note in sec.iter_notes() if sec is not None else ():
-            if note["n_type"] == "NT_GNU_BUILD_ID":
-                return str(note["n_desc"])
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_NOTE":
+                continue
+            for note in seg.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID":
+                    return str(note["n_desc"])
     finally:
         fh.close()
     return "nobuildid"
