@@ -25,39 +25,42 @@ def bench(
         "(the same over KServe v2 / Triton gRPC).",
     ),
     concurrency: Optional[str] = typer.Option(
-        None, "--concurrency", "-c",
+        None, "--concurrency", "-c", metavar="N[,N...]",
         help="Concurrent clients; a comma list is a sweep: 1,2,4,8 (default 1; --tune: 2 x cores)."),
     duration: Optional[float] = typer.Option(
-        None, "--duration", "-d", help="Seconds per level (default 10; --tune: 2 per setting)."),
+        None, "--duration", "-d", metavar="SECONDS", help="Seconds per level (default 10; --tune: 2 per setting)."),
     requests: Optional[int] = typer.Option(
-        None, "--requests", "-n", help="Requests per level (instead of --duration)."),
-    warmup: float = typer.Option(1.0, "--warmup", help="Seconds of unmeasured warm-up."),
-    batch: int = typer.Option(1, "--batch", "-b", help="Batch size of every request."),
+        None, "--requests", "-n", metavar="N", help="Requests per level (instead of --duration)."),
+    warmup: float = typer.Option(1.0, "--warmup", metavar="SECONDS", help="Seconds of unmeasured warm-up."),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", metavar="N", help="Rows in every request (its batch dimension).  "
+        "[default: 1]"),
+    batch_old: Optional[int] = typer.Option(None, "-b", hidden=True),
     threads: Optional[str] = typer.Option(
-        None, "--threads", help="Intra-op threads (in-process targets; default 1). With --tune a "
+        None, "--threads", metavar="N[,N...]", help="Intra-op threads (in-process targets; default 1). With --tune a "
         "comma list to sweep (default 1..cores)."),
     input_data: str = typer.Option(
-        "random", "--input-data",
+        "random", "--input-data", metavar="random|FILE.npz|random-shapes[:B,L]",
         help="random, FILE.npz with one array per input, or random-shapes[:MAX_BATCH,MAX_LEN]: "
         "new sizes for the dynamic dims on every request (default 8,512)."),
     rate: Optional[float] = typer.Option(
-        None, "--rate", help="Open loop at R requests/s (default: closed loop)."),
+        None, "--rate", metavar="REQ/S", help="Open loop at R requests/s (default: closed loop)."),
     swap_every: Optional[float] = typer.Option(
-        None, "--swap-every", help="Publish a new version every S seconds during the run."),
+        None, "--swap-every", metavar="SECONDS", help="Publish a new version every S seconds during the run."),
     swap_repo: Optional[Path] = typer.Option(
-        None, "--swap-repo", help="Repository the server watches (for --swap-every over HTTP)."),
+        None, "--swap-repo", metavar="REPO", help="Repository the server watches (for --swap-every over HTTP)."),
     compare: Optional[str] = typer.Option(
-        None, "--compare", help="A second target, run interleaved with TARGET (A B A B ...)."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request fails."),
+        None, "--compare", metavar="TARGET", help="A second target, run interleaved with TARGET (A B A B ...)."),
+    timeout: float = typer.Option(30.0, "--timeout", metavar="SECONDS", help="Seconds before a request fails."),
     pid: Optional[int] = typer.Option(
-        None, "--pid", help="PID of the server under test, for CPU and RSS over HTTP or gRPC."),
+        None, "--pid", metavar="PID", help="PID of the server under test, for CPU and RSS over HTTP or gRPC."),
     calibrate: bool = typer.Option(
         False, "--calibrate",
         help="Bench a trivial endpoint instead of TARGET: what the load generator itself can "
         "drive and costs per request."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the report as JSON."),
     plot: Optional[Path] = typer.Option(
-        None, "--plot", help="Write a PNG: latency/throughput; with --tune throughput vs p99 per "
+        None, "--plot", metavar="FILE.png", help="Write a PNG: latency/throughput; with --tune throughput vs p99 per "
         "setting; with --shape-memory the RSS curves."),
     tune: bool = typer.Option(
         False, "--tune", help="Sweep serve settings (threads, pool, batching, Paddle CPU options), "
@@ -67,29 +70,31 @@ def bench(
         None, "--slo-p99", metavar="MS", help="--tune: only settings with p99 <= MS can win.",
         rich_help_panel="Tuning"),
     objective: str = typer.Option(
-        "throughput", "--objective", help="--tune: throughput | latency (p99) | memory (peak RSS).",
+        "throughput", "--objective", metavar="throughput|latency|memory",
+        help="--tune: what the winner is best at: throughput, latency (p99) or memory (peak RSS).",
         rich_help_panel="Tuning"),
     pool_max: Optional[str] = typer.Option(
-        None, "--pool-max", help="--tune axis: predictors (and workers) per version: 1,2.",
+        None, "--pool-max", metavar="N[,N...]", help="--tune axis: predictors (and workers) per version: 1,2.",
         rich_help_panel="Tuning"),
     batch_size: Optional[str] = typer.Option(
-        None, "--batch-size", help="--tune axis: dynamic batching max batch: 1,4.",
+        None, "--batch-size", metavar="N[,N...]", help="--tune axis: dynamic batching max batch: 1,4.",
         rich_help_panel="Tuning"),
     batch_delay_ms: Optional[str] = typer.Option(
-        None, "--batch-delay-ms", help="--tune axis: batching max delay in ms: 2.",
+        None, "--batch-delay-ms", metavar="MS[,MS...]", help="--tune axis: batching max delay in ms: 2.",
         rich_help_panel="Tuning"),
     onednn: Optional[str] = typer.Option(
-        None, "--onednn", help="--tune axis: oneDNN on,off.", rich_help_panel="Tuning"),
+        None, "--onednn", metavar="on|off[,...]", help="--tune axis: oneDNN on,off.", rich_help_panel="Tuning"),
     ir_optim: Optional[str] = typer.Option(
-        None, "--ir-optim", help="--tune axis: IR optimisation on (default) or on,off.",
+        None, "--ir-optim", metavar="on|off[,...]", help="--tune axis: IR optimisation on (default) or on,off.",
         rich_help_panel="Tuning"),
     memory_optim: Optional[str] = typer.Option(
-        None, "--memory-optim", help="--tune axis: memory optimisation off,on.",
+        None, "--memory-optim", metavar="on|off[,...]", help="--tune axis: memory optimisation off,on.",
         rich_help_panel="Tuning"),
     onednn_cache_capacity: Optional[str] = typer.Option(
-        None, "--onednn-cache-capacity",
-        help="--tune axis / --shape-memory values: input shapes whose oneDNN kernels are kept "
-        "(0 = unbounded).", rich_help_panel="Tuning"),
+        None, "--onednn-cache-capacity", metavar="N[,N...]",
+        help="--tune axis / --shape-memory values: Paddle's per-predictor oneDNN cache of input "
+        "shapes, in shapes; 0 = off (Paddle's default: kernels stay only in oneDNN's "
+        "process-wide primitive cache).", rich_help_panel="Tuning"),
     write: bool = typer.Option(
         False, "--write", help="--tune: save the winner to REPO/NAME/serving.json (TARGET "
         "REPO:NAME); serve applies it, command-line flags override it.", rich_help_panel="Tuning"),
@@ -98,7 +103,7 @@ def bench(
         "oneDNN cache bound, and each bound's fixed-shape throughput (package targets).",
         rich_help_panel="Tuning"),
     primitive_cache: Optional[str] = typer.Option(
-        None, "--primitive-cache", help="--shape-memory: oneDNN primitive cache capacities to "
+        None, "--primitive-cache", metavar="N[,N...]", help="--shape-memory: oneDNN primitive cache capacities to "
         "compare (default 1024,256: oneDNN's and paddlehot's).", rich_help_panel="Tuning"),
 ) -> None:
     """Measure tail latency, throughput, errors, CPU and peak RSS, per concurrency level.
@@ -125,10 +130,12 @@ def bench(
     from paddlehot_cli.bench.tuning.search import TunePlan
     from paddlehot_cli.bench.tuning.settings import AxisText
     from paddlehot_cli.cli import bench_tune
+    from paddlehot_cli.cli.deprecated import renamed
 
+    batch = renamed(batch, batch_old, "--batch", "-b")
     plan = check(BenchRequest(
         target=target, concurrency=concurrency, duration=duration, requests=requests,
-        warmup=warmup, batch=batch, input_data=input_data, rate=rate, swap_every=swap_every,
+        warmup=warmup, batch=1 if batch is None else batch, input_data=input_data, rate=rate, swap_every=swap_every,
         swap_repo=swap_repo, compare=compare, timeout=timeout, pid=pid, calibrate=calibrate,
         tune=tune, shape_memory=shape_memory, slo_p99=slo_p99, objective=objective, write=write,
         primitive_cache=primitive_cache,
