@@ -67,7 +67,7 @@ def exported(tmp_path_factory):
         key = (source, fmt, version, seed, extra)
         if key not in cache:
             out = base / f"pkg{len(cache)}"
-            proc = cli("export", source, "--format", fmt, "--version", version,
+            proc = cli("export", source, "--model-format", fmt, "--version", version,
                        "--seed", str(seed), "-o", out, *extra)
             assert proc.returncode == 0, proc.stderr
             cache[key] = out

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from paddlehot_cli.bench.runner import BenchConfig, BenchReport, compare_ratios
 from paddlehot_cli.bench.stats import LevelResult, Sample
-from paddlehot_cli.cli import bench as bench_cli
+from paddlehot_cli.cli import bench_render as bench_cli
 
 
 def _report(target: str, scale: float) -> BenchReport:

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from paddlehot_cli.bench.shapes import RandomShapeFeeds, parse_spec
-from paddlehot_cli.bench.tune import Grid, Result, Setting, default_setting, parse_axis, rank
+from paddlehot_cli.bench.tuning.choose import rank
+from paddlehot_cli.bench.tuning.settings import Grid, Setting, default_setting, parse_axis
+from paddlehot_cli.bench.tuning.sweep import Result
 from paddlehot_cli.core.serving_settings import read_settings
 from paddlehot_cli.core.signature import TensorSpec
 from paddlehot_cli.errors import UserError

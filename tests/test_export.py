@@ -58,7 +58,7 @@ def test_seed_changes_weights(exported):
 @pytest.mark.parametrize("fmt", ["pir", "legacy"])
 def test_user_file_two_inputs_two_dynamic_dims(tmp_path, fmt):
     out = tmp_path / "two"
-    proc = cli("export", f"{TWO}:make", "--name", "two", "--format", fmt,
+    proc = cli("export", f"{TWO}:make", "--name", "two", "--model-format", fmt,
                "--input", "feats:float32:[-1,4]", "--input", "ids:int64:[-1,-1]", "-o", out)
     assert proc.returncode == 0, proc.stderr
     m = read_verified(out)
@@ -145,7 +145,7 @@ def test_weights_are_loaded(tmp_path):
         ([f"{TWO}:DataDependent", "--input", "x:float32:[-1,4]"], "to_static could not trace"),
         (["demo:mlp", "--version", "1.0"], "invalid version"),
         (["demo:nope"], "unknown demo model"),
-        (["demo:mlp", "--format", "onnx"], "unknown format"),
+        (["demo:mlp", "--model-format", "onnx"], "unknown format"),
         (["demo:mlp", "--output", "a", "--output", "b"], "2 --output names were given"),
         (["demo:mlp", "--output", "bad name"], "invalid --output name"),
         (["not-a-source"], "malformed SOURCE"),

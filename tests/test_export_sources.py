@@ -1,5 +1,5 @@
 """Export of user files as a newcomer writes them: a model file importing its neighbour, and a
-model the legacy program format cannot trace (the error says to use --format pir)."""
+model the legacy program format cannot trace (the error says to use --model-format pir)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def test_model_file_imports_its_neighbour(tmp_path):
 
 def test_legacy_format_failure_suggests_pir(tmp_path):
     (tmp_path / "gelu_model.py").write_text(GELU)
-    proc = cli("export", "gelu_model.py:Net", "--input", "x:float32:[-1,4]", "--format", "legacy",
+    proc = cli("export", "gelu_model.py:Net", "--input", "x:float32:[-1,4]", "--model-format", "legacy",
                "-o", tmp_path / "out", cwd=tmp_path)
     assert_one_line_error(proc, 2, "legacy program format could not trace this model",
-                          "--format pir")
+                          "--model-format pir")
     assert not (tmp_path / "out").exists()

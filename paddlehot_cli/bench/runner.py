@@ -61,7 +61,7 @@ class BenchReport:
             "schema": SCHEMA,
             "target": self.target,
             "kind": self.kind,
-            "machine": {"cpus": _cpu_count(), "arch": platform.machine(),
+            "machine": {"cpus": cpu_count(), "arch": platform.machine(),
                         "python": platform.python_version()},
             "config": {
                 "concurrency": list(cfg.concurrency), "duration_s": cfg.duration,
@@ -74,7 +74,7 @@ class BenchReport:
         }
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

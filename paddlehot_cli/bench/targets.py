@@ -35,14 +35,14 @@ class Target:
         pass
 
 
-class _ThisProcess(Target):
+class ThisProcess(Target):
     """Targets that run in this process: CPU and RSS are this process's."""
 
     def resource_reader(self) -> Callable[[], tuple[float, float] | None]:
         return proc_reader(os.getpid())
 
 
-class InProcessTarget(_ThisProcess):
+class InProcessTarget(ThisProcess):
     """A servable from core.load (package dir or plugin .so), called from this process."""
 
     def __init__(self, path: Path, threads: int, pool_max: int):
@@ -70,7 +70,7 @@ class InProcessTarget(_ThisProcess):
         self.servable.close()
 
 
-class ManagedTarget(_ThisProcess):
+class ManagedTarget(ThisProcess):
     """`REPO:NAME` in-process through the core: a RepositorySource watching REPO and a Manager
     swapping versions exactly as `paddlehot serve` does, without HTTP in between."""
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 MODEL = "trivial"
 _META = json.dumps({
@@ -44,6 +46,21 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         pass
     finally:
         writer.close()
+
+
+@contextmanager
+def trivial_endpoint() -> Iterator[str]:
+    """Start this module in a child process; yield its model URL."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "paddlehot_cli.bench.trivial_server"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}/{MODEL}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 async def _main(port: int) -> None:

@@ -82,8 +82,9 @@ def abi_check(
         help="text (a table), json or junit (one testcase per check).",
     ),
     output: Path | None = typer.Option(  # noqa: B008
-        None, "--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
+        None, "--out", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
     ),
+    output_old: Path | None = typer.Option(None, "--output", hidden=True),  # noqa: B008
 ) -> None:
     """Check a plugin or model package before it ships; exit 0 ok, 1 violations, 2 bad input,
     16 (a bit) C ABI not compared under --require-dwarf.
@@ -105,9 +106,9 @@ def abi_check(
 
     Examples:
 
-      paddlehot abi-check repo/mlp/1.1.0/plugin.so --runtime /opt/paddle_inference_c/lib
+      paddlehot abi-check models/mlp/1.1.0/plugin.so --runtime /opt/paddle_inference_c/lib
 
-      paddlehot abi-check repo:mlp --baseline repo:mlp@1.0.0 --format junit -o abi.xml
+      paddlehot abi-check models:mlp --baseline models:mlp@1.0.0 --format junit -o abi.xml
 
       paddlehot abi-check new.so -b old.so --exit-code abidiff --suppressions accepted.json
 
@@ -115,6 +116,9 @@ def abi_check(
     """
     from paddlehot_cli.abi.report import FORMATS
     from paddlehot_cli.abi.runner import run_abi_check
+    from paddlehot_cli.cli.deprecated import renamed
+
+    output = renamed(output, output_old, "--out", "--output")
 
     if fmt not in FORMATS:
         raise UserError(f"unknown --format '{fmt}'", hint="one of " + ", ".join(FORMATS))

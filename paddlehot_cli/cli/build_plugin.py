@@ -71,7 +71,7 @@ def build_plugin(
 
       paddlehot build-plugin pkg/ -o mlp.so
 
-      paddlehot build-plugin repo/mlp/1.1.0 -o repo/mlp/1.1.0/plugin.so
+      paddlehot build-plugin models/mlp/1.1.0 -o models/mlp/1.1.0/plugin.so
 
       paddlehot build-plugin pkg/ -o mlp-arm.so --target aarch64 \\
         --paddle-inference-dir paddle_inference_c_aarch64/

@@ -60,12 +60,14 @@ def export(
     ),
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: from SOURCE)."),
     version: str = typer.Option("1.0.0", "--version", help="SemVer MAJOR.MINOR.PATCH."),
-    fmt: str = typer.Option(
-        "pir", "--format",
+    fmt: Optional[str] = typer.Option(
+        None, "--model-format", metavar="pir|legacy",
         help="pir: .json + .pdiparams (Paddle >= 3). legacy: .pdmodel + .pdiparams "
-        "(Paddle Inference 2.x SDKs).",
+        "(Paddle Inference 2.x SDKs).  [default: pir]",
     ),
-    out_dir: Optional[Path] = typer.Option(None, "-o", "--out", help="Write one package here."),
+    fmt_old: Optional[str] = typer.Option(None, "--format", hidden=True),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR",
+                                           help="Write one package here."),
     repo: Optional[Path] = typer.Option(
         None, "--repo", help="Publish into REPO/NAME/VERSION/ atomically."
     ),
@@ -97,13 +99,16 @@ def export(
 
       paddlehot export my_model.py:Net --input ids:int64:[-1,-1] --weights net.pdparams -o out/
     """
+    from paddlehot_cli.cli.deprecated import renamed
     from paddlehot_cli.core.signature import parse_input_spec
     from paddlehot_cli.export.pipeline import ExportRequest, ExportValidationFailed, export_package
 
     req = ExportRequest(
         source=source,
         inputs=[parse_input_spec(t) for t in inputs or []],
-        name=name, version=version, fmt=fmt, out_dir=out_dir, repo=repo, force=force,
+        name=name, version=version,
+        fmt=renamed(fmt, fmt_old, "--model-format", "--format") or "pir", out_dir=out_dir,
+        repo=repo, force=force,
         validate=validate, atol=atol, rtol=rtol, seed=seed, weights=weights,
         sizes=_sizes(dim_sizes), output_names=list(outputs or []),
     )

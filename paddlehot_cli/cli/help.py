@@ -13,7 +13,8 @@ from __future__ import annotations
 import inspect
 import re
 import textwrap
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from typer.core import MARKUP_MODE_KEY, TyperCommand, TyperGroup
 
@@ -98,10 +99,41 @@ def _write(formatter: Any, text: str) -> None:
             formatter.write(f"{pad}{line}\n" if line else "\n")
 
 
+# metavars when a declaration gives none: one word per kind of value in every verb (typer's
+# default is the Python type: `<int>`, `<str>`); choices are declared as `a|b`
+_SECONDS = ("timeout", "interval", "duration", "cooldown", "warmup", "every")
+_UNITS = {"ms": "MS", "mb": "MB", "dir": "DIR", "port": "PORT", "host": "HOST", "repo": "REPO",
+          "version": "VERSION", "name": "NAME", "token": "TOKEN"}
+_TYPES = {"int": "N", "float": "NUM", "Path": "PATH", "str": "TEXT"}
+
+
+def default_metavar(param: Any) -> str | None:
+    """The metavar a parameter gets when its declaration names none (None: a flag)."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if param.param_type_name == "argument":
+        return (param.name or "").upper()
+    last = (param.name or "").rsplit("_", 1)[-1]
+    if last in _SECONDS:
+        return "SECONDS"
+    if last in _UNITS:
+        return _UNITS[last]
+    annotation = param.type_descriptor.annotation
+    while get_origin(annotation) in (list, Union, UnionType):  # list[X], X | None -> X
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    name = getattr(annotation, "__name__", str(annotation))
+    return _TYPES.get(name, name.upper())
+
+
 def _plain(ctx: Any, command: Any) -> None:
     for param in command.params:
         if getattr(param, "help", None):
             param.help = plain(param.help)
+        if param.metavar is None:
+            param.metavar = default_metavar(param)
+        if param.param_type_name == "argument":
+            # typer writes an argument as `NAME <type>`: its metavar alone says what it takes
+            param.display_type_rich = lambda ctx: None
     ctx.ensure_object(dict)
     if isinstance(ctx.obj, dict):
         ctx.obj[MARKUP_MODE_KEY] = None  # option help without rich escapes

@@ -47,14 +47,15 @@ def serve(
     poll_interval: float = typer.Option(
         2.0, "--poll-interval", help="Seconds between repository polls (fallback for file events)."
     ),
-    prefer: str = typer.Option("package", "--prefer", help="package | plugin (VERSION/plugin.so)."),
+    prefer: str = typer.Option("package", "--prefer", metavar="package|plugin",
+                               help="Serve the package, or VERSION/plugin.so where present."),
     admin_token: str | None = typer.Option(
-        None, "--admin-token", envvar="PADDLEHOT_ADMIN_TOKEN",
+        None, "--admin-token", metavar="TOKEN", envvar="PADDLEHOT_ADMIN_TOKEN",
         help="Bearer token for load/unload/labels; required for them when --host is not loopback.",
     ),
     max_versions: int = typer.Option(1, "--max-versions", help="Serve the latest N versions."),
     versions: list[str] | None = typer.Option(
-        None, "--version-pin", help="Serve exactly these versions (repeatable) instead of the latest N."
+        None, "--version-pin", metavar="VERSION", help="Serve exactly these versions (repeatable) instead of the latest N."
     ),
     keep_previous: bool = typer.Option(
         True, "--keep-previous/--no-keep-previous",
@@ -79,7 +80,9 @@ def serve(
         None, "--memory-optim/--no-memory-optim", help="Paddle memory optimisation [default: off, or serving.json]."),
     onednn_cache_capacity: int | None = typer.Option(
         None, "--onednn-cache-capacity",
-        help="Paddle's per-predictor oneDNN shape cache, 0 = off [default: 0, or serving.json]."),
+        help="Paddle's per-predictor oneDNN cache of input shapes, in shapes; 0 = off (Paddle's "
+             "default: kernels stay only in oneDNN's process-wide primitive cache) [default: 0, "
+             "or serving.json]."),
     loop_cpu: str = typer.Option(
         "auto", "--loop-cpu", metavar="auto|off|N",
         help="CPU for the event loop and the workers of package versions with one intra-op "

@@ -2,6 +2,8 @@
 
 export v1 -> build-plugin -> abi-check -> serve in the background -> requests -> publish v2 under
 load -> the swap is seen with zero failed requests -> a short bench -> summary -> clean shutdown.
+Each step prints the `paddlehot ...` command that does the same by hand, run in the temporary
+directory (the repository is models/ there, as in every example of the docs).
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ class StoryResult:
 
     def add(self, what: str, result: str) -> None:
         self.rows.append((what, result))
+
+
+def by_hand(console: Any, *commands: str) -> None:
+    """The commands that do a step by hand, in the demo's directory."""
+    for command in commands:
+        console.print(f"  [dim]$ {command}[/dim]", soft_wrap=True, highlight=False)
+
+
+def try_next(workdir: Path, kept: bool) -> list[str]:
+    """What to run after the demo: its repository again (when kept), the tuner, your own model."""
+    lines = ([f"cd {workdir} && paddlehot serve models/ --prefer plugin   # the demo's repository"]
+             if kept else ["paddlehot demo --keep   # keep models/ and serve.log to look at"])
+    return [*lines,
+            "paddlehot bench models:mlp --tune   # the best serve settings for this box",
+            "your own model in six commands: README, \"Your own model\"; "
+            "each step's reference: docs/demo.md",
+            "every verb: paddlehot VERB --help"]
 
 
 def _free_port() -> int:
@@ -152,22 +171,27 @@ def run_story(ui: Ui, keep: bool = False) -> None:
     console, out, step = ui.console, ui.out, ui.step
     start = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="paddlehot-demo-"))
-    repo = workdir / "repo"
+    repo = workdir / "models"
     story = StoryResult()
-    console.print(f"[bold]paddlehot demo[/bold]: the whole story in {workdir}")
+    console.print(f"[bold]paddlehot demo[/bold]: the whole story in {workdir} (the repository is "
+                  "models/ there; each step shows the command that does it by hand)")
     try:
         console.rule("1. export demo:mlp 1.0.0 (validated against eager)")
+        by_hand(console, "paddlehot export demo:mlp --repo models/ --version 1.0.0")
         v1 = export_package(ExportRequest(source="demo:mlp", name=MODEL, version="1.0.0",
                                           repo=repo, seed=0), step=step)
         val = v1.manifest["validation"]
         story.add("export 1.0.0", f"{val['cases']} cases, max abs err {val['max_abs_err']:.1e}")
 
         console.rule("2. build-plugin (C ABI, model embedded)")
+        by_hand(console, f"paddlehot build-plugin models/{MODEL}/1.0.0 "
+                f"-o models/{MODEL}/1.0.0/plugin.so")
         plugin = build_plugin(BuildRequest(package=v1.path, out=v1.path / "plugin.so"), step=step)
         story.add("build-plugin", f"{plugin.path.name}: {plugin.path.stat().st_size // 1024} KiB, "
                   f"c_api={plugin.c_api}")
 
         console.rule("3. abi-check (the CI gate)")
+        by_hand(console, f"paddlehot abi-check models/{MODEL}/1.0.0/plugin.so")
         with step("Checking ELF, exports, imports, hardening, manifest"):
             report = run_abi_check(str(plugin.path))
         failed = [f.id for f in report.findings if f.status == "fail"]
@@ -178,6 +202,8 @@ def run_story(ui: Ui, keep: bool = False) -> None:
         console.rule("4. serve the repository in the background (plugins preferred)")
         port = _free_port()
         log = workdir / "serve.log"
+        by_hand(console, f"paddlehot serve models/ --prefer plugin --port {port} &",
+                f"curl -s localhost:{port}/v2/models/{MODEL}")
         with background_server(repo, port, log, "--prefer", "plugin") as server:
             endpoint = Endpoint("127.0.0.1", port, MODEL)
             client = OipClient(endpoint, timeout=10.0)
@@ -189,6 +215,10 @@ def run_story(ui: Ui, keep: bool = False) -> None:
             story.add("serve", f"ready; {MODEL} {version} answers through its plugin")
 
             console.rule("5. publish 1.1.0 (package + plugin) while two clients send requests")
+            staged = f"models/{MODEL}/.1.1.0.building"
+            by_hand(console, f"paddlehot export demo:mlp --version 1.1.0 --seed 1 -o {staged}",
+                    f"paddlehot build-plugin {staged} -o {staged}/plugin.so",
+                    f"mv {staged} models/{MODEL}/1.1.0   # one rename: serve sees it whole")
 
             def publish() -> None:
                 # Build the whole version in a hidden dir (serve ignores hidden dirs), then one
@@ -205,10 +235,12 @@ def run_story(ui: Ui, keep: bool = False) -> None:
             if failed_n:
                 raise UserError(f"{failed_n} requests failed during the swap")
             _, version2 = client.infer({"x": x})
-            story.add("hot swap", f"{ok} requests, {failed_n} failed; publish -> first 1.1.0 "
-                      f"response {delay:.2f} s; now serving {version2}")
+            story.add("hot swap", f"{ok} requests, {failed_n} failed, now serving {version2}")
+            story.add("swap delay", f"publish -> first {version2} response {delay:.2f} s")
 
             console.rule("6. a short bench over HTTP")
+            by_hand(console, f"paddlehot bench http://127.0.0.1:{port}/{MODEL} -c 2 "
+                    "--duration 3 --warmup 0.5")
             target = HttpTarget(f"http://127.0.0.1:{port}/{MODEL}", timeout=10.0)
             with step("2 clients, 3 s"):
                 bench = run_bench(target, BenchConfig(concurrency=[2], duration=3.0, warmup=0.5))
@@ -218,6 +250,7 @@ def run_story(ui: Ui, keep: bool = False) -> None:
                       f"p99 {lat['p99']:.2f} ms, {level.errors} errors")
             client.close()
             console.rule("7. shut down")
+            by_hand(console, f"kill -TERM {server.pid}   # drains in-flight requests, exits 0")
             with step("SIGTERM: drain and exit"):
                 server.send_signal(signal.SIGTERM)
                 code = server.wait(timeout=30)
@@ -226,14 +259,18 @@ def run_story(ui: Ui, keep: bool = False) -> None:
             story.add("shutdown", "drained, exit 0")
 
         table = Table(title="paddlehot demo", title_justify="left")
-        table.add_column("step")
-        table.add_column("result")
+        table.add_column("step", no_wrap=True)
+        table.add_column("result", no_wrap=True)  # every row fits 80 columns whole
         for what, result in story.rows:
             table.add_row(what, result)
         out.print(table)
         out.print(f"done in {time.perf_counter() - start:.1f} s")
+        out.print("[bold]try next[/bold]:")
+        for line in try_next(workdir, keep):
+            out.print(f"  {line}", soft_wrap=True, highlight=False)
     finally:
         if keep:
-            console.print(f"kept {workdir}")
+            console.print(f"kept {workdir}: the repository models/ (1.0.0 and 1.1.0, each with "
+                          "its plugin.so) and serve.log", soft_wrap=True)
         else:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -31,7 +31,7 @@ def prepare_format(fmt: str) -> None:
     if active != want_pir:
         raise UserError(
             f"this process already imported paddle with the {'pir' if active else 'legacy'} "
-            f"program format; export --format {fmt} needs a fresh process",
+            f"program format; export --model-format {fmt} needs a fresh process",
             hint="run `paddlehot export` as its own command",
         )
 
@@ -86,7 +86,7 @@ def trace_and_save(
         if fmt == "legacy" and _pir_traces(layer, specs):
             raise UserError(
                 f"the legacy program format could not trace this model ({short_error(exc)}), "
-                "but the PIR format does: export with --format pir",
+                "but the PIR format does: export with --model-format pir",
                 hint="Paddle 3's legacy tracer lacks some ops PIR has; the legacy format is only "
                 "needed for Paddle Inference 2.x SDKs",
             ) from None

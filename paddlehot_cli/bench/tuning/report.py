@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paddlehot_cli.bench.tune import Result, Setting, TuneRun, default_setting
+from paddlehot_cli.bench.tuning.settings import Setting, default_setting
+from paddlehot_cli.bench.tuning.sweep import Result, TuneRun
 
 SCHEMA = "paddlehot.bench-tune/1"
-SHAPES_SCHEMA = "paddlehot.bench-shape-memory/1"
 
 
 def _f(value: float | None, digits: int = 1) -> str:
@@ -104,13 +104,13 @@ def serve_command(run: TuneRun, setting: Setting) -> str:
 
 def tune_json(run: TuneRun, grid: dict[str, Any], objective: str, slo: float | None,
               winner: Result | None, written: Path | None) -> dict[str, Any]:
-    from paddlehot_cli.bench.runner import _cpu_count
+    from paddlehot_cli.bench.runner import cpu_count
 
     return {
         "schema": SCHEMA,
         "target": run.target.spec, "kind": run.target.kind, "name": run.target.name,
         "version": run.target.version,
-        "machine": {"cpus": _cpu_count(), "arch": platform.machine(),
+        "machine": {"cpus": cpu_count(), "arch": platform.machine(),
                     "python": platform.python_version()},
         "load": {"concurrency": run.load.concurrency, "duration_s": run.load.duration,
                  "warmup_s": run.load.warmup, "batch": run.load.batch,
@@ -132,7 +132,7 @@ def tuned_provenance(run: TuneRun, winner: Result, objective: str,
     """The `tuned` object of serving.json: what measured these settings, on what."""
     import datetime
 
-    from paddlehot_cli.bench.runner import _cpu_count
+    from paddlehot_cli.bench.runner import cpu_count
 
     level = winner.level or {}
     return {
@@ -141,7 +141,7 @@ def tuned_provenance(run: TuneRun, winner: Result, objective: str,
         "objective": objective, "slo_p99_ms": slo, "concurrency": run.load.concurrency,
         "throughput_rps": level.get("throughput_rps"),
         "p99_ms": (level.get("latency_ms") or {}).get("p99"),
-        "machine": {"cpus": _cpu_count(), "arch": platform.machine()},
+        "machine": {"cpus": cpu_count(), "arch": platform.machine()},
     }
 
 

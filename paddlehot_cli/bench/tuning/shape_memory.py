@@ -14,20 +14,66 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from paddlehot_cli.bench.tune import (
+from paddlehot_cli.bench.tuning.settings import default_setting, parse_axis
+from paddlehot_cli.bench.tuning.target import (
     LoadSpec,
     TuneTarget,
     WorkerError,
     WorkerProcess,
-    default_setting,
+    resolve_target,
 )
 from paddlehot_cli.core.paddle_runtime import ONEDNN_PRIMITIVE_CACHE_ENV
 from paddlehot_cli.errors import UserError
 
 ONEDNN_DEFAULT_PRIMITIVE_CACHE = 1024  # oneDNN's own default
+SCHEMA = "paddlehot.bench-shape-memory/1"
+
+
+@dataclass
+class ShapeMemoryPlan:
+    """A checked `bench --shape-memory` request: what to load and which cache bounds to compare."""
+
+    target: TuneTarget
+    primitive_caches: list[int]
+    shape_caches: list[int]
+    requests: int
+    max_batch: int
+    max_len: int
+    threads: int
+    load: LoadSpec
+
+
+def plan(target_spec: str, primitive_text: str | None, shape_text: str | None, requests: int,
+         input_data: str, threads: int, load: LoadSpec) -> ShapeMemoryPlan:
+    from paddlehot_cli.bench import shapes
+    from paddlehot_cli.core.paddle_runtime import (
+        DEFAULT_ONEDNN_CACHE_CAPACITY,
+        DEFAULT_ONEDNN_PRIMITIVE_CACHE,
+        has_onednn,
+    )
+
+    limits = shapes.parse_spec(input_data if input_data != "random" else shapes.PREFIX)
+    if limits is None:
+        raise UserError("--shape-memory draws its own inputs: --input-data random-shapes[:B,L]")
+    primitive = (parse_axis(primitive_text, "--primitive-cache", int) if primitive_text
+                 else [ONEDNN_DEFAULT_PRIMITIVE_CACHE, DEFAULT_ONEDNN_PRIMITIVE_CACHE])
+    shape = (parse_axis(shape_text, "--onednn-cache-capacity", int) if shape_text
+             else [DEFAULT_ONEDNN_CACHE_CAPACITY])
+    target = resolve_target(target_spec)
+    if not has_onednn():
+        raise UserError("this paddle wheel has no oneDNN: there is no oneDNN cache to bound")
+    return ShapeMemoryPlan(target, primitive, shape, requests, limits[0], limits[1], threads, load)
+
+
+def run_plan(p: ShapeMemoryPlan,
+             progress: Callable[[str, int], None] = lambda what, n: None) -> dict[str, Any]:
+    """The study's summary: RSS sampled every 1% of the random-shape requests."""
+    return run_shape_memory(p.target, p.primitive_caches, p.shape_caches, p.requests,
+                            max(1, p.requests // 100), p.max_batch, p.max_len, p.threads, p.load,
+                            progress=progress)
 
 
 def run_shape_memory(

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from paddlehot_cli.bench.targets import Call, _ThisProcess
+from paddlehot_cli.bench.targets import Call, ThisProcess
 from paddlehot_cli.errors import UserError, short_error
 
 
@@ -33,7 +33,7 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-class BatcherTarget(_ThisProcess):
+class BatcherTarget(ThisProcess):
     """One setting as serve runs it: a servable behind the core Batcher, without HTTP."""
 
     def __init__(self, servable: Any, batcher: Any, label: str):
