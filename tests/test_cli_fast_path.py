@@ -27,6 +27,7 @@ COMMAND_LINES = [
     ["new.so", "--runtime", "/a", "--runtime", "/b", "-s", "x.json", "-s", "y.json"],
     ["new.so", "--require-dwarf", "--exit-code", "abidiff", "--policy", "strict"],
     ["new.so", "--arch", "aarch64", "--glibc", "2.31"],
+    ["new.so", "--output", "old-spelling.json"],  # a hidden, deprecated alias
 ]
 
 
