@@ -4,6 +4,7 @@ refused with its reason; rotation and append-only signing keep working versions 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -64,9 +65,9 @@ def test_signed_version_verifies_and_every_tampering_is_refused(keys, version):
     # signature bytes flipped
     sig = next((version / SIG_DIR).iterdir())
     data = json.loads(sig.read_text())
-    raw = bytearray(__import__("base64").b64decode(data["signature"]))
+    raw = bytearray(base64.b64decode(data["signature"]))
     raw[5] ^= 1
-    data["signature"] = __import__("base64").b64encode(bytes(raw)).decode()
+    data["signature"] = base64.b64encode(bytes(raw)).decode()
     good = sig.read_bytes()
     sig.write_text(json.dumps(data))
     assert "does not verify" in trust.check_version(version, "mlp", "1.0.0")
@@ -136,7 +137,7 @@ def test_serve_trust_refuses_unsigned_and_serves_signed(keys, version, tmp_path)
 
 def test_abi_check_reports_the_signature(keys, version):
     proc = cli("abi-check", version, "--format", "json")
-    assert '"signature"' in proc.stdout and "unsigned" in proc.stdout, proc.stdout
+    assert '"signed"' in proc.stdout and "unsigned" in proc.stdout, proc.stdout
     sign_version(version, keys["release"])
     proc = cli("abi-check", version, "--format", "json", "--trust", f"{keys['release']}.pub")
     assert "valid" in proc.stdout, proc.stdout
