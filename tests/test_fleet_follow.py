@@ -78,7 +78,7 @@ def test_follow_serves_a_pushed_version_under_load(registry, ci_repo, tmp_path):
           f"{push_to_first:.2f} s (interval {INTERVAL} s)")
     assert first - done < INTERVAL + 15  # interval + pull + load and warm-up on a shared box
     assert metric(text, "paddlehot_fleet_pulls_total", model="mlp") == 2
-    assert metric(text, "paddlehot_fleet_push_to_swap_seconds_count", model="mlp") == 1
+    assert metric(text, "paddlehot_fleet_tag_move_to_serve_seconds_count", model="mlp") == 1
     assert metric(text, "paddlehot_fleet_registry_up") == 1
 
 
