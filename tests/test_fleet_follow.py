@@ -136,12 +136,16 @@ def test_tampered_blob_is_refused_and_a_label_rolls_out_and_back(registry, ci_re
         wait_for(lambda: load.last_version() == "1.2.0", 60, what="1.2.0 via stable")
         push_version(f"{ci_repo}:mlp@1.0.0", ref, tags=["stable"], insecure=True)
         wait_for(lambda: load.last_version() == "1.0.0", 60, what="rollback to 1.0.0")
+        text = _metrics(rt)
         results = load.finish()
     finally:
         load.finish()
         rt.stop_thread()
     assert all(code == 200 for _, code, _ in results), [r for r in results if r[1] != 200][:5]
     assert "1.1.0" not in {v for _, _, v in results}
+    # the rollback by tag is counted, and each move timed from the tag change the box saw
+    assert metric(text, "paddlehot_fleet_rollbacks_total", model="mlp", label="stable") == 1
+    assert metric(text, "paddlehot_fleet_tag_move_to_serve_seconds_count", model="mlp") == 2
 
 
 def test_an_empty_box_waits_for_an_unreachable_registry(registry, ci_repo, tmp_path):

@@ -94,6 +94,7 @@ def test_rotation_appends_and_keeps_old_signatures(keys, version):
 
 @pytest.mark.native
 def test_plugin_signature_tampering_and_absence(keys, version):
+    from paddlehot_cli.core.plugin_image import digest_line, file_sha256
     from tests.plugin_fixtures.helpers import run_build
 
     proc = run_build(version, "-o", version / "plugin.so", "--no-embed-model", "--no-verify")
@@ -102,12 +103,21 @@ def test_plugin_signature_tampering_and_absence(keys, version):
     sign_version(version, keys["release"])
     assert trust.check_version(version, "mlp", "1.0.0") is None
     plugin = version / "plugin.so"
+    side = version / "plugin.so.sha256"
     data = bytearray(plugin.read_bytes())
-    data[-1] ^= 0xFF  # one byte of the plugin changed after signing
+    data[-1] ^= 0xFF  # one byte of the plugin changed after signing, its .sha256 record too
     plugin.write_bytes(bytes(data))
+    recorded = side.read_text()
+    side.write_text(digest_line(file_sha256(plugin), "plugin.so"))
     assert trust.check_version(version, "mlp", "1.0.0").startswith("plugin.so unsigned")
+    side.unlink()  # no record: the file itself is hashed
+    assert trust.check_version(version, "mlp", "1.0.0").startswith("plugin.so unsigned")
+    # (bytes changed but the record kept: the loader dlopens only a sealed copy that hashes
+    # to the record, tests/test_plugin_trust.py)
     data[-1] ^= 0xFF
     plugin.write_bytes(bytes(data))
+    side.write_text(recorded)
+    assert trust.check_version(version, "mlp", "1.0.0") is None
     for p in (version / SIG_DIR).glob("plugin-*"):
         p.unlink()  # the plugin's signature removed, the manifest's kept
     assert trust.check_version(version, "mlp", "1.0.0").startswith("plugin.so unsigned")

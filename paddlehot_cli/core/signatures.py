@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paddlehot_cli.core.manifest import MANIFEST_NAME, sha256_file
+from paddlehot_cli.core.plugin_image import read_digest
 from paddlehot_cli.errors import UserError
 
 SIG_DIR = "signatures"
@@ -345,7 +346,10 @@ class Trust:
             return f"{MANIFEST_NAME} {v}: refused by --trust"
         plugin = vdir / "plugin.so"
         if plugin.is_file():
-            digest = sha256_file(plugin)
+            # the digest the plugin loader holds the bytes to: it dlopens only a sealed copy
+            # that hashes to plugin.so.sha256 (core/plugin_image.py), so signing that digest
+            # covers what runs, without hashing a (model-embedding, 40 MB) plugin twice
+            digest = read_digest(plugin) or sha256_file(plugin)
             # the arch is part of the signed subject: take it from the signature that names
             # these bytes (a plugin's bytes fix its arch)
             arch = next((s.subject.arch for _, s in sigs if isinstance(s, Signature)
