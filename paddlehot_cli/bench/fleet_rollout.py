@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -191,7 +192,9 @@ def tag_moves(ci: Path, work: Path, target: str, insecure: bool, interval: float
             first = _wait(lambda v=version, t=moved: load.first_after(v, t), 120,
                           f"an answer from {version} after move {i + 1}")
             times.append(first - moved)
-            time.sleep(0.5)  # let the old version's last answers drain from the record
+            # the next move at a random point of the follower's poll cycle (a fixed pause
+            # would lock the moves to its phase and give the same figure every time)
+            time.sleep(0.5 + random.uniform(0, interval))
         results = load.finish()
         from prometheus_client import generate_latest
 

@@ -6,6 +6,7 @@ say."""
 from __future__ import annotations
 
 import filecmp
+import json
 import logging
 import os
 import subprocess
@@ -191,3 +192,33 @@ def test_no_space_is_one_error_line_and_nothing_installed(registry, ci_repo, sma
     proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", full, "--insecure")
     assert_one_line_error(proc, 2, "disk full while writing mlp 1.0.0")
     assert [p.name for p in (full / "mlp").iterdir()] == []
+
+
+def test_an_oversized_layer_names_its_size_not_a_digest(registry, ci_repo, tmp_path):
+    # a package whose paddlehot.json and descriptor both say one byte less than the blob has:
+    # the registry serves the real blob; the puller stops at the descriptor's size
+    from paddlehot_cli.fleet import artifact
+    from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
+
+    vdir = ci_repo / "mlp" / "1.0.0"
+    doc = json.loads((vdir / "paddlehot.json").read_text())
+    doc["files"]["model.pdiparams"]["bytes"] -= 1
+    config = json.dumps(doc).encode()
+    with RegistryClient(registry.host, insecure=True) as c:
+        c.upload_blob("models/mlp", sha256_digest(config), len(config), config)
+        layers = []
+        for name, info in doc["files"].items():
+            data = (vdir / name).read_bytes()
+            c.upload_blob("models/mlp", "sha256:" + info["sha256"], len(data), data)
+            layers.append(artifact.Blob(media.media_type(name, "pir"), "sha256:" + info["sha256"],
+                                        info["bytes"], name))
+        body = artifact.image_manifest(
+            artifact.Blob(media.CONFIG, sha256_digest(config), len(config)), layers,
+            {media.VERSION: "1.0.0"})
+        c.put_manifest("models/mlp", "1.0.0", body, media.OCI_MANIFEST)
+    box = tmp_path / "box"
+    box.mkdir()
+    proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", box, "--insecure")
+    assert_one_line_error(proc, 2, "'model.pdiparams'", "larger than its descriptor size")
+    assert "digest mismatch" not in proc.stderr
+    assert list(box.rglob("*")) == [box / "mlp"]
