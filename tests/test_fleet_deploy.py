@@ -21,7 +21,7 @@ from paddlehot_cli.fleet.follower import Follower
 from paddlehot_cli.fleet.pull import pull_version
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
-from tests.fleet_fixtures.registry import running
+from tests.fleet_fixtures.registry import publish_ci, running
 from tests.serve_fixtures.helpers import publish_copy
 
 
@@ -32,10 +32,7 @@ def registry(tmp_path):
 
 @pytest.fixture
 def ci_repo(tmp_path, exported):
-    repo = tmp_path / "ci"
-    for version, seed in (("1.0.0", 21), ("1.1.0", 22)):
-        publish_copy(exported("demo:mlp", "pir", "1.0.0", seed), repo, "mlp", version)
-    return repo
+    return publish_ci(tmp_path / "ci", exported, ("1.0.0", "1.1.0"))
 
 
 @pytest.fixture

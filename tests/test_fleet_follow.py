@@ -11,12 +11,12 @@ import httpx
 import pytest
 from conftest import assert_one_line_error
 
-from paddlehot_cli.fleet import media
 from paddlehot_cli.bench.fleet_rollout import Load
+from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
-from tests.fleet_fixtures.registry import running
-from tests.serve_fixtures.helpers import metric, publish_copy, serve_argv, start_runtime, wait_for
+from tests.fleet_fixtures.registry import publish_ci, running
+from tests.serve_fixtures.helpers import metric, serve_argv, start_runtime, wait_for
 
 INTERVAL = 0.5
 
@@ -28,11 +28,7 @@ def registry(tmp_path):
 
 @pytest.fixture
 def ci_repo(tmp_path, exported):
-    """What CI built: 1.0.0, 1.1.0, 1.2.0 of the demo MLP, each with its own weights."""
-    repo = tmp_path / "ci"
-    for version, seed in (("1.0.0", 21), ("1.1.0", 22), ("1.2.0", 23)):
-        publish_copy(exported("demo:mlp", "pir", "1.0.0", seed), repo, "mlp", version)
-    return repo
+    return publish_ci(tmp_path / "ci", exported, ("1.0.0", "1.1.0", "1.2.0"))
 
 
 def _index(rt) -> list[dict]:

@@ -153,3 +153,15 @@ def test_abi_check_reports_the_signature(keys, version):
     assert "valid" in proc.stdout, proc.stdout
     proc = cli("abi-check", version, "--format", "json", "--trust", f"{keys['stranger']}.pub")
     assert "unknown key" in proc.stdout, proc.stdout
+
+
+def test_export_sign_publishes_a_signed_version_and_bad_keys_are_one_line(keys, tmp_path):
+    repo = tmp_path / "signed"
+    proc = cli("export", "demo:mlp", "--repo", repo, "--version", "1.0.0", "--no-validate",
+               "--sign", keys["release"])
+    assert proc.returncode == 0, proc.stderr
+    assert _trust(keys["release"]).check_version(repo / "mlp/1.0.0", "mlp", "1.0.0") is None
+    proc = cli("sign", f"{repo}:mlp", "--key", f"{keys['release']}.pub")  # a public key
+    assert_one_line_error(proc, 2, "not an unencrypted PEM private key")
+    proc = cli("serve", repo, "--port", "0", "--trust", tmp_path / "missing.pub")
+    assert_one_line_error(proc, 2, "cannot read key")
