@@ -71,6 +71,7 @@ def test_json_schema(tmp_path):
         "schema",
         "tool",
         "target",
+        "signed",
         "arch",
         "policy",
         "glibc_floor",

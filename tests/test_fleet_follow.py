@@ -11,12 +11,12 @@ import httpx
 import pytest
 from conftest import assert_one_line_error
 
-from paddlehot_cli.fleet import media
 from paddlehot_cli.bench.fleet_rollout import Load
+from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.push import push_version
 from paddlehot_cli.fleet.reference import parse_reference
-from tests.fleet_fixtures.registry import running
-from tests.serve_fixtures.helpers import metric, publish_copy, serve_argv, start_runtime, wait_for
+from tests.fleet_fixtures.registry import publish_ci, running
+from tests.serve_fixtures.helpers import metric, serve_argv, start_runtime, wait_for
 
 INTERVAL = 0.5
 
@@ -28,11 +28,7 @@ def registry(tmp_path):
 
 @pytest.fixture
 def ci_repo(tmp_path, exported):
-    """What CI built: 1.0.0, 1.1.0, 1.2.0 of the demo MLP, each with its own weights."""
-    repo = tmp_path / "ci"
-    for version, seed in (("1.0.0", 21), ("1.1.0", 22), ("1.2.0", 23)):
-        publish_copy(exported("demo:mlp", "pir", "1.0.0", seed), repo, "mlp", version)
-    return repo
+    return publish_ci(tmp_path / "ci", exported, ("1.0.0", "1.1.0", "1.2.0"))
 
 
 def _index(rt) -> list[dict]:
@@ -78,7 +74,7 @@ def test_follow_serves_a_pushed_version_under_load(registry, ci_repo, tmp_path):
           f"{push_to_first:.2f} s (interval {INTERVAL} s)")
     assert first - done < INTERVAL + 15  # interval + pull + load and warm-up on a shared box
     assert metric(text, "paddlehot_fleet_pulls_total", model="mlp") == 2
-    assert metric(text, "paddlehot_fleet_push_to_swap_seconds_count", model="mlp") == 1
+    assert metric(text, "paddlehot_fleet_tag_move_to_serve_seconds_count", model="mlp") == 1
     assert metric(text, "paddlehot_fleet_registry_up") == 1
 
 
@@ -136,12 +132,16 @@ def test_tampered_blob_is_refused_and_a_label_rolls_out_and_back(registry, ci_re
         wait_for(lambda: load.last_version() == "1.2.0", 60, what="1.2.0 via stable")
         push_version(f"{ci_repo}:mlp@1.0.0", ref, tags=["stable"], insecure=True)
         wait_for(lambda: load.last_version() == "1.0.0", 60, what="rollback to 1.0.0")
+        text = _metrics(rt)
         results = load.finish()
     finally:
         load.finish()
         rt.stop_thread()
     assert all(code == 200 for _, code, _ in results), [r for r in results if r[1] != 200][:5]
     assert "1.1.0" not in {v for _, _, v in results}
+    # the rollback by tag is counted, and each move timed from the tag change the box saw
+    assert metric(text, "paddlehot_fleet_rollbacks_total", model="mlp", label="stable") == 1
+    assert metric(text, "paddlehot_fleet_tag_move_to_serve_seconds_count", model="mlp") == 2
 
 
 def test_an_empty_box_waits_for_an_unreachable_registry(registry, ci_repo, tmp_path):

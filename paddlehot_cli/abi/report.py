@@ -75,6 +75,8 @@ def render_text(report: Report, file: IO[str] | None = None, color: bool | None 
             f"baseline {escape(str(b['spec']))}: {b['name']} {b['version']}, "
             f"{b['bump']} bump; C ABI {b['c_abi']}, signature {b['signature']}"
         )
+    if report.signed:
+        console.print("signed: " + "; ".join(f"{k} {escape(v)}" for k, v in report.signed.items()))
     table = Table(box=box.SIMPLE, show_lines=False, expand=False, pad_edge=False)
     table.add_column("check", no_wrap=True)
     table.add_column("result", no_wrap=True)

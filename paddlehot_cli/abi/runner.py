@@ -32,6 +32,7 @@ class Report:
     findings: list[Finding]
     runtime: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
+    signed: dict[str, str] | None = None  # abi/signed.py: each artifact's signature state
 
     @property
     def kind(self) -> str:
@@ -91,6 +92,7 @@ class Report:
                 "name": m.name if m else None,
                 "version": m.version if m else None,
             },
+            "signed": self.signed,
             "arch": self.arch,
             "policy": {"name": self.policy.name, "source": self.policy.source},
             "glibc_floor": self.glibc_floor,
@@ -130,6 +132,7 @@ def run_abi_check(
     runtime_dirs: Sequence[Path] = (),
     suppressions: Sequence[Path] = (),
     require_dwarf: bool = False,
+    trust: Sequence[Path] = (),
 ) -> Report:
     """Check TARGET; raise UserError (exit 2) for unusable input, else return a Report."""
     from paddlehot_cli.abi.checks_functypes import check_function_types
@@ -200,4 +203,11 @@ def run_abi_check(
                 for c in changes
             ],
         }
-    return Report(target, subject, the_arch, pol, floor, findings, runtime_json, baseline_json)
+    signed = None
+    if subject.package_dir is not None and subject.package is not None:
+        from paddlehot_cli.abi.signed import signature_report
+
+        signed = signature_report(subject.package_dir, subject.package.name,
+                                  subject.package.version, list(trust))
+    return Report(target, subject, the_arch, pol, floor, findings, runtime_json, baseline_json,
+                  signed)

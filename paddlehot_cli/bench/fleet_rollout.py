@@ -4,6 +4,7 @@ on a `serve --follow` box under 4 clients.
 
     python -m paddlehot_cli.bench.fleet_rollout                  # starts a local docker-registry
     python -m paddlehot_cli.bench.fleet_rollout --registry HOST:PORT [--insecure] --json out.json
+    python -m paddlehot_cli.bench.fleet_rollout --moves-only --moves 10   # label move -> answer
 
 Without --registry it runs Debian's `docker-registry` on 127.0.0.1 with a temporary store.
 """
@@ -14,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -72,6 +74,11 @@ class Load:
     def first(self, version: str) -> float | None:
         with self.lock:
             return next((t for t, _, v in self.results if v == version), None)
+
+    def first_after(self, version: str, since: float) -> float | None:
+        """The first answer from `version` at or after `since` (wall clock)."""
+        with self.lock:
+            return next((t for t, _, v in self.results if v == version and t >= since), None)
 
     def last_version(self) -> str | None:
         with self.lock:
@@ -149,6 +156,63 @@ def push_to_first_answer(ci: Path, work: Path, target: str, insecure: bool, inte
             "requests": len(results), "failed": sum(1 for r in results if r[1] != 200)}
 
 
+def tag_moves(ci: Path, work: Path, target: str, insecure: bool, interval: float,
+              moves: int) -> dict:
+    """Move the label `stable` back and forth between 1.1.0 and 1.0.0 `moves` times; each time
+    from the registry's answer to the tag PUT (the tag move) to the first answer from the
+    version it now points at, on a box following `stable` under 4 clients."""
+    from paddlehot_cli.fleet.client import RegistryClient
+    from paddlehot_cli.fleet.follower import follower_for
+    from paddlehot_cli.fleet.media import OCI_INDEX, OCI_MANIFEST
+    from paddlehot_cli.fleet.push import push_version
+    from paddlehot_cli.fleet.reference import parse_reference
+    from paddlehot_cli.serve.runtime import Runtime, ServeConfig
+
+    ref = parse_reference(target)
+    push_version(f"{ci}:mlp@1.0.0", ref, tags=["stable"], insecure=insecure)
+    push_version(f"{ci}:mlp@1.1.0", ref, insecure=insecure)
+    box = work / "label-box"
+    box.mkdir()
+    rt = Runtime(ServeConfig(repo=box, port=0),
+                 [follower_for([f"{target}:stable"], interval, insecure)])
+    rt.bind()
+    rt.start_core()
+    rt.start_in_thread()
+    load = Load(rt.port)
+    times = []
+    client = RegistryClient(ref.registry, insecure=insecure)
+    try:
+        _wait(lambda: load.last_version() == "1.0.0", 60, "traffic on 1.0.0 via stable")
+        for i in range(moves):
+            version = "1.1.0" if i % 2 == 0 else "1.0.0"
+            media_type, body, _ = client.get_manifest(ref.repository, version)
+            kind = OCI_INDEX if b"manifests" in body else OCI_MANIFEST
+            client.put_manifest(ref.repository, "stable", body, media_type or kind)
+            moved = time.time()  # the registry has answered: the tag has moved
+            first = _wait(lambda v=version, t=moved: load.first_after(v, t), 120,
+                          f"an answer from {version} after move {i + 1}")
+            times.append(first - moved)
+            # the next move at a random point of the follower's poll cycle (a fixed pause
+            # would lock the moves to its phase and give the same figure every time)
+            time.sleep(0.5 + random.uniform(0, interval))
+        results = load.finish()
+        from prometheus_client import generate_latest
+
+        metrics_text = generate_latest(rt.metrics.registry).decode()
+    finally:
+        client.close()
+        load.finish()
+        rt.stop_thread()
+    rollbacks = sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+                    if line.startswith("paddlehot_fleet_rollbacks_total{"))
+    return {"interval_s": interval, "clients": 4, "moves": moves,
+            "tag_move_to_first_answer_s": {"median": round(statistics.median(times), 3),
+                                           "max": round(max(times), 3),
+                                           "each": [round(t, 3) for t in times]},
+            "rollbacks_counted": rollbacks,
+            "requests": len(results), "failed": sum(1 for r in results if r[1] != 200)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m paddlehot_cli.bench.fleet_rollout",
                                  description=__doc__.split("\n\n")[0])
@@ -156,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--insecure", action="store_true", help="plain HTTP (implied for the local one)")
     ap.add_argument("--interval", type=float, default=1.0, help="--follow-interval of the box")
     ap.add_argument("--rounds", type=int, default=3, help="pushes timed on the following box")
+    ap.add_argument("--moves", type=int, default=10,
+                    help="label moves (rollout, rollback, ...) timed on a box following it")
+    ap.add_argument("--moves-only", action="store_true",
+                    help="only the label moves (no push/pull figures, no ~40 MB model)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
     for name in ("paddlehot", "watchfiles", "httpx"):  # the figures, not every swap's log line
@@ -174,18 +242,23 @@ def main(argv: list[str] | None = None) -> int:
         ci, box = work / "ci", work / "box"
         box.mkdir(parents=True)
         print("exporting the demo MLP (4 versions) and a ~40 MB model ...", file=sys.stderr)
-        for i in range(args.rounds + 1):
+        for i in range(max(args.rounds, 1) + 1):
             _cli("export", "demo:mlp", "--repo", ci, "--version", f"1.{i}.0", "--seed", i)
+        base = f"oci://{registry}/bench"
+        if args.moves_only:
+            report = {"registry": registry, "machine": {"cpus": os.cpu_count()},
+                      "label": tag_moves(ci, work, f"oci://{registry}/labelled/mlp", insecure,
+                                         args.interval, args.moves)}
+            return _emit(report, args.json)
         (work / "big_model.py").write_text(BIG_MODEL)
         _cli("export", f"{work / 'big_model.py'}:Big", "--input", "x:float32:[-1,16]",
              "--name", "big", "--repo", ci, "--version", "1.0.0", "--no-validate")
         from paddlehot_cli.core.publish import publish_copy
 
         publish_copy(ci / "big" / "1.0.0", ci, "1.0.1")  # same params, new manifest
-        base = f"oci://{registry}/bench"
         report = {
             "registry": registry, "machine": {"cpus": os.cpu_count()},
-            "mlp": push_pull(ci, box, "mlp", "1.0.0", f"{base}/mlp-once", insecure),
+            "mlp": push_pull(ci, box, "mlp", "1.0.0", f"oci://{registry}/once/mlp", insecure),
             "big": push_pull(ci, box, "big", "1.0.0", f"{base}/big", insecure),
             "big_unchanged_params": push_pull(ci, box, "big", "1.0.1", f"{base}/big", insecure),
         }
@@ -196,14 +269,21 @@ def main(argv: list[str] | None = None) -> int:
         push_version(f"{ci}:mlp@1.0.0", parse_reference(f"{base}/mlp"), insecure=insecure)
         report["follow"] = push_to_first_answer(ci, work, f"{base}/mlp", insecure,
                                                 args.interval, args.rounds)
+        if args.moves:
+            report["label"] = tag_moves(ci, work, f"oci://{registry}/labelled/mlp", insecure,
+                                        args.interval, args.moves)
     finally:
         if local_registry is not None:
             local_registry.stop()
         shutil.rmtree(work, ignore_errors=True)
+    return _emit(report, args.json)
+
+
+def _emit(report: dict, path: Path | None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if path:
+        path.write_text(text + "\n")
     return 0
 
 

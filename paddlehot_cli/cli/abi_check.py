@@ -85,6 +85,11 @@ def abi_check(
         None, "--out", "-o", metavar="FILE", help="Write the report to FILE instead of stdout."
     ),
     output_old: Path | None = typer.Option(None, "--output", hidden=True),  # noqa: B008
+    trust: list[Path] | None = typer.Option(  # noqa: B008
+        None, "--trust", metavar="KEY.pub",
+        help="Report a package's signatures as valid only when made by one of these public "
+        "keys (repeatable); others say 'unknown key'. See `paddlehot sign`.",
+    ),
 ) -> None:
     """Check a plugin or model package before it ships; exit 0 ok, 1 violations, 2 bad input,
     16 (a bit) C ABI not compared under --require-dwarf.
@@ -133,6 +138,7 @@ def abi_check(
         runtime_dirs=list(runtime or []),
         suppressions=list(suppressions or []),
         require_dwarf=require_dwarf,
+        trust=list(trust or []),
     )
     _emit(report, fmt, output)
     code = report.abidiff_exit_code if exit_code == "abidiff" else report.exit_code

@@ -26,6 +26,7 @@ VERBS = {
     "bench": ("bench", "bench"),
     "serve": ("serve", "serve"),
     "demo": ("demo", "demo"),
+    "sign": ("sign", "sign"),
     "push": ("push", "push"),
     "pull": ("pull", "pull"),
 }

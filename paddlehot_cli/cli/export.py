@@ -84,6 +84,9 @@ def export(
     dim_sizes: str = typer.Option(
         "1,3,8", "--dim-sizes", help="Sizes each dynamic dim is validated at."
     ),
+    sign: Optional[Path] = typer.Option(
+        None, "--sign", metavar="KEYFILE",
+        help="Sign the version (Ed25519 private key; see `paddlehot sign`) before it is published."),
 ) -> None:
     """Export a Layer, prove it computes what the Layer computes, and write a model package.
 
@@ -110,7 +113,7 @@ def export(
         fmt=renamed(fmt, fmt_old, "--model-format", "--format") or "pir", out_dir=out_dir,
         repo=repo, force=force,
         validate=validate, atol=atol, rtol=rtol, seed=seed, weights=weights,
-        sizes=_sizes(dim_sizes), output_names=list(outputs or []),
+        sizes=_sizes(dim_sizes), output_names=list(outputs or []), sign_key=sign,
     )
     try:
         result = export_package(req, step=step)

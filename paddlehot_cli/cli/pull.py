@@ -13,13 +13,17 @@ from paddlehot_cli.cli.render import human_bytes, out, transfer
 @user_errors
 def pull(
     source: str = typer.Argument(
-        ..., metavar="oci://HOST[:PORT]/NAMESPACE/NAME[:TAG|@RANGE]",
+        ..., metavar="[MODEL=]oci://HOST[:PORT]/NAMESPACE/NAME[:TAG|@RANGE]",
         help="A version tag (1.2.0), a label (stable), a SemVer range (@^1.2) or nothing (the "
-             "newest version).", show_default=False),
+             "newest version). The package must be named NAME (or MODEL when given).",
+        show_default=False),
     repo: Path = typer.Option(..., "--repo", help="Model repository to pull into (REPO/NAME/VERSION).",
                               show_default=False),
     insecure: bool = typer.Option(False, "--insecure",
                                   help="Plain HTTP instead of TLS (a test registry on 127.0.0.1)."),
+    trust: list[Path] | None = typer.Option(
+        None, "--trust", metavar="KEY.pub",
+        help="Install only a version signed by one of these public keys (repeatable)."),
 ) -> None:
     """Pull one version into REPO exactly as `serve --follow` does: a hidden staging dir, every
     blob checked against its digest, then the package checksums, then one rename.
@@ -34,12 +38,18 @@ def pull(
 
       paddlehot pull oci://registry.local:5000/models/mlp:stable --repo models/
     """
+    from paddlehot_cli.core.signatures import Trust
     from paddlehot_cli.fleet.pull import pull_version
     from paddlehot_cli.fleet.reference import parse_reference
 
     ref = parse_reference(source)
+    keys = Trust.from_files(list(trust)) if trust else None
     with transfer(f"pulling {ref}") as (on_total, progress):
-        r = pull_version(ref, repo, insecure=insecure, on_total=on_total, progress=progress)
+        r = pull_version(ref, repo, insecure=insecure, trust=keys, on_total=on_total,
+                         progress=progress)
+    if r.added:
+        out.print(f"{r.path} was already here: added {', '.join(r.added)}", soft_wrap=True)
+        return
     if r.already_present:
         out.print(f"{r.path} is already here and identical to {r.reference}", soft_wrap=True)
         return

@@ -30,13 +30,19 @@ def push(
                                   help="Plain HTTP instead of TLS (a test registry on 127.0.0.1)."),
     force: bool = typer.Option(False, "--force",
                                help="Replace a version tag that holds different content."),
+    sign: Path | None = typer.Option(
+        None, "--sign", metavar="KEYFILE",
+        help="Sign the version and its plugins first (as `paddlehot sign`); signatures already "
+             "in VERSION/signatures/ are pushed anyway."),
 ) -> None:
     """Push one model version to an OCI registry as one artifact tagged with its SemVer version.
 
     The artifact's config is the package's paddlehot.json; each file is a layer with its own
     media type. Plugins for several architectures travel under the one tag as an image index,
-    so an x86_64 box and an aarch64 box pulling 1.2.0 each get their own plugin. Blobs the
-    registry already has are skipped. Credentials: docker config (`docker login`) or
+    so an x86_64 box and an aarch64 box pulling 1.2.0 each get their own plugin. Pushing a
+    version that is already there adds what is new (another architecture's plugin, signatures)
+    and refuses content that differs unless --force. Blobs the registry already has are
+    skipped. Credentials: docker config (`docker login`) or
     PADDLEHOT_REGISTRY_USERNAME / PADDLEHOT_REGISTRY_PASSWORD.
 
     Examples:
@@ -52,9 +58,11 @@ def push(
     ref = parse_reference(target)
     with transfer(f"pushing {version}") as (on_total, progress):
         result = push_version(version, ref, plugins=list(plugin or []), tags=list(tag or []),
-                              insecure=insecure, force=force, on_total=on_total,
+                              insecure=insecure, force=force, sign_key=sign, on_total=on_total,
                               progress=progress)
     what = "already in the registry" if result.already_there else (
+        f"added {', '.join(result.added)} to the version in the registry; " if result.added else ""
+    ) + (
         f"{human_bytes(result.uploaded_bytes)} uploaded, {human_bytes(result.skipped_bytes)} "
         "already there")
     plugins = f" (plugins: {', '.join(result.platforms)})" if result.platforms else ""

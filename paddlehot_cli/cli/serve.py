@@ -126,6 +126,10 @@ def serve(
                                           help="Seconds between registry checks (backs off on errors)."),
     insecure: bool = typer.Option(False, "--insecure",
                                   help="--follow over plain HTTP instead of TLS (a test registry)."),
+    trust: list[Path] | None = typer.Option(
+        None, "--trust", metavar="KEY.pub",
+        help="Serve only versions whose paddlehot.json (and plugin.so) carry a valid signature "
+             "by one of these public keys (repeatable: key rotation). See `paddlehot sign`."),
 ) -> None:
     """Serve every model in REPO with zero-downtime hot swaps (Open Inference Protocol v2).
 
@@ -198,6 +202,10 @@ def serve(
         max_queue=max_queue, state_dir=state_dir, flags=flags,
         grpc_port=grpc_port, loop_cpu=loop_cpu,
     )
+    if trust:  # signatures (core/signatures.py): cryptography is imported only here
+        from paddlehot_cli.core.signatures import Trust
+
+        cfg.trust = Trust.from_files(list(trust))
     def _early_stop(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit
 

@@ -91,3 +91,11 @@ def publish_copy(source_dir: Path, repo: Path, version: str,
         if finish is not None:
             finish(staged)
         return commit(staged, final)
+
+
+def sign_staged(staged: Path, key: Path) -> None:
+    """Sign a version before its rename into place (export --sign): a box that serves only
+    signed versions never sees it unsigned."""
+    from paddlehot_cli.core.signatures import sign_version
+
+    sign_version(staged, key)

@@ -40,6 +40,9 @@ LABELS_FILE = "labels.json"
 OnVersions = Callable[[str, dict[str, Path], object], None]  # model, {version: dir}, labels json
 OnInvalid = Callable[[str, str, "str | None"], None]  # model, version, reason (None: cleared)
 OnScanError = Callable[["str | None"], None]  # why the last scan failed (None: it works again)
+CheckVersion = Callable[[Path, str, str], "str | None"]  # vdir, model, version -> why refused
+# files beside the package whose change re-checks a version (serve --trust verifies them)
+_WATCHED_EXTRAS = ("plugin.so", "signatures")
 
 _GONE = (errno.ENOENT, errno.ENOTDIR)  # what a missing directory or file looks like
 # Conditions of this machine, not of a version's files: retried, never a verdict on a version.
@@ -105,6 +108,7 @@ class RepositorySource:
         on_invalid: OnInvalid | None = None,
         *,
         on_scan_error: OnScanError | None = None,
+        check_version: CheckVersion | None = None,
         poll_interval: float = 2.0,
         debounce_ms: int = 200,
         use_watchfiles: bool = True,
@@ -113,6 +117,7 @@ class RepositorySource:
         self._on_versions = on_versions
         self._on_invalid = on_invalid or (lambda m, v, r: None)
         self._on_scan_error = on_scan_error or (lambda message: None)
+        self._check_version = check_version  # e.g. signatures under serve --trust
         self.scan_error: str | None = None  # why the last scan failed; None once one succeeds
         self.poll_interval = max(0.05, float(poll_interval))
         self.debounce_ms = debounce_ms
@@ -231,7 +236,7 @@ class RepositorySource:
                 raise _scan_failed(where, exc) from None
             error = f"{where}: {exc.strerror or exc}"
         self._cache[vdir] = (self._pending_sig.pop(vdir, sig), error,
-                             (MANIFEST_NAME, *names_out))
+                             (MANIFEST_NAME, *names_out, *_WATCHED_EXTRAS))
         if error is not None:
             self.invalid[(model, version)] = error
             log.warning("ignoring %s %s: %s", model, version, error)
@@ -248,13 +253,17 @@ class RepositorySource:
             return f"{where}: '{escaping}' is a symlink that leads out of the repository"
         manifest = read_manifest(vdir)
         names_out.extend(sorted(manifest.files))
-        before = _signature(vdir, (MANIFEST_NAME, *names_out))
+        before = _signature(vdir, (MANIFEST_NAME, *names_out, *_WATCHED_EXTRAS))
         if before is not None:
             self._pending_sig[vdir] = before
         verify_files(vdir, manifest)
         if manifest.name != model or manifest.version != version:
             return (f"{where}: the manifest says {manifest.name} {manifest.version}, "
                     f"the directory is {model}/{version}")
+        if self._check_version is not None:
+            why = self._check_version(vdir, model, version)
+            if why is not None:
+                return f"{where}: {why}"
         return None
 
     def _read_labels(self, mdir: Path) -> object:

@@ -54,6 +54,7 @@ class ExportRequest:
     weights: Path | None = None
     sizes: Sequence[int] = DEFAULT_SIZES
     output_names: Sequence[str] = ()  # names for the outputs, in order (default: Paddle's)
+    sign_key: Path | None = None  # export --sign: the version is signed before it appears
 
 
 @dataclass
@@ -264,6 +265,9 @@ def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
         validation.update({"file": VALIDATION_FILE, "sizes": list(req.sizes)})
         manifest = _manifest(req, name, inputs, out_specs, files, validation)
         _write_manifest(staged, manifest)
+        if req.sign_key is not None:
+            with step(f"Signing with {req.sign_key}"):
+                publish.sign_staged(staged, req.sign_key)
         with step(f"Publishing {final}"):
             publish.commit(staged, final, force=req.force)
     return ExportResult(final, manifest, report)

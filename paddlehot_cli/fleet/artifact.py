@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from paddlehot_cli.core.manifest import MANIFEST_NAME, Manifest, loads_manifest
+from paddlehot_cli.core.signatures import is_signature_name
 from paddlehot_cli.errors import PackageError
 from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.errors import NotAPackage
@@ -155,6 +156,22 @@ def check_layers(manifest: Manifest, layers: list[Blob], where: str) -> None:
         if blob.digest != "sha256:" + info["sha256"] or blob.size != info["bytes"]:
             raise NotAPackage(f"{where}: layer '{fname}' ({blob.digest[:19]}, {blob.size} bytes) "
                               "does not match the package checksums")
-    extra = [t for t in by_title if t not in manifest.files and t != media.PLUGIN_FILE]
+    extra = [t for t, b in by_title.items() if t not in manifest.files and t != media.PLUGIN_FILE
+             and not (b.media_type == media.SIGNATURE and is_signature_name(t))]
     if extra:
         raise NotAPackage(f"{where}: layer '{extra[0]}' is not part of the package")
+
+
+def check_annotations(manifest: Manifest, docs: list[dict], model: str, where: str) -> None:
+    """The package is the model the box asked for, and the version the artifact says it is:
+    a repository cannot hand a box another model, nor a tag another version."""
+    if manifest.name != model:
+        raise NotAPackage(f"{where} holds a package named '{manifest.name}', not '{model}': "
+                          "refused", hint=f"to install it as another model say so: "
+                                          f"{manifest.name}=oci://...")
+    said = [d["annotations"].get(media.VERSION) for d in docs
+            if isinstance(d.get("annotations"), dict)]
+    said = [v for v in said if v is not None]
+    if not said or any(v != manifest.version for v in said):
+        raise NotAPackage(f"{where}: the artifact says version {said[0] if said else '(none)'}, "
+                          f"its {MANIFEST_NAME} says {manifest.version}: refused")

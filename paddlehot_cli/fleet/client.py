@@ -27,6 +27,7 @@ from paddlehot_cli.fleet.errors import (
     FleetError,
     RegistryHTTPError,
     RegistryUnreachable,
+    SizeMismatch,
     TooLarge,
 )
 from paddlehot_cli.fleet.media import ACCEPT
@@ -265,17 +266,20 @@ class RegistryClient:
             for chunk in resp.iter_bytes(CHUNK):
                 got += len(chunk)
                 if got > size:
-                    raise DigestMismatch(f"blob {label} from {self.registry} is larger than the "
-                                         f"{size} bytes its descriptor says: refused")
+                    raise SizeMismatch(f"layer {label} from {self.registry} is larger than its "
+                                       f"descriptor size ({size} bytes): refused")
                 h.update(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress(len(chunk))
+        if got < size:
+            raise SizeMismatch(f"layer {label} from {self.registry} is smaller than its "
+                               f"descriptor size ({got} of {size} bytes): refused")
         actual = "sha256:" + h.hexdigest()
-        if got != size or actual != digest:
-            raise DigestMismatch(f"blob {label} from {self.registry}: digest mismatch "
-                                 f"(got {actual[:19]}… in {got} bytes, expected {digest[:19]}… in "
-                                 f"{size}): refused")
+        if actual != digest:
+            raise DigestMismatch(f"layer {label} from {self.registry}: digest mismatch (the "
+                                 f"{got} bytes hash to {actual}, the descriptor says {digest}): "
+                                 "refused")
         return got
 
     def fetch_blob_bytes(self, repository: str, digest: str, size: int, limit: int,

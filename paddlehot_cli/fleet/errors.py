@@ -35,6 +35,21 @@ class NotAPackage(FleetError):
     reason = "not_paddlehot"
 
 
+class SizeMismatch(FleetError):
+    reason = "size_mismatch"
+
+
+class NoSpace(FleetError):
+    reason = "no_space"
+    retry = True  # a condition of this box: what is served stays, the follower backs off
+
+
+class Untrusted(FleetError):
+    """Unsigned, wrongly signed, or signed by a key this box does not trust (--trust)."""
+
+    reason = "untrusted"
+
+
 class TooLarge(FleetError):
     reason = "too_large"
 

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from paddlehot_cli.core.signatures import Trust
 from paddlehot_cli.core.source import LABELS_FILE
 from paddlehot_cli.core.versions import is_semver, sort_key
 from paddlehot_cli.fleet.client import RegistryClient
@@ -61,8 +62,8 @@ class Remote:
     failures: int = 0
     next_try: float = 0.0  # monotonic
     last_success: float | None = None  # wall clock
-    model: str | None = None  # the package name, once one version was resolved
     label_digest: dict[str, str] = field(default_factory=dict)  # label -> digest last applied
+    tag_digest: dict[str, str] = field(default_factory=dict)  # version tag -> digest applied
     # (tag, digest) -> (version or "", reason, when): not tried again until the tag moves
     refused: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
 
@@ -89,10 +90,14 @@ class _Metrics:
         self.reused = Counter("paddlehot_fleet_reused_bytes",
                               "Bytes of pulled versions copied from local versions instead",
                               ["model"], registry=registry)
-        self.push_to_swap = Histogram(
-            "paddlehot_fleet_push_to_swap_seconds",
-            "From the push of a version (its created annotation) to it taking traffic here",
-            ["model"], buckets=SWAP_BUCKETS, registry=registry)
+        self.tag_to_serve = Histogram(
+            "paddlehot_fleet_tag_move_to_serve_seconds",
+            "From this box seeing a tag change in the registry (a new version tag, a moved "
+            "label) to that version taking traffic here", ["model"], buckets=SWAP_BUCKETS,
+            registry=registry)
+        self.rollbacks = Counter("paddlehot_fleet_rollbacks",
+                                 "Followed labels moved back to an older version in the registry",
+                                 ["model", "label"], registry=registry)
         self.follower = follower
         self.registry = registry
         registry.register(self)
@@ -113,17 +118,20 @@ class Follower:
 
     def __init__(self, repo: Path, refs: list[Reference], *, interval: float = 30.0,
                  insecure: bool = False, latest: int = 1,
-                 registry: CollectorRegistry | None = None, refuse_retry_s: float | None = None):
+                 registry: CollectorRegistry | None = None, refuse_retry_s: float | None = None,
+                 trust: Trust | None = None):
         self.repo = Path(repo)
         self.remotes = [Remote(ref) for ref in refs]
         self.interval = max(0.05, float(interval))
         self.max_backoff = max(self.interval, min(300.0, 30 * self.interval))
-        self.refuse_retry_s = refuse_retry_s if refuse_retry_s is not None else max(60.0, 10 * self.interval)
+        # a refused version is tried again after 10 intervals (docs/fleet.md), or when its tag moves
+        self.refuse_retry_s = refuse_retry_s if refuse_retry_s is not None else 10 * self.interval
+        self.trust = trust
         self.insecure = insecure
         self.latest = max(1, latest)
         self.metrics = _Metrics(registry or CollectorRegistry(), self)
         self._clients: dict[str, RegistryClient] = {}
-        self._created: dict[tuple[str, str], float] = {}  # (model, version) -> push time
+        self._seen: dict[tuple[str, str], float] = {}  # (model, version) -> tag change seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -200,35 +208,38 @@ class Follower:
 
     def _sync_tag(self, client: RegistryClient, remote: Remote, tag: str) -> None:
         ref = remote.ref
-        if is_semver(tag) and remote.model and (self.repo / remote.model / tag).is_dir():
-            return  # a version tag never moves: nothing to do once it is here
+        model = ref.install_as
         digest, got = "", None
         try:
             if self._still_refused(remote, tag, ""):  # its manifest itself was refused
                 return
             _, _, digest = client.get_manifest(ref.repository, tag)
-            if is_label(tag) and remote.label_digest.get(tag) == digest:
+            applied = (remote.label_digest if is_label(tag) else remote.tag_digest).get(tag)
+            if applied == digest or self._still_refused(remote, tag, digest):
                 return
-            if self._still_refused(remote, tag, digest):
-                return
+            seen = time.time()  # the tag's change, as this box sees it
             got = resolve(client, ref, digest if is_label(tag) else tag)
-            remote.model = got.name
-            result = pull_resolved(client, ref, got, self.repo)
+            result = pull_resolved(client, ref, got, self.repo, trust=self.trust)
         except FleetError as exc:
             if exc.retry:
                 raise
             self._refuse(remote, tag, digest, got.version if got else tag, exc)
             return
-        except OSError as exc:
-            self._refuse(remote, tag, digest, got.version if got else tag,
-                         FleetError(f"cannot write into {self.repo}: {exc}"))
-            return
         remote.refused.pop((tag, digest), None)
         if not result.already_present:
             self._pulled(result)
         if is_label(tag):
-            self._write_label(got.name, tag, got.version)
             remote.label_digest[tag] = digest
+            self._move_label(remote, model, tag, got.version, seen, result.already_present)
+        else:
+            remote.tag_digest[tag] = digest
+            if not result.already_present and result.added == []:
+                self._expect(model, got.version, seen)
+
+    def _expect(self, model: str, version: str, seen: float) -> None:
+        if self._thread is not None:  # not the catch-up at startup
+            with self._lock:
+                self._seen[(model, version)] = seen
 
     def _still_refused(self, remote: Remote, tag: str, digest: str) -> bool:
         refused = remote.refused.get((tag, digest))
@@ -239,16 +250,34 @@ class Follower:
         m.pulls.labels(result.name).inc()
         m.bytes.labels(result.name).inc(result.downloaded_bytes)
         m.reused.labels(result.name).inc(result.reused_bytes)
-        created = _parse_time(result.created)
-        if created is not None and self._thread is not None:  # not the catch-up at startup
-            with self._lock:
-                self._created[(result.name, result.version)] = created
-        log.info("pulled %s %s from %s: %d bytes downloaded, %d reused, %.2f s%s",
+        added = f"; added {', '.join(result.added)}" if result.added else ""
+        log.info("pulled %s %s from %s: %d bytes downloaded, %d reused, %.2f s%s%s",
                  result.name, result.version, result.reference, result.downloaded_bytes,
-                 result.reused_bytes, result.seconds, f" ({result.note})" if result.note else "")
+                 result.reused_bytes, result.seconds, f" ({result.note})" if result.note else "",
+                 added)
 
-    def _write_label(self, model: str, label: str, version: str) -> None:
-        """Set one label in REPO/NAME/labels.json (other labels kept), atomically."""
+    def _move_label(self, remote: Remote, model: str, label: str, version: str,
+                    seen: float, present: bool) -> None:
+        """Point the box's label where the registry's points; a move to an older version is a
+        rollback: logged and counted."""
+        before = self._write_label(model, label, version)
+        if before == version:
+            return
+        if before is not None and is_semver(before) and sort_key(version) < sort_key(before):
+            self.metrics.rollbacks.labels(model, label).inc()
+            log.warning("rollback: label %s of %s moved back %s -> %s (tag moved in %s)",
+                        label, model, before, version, remote.ref)
+        else:
+            log.info("label %s of %s -> %s (was %s; tag moved in %s)", label, model, version,
+                     before or "unset", remote.ref)
+        if present and self._thread is not None:  # a version this box has: the label is the move
+            self._observe(model, version, seen)
+        else:
+            self._expect(model, version, seen)
+
+    def _write_label(self, model: str, label: str, version: str) -> str | None:
+        """Set one label in REPO/NAME/labels.json (other labels kept), atomically; return the
+        version it pointed at before."""
         path = self.repo / model / LABELS_FILE
         try:
             doc = json.loads(path.read_text())
@@ -257,14 +286,17 @@ class Follower:
         if not isinstance(doc, dict):
             doc = {}
         labels = doc.setdefault("labels", {})
-        if labels.get(label) == version:
-            return
+        if not isinstance(labels, dict):
+            labels = doc["labels"] = {}
+        before = labels.get(label)
+        if before == version:
+            return before
         labels[label] = version
         fd, tmp = tempfile.mkstemp(prefix=f".{LABELS_FILE}.", dir=path.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=2)
         os.replace(tmp, path)
-        log.info("label %s of %s -> %s (following %s)", label, model, version, label)
+        return before if isinstance(before, str) else None
 
     def _refuse(self, remote: Remote, tag: str, digest: str, version: str,
                 exc: FleetError) -> None:
@@ -272,7 +304,7 @@ class Follower:
         with self._lock:
             remote.refused[(tag, digest)] = (version, exc.message, time.time())
         self.metrics.failures.labels(exc.reason).inc()
-        log.warning("refused %s %s (tag %s of %s): %s", remote.model or remote.ref.name,
+        log.warning("refused %s %s (tag %s of %s): %s", remote.ref.install_as,
                     version or "?", tag, remote.ref, exc.message)
 
     def _failed(self, remote: Remote, exc: FleetError) -> None:
@@ -291,15 +323,21 @@ class Follower:
     # -- hooks for serve -----------------------------------------------------------------------
 
     def on_event(self, kind: str, model: str, version: str | None, info: dict) -> None:
-        """Manager events: time from push to the version taking traffic here."""
-        if kind != "swap" or version is None:
+        """Manager events: time from this box seeing a tag change to the version taking
+        traffic (its load, or the swap to it). A label moved onto a version that is already
+        warm is counted when the label is written (_move_label): the routing follows at the
+        repository watcher's next scan."""
+        if kind not in ("swap", "loaded") or version is None:
             return
         with self._lock:
-            created = self._created.pop((model, version), None)
-        if created is not None:
-            seconds = max(0.0, time.time() - created)
-            self.metrics.push_to_swap.labels(model).observe(seconds)
-            log.info("%s %s serving %.1f s after its push", model, version, seconds)
+            seen = self._seen.pop((model, version), None)
+        if seen is not None:
+            self._observe(model, version, seen)
+
+    def _observe(self, model: str, version: str, seen: float) -> None:
+        seconds = max(0.0, time.time() - seen)
+        self.metrics.tag_to_serve.labels(model).observe(seconds)
+        log.info("%s %s serving %.2f s after the tag move was seen", model, version, seconds)
 
     def index_rows(self, rows: list[dict]) -> list[dict]:
         """/v2/repository/index: each followed model's rows get a `follow` entry; refused
@@ -307,7 +345,7 @@ class Follower:
         with self._lock:
             remotes = [(r, r.view(), dict(r.refused)) for r in self.remotes]
         for remote, view, refused in remotes:
-            name = remote.model or remote.ref.name
+            name = remote.ref.install_as
             mine = [row for row in rows if row.get("name") == name]
             for row in mine:
                 row.setdefault("follow", []).append(view)
@@ -323,15 +361,6 @@ class Follower:
         return rows
 
 
-def _parse_time(text: str) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def follower_for(follow: list[str], interval: float, insecure: bool
                  ) -> Callable[[Any], Follower]:
     """The extension factory `serve --follow` passes to the serve Runtime: it builds the
@@ -341,6 +370,7 @@ def follower_for(follow: list[str], interval: float, insecure: bool
     def make(runtime: Any) -> Follower:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per poll otherwise
         return Follower(runtime.cfg.repo, refs, interval=interval, insecure=insecure,
-                        latest=runtime.cfg.policy.latest, registry=runtime.metrics.registry)
+                        latest=runtime.cfg.policy.latest, registry=runtime.metrics.registry,
+                        trust=runtime.cfg.trust)
 
     return make

@@ -16,15 +16,20 @@ MODEL = "application/vnd.paddlehot.model.v1"
 PARAMS = "application/vnd.paddlehot.params.v1"
 VALIDATION = "application/vnd.paddlehot.validation.v1+npz"
 PLUGIN = "application/vnd.paddlehot.plugin.v1+elf"
+# a detached signature (core/signatures.py): its title is its file name in VERSION/signatures/
+SIGNATURE = "application/vnd.paddlehot.signature.v1+json"
 OTHER = "application/vnd.paddlehot.file.v1"
 
 TITLE = "org.opencontainers.image.title"  # the file name inside the version dir
 CREATED = "org.opencontainers.image.created"  # when push wrote it (tag-push -> serve time)
 VERSION = "org.opencontainers.image.version"
 PLUGIN_FILE = "plugin.so"
+PLUGIN_ARCH = "vnd.paddlehot.plugin.arch"  # the ELF machine of an index entry
+MODEL_NAME = "vnd.paddlehot.model"  # the package name, beside VERSION
 
 # ELF machine (elf_facts) <-> OCI platform architecture
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+ELF_ARCH = {oci: elf for elf, oci in OCI_ARCH.items()}
 
 
 def media_type(file_name: str, package_format: str) -> str:

@@ -9,9 +9,12 @@ model already has (same sha256) are copied from disk instead of downloaded.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddlehot_cli.core.manifest import (
@@ -24,11 +27,20 @@ from paddlehot_cli.core.plugin_abi import DIGEST_SUFFIX, host_arch
 from paddlehot_cli.core.plugin_image import digest_line
 from paddlehot_cli.core.publish import commit, staging_dir
 from paddlehot_cli.core.repository import published_versions
+from paddlehot_cli.core.signatures import MAX_SIG_BYTES, SIG_DIR, Trust, add_signature
 from paddlehot_cli.core.versions import is_semver, sort_key
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.fleet import artifact, media
 from paddlehot_cli.fleet.client import CHUNK, RegistryClient
-from paddlehot_cli.fleet.errors import BadReference, FleetError, NotAPackage, RegistryHTTPError
+from paddlehot_cli.fleet.disk import check_free_space, disk_error
+from paddlehot_cli.fleet.errors import (
+    BadReference,
+    FleetError,
+    NotAPackage,
+    RegistryHTTPError,
+    TooLarge,
+    Untrusted,
+)
 from paddlehot_cli.fleet.reference import Reference
 
 
@@ -44,8 +56,9 @@ class PullResult:
     reused_bytes: int = 0  # copied from other local versions instead of downloaded
     seconds: float = 0.0
     already_present: bool = False
-    created: str = ""  # when push wrote the artifact (RFC 3339), for push-to-serve times
+    created: str = ""  # when push wrote the artifact (RFC 3339)
     note: str = ""
+    added: list[str] = field(default_factory=list)  # to a version already here
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ def resolve(client: RegistryClient, ref: Reference, tag: str, arch: str | None =
     arch = arch or host_arch()
     media_type, body, digest = client.get_manifest(ref.repository, tag)
     kind, doc = artifact.kind_of(media_type, body, where)
+    docs = [doc]  # the index (if any) and the manifest: both must say the same version
     plugin_arch, note = None, ""
     if kind == "index":
         entry = artifact.pick_platform(doc, arch, where)
@@ -99,9 +113,11 @@ def resolve(client: RegistryClient, ref: Reference, tag: str, arch: str | None =
             plugin_arch = arch
         media_type, body, _ = client.get_manifest(ref.repository, entry.digest)
         _, doc = artifact.kind_of(media_type, body, where)
+        docs.append(doc)
     config, layers = artifact.package_layers(doc, where)
-    if plugin_arch is None:
-        layers = [b for b in layers if b.title != media.PLUGIN_FILE]
+    if plugin_arch is None:  # neither the plugin nor its signatures
+        layers = [b for b in layers if b.title != media.PLUGIN_FILE
+                  and not b.title.startswith("plugin-")]
     elif not any(b.title == media.PLUGIN_FILE for b in layers):
         plugin_arch, note = None, f"the {arch} entry carries no plugin"
     config_bytes = client.fetch_blob_bytes(ref.repository, config.digest, config.size,
@@ -109,7 +125,12 @@ def resolve(client: RegistryClient, ref: Reference, tag: str, arch: str | None =
     manifest = artifact.read_package_manifest(config_bytes, where)
     if is_semver(tag) and manifest.version != tag:
         raise NotAPackage(f"{where} holds version {manifest.version}, not {tag}: refused")
+    artifact.check_annotations(manifest, docs, ref.install_as, where)
     artifact.check_layers(manifest, layers, where)
+    for blob in layers:
+        if blob.media_type == media.SIGNATURE and blob.size > MAX_SIG_BYTES:
+            raise TooLarge(f"{where}: signature '{blob.title}' is {blob.size} bytes, more than "
+                           f"the {MAX_SIG_BYTES} allowed")
     annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
     return Resolved(tag, digest, config, config_bytes, layers, manifest.name, manifest.version,
                     plugin_arch, str(annotations.get(media.CREATED, "")), note)
@@ -171,7 +192,14 @@ def _record_plugin_digest(staged: Path, layers: list) -> None:
             side.write_text(digest_line(blob.digest.removeprefix("sha256:"), blob.title))
 
 
+def _layer_path(root: Path, blob: artifact.Blob) -> Path:
+    """Where a layer lands in a version dir: signatures under signatures/, files beside the
+    manifest (titles were checked to be plain file names)."""
+    return root / SIG_DIR / blob.title if blob.media_type == media.SIGNATURE else root / blob.title
+
+
 def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: Path, *,
+                  trust: Trust | None = None,
                   on_total: Callable[[int], None] | None = None,
                   progress: Callable[[int], None] | None = None) -> PullResult:
     start = time.perf_counter()
@@ -181,13 +209,28 @@ def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: P
     result = PullResult(f"{ref.base}{at}{got.ref}", got.name, got.version, final, got.digest,
                         got.plugin_arch, created=got.created, note=got.note,
                         downloaded_bytes=len(got.config_bytes))  # fetched by resolve()
-    if final.exists():
-        _check_present(final, got)
-        result.already_present = True
-        return result
+    try:
+        if final.exists():
+            _check_present(final, got)
+            result.added = add_to_present(client, ref, got, final, trust, result)
+            result.already_present = not result.added
+        else:
+            _pull_new(client, ref, got, model_dir, final, trust, result, on_total, progress)
+    except OSError as exc:
+        raise disk_error(exc, f"{got.name} {got.version}", model_dir) from None
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _pull_new(client: RegistryClient, ref: Reference, got: Resolved, model_dir: Path,
+              final: Path, trust: Trust | None, result: PullResult,
+              on_total: Callable[[int], None] | None, progress: Callable[[int], None] | None
+              ) -> None:
     local = _local_files(model_dir)
     with staging_dir(final) as staged:
         (staged / MANIFEST_NAME).write_bytes(got.config_bytes)
+        if any(b.media_type == media.SIGNATURE for b in got.layers):
+            (staged / SIG_DIR).mkdir()
         todo = []
         for blob in got.layers:
             src = local.get(blob.digest) or (
@@ -196,18 +239,62 @@ def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: P
                 result.reused_bytes += blob.size
             else:
                 todo.append(blob)
+        check_free_space(staged, sum(b.size for b in todo), f"{got.name} {got.version}")
         if on_total is not None:
             on_total(sum(b.size for b in todo))
         for blob in todo:
-            with open(staged / blob.title, "wb") as out:
+            with open(_layer_path(staged, blob), "wb") as out:
                 result.downloaded_bytes += client.fetch_blob(
                     ref.repository, blob.digest, blob.size, out, progress,
                     what=f"'{blob.title}' of {got.name} {got.version}")
         read_verified(staged)  # the package's own checksums, as every loader checks them
+        if trust is not None:
+            _check_trust(trust, staged, got)
         _record_plugin_digest(staged, got.layers)
         commit(staged, final)
-    result.seconds = time.perf_counter() - start
-    return result
+
+
+def _check_trust(trust: Trust, vdir: Path, got: Resolved) -> None:
+    why = trust.check_version(vdir, got.name, got.version)
+    if why is not None:
+        raise Untrusted(f"{got.name} {got.version}: {why}")
+
+
+def add_to_present(client: RegistryClient, ref: Reference, got: Resolved, final: Path,
+                   trust: Trust | None, result: PullResult) -> list[str]:
+    """A version already here gets what was added to it in the registry since: signatures
+    (another key) and this arch's plugin. Signatures go in first, the plugin last (one
+    rename), so a verifier never sees the plugin without them; nothing there is rewritten."""
+    sig_dir = final / SIG_DIR
+    new_sigs = [b for b in got.layers if b.media_type == media.SIGNATURE
+                and not (sig_dir / b.title).exists()]
+    plugin = next((b for b in got.layers if b.title == media.PLUGIN_FILE), None)
+    if plugin is not None and (final / media.PLUGIN_FILE).exists():
+        plugin = None
+    if not new_sigs and plugin is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix=".add-", dir=final) as tmp:
+        staged = Path(tmp)
+        (staged / SIG_DIR).mkdir()
+        for blob in [*new_sigs, *([plugin] if plugin else [])]:
+            with open(_layer_path(staged, blob), "wb") as out:
+                result.downloaded_bytes += client.fetch_blob(
+                    ref.repository, blob.digest, blob.size, out,
+                    what=f"'{blob.title}' of {got.name} {got.version}")
+        if trust is not None and plugin is not None:  # the new plugin with every signature
+            for blob in got.layers:
+                src = sig_dir / blob.title
+                if blob.media_type == media.SIGNATURE and src.is_file():
+                    shutil.copyfile(src, staged / SIG_DIR / blob.title)
+            shutil.copyfile(final / MANIFEST_NAME, staged / MANIFEST_NAME)
+            _check_trust(trust, staged, got)
+        for blob in new_sigs:
+            add_signature(final, (staged / SIG_DIR / blob.title).read_bytes())
+        if plugin is not None:
+            _record_plugin_digest(final, [plugin])
+            os.replace(staged / media.PLUGIN_FILE, final / media.PLUGIN_FILE)
+    return ([f"{got.plugin_arch} plugin"] if plugin else []) + (
+        [f"{len(new_sigs)} signature(s)"] if new_sigs else [])
 
 
 def _check_present(final: Path, got: Resolved) -> None:
@@ -223,7 +310,7 @@ def _check_present(final: Path, got: Resolved) -> None:
 
 
 def pull_version(ref: Reference, repo: Path, *, insecure: bool = False,
-                 on_total: Callable[[int], None] | None = None,
+                 trust: Trust | None = None, on_total: Callable[[int], None] | None = None,
                  progress: Callable[[int], None] | None = None) -> PullResult:
     """The `pull` verb: resolve the tag (newest SemVer tag by default), then pull it."""
     if not Path(repo).is_dir():
@@ -243,5 +330,5 @@ def pull_version(ref: Reference, repo: Path, *, insecure: bool = False,
             if tag is None:
                 raise FleetError(f"{ref} has no SemVer version tag"
                                  + (f" in range {ref.range}" if ref.range else ""))
-        return pull_resolved(client, ref, resolve(client, ref, tag), repo,
+        return pull_resolved(client, ref, resolve(client, ref, tag), repo, trust=trust,
                              on_total=on_total, progress=progress)

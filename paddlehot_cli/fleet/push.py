@@ -3,19 +3,18 @@ tag; `--tag` labels move to it. Blobs the registry already has are not uploaded 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MANIFEST_NAME, Manifest, read_verified, sha256_file
-from paddlehot_cli.core.plugin_abi import MANIFEST_SECTION
+from paddlehot_cli.core.plugin_identity import plugin_arch
 from paddlehot_cli.core.repository import resolve_version
 from paddlehot_cli.fleet import artifact, media
 from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
 from paddlehot_cli.fleet.errors import BadReference, FleetError, RegistryHTTPError
+from paddlehot_cli.fleet.push_plan import Conflict, Entries, merge
 from paddlehot_cli.fleet.reference import Reference, check_tag, is_label
 
 
@@ -30,28 +29,14 @@ class PushResult:
     seconds: float = 0.0
     tags: list[str] = field(default_factory=list)
     already_there: bool = False
+    added: list[str] = field(default_factory=list)  # to a version already in the registry
 
 
 def _plugin_blob(path: Path, manifest: Manifest) -> tuple[str, artifact.Blob]:
     """(arch, blob) of a plugin built from exactly this version; refuses any other .so."""
-    if not path.is_file():
-        raise FleetError(f"no such plugin file: {path}")
-    facts = read_elf(path)
-    raw = facts.read_section(MANIFEST_SECTION, 4 * 1024 * 1024)
-    try:
-        pm = json.loads(raw.rstrip(b"\0")) if raw else None
-    except ValueError:
-        pm = None
-    if not isinstance(pm, dict) or "plugin" not in pm:
-        raise FleetError(f"{path} is not a paddlehot plugin (no {MANIFEST_SECTION} section)")
-    if (pm.get("name"), pm.get("version")) != (manifest.name, manifest.version):
-        raise FleetError(f"{path} was built from {pm.get('name')} {pm.get('version')}, "
-                         f"not {manifest.name} {manifest.version}")
-    if facts.machine not in media.OCI_ARCH:
-        raise FleetError(f"{path}: unsupported architecture {facts.machine}")
-    size = path.stat().st_size
-    return facts.machine, artifact.Blob(media.PLUGIN, "sha256:" + sha256_file(path), size,
-                                        media.PLUGIN_FILE, path)
+    arch = plugin_arch(Path(path), manifest.name, manifest.version)
+    return arch, artifact.Blob(media.PLUGIN, "sha256:" + sha256_file(path), path.stat().st_size,
+                               media.PLUGIN_FILE, path)
 
 
 def _package_blobs(vdir: Path, manifest: Manifest) -> tuple[artifact.Blob, list[artifact.Blob]]:
@@ -64,6 +49,31 @@ def _package_blobs(vdir: Path, manifest: Manifest) -> tuple[artifact.Blob, list[
     return config, layers
 
 
+def _signature_blobs(vdir: Path, builds: dict[str, artifact.Blob]) -> Entries:
+    """The version's signature files as layers: manifest signatures for every entry, a plugin's
+    signatures for its arch's entry (only those that sign the very bytes pushed)."""
+    from paddlehot_cli.core.signatures import Signature, read_signatures
+
+    out: Entries = {arch: [] for arch in builds} or {"": []}
+    for name, sig in read_signatures(vdir):
+        if not isinstance(sig, Signature):
+            raise FleetError(f"{vdir}/signatures/{name}: {sig}")
+        data = (vdir / "signatures" / name).read_bytes()
+        blob = artifact.Blob(media.SIGNATURE, sha256_digest(data), len(data), name, data)
+        for arch, plugin in builds.items() if builds else [("", None)]:
+            if sig.subject.kind == "manifest" or (
+                    plugin is not None and "sha256:" + sig.subject.sha256 == plugin.digest):
+                out[arch].append(blob)
+    return out
+
+
+def _wanted(layers: list[artifact.Blob], builds: dict[str, artifact.Blob],
+            sigs: Entries) -> Entries:
+    if not builds:
+        return {"": [*layers, *sigs[""]]}
+    return {arch: [*layers, plugin, *sigs[arch]] for arch, plugin in builds.items()}
+
+
 def _existing(client: RegistryClient, repo: str, tag: str) -> tuple[str, bytes] | None:
     try:
         _, body, digest = client.get_manifest(repo, tag)
@@ -74,19 +84,28 @@ def _existing(client: RegistryClient, repo: str, tag: str) -> tuple[str, bytes] 
     return digest, body
 
 
-def _same_package(client: RegistryClient, repo: str, body: bytes, config_digest: str) -> bool:
-    """Whether an existing artifact carries the same paddlehot.json (hence the same files)."""
-    kind, doc = artifact.kind_of("", body, repo)
+def _read_entries(client: RegistryClient, repo: str, body: bytes, where: str
+                  ) -> tuple[str, dict[str, str], Entries]:
+    """(config digest, annotations, entries) of an artifact already in the registry."""
+    kind, doc = artifact.kind_of("", body, where)
+    docs = {"": doc}
     if kind == "index":
-        first = artifact.descriptor((doc.get("manifests") or [None])[0], repo)
-        _, body, _ = client.get_manifest(repo, first.digest)
-        kind, doc = artifact.kind_of("", body, repo)
-    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-    return config.get("digest") == config_digest
+        docs = {}
+        for raw in doc.get("manifests") or []:
+            entry = artifact.descriptor(raw, where)
+            plat = raw.get("platform") or {}
+            arch = media.ELF_ARCH.get(plat.get("architecture"), str(plat.get("architecture")))
+            _, mbody, _ = client.get_manifest(repo, entry.digest)
+            docs[arch] = artifact.kind_of("", mbody, where)[1]
+    configs = {(d.get("config") or {}).get("digest") for d in docs.values()}
+    entries = {arch: [artifact.descriptor(raw, where) for raw in d.get("layers") or []]
+               for arch, d in docs.items()}
+    notes = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+    return (configs.pop() if len(configs) == 1 else ""), notes, entries
 
 
 def push_version(spec: str, target: Reference, *, plugins: list[Path] = (), tags: list[str] = (),
-                 insecure: bool = False, force: bool = False,
+                 insecure: bool = False, force: bool = False, sign_key: Path | None = None,
                  on_total: Callable[[int], None] | None = None,
                  progress: Callable[[int], None] | None = None) -> PushResult:
     start = time.perf_counter()
@@ -109,53 +128,67 @@ def push_version(spec: str, target: Reference, *, plugins: list[Path] = (), tags
         if arch in builds and builds[arch].digest != blob.digest:
             raise FleetError(f"two different {arch} plugins given ({builds[arch].source}, {path})")
         builds[arch] = blob
+    if sign_key is not None:
+        from paddlehot_cli.core.signatures import sign_version
+
+        sign_version(vdir, sign_key, [Path(p) for p in plugins])
+    wanted = _wanted(layers, builds, _signature_blobs(vdir, builds))
     repo = target.repository
     result = PushResult(f"{target.base}:{manifest.version}", manifest.version, "",
                         sorted(builds), tags=[manifest.version, *tags])
+    notes = {media.CREATED: artifact.now_rfc3339(), media.VERSION: manifest.version,
+             media.MODEL_NAME: manifest.name}
     with RegistryClient(target.registry, insecure=insecure) as client:
         client.ping()
         existing = _existing(client, repo, manifest.version)
+        body = None
         if existing is not None and not force:
-            if not _same_package(client, repo, existing[1], config.digest):
-                raise FleetError(
-                    f"{result.reference} already exists with different content; "
-                    "a published version is never modified",
+            config_digest, old_notes, old = _read_entries(client, repo, existing[1],
+                                                          result.reference)
+            if config_digest != config.digest:
+                raise Conflict(
+                    f"{result.reference} already exists with different content (another "
+                    f"{MANIFEST_NAME}); a published version is never modified",
                     hint="bump the version, or pass --force to replace the tag")
-            result.digest, result.already_there = existing[0], True
-        else:
-            result.digest = _upload(client, repo, manifest, config, layers, builds, result,
-                                    on_total, progress)
-        body = existing[1] if result.already_there else None
+            wanted, result.added = merge(old, wanted, result.reference)
+            notes = {**old_notes, **{k: v for k, v in notes.items() if k not in old_notes}}
+            if not result.added:
+                result.digest, result.already_there, body = existing[0], True, existing[1]
+        if body is None:
+            result.platforms = sorted(a for a in wanted if a)
+            result.digest = _upload(client, repo, manifest.version, config, wanted, notes,
+                                    result, on_total, progress)
         for tag in tags:
             _retag(client, repo, result.digest, body, tag)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _upload(client: RegistryClient, repo: str, manifest: Manifest, config: artifact.Blob,
-            layers: list[artifact.Blob], builds: dict[str, artifact.Blob], result: PushResult,
+def _upload(client: RegistryClient, repo: str, version: str, config: artifact.Blob,
+            entries: Entries, notes: dict[str, str], result: PushResult,
             on_total: Callable[[int], None] | None, progress: Callable[[int], None] | None) -> str:
-    blobs = [config, *layers, *builds.values()]
+    blobs = list({b.digest: b for b in [config, *(b for ls in entries.values() for b in ls)]}
+                 .values())
     missing = [b for b in blobs if not client.blob_exists(repo, b.digest)]
     result.skipped_bytes = sum(b.size for b in blobs if b not in missing)
     if on_total is not None:
         on_total(sum(b.size for b in missing))
     for blob in missing:
+        if blob.source is None:
+            raise FleetError(f"blob {blob.digest[:19]} ('{blob.title}') is listed in the registry's "
+                             "artifact but missing from it", hint="push with --force")
         client.upload_blob(repo, blob.digest, blob.size, blob.source, progress)
         result.uploaded_bytes += blob.size
-    notes = {media.CREATED: artifact.now_rfc3339(), media.VERSION: manifest.version,
-             "vnd.paddlehot.model": manifest.name}
-    if not builds:
-        body = artifact.image_manifest(config, layers, notes)
-        return client.put_manifest(repo, manifest.version, body, media.OCI_MANIFEST)
-    entries = []
-    for arch, plugin in sorted(builds.items()):
-        body = artifact.image_manifest(config, [*layers, plugin],
-                                       {**notes, "vnd.paddlehot.plugin.arch": arch})
+    if list(entries) == [""]:
+        body = artifact.image_manifest(config, entries[""], notes)
+        return client.put_manifest(repo, version, body, media.OCI_MANIFEST)
+    refs = []
+    for arch, layers in sorted(entries.items()):
+        body = artifact.image_manifest(config, layers, {**notes, media.PLUGIN_ARCH: arch})
         digest = client.put_manifest(repo, sha256_digest(body), body, media.OCI_MANIFEST)
-        entries.append((digest, len(body), arch))
-    index = artifact.image_index(entries, notes)
-    return client.put_manifest(repo, manifest.version, index, media.OCI_INDEX)
+        refs.append((digest, len(body), arch))
+    index = artifact.image_index(refs, notes)
+    return client.put_manifest(repo, version, index, media.OCI_INDEX)
 
 
 def _retag(client: RegistryClient, repo: str, digest: str, body: bytes | None, tag: str) -> None:

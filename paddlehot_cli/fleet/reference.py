@@ -4,9 +4,10 @@ registry, and which of its versions a command means."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from paddlehot_cli.core.versions import is_semver
+from paddlehot_cli.core.versions import check_model_name, is_semver
+from paddlehot_cli.errors import UserError
 from paddlehot_cli.fleet.errors import BadReference
 
 SCHEME = "oci://"
@@ -25,16 +26,25 @@ class Reference:
     tag: str | None = None  # a SemVer version or a label such as `stable`
     range: str | None = None  # a SemVer range (follow only)
     digest: str | None = None
+    model: str | None = None  # MODEL=oci://...: install as this model, not as NAME
 
     @property
     def name(self) -> str:
         return self.repository.rsplit("/", 1)[-1]
 
     @property
+    def install_as(self) -> str:
+        """The model a box installs from this reference: NAME (the last path segment) unless
+        the user said MODEL=oci://...; a package of any other name is refused."""
+        return self.model or self.name
+
+    @property
     def base(self) -> str:
         return f"{SCHEME}{self.registry}/{self.repository}"
 
     def __str__(self) -> str:
+        if self.model:
+            return f"{self.model}={replace(self, model=None)}"
         if self.digest:
             return f"{self.base}@{self.digest}"
         if self.range:
@@ -57,7 +67,15 @@ def check_tag(tag: str, what: str = "tag") -> str:
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse a reference; tags are checked here, ranges by the caller that accepts them."""
+    """Parse a reference; tags are checked here, ranges by the caller that accepts them.
+    `MODEL=oci://...` names the model to install (default: NAME)."""
+    model = None
+    if "=" in text and not text.startswith(SCHEME):
+        model, _, text = text.partition("=")
+        try:
+            check_model_name(model)
+        except UserError as exc:
+            raise BadReference(f"'{model}=' {exc.message}") from None
     if not text.startswith(SCHEME):
         raise BadReference(f"'{text}' is not an OCI reference", hint=FORMAT_HINT)
     rest = text[len(SCHEME):]
@@ -87,4 +105,4 @@ def parse_reference(text: str) -> Reference:
             "'-'; at least NAMESPACE/NAME)", hint=FORMAT_HINT)
     if sum(x is not None for x in (tag, rng, digest)) > 1:
         raise BadReference(f"'{text}' names both a tag and a range or digest")
-    return Reference(host, path, tag, rng, digest)
+    return Reference(host, path, tag, rng, digest, model)

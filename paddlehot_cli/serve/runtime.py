@@ -22,6 +22,7 @@ from paddlehot_cli.core import cpu_affinity, load
 from paddlehot_cli.core.loaded import Batching, Loaded
 from paddlehot_cli.core.manager import Manager, ManagerConfig
 from paddlehot_cli.core.serving_settings import ServingSettings, SettingsResolver
+from paddlehot_cli.core.signatures import Trust
 from paddlehot_cli.core.source import RepositorySource, ScanFailed
 from paddlehot_cli.core.version_policy import VersionPolicy
 from paddlehot_cli.errors import UserError
@@ -64,6 +65,7 @@ class ServeConfig:
     state_dir: Path | None = None  # admin label changes persist here
     grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
     loop_cpu: str = "auto"  # the event loop's CPU, shared with GIL-bound workers (cpu_affinity.py)
+    trust: Trust | None = None  # serve --trust: versions need valid signatures by these keys
     # serving.json hook (issue 13): threads/pool_max/batch_size/batch_delay_ms above are the
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
@@ -152,6 +154,7 @@ class Runtime:
         self.source = RepositorySource(
             cfg.repo, self.manager.set_available, self.manager.report_invalid,
             on_scan_error=self.manager.report_scan_error,
+            check_version=cfg.trust.check_version if cfg.trust is not None else None,
             poll_interval=cfg.poll_interval, use_watchfiles=cfg.use_watchfiles,
         )
         self.manager.rescan = self.source.scan_model

@@ -57,3 +57,12 @@ def running(root: Path, users: dict[str, str] | None = None):
     finally:
         reg.stop()
 
+
+
+def publish_ci(repo: Path, exported, versions: tuple[str, ...]) -> Path:
+    """What CI built: these versions of the demo MLP, each with its own weights (seed 21, 22...)."""
+    from tests.serve_fixtures.helpers import publish_copy
+
+    for i, version in enumerate(versions):
+        publish_copy(exported("demo:mlp", "pir", "1.0.0", 21 + i), repo, "mlp", version)
+    return repo

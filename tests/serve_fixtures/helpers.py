@@ -30,7 +30,8 @@ def publish_copy(src: Path, repo: Path, name: str, version: str) -> Path:
     mdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=mdir))
     for f in Path(src).iterdir():
-        shutil.copy2(f, tmp / f.name)
+        if f.is_file():  # not signatures/: they sign the source version, not this one
+            shutil.copy2(f, tmp / f.name)
     manifest = json.loads((tmp / "paddlehot.json").read_text())
     manifest["version"] = version
     manifest["name"] = name
