@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import stat
 import subprocess
@@ -115,8 +116,11 @@ def test_root_published_repository_served_by_an_unprivileged_user(service_user):
         port = free_port()
         env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(site),
                "GLOG_minloglevel": "2"}
-        argv = as_user(service_user, work, [sys.executable, "-m", "paddlehot_cli", "serve",
-                                            str(repo), "--port", str(port)])
+        state = work / "state"  # systemd's StateDirectory=: owned by User=
+        state.mkdir(mode=0o700)
+        os.chown(state, service_user.pw_uid, service_user.pw_gid)
+        argv = as_user(service_user, work, [sys.executable, "-m", "paddlehot_cli",
+                                            *unit_serve_args(repo, port, state)])
         server = subprocess.Popen(argv, env=env, cwd=home, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         try:
@@ -150,6 +154,19 @@ def test_root_published_repository_served_by_an_unprivileged_user(service_user):
         assert "permission denied: mlp/1.1.0" in out, out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def unit_serve_args(repo: Path, port: int, state: Path) -> list[str]:
+    """The shipped unit's ExecStart arguments, with this test's repository, port and state dir
+    (its flags are what a box runs: a flag serve does not know fails the test)."""
+    text = (ROOT / "templates" / "deploy" / "paddlehot-serve.service").read_text()
+    line = next(x for x in text.replace("\\\n", " ").splitlines() if x.startswith("ExecStart="))
+    args = shlex.split(line.removeprefix("ExecStart="))
+    assert args[0] == "/usr/local/bin/paddlehot" and args[1] == "serve", args
+    assert "StateDirectory=paddlehot-state" in text  # systemd makes --state-dir for User=
+    subst = {"/var/lib/paddlehot/models": str(repo), "8000": str(port),
+             "/var/lib/paddlehot-state": str(state)}
+    return [subst.get(a, a) for a in args[1:]]
 
 
 def as_user(user: pwd.struct_passwd, work: Path, argv: list[str]) -> list[str]:

@@ -107,7 +107,8 @@ def serve(
     state_dir: Path | None = typer.Option(
         None, "--state-dir",
         help="Keep admin label/canary changes here (atomic writes) so they survive restarts; "
-             "the repository may be read-only.",
+             "the repository may be read-only. Also records the version being loaded: one that "
+             "kills the process is quarantined at the next start (no crash loop).",
     ),
     breaker_failures: int = typer.Option(5, "--breaker-failures", help="Consecutive failures that open a breaker."),
     breaker_cooldown: float = typer.Option(

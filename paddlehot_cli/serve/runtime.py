@@ -138,6 +138,7 @@ class Runtime:
             self.loop_cpu = cpu_affinity.choose(cfg.loop_cpu)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         self.manager = Manager(
             make_loader(cfg),
             ManagerConfig(
@@ -147,6 +148,7 @@ class Runtime:
                 gil_cpu=self.loop_cpu,
             ),
             on_event=lambda *event: [listener(*event) for listener in self.listeners],
+            quarantine=self.state.quarantine() if self.state is not None else None,
         )
         self.metrics.attach(self.manager)
         self.source = RepositorySource(
@@ -155,7 +157,6 @@ class Runtime:
             poll_interval=cfg.poll_interval, use_watchfiles=cfg.use_watchfiles,
         )
         self.manager.rescan = self.source.scan_model
-        self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         options = ServeOptions(
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             limits=ClientLimits(
