@@ -20,6 +20,9 @@ def pull(
                               show_default=False),
     insecure: bool = typer.Option(False, "--insecure",
                                   help="Plain HTTP instead of TLS (a test registry on 127.0.0.1)."),
+    registry_ca: Path | None = typer.Option(
+        None, "--registry-ca", metavar="CA.pem",
+        help="Trust the registry's certificate if this CA bundle (PEM) signed it."),
 ) -> None:
     """Pull one version into REPO exactly as `serve --follow` does: a hidden staging dir, every
     blob checked against its digest, then the package checksums, then one rename.
@@ -34,9 +37,11 @@ def pull(
 
       paddlehot pull oci://registry.local:5000/models/mlp:stable --repo models/
     """
+    from paddlehot_cli.fleet.client import trust_registry_ca
     from paddlehot_cli.fleet.pull import pull_version
     from paddlehot_cli.fleet.reference import parse_reference
 
+    trust_registry_ca(registry_ca)
     ref = parse_reference(source)
     with transfer(f"pulling {ref}") as (on_total, progress):
         r = pull_version(ref, repo, insecure=insecure, on_total=on_total, progress=progress)

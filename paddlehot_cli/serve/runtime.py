@@ -31,6 +31,7 @@ from paddlehot_cli.serve.client_limits import ClientLimits
 from paddlehot_cli.serve.extensions import ExtensionFactory, ServeExtension
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.state_dir import StateDir
+from paddlehot_cli.serve.tls import ServerTls
 
 log = logging.getLogger("paddlehot.serve")
 
@@ -64,6 +65,7 @@ class ServeConfig:
     state_dir: Path | None = None  # admin label changes persist here
     grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
     loop_cpu: str = "auto"  # the event loop's CPU, shared with GIL-bound workers (cpu_affinity.py)
+    tls: ServerTls | None = None  # --tls-cert/--tls-key: HTTPS and gRPC over TLS (serve/tls.py)
     # serving.json hook (issue 13): threads/pool_max/batch_size/batch_delay_ms above are the
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
@@ -221,7 +223,7 @@ class Runtime:
         self.sock = sock
         if self.grpc is not None:
             try:
-                self.grpc.bind(self.cfg.host, self.cfg.grpc_port)
+                self.grpc.bind(self.cfg.host, self.cfg.grpc_port, self.cfg.tls)
             except UserError:
                 sock.close()
                 self.sock = None
@@ -276,6 +278,8 @@ class Runtime:
             self.server.app, loop=loop, http=http, lifespan="off", access_log=False,
             log_level="warning", timeout_graceful_shutdown=self.cfg.graceful_timeout_s,
             server_header=False, date_header=False,
+            **({"ssl_certfile": str(self.cfg.tls.cert), "ssl_keyfile": str(self.cfg.tls.key)}
+               if self.cfg.tls is not None else {}),
         )
         self.uvicorn = uvicorn.Server(config)
         return self.uvicorn
