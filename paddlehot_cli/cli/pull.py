@@ -24,6 +24,9 @@ def pull(
     trust: list[Path] | None = typer.Option(
         None, "--trust", metavar="KEY.pub",
         help="Install only a version signed by one of these public keys (repeatable)."),
+    registry_ca: Path | None = typer.Option(
+        None, "--registry-ca", metavar="CA.pem",
+        help="Trust the registry's certificate if this CA bundle (PEM) signed it."),
 ) -> None:
     """Pull one version into REPO exactly as `serve --follow` does: a hidden staging dir, every
     blob checked against its digest, then the package checksums, then one rename.
@@ -39,9 +42,11 @@ def pull(
       paddlehot pull oci://registry.local:5000/models/mlp:stable --repo models/
     """
     from paddlehot_cli.core.signatures import Trust
+    from paddlehot_cli.fleet.client import trust_registry_ca
     from paddlehot_cli.fleet.pull import pull_version
     from paddlehot_cli.fleet.reference import parse_reference
 
+    trust_registry_ca(registry_ca)
     ref = parse_reference(source)
     keys = Trust.from_files(list(trust)) if trust else None
     with transfer(f"pulling {ref}") as (on_total, progress):

@@ -28,6 +28,9 @@ def push(
              "roll out (or back) to it. Repeatable."),
     insecure: bool = typer.Option(False, "--insecure",
                                   help="Plain HTTP instead of TLS (a test registry on 127.0.0.1)."),
+    registry_ca: Path | None = typer.Option(
+        None, "--registry-ca", metavar="CA.pem",
+        help="Trust the registry's certificate if this CA bundle (PEM) signed it."),
     force: bool = typer.Option(False, "--force",
                                help="Replace a version tag that holds different content."),
     sign: Path | None = typer.Option(
@@ -52,9 +55,11 @@ def push(
       paddlehot push models:mlp@1.2.0 oci://registry.local:5000/models/mlp \\
           --plugin build/mlp-1.2.0-aarch64.so --tag stable
     """
+    from paddlehot_cli.fleet.client import trust_registry_ca
     from paddlehot_cli.fleet.push import push_version
     from paddlehot_cli.fleet.reference import parse_reference
 
+    trust_registry_ca(registry_ca)
     ref = parse_reference(target)
     with transfer(f"pushing {version}") as (on_total, progress):
         result = push_version(version, ref, plugins=list(plugin or []), tags=list(tag or []),

@@ -110,7 +110,8 @@ def serve(
     state_dir: Path | None = typer.Option(
         None, "--state-dir",
         help="Keep admin label/canary changes here (atomic writes) so they survive restarts; "
-             "the repository may be read-only.",
+             "the repository may be read-only. Also records the version being loaded: one that "
+             "kills the process is quarantined at the next start (no crash loop).",
     ),
     breaker_failures: int = typer.Option(5, "--breaker-failures", help="Consecutive failures that open a breaker."),
     breaker_cooldown: float = typer.Option(
@@ -130,6 +131,14 @@ def serve(
         None, "--trust", metavar="KEY.pub",
         help="Serve only versions whose paddlehot.json (and plugin.so) carry a valid signature "
              "by one of these public keys (repeatable: key rotation). See `paddlehot sign`."),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", metavar="CERT.pem",
+        help="Serve HTTPS (and gRPC over TLS) with this certificate chain (PEM); needs --tls-key."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", metavar="KEY.pem",
+                                        help="The private key of --tls-cert (PEM, unencrypted)."),
+    registry_ca: Path | None = typer.Option(
+        None, "--registry-ca", metavar="CA.pem",
+        help="--follow: trust registries whose certificate this CA bundle signed (PEM)."),
 ) -> None:
     """Serve every model in REPO with zero-downtime hot swaps (Open Inference Protocol v2).
 
@@ -177,10 +186,15 @@ def serve(
                             memory_optim=memory_optim, onednn_cache_capacity=onednn_cache_capacity)
     if repo is not None and not repo.is_dir():
         raise UserError(f"model repository {repo} is not a directory")
+    from paddlehot_cli.serve.tls import server_tls
+
+    tls = server_tls(tls_cert, tls_key)
     extensions = []  # serve knows fleet only as an extension (serve/extensions.py)
     if follow:
+        from paddlehot_cli.fleet.client import trust_registry_ca
         from paddlehot_cli.fleet.follower import follower_for
 
+        trust_registry_ca(registry_ca)
         if repo is None or follow_interval <= 0:
             raise UserError("--follow needs a REPO to pull into and a positive --follow-interval")
         extensions.append(follower_for(list(follow), follow_interval, insecure))
@@ -200,7 +214,7 @@ def serve(
         max_buffered_mb=max_buffered_mb, body_timeout_s=body_timeout,
         breaker={"failures": breaker_failures, "cooldown_s": breaker_cooldown},
         max_queue=max_queue, state_dir=state_dir, flags=flags,
-        grpc_port=grpc_port, loop_cpu=loop_cpu,
+        grpc_port=grpc_port, loop_cpu=loop_cpu, tls=tls,
     )
     if trust:  # signatures (core/signatures.py): cryptography is imported only here
         from paddlehot_cli.core.signatures import Trust
@@ -227,14 +241,14 @@ def serve(
     except BaseException:
         runtime.shutdown()
         raise
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{runtime.port}"
+    url = f"{'https' if tls else 'http'}://{host if ':' not in host else f'[{host}]'}:{runtime.port}"
     _say(f"[bold]paddlehot serve[/bold] {cfg.repo} on {url} (policy: {cfg.policy.describe()})")
     for model in runtime.manager.models():
         loaded = runtime.manager.loaded_versions(model)
         _say(f"  {model}: {', '.join(loaded) if loaded else '[red]no version loaded[/red]'}")
         _say(f"    POST {url}/v2/models/{model}/infer")
     if runtime.grpc is not None:
-        _say(f"  gRPC (KServe v2 / Triton GRPCInferenceService): "
+        _say(f"  gRPC{' over TLS' if tls else ''} (KServe v2 / Triton GRPCInferenceService): "
              f"{host if ':' not in host else f'[{host}]'}:{runtime.grpc.port}")
     _say(f"  health: {url}/v2/health/live  {url}/v2/health/ready   metrics: {url}/metrics")
     _say(f"  repository: POST {url}/v2/repository/index | models/NAME/load | unload"

@@ -5,7 +5,9 @@ or raises `LoadFailed(reason)` with nothing left open (the servable closed, the 
 It never touches routing: the Manager decides what to do with the result.
 
 The loader runs on its own thread, niced while other versions serve, so a load cannot starve
-requests. Warm-up replays the package's validation inputs on the version's own worker threads;
+requests. Before the loader runs, the journal (quarantine.py) records which version is loading,
+and forgets it once the load ends: a process that dies inside a load leaves the record behind
+for the next start. Warm-up replays the package's validation inputs on the version's own worker threads;
 workers of GIL-bound versions are then pinned to the event loop's CPU (cpu_affinity.py).
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from paddlehot_cli.core import cpu_affinity
 from paddlehot_cli.core.batcher import Batcher
 from paddlehot_cli.core.loaded import Batching, Loaded
+from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.servable import Servable
 from paddlehot_cli.core.thread_priority import can_unnice, run_niced
 from paddlehot_cli.core.warmup import warm
@@ -54,11 +57,19 @@ class Prepared:
 
 
 class LoadHarness:
-    def __init__(self, loader: Loader, config: HarnessConfig):
+    def __init__(self, loader: Loader, config: HarnessConfig, journal: Quarantine | None = None):
         self._loader = loader
         self.config = config
+        self._journal = journal or Quarantine(None)
 
     def load(self, model: str, version: str, path: Path, others_serving: bool) -> Prepared:
+        self._journal.begin(model, version, path)
+        try:
+            return self._load(model, version, path, others_serving)
+        finally:
+            self._journal.end()
+
+    def _load(self, model: str, version: str, path: Path, others_serving: bool) -> Prepared:
         loaded: Loaded | None = None
         batcher: Batcher | None = None
         try:

@@ -16,7 +16,7 @@ logs): no prometheus import in core.
 Public surface (what serve/app.py, the gRPC front end and bench call):
   hot path     acquire(model, selector) -> Handle; submit(handle, feeds, done)
   sources      set_available, report_invalid, report_scan_error, set_labels, rescan (attribute)
-  admin        load_model, unload_model
+  admin        load_model (also lifts the model's quarantine), unload_model
   status       models, ready, model_ready, loaded_versions, servable, labels, status,
                serving_versions, wait_idle, stop
 """
@@ -41,6 +41,7 @@ from paddlehot_cli.core.manager_config import ManagerConfig
 from paddlehot_cli.core.manager_queries import ManagerQueries
 from paddlehot_cli.core.model_state import ModelState, path_signature
 from paddlehot_cli.core.policies import Action, Load, Unload
+from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.rollback_log import breaker_changed
 from paddlehot_cli.core.router import Labels, NotLoaded, Unavailable
 from paddlehot_cli.core.serving_version import ServingVersion
@@ -59,9 +60,11 @@ class Manager(ManagerQueries):
         config: ManagerConfig | None = None,
         on_event: OnEvent | None = None,
         rng: Callable[[], float] = random.random,
+        quarantine: Quarantine | None = None,
     ):
         self.config = config or ManagerConfig()
-        self._harness = LoadHarness(loader, self.config.harness())
+        self._quarantine = quarantine or Quarantine(None)  # versions that killed the process
+        self._harness = LoadHarness(loader, self.config.harness(), self._quarantine)
         self._policy = self.config.swap_policy()
         self._on_event = on_event or (lambda kind, model, version, info: None)
         self._rng = rng
@@ -107,6 +110,7 @@ class Manager(ManagerQueries):
                 m.invalid.pop(v, None)
             for v in [v for v in m.failed if v not in m.available]:  # deleted: its row goes
                 del m.failed[v]
+            m.failed.update(self._quarantine.blocked(model, m.available))
             m.set_file_labels(labels)
             self._flip(m)
         self._schedule(model)
@@ -141,6 +145,7 @@ class Manager(ManagerQueries):
             if m is not None:
                 m.enabled = True
                 m.failed.clear()  # an explicit load retries versions that failed
+                self._quarantine.lift(model)  # and those that killed the process
         if self.rescan is not None:
             self.rescan(model)
         if model not in self._models:
@@ -278,5 +283,6 @@ class Manager(ManagerQueries):
             refs = [(m, v) for m in self._models.values() for v in list(m.loaded)]
         for m, v in refs:
             self._retire(m, v, wait=False)
+        self._quarantine.end()  # a load cut short by a clean stop is no crash
         self.wait_idle(timeout)
         self._tasks.stop(timeout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 from paddlehot_cli.core.model_state import ModelState
+from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.router import Labels, NotLoaded
 from paddlehot_cli.core.servable import Servable
 from paddlehot_cli.core.serving_version import ServingVersion
@@ -17,6 +18,7 @@ class ManagerQueries:
     _models: dict[str, ModelState]
     _lock: threading.RLock
     _scan_error: str | None
+    _quarantine: Quarantine
 
     def _need(self, model: str) -> ModelState:
         m = self._models.get(model)
@@ -58,6 +60,10 @@ class ManagerQueries:
         m = self._models.get(model)
         ref = m.table.refs.get(version) if m is not None else None
         return ref.settings if ref is not None else None
+
+    def quarantined(self, model: str) -> dict[str, str]:
+        """Versions of `model` kept from loading because the process died loading them."""
+        return {v: e["reason"] for v, e in self._quarantine.entries.get(model, {}).items()}
 
     def labels(self, model: str) -> Labels:
         return self._need(model).labels

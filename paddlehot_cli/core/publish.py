@@ -2,6 +2,10 @@
 
 A reader (the repository watcher, a loader) sees a whole version or none. Hidden names (starting
 with '.') are never treated as versions.
+
+A published version is readable by other users as the umask allows (0755 / 0644 under the usual
+022): mkdtemp makes the staging dir 0700, and a root-published repository served by a service
+user (templates/deploy/paddlehot.service runs User=paddlehot) must be readable.
 """
 
 from __future__ import annotations
@@ -18,6 +22,26 @@ from typing import Iterator
 from paddlehot_cli.errors import UserError
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it when /proc says it (os.umask can only be read
+    by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def shared_mode(path: Path, base: int = 0o777) -> None:
+    """Widen a 0700/0600 temp dir or file to what a plain mkdir/open would make (base & ~umask)."""
+    os.chmod(path, base & ~current_umask())
+
+
 @contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
     """A hidden temp dir on the same filesystem as `final`; removed if the block fails."""
@@ -28,6 +52,7 @@ def staging_dir(final: Path) -> Iterator[Path]:
         raise UserError(f"cannot create {parent}: {exc.strerror}") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
     try:
+        shared_mode(tmp)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

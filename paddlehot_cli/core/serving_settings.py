@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from paddlehot_cli.core.paddle_runtime import PaddleOptions
+from paddlehot_cli.core.publish import shared_mode
 from paddlehot_cli.core.small_files import read_control_file
 from paddlehot_cli.errors import UserError
 
@@ -157,6 +158,7 @@ def write_settings(model_dir: str | Path, settings: ServingSettings,
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=2)
             fh.write("\n")
+        shared_mode(Path(tmp), 0o666)  # mkstemp's 0600 would hide it from a service user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

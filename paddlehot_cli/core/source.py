@@ -45,6 +45,7 @@ CheckVersion = Callable[[Path, str, str], "str | None"]  # vdir, model, version 
 _WATCHED_EXTRAS = ("plugin.so", "signatures")
 
 _GONE = (errno.ENOENT, errno.ENOTDIR)  # what a missing directory or file looks like
+_DENIED = (errno.EACCES, errno.EPERM)  # a version this user may not read: said as such
 # Conditions of this machine, not of a version's files: retried, never a verdict on a version.
 _MACHINE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOSPC, errno.EIO, errno.ENOBUFS,
             errno.EAGAIN, errno.EINTR, errno.EDQUOT, errno.ESTALE}
@@ -70,6 +71,12 @@ def escaping_symlink(root: Path, vdir: Path) -> str | None:
     return None
 
 
+def denied(path: str | Path) -> str:
+    """What the index and log say about a file or directory this process may not read (the
+    path relative to the repository)."""
+    return f"permission denied: {path} (serve runs as uid {os.geteuid()})"
+
+
 def stat_key(st: os.stat_result) -> tuple:
     # a file restored with its old size and mtime (cp -p, a backup) still has a new inode/ctime
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -79,6 +86,7 @@ def _signature(path: Path, names: tuple[str, ...] | None) -> tuple | None:
     """What changes when a version's files change. With `names` (the files its manifest lists,
     known once it was read), only those are stat'ed: the directory's own ctime covers files
     added or removed, so unrelated files cost nothing per poll. Without, every file."""
+    st = None
     try:
         st = path.stat()
         if names is None:
@@ -89,6 +97,8 @@ def _signature(path: Path, names: tuple[str, ...] | None) -> tuple | None:
     except OSError as exc:
         if exc.errno in _MACHINE:
             raise _scan_failed(path, exc) from None
+        if exc.errno in _DENIED and st is not None:
+            return (stat_key(st), "denied")  # a chmod changes its ctime: checked again then
         return None
     return (stat_key(st), tuple(entries))
 
@@ -234,7 +244,8 @@ class RepositorySource:
         except OSError as exc:
             if exc.errno in _MACHINE:
                 raise _scan_failed(where, exc) from None
-            error = f"{where}: {exc.strerror or exc}"
+            error = (denied(self._relative(exc.filename or vdir)) if exc.errno in _DENIED
+                     else f"{where}: {exc.strerror or exc}")
         self._cache[vdir] = (self._pending_sig.pop(vdir, sig), error,
                              (MANIFEST_NAME, *names_out, *_WATCHED_EXTRAS))
         if error is not None:
@@ -242,6 +253,13 @@ class RepositorySource:
             log.warning("ignoring %s %s: %s", model, version, error)
             self._on_invalid(model, version, error)
         return error
+
+    def _relative(self, path: str | Path) -> str:
+        """A path inside the repository as the index shows it (no server paths)."""
+        try:
+            return str(Path(path).relative_to(self.repo))
+        except ValueError:
+            return Path(path).name
 
     def _check(self, model: str, version: str, vdir: Path, where: str,
                names_out: list[str]) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import urljoin
 import httpx
 
 from paddlehot_cli import __version__
+from paddlehot_cli.errors import UserError
 from paddlehot_cli.fleet import credentials as creds
 from paddlehot_cli.fleet.errors import (
     DigestMismatch,
@@ -39,6 +41,24 @@ _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 
 
+_registry_tls: ssl.SSLContext | None = None  # --registry-ca; None: the system's CAs
+
+
+def trust_registry_ca(ca: Path | None) -> None:
+    """`--registry-ca FILE` (push, pull, serve --follow): verify every registry's certificate
+    against this CA bundle (PEM) instead of the system's; the host name is checked as always."""
+    global _registry_tls
+    if ca is None:
+        _registry_tls = None
+        return
+    try:
+        _registry_tls = ssl.create_default_context(cafile=str(ca))
+    except FileNotFoundError:
+        raise UserError(f"--registry-ca {ca}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise UserError(f"--registry-ca {ca}: not a PEM CA certificate ({exc})") from None
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -54,7 +74,7 @@ class RegistryClient:
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self._basic = False
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                                 follow_redirects=True,
+                                 follow_redirects=True, verify=_registry_tls or True,
                                  headers={"User-Agent": f"paddlehot/{__version__}"})
 
     def close(self) -> None:
@@ -120,6 +140,12 @@ class RegistryClient:
 
     def _unreachable(self, exc: Exception) -> FleetError:
         text = str(exc) or type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in text:  # unknown CA, wrong host name, expired
+            why = text.split("certificate verify failed:", 1)[-1].split("(_ssl")[0].strip()
+            return RegistryUnreachable(
+                f"registry {self.registry}: its TLS certificate is not trusted ({why})",
+                hint="pass --registry-ca FILE with the CA that signed it"
+                     + ("" if _registry_tls is None else ", and check the host name"))
         if not self.insecure and ("SSL" in text or "TLS" in text or "record" in text):
             return RegistryUnreachable(
                 f"registry {self.registry} did not complete a TLS handshake ({text})",

@@ -35,6 +35,7 @@ from paddlehot_cli.serve import checks, grpc_codec
 from paddlehot_cli.serve.infer import InferService, Outcome
 from paddlehot_cli.serve.protocol import ProtocolError
 from paddlehot_cli.serve.refusals import GRPC_CODES, Rejected, rejected
+from paddlehot_cli.serve.tls import ServerTls
 
 log = logging.getLogger("paddlehot.serve")
 
@@ -250,7 +251,7 @@ class GrpcFrontEnd:
     def _run(self, coro: Any, timeout: float | None = 30.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def bind(self, host: str, port: int) -> int:
+    def bind(self, host: str, port: int, tls: ServerTls | None = None) -> int:
         in_use = UserError(f"gRPC port {port} on {host} is already in use or cannot be bound",
                            hint="pick another with --grpc-port")
         if port and not _can_bind(host, port):  # before grpc logs its own multi-line complaint
@@ -259,6 +260,9 @@ class GrpcFrontEnd:
 
         async def add() -> int:
             try:
+                if tls is not None:
+                    creds = grpc.ssl_server_credentials([tls.credentials()])
+                    return self._server.add_secure_port(address, creds)
                 return self._server.add_insecure_port(address)
             except RuntimeError:  # grpcio >= 1.54 raises where older versions returned 0
                 return 0

@@ -160,6 +160,7 @@ class HttpProtocol(asyncio.Protocol):
         self.state.connections.add(self)
         self.sockname = _addr(transport.get_extra_info("sockname"))
         self.peername = _addr(transport.get_extra_info("peername"))
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.last_active = self.loop.time()
         self.idle_timer = self.loop.call_later(self.keep_alive_s, self._idle_check)
         client = self.peername[0] if self.peername else "?"
@@ -437,7 +438,7 @@ class HttpProtocol(asyncio.Protocol):
         return {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": req.version, "server": self.sockname, "client": self.peername,
-            "scheme": "http", "method": req.method.decode("latin-1"), "root_path": "",
+            "scheme": self.scheme, "method": req.method.decode("latin-1"), "root_path": "",
             "path": unquote(path) if "%" in path else path, "raw_path": raw_path,
             "query_string": parsed.query or b"", "headers": req.headers, "state": {},
         }

@@ -32,6 +32,7 @@ from paddlehot_cli.serve.client_limits import ClientLimits
 from paddlehot_cli.serve.extensions import ExtensionFactory, ServeExtension
 from paddlehot_cli.serve.metrics import Metrics
 from paddlehot_cli.serve.state_dir import StateDir
+from paddlehot_cli.serve.tls import ServerTls
 
 log = logging.getLogger("paddlehot.serve")
 
@@ -66,6 +67,7 @@ class ServeConfig:
     grpc_port: int | None = None  # gRPC front end (serve/grpc_server.py); None: off
     loop_cpu: str = "auto"  # the event loop's CPU, shared with GIL-bound workers (cpu_affinity.py)
     trust: Trust | None = None  # serve --trust: versions need valid signatures by these keys
+    tls: ServerTls | None = None  # --tls-cert/--tls-key: HTTPS and gRPC over TLS (serve/tls.py)
     # serving.json hook (issue 13): threads/pool_max/batch_size/batch_delay_ms above are the
     # defaults; REPO/NAME/serving.json overrides them per model, and `flags` (what was given on
     # the command line) overrides both
@@ -140,6 +142,7 @@ class Runtime:
             self.loop_cpu = cpu_affinity.choose(cfg.loop_cpu)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         self.manager = Manager(
             make_loader(cfg),
             ManagerConfig(
@@ -149,6 +152,7 @@ class Runtime:
                 gil_cpu=self.loop_cpu,
             ),
             on_event=lambda *event: [listener(*event) for listener in self.listeners],
+            quarantine=self.state.quarantine() if self.state is not None else None,
         )
         self.metrics.attach(self.manager)
         self.source = RepositorySource(
@@ -158,7 +162,6 @@ class Runtime:
             poll_interval=cfg.poll_interval, use_watchfiles=cfg.use_watchfiles,
         )
         self.manager.rescan = self.source.scan_model
-        self.state = StateDir(cfg.state_dir) if cfg.state_dir is not None else None
         options = ServeOptions(
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             limits=ClientLimits(
@@ -223,7 +226,7 @@ class Runtime:
         self.sock = sock
         if self.grpc is not None:
             try:
-                self.grpc.bind(self.cfg.host, self.cfg.grpc_port)
+                self.grpc.bind(self.cfg.host, self.cfg.grpc_port, self.cfg.tls)
             except UserError:
                 sock.close()
                 self.sock = None
@@ -278,6 +281,8 @@ class Runtime:
             self.server.app, loop=loop, http=http, lifespan="off", access_log=False,
             log_level="warning", timeout_graceful_shutdown=self.cfg.graceful_timeout_s,
             server_header=False, date_header=False,
+            **({"ssl_certfile": str(self.cfg.tls.cert), "ssl_keyfile": str(self.cfg.tls.key)}
+               if self.cfg.tls is not None else {}),
         )
         self.uvicorn = uvicorn.Server(config)
         return self.uvicorn

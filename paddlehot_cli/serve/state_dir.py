@@ -4,6 +4,9 @@ The repository may be read-only (an image, a mount), so the server keeps what th
 changed in its own directory: one `NAME.labels.json` per model, written atomically (temp file,
 fsync, rename, fsync of the directory), read at start. Deleting a model's admin labels deletes
 its file: the repository's labels.json applies again.
+
+It also holds the load journal and the quarantine (core/quarantine.py): a version that killed
+the process while loading is not loaded again after the restart.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from paddlehot_cli.core.model_state import path_signature
+from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.router import Labels
 from paddlehot_cli.core.versions import check_model_name
 from paddlehot_cli.errors import UserError
 
 log = logging.getLogger("paddlehot.serve")
-SUFFIX = ".labels.json"
+SUFFIX = ".labels.json"  # the quarantine's two files never end so
 
 
 class StateDir:
@@ -31,6 +36,9 @@ class StateDir:
             raise UserError(f"cannot create --state-dir {self.path}: {exc.strerror}") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise UserError(f"--state-dir {self.path} is not writable")
+
+    def quarantine(self) -> Quarantine:
+        return Quarantine(self.path, path_signature)
 
     def load(self) -> dict[str, Labels]:
         """Admin labels per model; a damaged file is skipped with a warning."""

@@ -1,6 +1,7 @@
 /* A plugin-shaped shared object for abi-check tests. PREFIX is phot_<model>_v<M>_<m>_<p>_.
  * Variants switch one rule-breaking feature on with -D flags (see helpers.py). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include "plugin.h"
@@ -55,6 +56,9 @@ static struct phot_model the_model;
 
 PHOT_EXPORT int32_t FN(open)(const phot_open_options *options, phot_model **out) {
   if (!options || !out || options->struct_size < sizeof(uint32_t)) return PHOT_E_INVALID_ARGUMENT;
+#ifdef ABORT_IN_OPEN /* what a Paddle abort in a version's load does to the process */
+  abort();
+#endif
   PD_Config *config = PD_ConfigCreate();
   PD_ConfigDestroy(config);
   the_model.threads = options->threads;
