@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,32 @@ def exported(tmp_path_factory):
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def mlp_repo_factory(exported, tmp_path_factory) -> Callable[[], Path]:
+    """Fresh copies of one repository, `models/` with demo:mlp 1.0.0 (seed 0) published as
+    REPO/mlp/1.0.0: each call returns a new copy, so a server's state or a version a test
+    publishes or edits never reaches another test."""
+    from tests.serve_fixtures.helpers import publish_copy
+
+    template = tmp_path_factory.mktemp("mlp-published") / "models"
+    publish_copy(exported("demo:mlp"), template, "mlp", "1.0.0")
+
+    def copy() -> Path:
+        return Path(shutil.copytree(template, tmp_path_factory.mktemp("repo") / "models"))
+
+    return copy
+
+
+@pytest.fixture(scope="module")
+def mlp_repo(mlp_repo_factory) -> Path:
+    """The demo:mlp repository (mlp_repo_factory), one copy per test module."""
+    return mlp_repo_factory()
+
+
+@pytest.fixture
+def fresh_mlp_repo(mlp_repo_factory) -> Path:
+    """The demo:mlp repository (mlp_repo_factory), one copy per test: for tests that edit it."""
+    return mlp_repo_factory()
+

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error, cli
 
 from paddlehot_cli.bench.runner import BenchConfig, run_bench
 from paddlehot_cli.bench.targets import open_target
+from tests.serve_fixtures.helpers import publish_copy
 
 PERCENTILE_KEYS = ["p50", "p90", "p99", "p99.9", "max"]
 
@@ -94,12 +96,14 @@ def test_not_a_target(tmp_path):
     assert_one_line_error(cli("bench", tmp_path), 2, "not a model package")
 
 
-def test_in_process_swaps_through_the_manager(tmp_path):
-    repo = tmp_path / "repo"
-    for version, seed in (("1.0.0", "0"), ("1.1.0", "1")):
-        proc = cli("export", "demo:mlp", "--repo", repo, "--version", version, "--seed", seed,
-                   "--no-validate")
-        assert proc.returncode == 0, proc.stderr
+def _two_versions(repo: Path, exported) -> Path:  # type: ignore[no-untyped-def]
+    """1.1.0 (other weights) beside 1.0.0: the swapper publishes copies of both, in turn."""
+    publish_copy(exported("demo:mlp", "pir", "1.0.0", 1), repo, "mlp", "1.1.0")
+    return repo
+
+
+def test_in_process_swaps_through_the_manager(fresh_mlp_repo, exported, tmp_path):
+    repo = _two_versions(fresh_mlp_repo, exported)
     out = tmp_path / "swap.json"
     proc = cli("bench", f"{repo}:mlp", "-c", "2", "--duration", "4", "--warmup", "0.2",
                "--swap-every", "1", "--json", out)
@@ -113,14 +117,11 @@ def test_in_process_swaps_through_the_manager(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def served_repo(tmp_path_factory):
+def served_repo(mlp_repo, exported):
     from paddlehot_cli.bench.oip_client import Endpoint, OipClient
     from paddlehot_cli.demo.story import _free_port, _wait_ready, background_server
 
-    repo = tmp_path_factory.mktemp("served") / "repo"
-    for version, seed in (("1.0.0", "0"), ("1.1.0", "1")):
-        assert cli("export", "demo:mlp", "--repo", repo, "--version", version, "--seed", seed,
-                   "--no-validate").returncode == 0
+    repo = _two_versions(mlp_repo, exported)
     port = _free_port()
     log = repo.parent / "serve.log"
     with background_server(repo, port, log) as server:

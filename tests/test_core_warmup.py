@@ -12,7 +12,6 @@ import pytest
 from paddlehot_cli.core import load
 from paddlehot_cli.core.load_harness import HarnessConfig, LoadFailed, LoadHarness
 from paddlehot_cli.core.loaded import Batching
-from tests.serve_fixtures.helpers import publish_copy
 
 
 def _edit_manifest(vdir, change) -> None:
@@ -35,16 +34,16 @@ def _load(vdir):
     (lambda d: d["validation"].update(atol=10.0), "allows at most atol=0.001"),
     (lambda d: d["validation"].update(rtol=-1), "rtol=-1"),
 ], ids=["wrong-dtype-shape", "undeclared-extra", "loose-atol", "negative-rtol"])
-def test_warm_up_refuses_a_manifest_that_lies(exported, tmp_path, change, needle):
-    vdir = publish_copy(exported("demo:mlp"), tmp_path / "repo", "mlp", "1.0.0")
+def test_warm_up_refuses_a_manifest_that_lies(fresh_mlp_repo, change, needle):
+    vdir = fresh_mlp_repo / "mlp" / "1.0.0"
     _edit_manifest(vdir, change)
     with pytest.raises(LoadFailed) as err:
         _load(vdir)
     assert needle in err.value.reason, err.value.reason
 
 
-def test_warm_up_needs_a_recorded_output_for_every_declared_one(exported, tmp_path):
-    vdir = publish_copy(exported("demo:mlp"), tmp_path / "repo", "mlp", "1.0.0")
+def test_warm_up_needs_a_recorded_output_for_every_declared_one(fresh_mlp_repo):
+    vdir = fresh_mlp_repo / "mlp" / "1.0.0"
     npz = vdir / "validation.npz"
     with np.load(npz) as data:
         kept = {k: data[k] for k in data.files if "logits" not in k}
@@ -57,8 +56,8 @@ def test_warm_up_needs_a_recorded_output_for_every_declared_one(exported, tmp_pa
     assert "no recorded output 'logits'" in err.value.reason, err.value.reason
 
 
-def test_an_honest_package_warms_up(exported, tmp_path):
-    vdir = publish_copy(exported("demo:mlp"), tmp_path / "repo", "mlp", "1.0.0")
+def test_an_honest_package_warms_up(mlp_repo):
+    vdir = mlp_repo / "mlp" / "1.0.0"
     ready = _load(vdir)
     try:
         assert ready.loaded.servable.manifest.version == "1.0.0"

@@ -40,10 +40,8 @@ def _sha(path: Path) -> str:
 
 
 @pytest.fixture
-def ci_repo(tmp_path, exported):
-    repo = tmp_path / "ci"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 0), repo, "mlp", "1.0.0")
-    return repo
+def ci_repo(fresh_mlp_repo):
+    return fresh_mlp_repo
 
 
 def test_round_trip_is_byte_identical_with_equal_digests(registry, ci_repo, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import tritonclient.grpc as tg
 
 from tests.conftest import assert_one_line_error
-from tests.serve_fixtures.helpers import free_port, publish_copy, serve_argv, wait_for
+from tests.serve_fixtures.helpers import free_port, serve_argv, wait_for
 
 
 def _env() -> dict:
@@ -25,10 +25,8 @@ def _env() -> dict:
 
 
 @pytest.fixture(scope="module")
-def repo(exported, tmp_path_factory):
-    repo = tmp_path_factory.mktemp("grpc-cli") / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 51), repo, "mlp", "1.0.0")
-    return repo
+def repo(mlp_repo):
+    return mlp_repo
 
 
 def _ready(client: tg.InferenceServerClient) -> bool:

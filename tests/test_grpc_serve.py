@@ -28,8 +28,8 @@ TWO = (f"{MODELS / 'two_inputs.py'}:TwoInputs", "--input", "feats:float32:[-1,4]
 @pytest.fixture(scope="module")
 def server(exported, tmp_path_factory):
     repo = tmp_path_factory.mktemp("grpc") / "repo"
-    mlp1 = exported("demo:mlp", "pir", "1.0.0", 31)
-    mlp2 = exported("demo:mlp", "pir", "1.0.0", 32)
+    mlp1 = exported("demo:mlp")
+    mlp2 = exported("demo:mlp", "pir", "1.0.0", 1)
     two = exported(*TWO[:1], "pir", "1.0.0", 0, *TWO[1:])
     publish_copy(mlp1, repo, "mlp", "1.0.0")
     publish_copy(mlp2, repo, "mlp", "1.1.0")
@@ -278,15 +278,13 @@ def test_admin_without_token_beyond_loopback_is_permission_denied(front_end):
     assert c.is_model_ready("two")
 
 
-def test_grpc_connections_are_bounded(exported, tmp_path):
+def test_grpc_connections_are_bounded(fresh_mlp_repo):
     """At most --max-connections; a socket that never sends the HTTP/2 preface and a channel
     that makes no call are closed; the server still answers afterwards."""
     import socket
     import time
 
-    repo = tmp_path / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = start_runtime(repo, grpc_port=0, max_connections=4, head_timeout_s=1.0, grpc_idle_s=1.5)
+    rt = start_runtime(fresh_mlp_repo, grpc_port=0, max_connections=4, head_timeout_s=1.0, grpc_idle_s=1.5)
     port = rt.grpc.port
     try:
         socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(7)]

@@ -12,16 +12,15 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.serve_fixtures.helpers import hold_worker, metric, publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import hold_worker, metric, start_runtime, wait_for
 
 X = np.random.default_rng(3).standard_normal((2, 16)).astype("float32")
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 16], "data": X.ravel().tolist()}]}
 
 
 @pytest.fixture()
-def served(tmp_path, exported):
-    repo = tmp_path / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 51), repo, "mlp", "1.0.0")
+def served(fresh_mlp_repo):
+    repo = fresh_mlp_repo
     runtimes = []
 
     def start(**kwargs):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import assert_one_line_error
-from tests.serve_fixtures.helpers import free_port, publish_copy, serve_argv, wait_for
+from tests.serve_fixtures.helpers import free_port, serve_argv, wait_for
 
 
 def _env() -> dict:
@@ -26,10 +26,8 @@ def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repo(exported, tmp_path_factory):
-    repo = tmp_path_factory.mktemp("cli") / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 51), repo, "mlp", "1.0.0")
-    return repo
+def repo(mlp_repo):
+    return mlp_repo
 
 
 def test_sigterm_drains_slow_request_and_exits_zero(repo):

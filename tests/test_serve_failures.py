@@ -26,7 +26,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "serve_fixtures", "batch1_mlp.
 
 
 def test_corrupt_and_partial_versions_leave_serving_version(tmp_path, exported):
-    good = exported("demo:mlp", "pir", "1.0.0", 31)
+    good = exported("demo:mlp")
     repo = tmp_path / "repo"
     publish_copy(good, repo, "mlp", "1.0.0")
     rt = start_runtime(repo, poll_interval=0.2)
@@ -74,10 +74,8 @@ def test_corrupt_and_partial_versions_leave_serving_version(tmp_path, exported):
     assert set(clients.by_version()) <= {"1.0.0", "1.4.0"}
 
 
-def test_failing_version_trips_breaker_and_rolls_back(tmp_path, exported):
-    good = exported("demo:mlp", "pir", "1.0.0", 41)
-    repo = tmp_path / "repo"
-    publish_copy(good, repo, "mlp", "1.0.0")
+def test_failing_version_trips_breaker_and_rolls_back(fresh_mlp_repo):
+    repo = fresh_mlp_repo
     rt = start_runtime(repo, poll_interval=0.2, breaker={"failures": 3, "cooldown_s": 600})
     base = f"http://127.0.0.1:{rt.port}"
     try:

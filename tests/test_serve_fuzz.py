@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from paddlehot_cli.bench.hostile_requests import ROW, fuzz_case, seeds
-from tests.serve_fixtures.helpers import publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import start_runtime, wait_for
 from tests.serve_fixtures.raw_http import Reader, connect, post
 
 SECONDS = float(os.environ.get("PADDLEHOT_FUZZ_SECONDS", "15"))
@@ -96,10 +96,8 @@ def _rss_mb() -> float:
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(exported, tmp_path_factory):
-    repo = tmp_path_factory.mktemp("fuzz") / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = start_runtime(repo, max_body_mb=1.0, max_connections_per_client=256, keep_alive=1,
+def fuzz_server(mlp_repo):
+    rt = start_runtime(mlp_repo, max_body_mb=1.0, max_connections_per_client=256, keep_alive=1,
                        body_timeout_s=1.0, head_timeout_s=1.0)
     yield rt
     rt.stop_thread()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.serve_fixtures.helpers import publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import start_runtime, wait_for
 from tests.serve_fixtures.raw_http import Reader, connect, get, post
 
 ROW = [0.1 * i for i in range(16)]
@@ -22,10 +22,8 @@ INFER = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16
 
 
 @pytest.fixture(scope="module")
-def served(exported, tmp_path_factory):
-    repo = tmp_path_factory.mktemp("hostile") / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = start_runtime(repo, max_body_mb=0.01, keep_alive=2,
+def served(mlp_repo):
+    rt = start_runtime(mlp_repo, max_body_mb=0.01, keep_alive=2,
                        max_connections_per_client=400)  # caps: the `bounded` server
     yield rt
     rt.stop_thread()
@@ -193,10 +191,8 @@ def test_many_bad_targets_on_many_sockets_leave_every_version_loaded(served):
 # -- time and memory bounds (a server with small limits of its own) ------------------------------
 
 @pytest.fixture(scope="module")
-def bounded(exported, tmp_path_factory):
-    repo = tmp_path_factory.mktemp("bounded") / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = start_runtime(repo, max_body_mb=0.5, max_connections=24, max_connections_per_client=6,
+def bounded(mlp_repo_factory):
+    rt = start_runtime(mlp_repo_factory(), max_body_mb=0.5, max_connections=24, max_connections_per_client=6,
                        max_buffered_mb=1.0, body_timeout_s=1.5)
     yield rt
     rt.stop_thread()

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.serve_fixtures.helpers import publish_copy
 from tests.serve_fixtures.raw_http import Reader as _Reader
 from tests.serve_fixtures.raw_http import connect as _connect
 from tests.serve_fixtures.raw_http import get as _get
@@ -22,12 +20,10 @@ INFER = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16
 
 
 @pytest.fixture(scope="module")
-def served(exported, tmp_path_factory):
+def served(mlp_repo):
     from paddlehot_cli.serve.runtime import Runtime, ServeConfig
 
-    repo = tmp_path_factory.mktemp("httpproto") / "repo"
-    publish_copy(exported("demo:mlp", "pir", "1.0.0", 31), repo, "mlp", "1.0.0")
-    rt = Runtime(ServeConfig(repo=Path(repo), port=0, poll_interval=0.3, max_body_mb=0.01))
+    rt = Runtime(ServeConfig(repo=mlp_repo, port=0, poll_interval=0.3, max_body_mb=0.01))
     seen: list[str] = []  # paths that reached the ASGI app
     asgi = rt.server.app
 

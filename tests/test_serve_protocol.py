@@ -20,8 +20,8 @@ X = np.random.default_rng(1).standard_normal((3, 16)).astype("float32")
 @pytest.fixture(scope="module")
 def server(exported, tmp_path_factory):
     repo = tmp_path_factory.mktemp("proto") / "repo"
-    pkg = exported("demo:mlp", "pir", "1.0.0", 21)
-    pkg2 = exported("demo:mlp", "pir", "1.0.0", 22)
+    pkg = exported("demo:mlp")
+    pkg2 = exported("demo:mlp", "pir", "1.0.0", 1)
     publish_copy(pkg, repo, "mlp", "1.0.0")
     publish_copy(pkg2, repo, "mlp", "1.1.0")
     rt = start_runtime(repo, max_body_mb=0.05, admin_token=None)

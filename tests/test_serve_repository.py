@@ -16,7 +16,7 @@ from tests.serve_fixtures.helpers import copy_unpublished, publish_copy, start_r
 
 @pytest.fixture()
 def pkg(exported):
-    return exported("demo:mlp", "pir", "1.0.0", 61)
+    return exported("demo:mlp")
 
 
 def index(base, **headers):

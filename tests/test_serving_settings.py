@@ -85,7 +85,7 @@ def test_pdcapi_bounds_the_onednn_primitive_cache_like_core():
 @pytest.fixture(scope="module")
 def repo(exported, tmp_path_factory):
     repo = tmp_path_factory.mktemp("settings") / "repo"
-    pkg = exported("demo:mlp", "pir", "1.0.0", 7)
+    pkg = exported("demo:mlp")
     publish_copy(pkg, repo, "tuned", "1.0.0")
     publish_copy(pkg, repo, "broken", "1.0.0")
     (repo / "tuned" / SETTINGS_FILE).write_text(
@@ -177,7 +177,7 @@ def test_onednn_primitive_cache_is_bounded_in_core_and_pdcapi(exported, host):
     from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
     lib = str(build_pdcapi()) if host == "pdcapi" else "-"
-    pkg = exported("demo:mlp", "pir", "1.0.0", 7)
+    pkg = exported("demo:mlp")
     proc = subprocess.run([sys.executable, "-c", ONEDNN_CAPACITY, str(pkg), lib],
                           check=False, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "GLOG_minloglevel": "2"})
