@@ -1,6 +1,7 @@
 """The Go host's swap test on aarch64, under qemu: two versions of demo:mlp cross-built by
 `build-plugin --target aarch64 --sysroot ROOTFS`, phot-host cross-built for arm64, run inside the
-rootfs (plugin.rootfs.guest_command) with the cross pdcapi as -capi: goroutines call infer while
+rootfs (plugin.rootfs.guest_command) with the cross pdcapi as -capi and no Python interpreter
+started (tests/native/python_never_started.c preloaded): goroutines call infer while
 the host swaps versions, and every result must equal the answering version's output as this
 x86_64 host's Paddle computes it (phot-host's tolerance, 1e-5 + 1e-4 |want|).
 
@@ -24,6 +25,7 @@ from paddlehot_cli.core import load
 from paddlehot_cli.core.elf_facts import read_elf
 from tests.conftest import ROOT, cli
 from tests.plugin_fixtures.helpers import manifest_of
+from tests.test_host_go_no_python import assert_never_started, build_witness
 
 SCRIPT = ROOT / "native" / "edge" / "build-rootfs.sh"
 GO_DIR = ROOT / "native" / "host-go"
@@ -83,6 +85,7 @@ def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
     v1, v2 = (np.fromfile(work / f"{v}.bin", dtype="float32") for v in ("1.0.0", "1.1.0"))
     assert not np.allclose(v1, v2, atol=1e-3)  # a swap is visible in the outputs
     cross_build_host(work / "phot-host")
+    build_witness(work / "witness.so", CROSS_CC["aarch64"])
     capi = build_cross_pdcapi(rootfs, CROSS_CC["aarch64"])
 
     binds = [Bind(work, "work"), Bind(capi.parent, "capi")]
@@ -94,8 +97,8 @@ def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
                 "-i", f"x:float32:3,16:{w}/in.bin"]
         for so_name, exp in zip(plugins, expected):
             argv += [f"{w}/{so_name}", symbol_prefix(work / so_name), f"{w}/{exp}"]
-        # The cross pdcapi embeds the rootfs' CPython: PADDLEHOT_PYTHON points it at the venv.
-        env = {"PADDLEHOT_PYTHON": rootfs.guest_python, "GLOG_minloglevel": "2"}
+        # No PADDLEHOT_PYTHON, no venv: the witness shows no interpreter is ever started.
+        env = {"LD_PRELOAD": f"{w}/witness.so", "GLOG_minloglevel": "2"}
         return subprocess.run(guest_command(rootfs, argv, binds, env), capture_output=True,
                               text=True, timeout=600, check=False)
 
@@ -105,6 +108,7 @@ def test_go_swap_test_on_aarch64_plugins_under_qemu(rootfs, exported, tmp_path):
     assert report["failed"] == 0 and report["swaps"] == 4 and report["threads"] == 2, report
     assert report["calls"] >= 200, report  # -n is a floor: calls go on while a swap warms up
     assert report["calls_per_version"]["v1"] > 0 and report["calls_per_version"]["v2"] > 0
+    assert_never_started(proc.stderr)
     print(f"\narm64 phot-host under qemu (emulated): {json.dumps(report)}")  # figures, with -s
     # It notices wrong aarch64 results: v1 expected to answer v2's outputs is refused.
     proc = run_guest(["1.1.0.bin", "1.0.0.bin"], "-t", "2", "-n", "20")

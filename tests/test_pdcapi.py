@@ -676,3 +676,21 @@ def test_python_executor_threads_while_predictors_come_and_go(api, models):
         api.PD_PredictorDestroy(p)
     api.PD_PredictorDestroy(root)
     assert errors == []
+
+
+def test_threads_that_come_and_go_never_meet_dead_kernels(api, models):
+    """Short-lived threads each running two predictors (see native/pdcapi/src/thread_runs.cc):
+    before the fix a successor thread failed every call of one of them (std::exception)."""
+    from tests.test_onednn_threads import churn_threads
+
+    prog, params = models["pir"]
+    out_name = _python_predictor(prog, params).get_output_names()[0].encode()
+    preds = [api.predictor(prog, params) for _ in range(2)]
+    x = _input(2, 0.25)
+    try:
+        errors = churn_threads({f"p{i}": (lambda p=p: api.infer(p, x, out_name))
+                                for i, p in enumerate(preds)})
+    finally:
+        for p in preds:
+            api.PD_PredictorDestroy(p)
+    assert errors == []

@@ -2,22 +2,22 @@
 
 The first predictor is created from the package (~0.8 s for resnet18); more are created the same
 way, each from its own config, on demand up to `pool_max`; predictors idle longer than `idle_s`
-beyond `pool_min` are released. Not `clone()`: a clone shares its source's scope, and a clone
-made while a predictor sharing that scope ran once failed every call it served; in Paddle 3.3.1
-a clone saves neither time nor memory over a new predictor. Creation and release go through
+beyond `pool_min` are released. Not `clone()`: in Paddle 3.3.1 a clone saves neither time nor
+memory over a new predictor. (The random failures once blamed on cloning came from threads
+exiting: see onednn_threads.) Creation and release go through
 paddle_runtime's one process-wide lock. Note: the wheel's `Predictor.run()` holds the GIL, so
 several predictors only help when callers overlap in non-Python work; the default pool is 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from paddlehot_cli.core import paddle_runtime
+from paddlehot_cli.core import onednn_threads, paddle_runtime
 from paddlehot_cli.core.manifest import Manifest, read_verified
 from paddlehot_cli.core.pool import Pool, PoolClosed
 from paddlehot_cli.core.signature import check_inputs
@@ -25,14 +25,27 @@ from paddlehot_cli.errors import PackageError, short_error
 
 
 class _Bound:
-    """One predictor with its input/output handles resolved once."""
+    """One predictor with its input/output handles resolved once; renewed (a new predictor
+    from `make`) before its next run once a thread that ran it and another one exited
+    (onednn_threads: Paddle's oneDNN cache would hand that thread's successor dead kernels)."""
 
-    __slots__ = ("inputs", "outputs", "predictor")
+    __slots__ = ("__weakref__", "inputs", "make", "output_names", "outputs", "predictor",
+                 "stale")
 
-    def __init__(self, predictor: Any, output_names: list[str]):
+    def __init__(self, predictor: Any, output_names: list[str], make: Callable[[], Any]):
+        self.make, self.output_names, self.stale = make, output_names, False
+        self._bind(predictor)
+
+    def _bind(self, predictor: Any) -> None:
         self.predictor = predictor
         self.inputs = {n: predictor.get_input_handle(n) for n in predictor.get_input_names()}
-        self.outputs = [predictor.get_output_handle(n) for n in output_names]
+        self.outputs = [predictor.get_output_handle(n) for n in self.output_names]
+
+    def _renew(self) -> None:
+        self.stale = False
+        fresh = self.make()
+        with paddle_runtime.lifecycle_lock():  # the old predictor's last reference goes here
+            self._bind(fresh)
 
     def release(self) -> None:
         """Drop the handles and the predictor under the lifecycle lock (the last reference)."""
@@ -40,9 +53,12 @@ class _Bound:
             self.inputs, self.outputs, self.predictor = {}, [], None
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if self.stale:
+            self._renew()
         for name, arr in feeds.items():
             self.inputs[name].copy_from_cpu(arr)
         self.predictor.run()
+        onednn_threads.note_run(self)
         return [h.copy_to_cpu() for h in self.outputs]
 
 
@@ -91,14 +107,15 @@ class PackageServable:
             )
         pool_min = max(0, int(pool_min))
         pool_max = max(1, pool_min, int(pool_max or 1))
-        seed = [_Bound(first, self._output_names)]
-
-        def factory() -> _Bound:
-            if seed:
-                return seed.pop()
+        def make() -> Any:
             config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
                                                 self.paddle_options)
-            return _Bound(paddle_runtime.create_predictor(config), self._output_names)
+            return paddle_runtime.create_predictor(config)
+
+        seed = [_Bound(first, self._output_names, make)]
+
+        def factory() -> _Bound:
+            return seed.pop() if seed else _Bound(make(), self._output_names, make)
 
         self._pool: Pool[_Bound] = Pool(
             factory, min_size=max(1, pool_min), max_size=pool_max, idle_s=idle_s,

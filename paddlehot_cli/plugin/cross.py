@@ -3,8 +3,9 @@ its venv's paddlepaddle wheel, and its libpython, which libpaddle.so needs loada
 cross-built plugin links a real libpaddle_inference_c.so, not a stub.
 
 It is cached per (arch, Paddle version, libpaddle build id, sources, flags) next to the host
-builds; the rootfs is only read. The symbol check runs as for a host build; the self-test needs
-the target's CPU (qemu) and runs with `verify` in plugin.qemu_verify.
+builds; the rootfs is only read. The symbol check runs as for a host build, against the
+rootfs' libpaddle.so; the self-test (every supported dtype and a dynamic shape) runs inside the
+rootfs under qemu, and a mismatch fails the build as on x86_64: nothing is cached.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from paddlehot_cli.core.plugin_abi import host_arch
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.plugin import pdcapi
 from paddlehot_cli.plugin.libpaddle import LibPaddle, describe
-from paddlehot_cli.plugin.rootfs import Rootfs, open_rootfs
+from paddlehot_cli.plugin.rootfs import Bind, Rootfs, guest_command, open_rootfs, require_runnable
+
+QEMU_SELFTEST_TIMEOUT_S = 600  # loading libpaddle.so under qemu on a busy 2-core box
 
 if TYPE_CHECKING:
     from paddlehot_cli.plugin.c_api_choice import CApi
@@ -76,8 +79,24 @@ def build_cross_pdcapi(rootfs: Rootfs, cc: str, force: bool = False) -> Path:
         built = pdcapi.compile_and_link(tmp, cc_path, cxx_path, flags, ldflags,
                                         f"{pdcapi.SONAME} for {rootfs.arch}")
         pdcapi.check_symbols(built, lib.path)
+        self_test_under_qemu(rootfs, built, cc_path)
         os.replace(built, target)
     return target
+
+
+def self_test_under_qemu(rootfs: Rootfs, bridge: Path, cc: str) -> None:
+    """pdcapi's self-test cross-compiled and run inside the rootfs (the device's libpaddle.so
+    and libpython), under qemu; UserError on a mismatch or when it cannot run."""
+    require_runnable(rootfs)
+    rpath_link = ":".join(str(d) for d in [*rootfs.lib_dirs, _libpaddle(rootfs).path.parent,
+                                          rootfs.site_packages() / "paddle" / "libs"])
+    exe = pdcapi.compile_self_test(bridge, cc, [f"-Wl,-rpath-link,{rpath_link}"])
+    binds = [Bind(bridge.parent, "pdcapi"), Bind(pdcapi.selftest_dir(), "selftest")]
+    argv = [f"{binds[0].guest}/{exe.name}",
+            *(f"{binds[1].guest}/{m.name}" for m in pdcapi.self_test_models())]
+    env = {"LD_LIBRARY_PATH": binds[0].guest, "GLOG_minloglevel": "2"}
+    pdcapi.run_self_test(guest_command(rootfs, argv, binds, env), env=None,
+                         timeout=QEMU_SELFTEST_TIMEOUT_S, where=f" under qemu ({rootfs.arch})")
 
 
 def cross_c_api(sysroot: Path, target: str, cc: str) -> CApi:

@@ -231,28 +231,43 @@ def check_symbols(bridge: Path, libpaddle: Path) -> None:
                         "paddlepaddle wheel that does (the x86_64 3.3.1 and aarch64 3.2.2 wheels do)")
 
 
-def self_test(bridge: Path, cc: str, runner: list[str] | None = None) -> None:
-    """Compile native/pdcapi/selftest/selftest.c against the new bridge and run it on the
-    self-test model (under `runner`, e.g. qemu, for a foreign arch); UserError on a mismatch."""
+def compile_self_test(bridge: Path, cc: str, ldflags: list[str] = ()) -> Path:
+    """native/pdcapi/selftest/selftest.c compiled with `cc` against the new bridge, beside it."""
     exe = bridge.parent / "pdcapi-selftest"
     _run_tool([cc, "-O2", "-Wall", *include_flags(), str(selftest_dir() / "selftest.c"),
                "-o", str(exe), f"-L{bridge.parent}", "-lpaddle_inference_c",
-               f"-Wl,-rpath,{bridge.parent}"], "the pdcapi self-test")
-    env = {**os.environ, "GLOG_minloglevel": "2"}
-    cmd = [*(runner or []), str(exe), str(selftest_dir() / "model.json"),
-           str(selftest_dir() / "model.pdiparams")]
+               f"-Wl,-rpath,{bridge.parent}", *ldflags], "the pdcapi self-test")
+    return exe
+
+
+def run_self_test(cmd: list[str], env: dict[str, str] | None = None,
+                  timeout: float = SELFTEST_TIMEOUT_S, where: str = "") -> None:
+    """Run a compiled self-test (cmd ends with its model files); UserError unless it printed
+    "selftest ok": the first MISMATCH line, else its last line, names what failed."""
+    env = {**os.environ, "GLOG_minloglevel": "2"} if env is None else env
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
-                              timeout=SELFTEST_TIMEOUT_S)
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise UserError(f"the pdcapi self-test did not finish in {SELFTEST_TIMEOUT_S} s") from None
+        raise UserError(f"the pdcapi self-test{where} did not finish in {timeout:.0f} s") from None
     if proc.returncode != 0 or "selftest ok" not in proc.stdout:
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
         why = next((ln for ln in lines if "MISMATCH" in ln), lines[-1] if lines else
                    f"exit status {proc.returncode}")
-        raise UserError(f"the pdcapi self-test failed: {why.strip()}",
+        raise UserError(f"the pdcapi self-test{where} failed: {why.strip()}",
                         hint="pdcapi's declarations of Paddle's C++ API do not match this "
                         "libpaddle.so; nothing was cached")
+
+
+def self_test_models() -> list[Path]:
+    return [selftest_dir() / "model.json", selftest_dir() / "model.pdiparams"]
+
+
+def self_test(bridge: Path, cc: str) -> None:
+    """The self-test on this host: every supported dtype and a dynamic shape through the
+    self-test model; UserError on a mismatch."""
+    exe = compile_self_test(bridge, cc)
+    run_self_test([str(exe), *map(str, self_test_models())])
 
 
 def _native_plan(cc: str | None) -> tuple[LibPaddle, str, str, list[str], list[str], Path]:
@@ -344,5 +359,31 @@ def build_link_stub(target: str, cc: str) -> Path:
     return out
 
 
-if __name__ == "__main__":  # python -m paddlehot_cli.plugin.pdcapi: build (or find) and print
-    print(build_pdcapi())
+def _main(argv: list[str]) -> int:
+    """python -m paddlehot_cli.plugin.pdcapi [--sysroot ROOTFS]: build (or find) pdcapi for this
+    host, or for the aarch64 rootfs ROOTFS, and print its path."""
+    import sys
+
+    try:
+        if argv[:1] == ["--sysroot"] and len(argv) == 2:
+            from paddlehot_cli.plugin.c_api_choice import CROSS_CC
+            from paddlehot_cli.plugin.cross import build_cross_pdcapi
+            from paddlehot_cli.plugin.rootfs import open_rootfs
+
+            print(build_cross_pdcapi(open_rootfs(Path(argv[1]), "aarch64"), CROSS_CC["aarch64"]))
+        elif not argv:
+            print(build_pdcapi())
+        else:
+            print("error: usage: python -m paddlehot_cli.plugin.pdcapi [--sysroot ROOTFS]",
+                  file=sys.stderr)
+            return 2
+    except UserError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

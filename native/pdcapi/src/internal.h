@@ -84,6 +84,10 @@ PHOT_HIDDEN std::shared_ptr<paddle_infer::Predictor> phot_create_locked(
 PHOT_HIDDEN void phot_destroy_locked(std::shared_ptr<paddle_infer::Predictor>& pred,
                                      paddle::AnalysisConfig* config);
 
+/* thread_runs.cc: why a thread's exit may clear Paddle's oneDNN cache (comment at its top). */
+PHOT_HIDDEN void phot_note_run(const PD_Predictor* p);
+PHOT_HIDDEN bool phot_forget_onednn_kernels(void); /* false where the wheel has no oneDNN */
+
 /* model_check.cc: refuse what Paddle would crash or abort on, before Paddle sees it. */
 PHOT_HIDDEN bool phot_check_model_files(const char* prog, const char* params, const char* fn);
 PHOT_HIDDEN bool phot_check_program_bytes(const char* data, size_t n, const char* what,

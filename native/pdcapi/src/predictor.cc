@@ -196,7 +196,10 @@ PD_Bool PD_PredictorRun(PD_Predictor* p) {
   static const char fn[] = "PD_PredictorRun";
   PHOT_CHECK_ARG(p, fn, FALSE);
   return phot_guard(fn, (PD_Bool)FALSE, [&]() -> PD_Bool {
-    if (p->pred->Run()) return TRUE;
+    if (p->pred->Run()) {
+      phot_note_run(p);
+      return TRUE;
+    }
     phot_set_error("%s: Paddle's Run() returned false", fn);
     return FALSE;
   });
