@@ -178,8 +178,7 @@ def test_push_and_pull_verify_the_registry_with_registry_ca(tmp_path, exported, 
         assert_one_line_error(bad, 2, "not a PEM CA certificate")
         ok = cli("push", f"{repo}:mlp@1.0.0", target, "--registry-ca", pki["ca"])
         assert ok.returncode == 0, ok.stderr
-        box = tmp_path / "box"
-        box.mkdir()
+        box = tmp_path / "box" / "models"  # not there yet: pull creates it, as export does
         pulled = cli("pull", f"{target}:1.0.0", "--repo", box, "--registry-ca", pki["ca"])
         assert pulled.returncode == 0, pulled.stderr
         assert (box / "mlp" / "1.0.0" / "paddlehot.json").is_file()
