@@ -151,6 +151,12 @@ def test_root_published_repository_served_by_an_unprivileged_user(service_user):
             reason = wait_for(lambda: {r["version"]: r for r in httpx.post(
                 f"{base}/v2/repository/index").json()}.get("1.1.0", {}).get("reason"), 30)
             assert reason.startswith("permission denied: mlp/1.1.0"), reason
+            # a model directory root made under umask 077: the model's row says so too
+            locked = publish_copy(repo / "mlp" / "1.0.0", repo, "locked", "1.0.0").parent
+            locked.chmod(0o700)
+            row = wait_for(lambda: next((r for r in httpx.post(f"{base}/v2/repository/index")
+                                         .json() if r["name"] == "locked"), None), 30)
+            assert row["reason"].startswith("permission denied: locked/"), row
         finally:
             server.terminate()
             out, _ = server.communicate(timeout=60)
