@@ -10,9 +10,10 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-# .cc, .map: pdcapi (C++, its export list); .json, .pdiparams, .py: its self-test model and script
+# .cc, .map: pdcapi (C++, its export list); .json, .pdiparams, .py: its self-test model and script;
+# .go, .mod: the Go host module (native/host-go) docs/go-host.md builds
 SOURCE_SUFFIXES = {".h", ".c", ".cc", ".S", ".in", ".txt", ".service", ".yaml", ".lua", ".md", ".sh",
-                   ".map", ".json", ".pdiparams", ".py"}
+                   ".map", ".json", ".pdiparams", ".py", ".go", ".mod"}
 
 
 def _sources_only(directory: str, names: list[str]) -> list[str]:

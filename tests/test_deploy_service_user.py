@@ -23,7 +23,13 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, cli
-from tests.serve_fixtures.helpers import free_port, publish_copy, serve_argv, start_runtime, wait_for
+from tests.serve_fixtures.helpers import (
+    free_port,
+    publish_copy,
+    start_runtime,
+    wait_for,
+)
+from tests.test_deploy_steps import pip_install
 
 SERVICE_USER = "phtest-svc"
 
@@ -101,10 +107,7 @@ def test_root_published_repository_served_by_an_unprivileged_user(service_user):
     try:
         work.chmod(0o755)
         site, repo, home = work / "site", work / "repo", work / "home"
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
-                              "--no-build-isolation", "-q", "--target", str(site), str(ROOT)],
-                             capture_output=True, text=True, timeout=600)
-        assert pip.returncode == 0, pip.stderr
+        pip_install(site, work)
         old = os.umask(0o022)  # the usual umask of a root shell
         try:
             proc = cli("export", "demo:mlp", "--repo", repo, "--version", "1.0.0")
@@ -148,6 +151,12 @@ def test_root_published_repository_served_by_an_unprivileged_user(service_user):
             reason = wait_for(lambda: {r["version"]: r for r in httpx.post(
                 f"{base}/v2/repository/index").json()}.get("1.1.0", {}).get("reason"), 30)
             assert reason.startswith("permission denied: mlp/1.1.0"), reason
+            # a model directory root made under umask 077: the model's row says so too
+            locked = publish_copy(repo / "mlp" / "1.0.0", repo, "locked", "1.0.0").parent
+            locked.chmod(0o700)
+            row = wait_for(lambda: next((r for r in httpx.post(f"{base}/v2/repository/index")
+                                         .json() if r["name"] == "locked"), None), 30)
+            assert row["reason"].startswith("permission denied: locked/"), row
         finally:
             server.terminate()
             out, _ = server.communicate(timeout=60)

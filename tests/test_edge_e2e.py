@@ -35,7 +35,7 @@ def rootfs() -> Path:
     check = subprocess.run([SCRIPT, "--check"], capture_output=True, text=True, check=False)
     why = None
     if check.returncode != 0:
-        why = f"no aarch64 rootfs ({check.stderr.strip()}): build it with `sudo {SCRIPT}`"
+        why = f"no aarch64 rootfs ({check.stderr.strip()}): build it with `{SCRIPT}` (as root, or through sudo)"
     elif os.geteuid() != 0:
         why = "refreshing paddlehot inside the rootfs needs root"
     if why:

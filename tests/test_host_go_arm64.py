@@ -42,7 +42,7 @@ def rootfs():
     check = subprocess.run([SCRIPT, "--check"], capture_output=True, text=True, check=False)
     why = None
     if check.returncode != 0:
-        why = f"no aarch64 rootfs ({check.stderr.strip()}): build it with `sudo {SCRIPT}`"
+        why = f"no aarch64 rootfs ({check.stderr.strip()}): build it with `{SCRIPT}` (as root, or through sudo)"
     elif binfmt_problem("aarch64"):
         why = f"cannot run aarch64 code: {binfmt_problem('aarch64')}"
     if why:

@@ -143,3 +143,20 @@ def test_quarantine_file_is_bounded_and_a_damaged_one_is_ignored(tmp_path):
     assert q.entries == {} and not (state / LOADING_FILE).exists()
     leftovers = [p.name for p in state.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # no temp file of a durable write stays behind
+
+
+def test_odd_state_files_and_an_unwritable_state_dir_never_stop_a_load(tmp_path, caplog):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / QUARANTINE_FILE).write_text(json.dumps(
+        {"m": {"1.0.0": {"reason": "quarantined: x", "at": "yesterday"}}, "n": 3}))
+    (state / LOADING_FILE).write_text(json.dumps(
+        {"model": "m", "version": "1.1.0", "path": str(tmp_path), "at": [1]}))
+    q = Quarantine(state, lambda p: str(p))
+    assert set(q.entries["m"]) == {"1.0.0", "1.1.0"}
+    shutil.rmtree(state)  # the state dir vanished (or the disk is full): loads go on
+    q.begin("m", "1.2.0", tmp_path)
+    q.end()
+    q.lift("m")
+    assert q.entries == {}
+    assert "a crash in it would not be quarantined" in caplog.text

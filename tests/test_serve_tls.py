@@ -178,11 +178,22 @@ def test_push_and_pull_verify_the_registry_with_registry_ca(tmp_path, exported, 
         assert_one_line_error(bad, 2, "not a PEM CA certificate")
         ok = cli("push", f"{repo}:mlp@1.0.0", target, "--registry-ca", pki["ca"])
         assert ok.returncode == 0, ok.stderr
-        box = tmp_path / "box"
-        box.mkdir()
+        box = tmp_path / "box" / "models"  # not there yet: pull creates it, as export does
         pulled = cli("pull", f"{target}:1.0.0", "--repo", box, "--registry-ca", pki["ca"])
         assert pulled.returncode == 0, pulled.stderr
         assert (box / "mlp" / "1.0.0" / "paddlehot.json").is_file()
+        # serve --follow --registry-ca: the follower's client trusts the CA as pull did
+        from paddlehot_cli.fleet.client import trust_registry_ca
+
+        follower_box = tmp_path / "follower"
+        follower_box.mkdir()
+        trust_registry_ca(pki["ca"])
+        rt = start_runtime(follower_box, follow=[target], follow_interval=0.5)
+        try:
+            assert rt.manager.loaded_versions("mlp") == ["1.0.0"]
+        finally:
+            rt.stop_thread()
     finally:
+        trust_registry_ca(None)
         proc.terminate()
         proc.wait(10)

@@ -16,6 +16,7 @@
 #   wheels/          aarch64 wheels, downloaded on the host by pip
 # Outside that directory the script only mounts binfmt_misc and registers qemu-aarch64 with
 # the kernel, and only when they are missing.
+# Run it as root, or as a user with sudo (it reruns itself through sudo; --check needs neither).
 # Needs: root, debootstrap, qemu-user-static, a Debian mirror in the host's apt sources (or
 # PADDLEHOT_EDGE_MIRROR), and pip able to reach the package index.
 set -euo pipefail
@@ -26,8 +27,10 @@ PYVER=3.11
 # Only what runs or links: every package is configured under qemu (python ones byte-compile).
 PACKAGES="python3,python3-venv,libpython${PYVER}-dev"
 # paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle), and
-# setuptools, which `import paddle` needs and a venv made --without-pip lacks.
-PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client httpx setuptools"
+# setuptools, which `import paddle` needs and a venv made --without-pip lacks. grpcio, protobuf
+# and tritonclient (its [grpc] extra, spelled out: no glob characters) make `serve --grpc-port`
+# work under qemu; all three have cp311 aarch64 wheels.
+PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client httpx setuptools grpcio protobuf tritonclient"
 VENV=/opt/paddlehot
 EDGE_DIR="${PADDLEHOT_EDGE_DIR:-${PADDLEHOT_CACHE:-$HOME/.cache/paddlehot}/edge}"
 ROOTFS="$EDGE_DIR/rootfs"
@@ -37,6 +40,7 @@ WHEELS="$EDGE_DIR/wheels"
 SPEC="suite=$SUITE python=$PYVER paddle=$PADDLE_VERSION packages=$PACKAGES"
 DEPS_SPEC="paddle=$PADDLE_VERSION deps=$PY_DEPS"
 
+ORIG_ARGS=("$@")  # for the sudo re-run (need_root)
 PROJECT=""
 PRINT_PATH=0
 CHECK=0
@@ -64,8 +68,18 @@ if [ "$CHECK" = 1 ]; then
 fi
 
 # --- what we need -------------------------------------------------------------------------------
+# Root does the build; a user with sudo gets it run through sudo, with the same cache dir (sudo
+# may change HOME), so `--check` as that user finds the rootfs afterwards. One command for both.
 need_root() {
-  [ "$(id -u)" = 0 ] || die "building the arm64 rootfs needs root (debootstrap, chroot, binfmt registration); rerun with sudo"
+  [ "$(id -u)" = 0 ] && return 0
+  command -v sudo >/dev/null \
+    || die "building the arm64 rootfs needs root (debootstrap, chroot, binfmt registration), and sudo is not installed: run it as root"
+  log "not root: running through sudo (cache: $EDGE_DIR)"
+  local ask=""; [ -t 0 ] || ask="-n"  # no terminal to ask a password on: fail, do not hang
+  exec sudo $ask -- env PADDLEHOT_EDGE_DIR="$EDGE_DIR" \
+    ${PADDLEHOT_EDGE_MIRROR:+PADDLEHOT_EDGE_MIRROR="$PADDLEHOT_EDGE_MIRROR"} \
+    ${PADDLEHOT_EDGE_PADDLE:+PADDLEHOT_EDGE_PADDLE="$PADDLEHOT_EDGE_PADDLE"} \
+    "$(readlink -f "$0")" "${ORIG_ARGS[@]}"
 }
 QEMU=""
 find_qemu() {

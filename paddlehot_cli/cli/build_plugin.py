@@ -77,7 +77,7 @@ def build_plugin(
         --paddle-inference-dir paddle_inference_c_aarch64/
 
       paddlehot build-plugin pkg/ -o mlp-arm.so --target aarch64 \\
-        --sysroot "$(sudo native/edge/build-rootfs.sh --print-path)"
+        --sysroot "$(native/edge/build-rootfs.sh --print-path)"
     """
     from paddlehot_cli.plugin.build import BuildRequest
     from paddlehot_cli.plugin.build import build_plugin as run_build

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -15,11 +16,10 @@ from paddlehot_cli.cli.errors import user_errors
 from paddlehot_cli.cli.render import console, out
 
 
-def _demo_repo() -> Path:
-    """Export the built-in demo MLP into a temp repository (no REPO given)."""
+def _demo_repo(repo: Path) -> Path:
+    """Export the built-in demo MLP into a temp repository (no REPO given; serve removes it)."""
     from paddlehot_cli.export.pipeline import ExportRequest, export_package
 
-    repo = Path(tempfile.mkdtemp(prefix="paddlehot-demo-repo-"))
     export_package(ExportRequest(source="demo:mlp", inputs=[], name=None, version="1.0.0",
                                  fmt="pir", out_dir=None, repo=repo, force=False, validate=False,
                                  atol=1e-4, rtol=1e-3, seed=0, weights=None, sizes=[1, 3, 8]))
@@ -220,39 +220,45 @@ def serve(
         from paddlehot_cli.core.signatures import Trust
 
         cfg.trust = Trust.from_files(list(trust))
-    def _early_stop(*_: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit
-
-    signal.signal(signal.SIGTERM, _early_stop)
-    runtime = Runtime(cfg, extensions) if repo is not None else None
-    if runtime is not None:
-        runtime.bind()  # fail fast (port in use) before loading anything
-    else:
-        console.print("no REPO given: serving the built-in demo model")
-        cfg.repo = _demo_repo()
-        runtime = Runtime(cfg)
-        runtime.bind()
+    # no REPO: a temp repository with the demo model, removed however serve ends (SIGTERM too)
+    demo = Path(tempfile.mkdtemp(prefix="paddlehot-demo-repo-")) if repo is None else None
     try:
-        runtime.start_core()
-    except KeyboardInterrupt:
-        runtime.shutdown()
-        console.print("stopped before serving")
-        return
-    except BaseException:
-        runtime.shutdown()
-        raise
-    url = f"{'https' if tls else 'http'}://{host if ':' not in host else f'[{host}]'}:{runtime.port}"
-    _say(f"[bold]paddlehot serve[/bold] {cfg.repo} on {url} (policy: {cfg.policy.describe()})")
-    for model in runtime.manager.models():
-        loaded = runtime.manager.loaded_versions(model)
-        _say(f"  {model}: {', '.join(loaded) if loaded else '[red]no version loaded[/red]'}")
-        _say(f"    POST {url}/v2/models/{model}/infer")
-    if runtime.grpc is not None:
-        _say(f"  gRPC{' over TLS' if tls else ''} (KServe v2 / Triton GRPCInferenceService): "
-             f"{host if ':' not in host else f'[{host}]'}:{runtime.grpc.port}")
-    _say(f"  health: {url}/v2/health/live  {url}/v2/health/ready   metrics: {url}/metrics")
-    _say(f"  repository: POST {url}/v2/repository/index | models/NAME/load | unload"
-              + ("" if runtime.server.options.admin_open or admin_token else "  [yellow](disabled: no --admin-token)[/yellow]"))
-    sys.stdout.flush()
-    runtime.serve_forever()
+        def _early_stop(*_: object) -> None:
+            raise KeyboardInterrupt  # SIGTERM while starting: stop loading, exit
+
+        signal.signal(signal.SIGTERM, _early_stop)
+        runtime = Runtime(cfg, extensions) if repo is not None else None
+        if runtime is not None:
+            runtime.bind()  # fail fast (port in use) before loading anything
+        else:
+            console.print("no REPO given: serving the built-in demo model")
+            cfg.repo = _demo_repo(demo)
+            runtime = Runtime(cfg)
+            runtime.bind()
+        try:
+            runtime.start_core()
+        except KeyboardInterrupt:
+            runtime.shutdown()
+            console.print("stopped before serving")
+            return
+        except BaseException:
+            runtime.shutdown()
+            raise
+        url = f"{'https' if tls else 'http'}://{host if ':' not in host else f'[{host}]'}:{runtime.port}"
+        _say(f"[bold]paddlehot serve[/bold] {cfg.repo} on {url} (policy: {cfg.policy.describe()})")
+        for model in runtime.manager.models():
+            loaded = runtime.manager.loaded_versions(model)
+            _say(f"  {model}: {', '.join(loaded) if loaded else '[red]no version loaded[/red]'}")
+            _say(f"    POST {url}/v2/models/{model}/infer")
+        if runtime.grpc is not None:
+            _say(f"  gRPC{' over TLS' if tls else ''} (KServe v2 / Triton GRPCInferenceService): "
+                 f"{host if ':' not in host else f'[{host}]'}:{runtime.grpc.port}")
+        _say(f"  health: {url}/v2/health/live  {url}/v2/health/ready   metrics: {url}/metrics")
+        _say(f"  repository: POST {url}/v2/repository/index | models/NAME/load | unload"
+                  + ("" if runtime.server.options.admin_open or admin_token else "  [yellow](disabled: no --admin-token)[/yellow]"))
+        sys.stdout.flush()
+        runtime.serve_forever()
+    finally:
+        if demo is not None:
+            shutil.rmtree(demo, ignore_errors=True)
     console.print("drained and stopped")

@@ -77,6 +77,11 @@ def _read(path: Path) -> object:
         return None
 
 
+def _number(value: object) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e11
+    return float(value) if ok else 0.0
+
+
 class Quarantine:
     """The state dir's crash record and quarantine list. `Quarantine(None)` remembers nothing
     (serve without --state-dir): loads are not journaled and nothing is quarantined."""
@@ -96,7 +101,8 @@ class Quarantine:
             return
         for model, versions in doc.items():
             if isinstance(versions, dict):
-                self.entries[model] = {v: e for v, e in versions.items()
+                self.entries[model] = {v: {**e, "at": _number(e.get("at"))}
+                                       for v, e in versions.items()
                                        if isinstance(e, dict) and isinstance(e.get("reason"), str)}
 
     def _recover(self) -> None:
@@ -104,7 +110,7 @@ class Quarantine:
         record = _read(self.dir / LOADING_FILE)
         if isinstance(record, dict) and all(isinstance(record.get(k), str)
                                             for k in ("model", "version", "path")):
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.get("at", 0)))
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(_number(record.get("at"))))
             reason = (f"quarantined: the server died while loading it (pid {record.get('pid')}, "
                       f"{when}); republish it or POST /v2/repository/models/"
                       f"{record['model']}/load to try again")
@@ -112,22 +118,34 @@ class Quarantine:
             self.entries.setdefault(record["model"], {})[record["version"]] = {
                 "reason": reason, "signature": sig, "at": time.time()}
             log.error("%s %s: %s", record["model"], record["version"], reason)
-            self._save()
+            if not self._save():
+                return  # the record stays: the next start quarantines it again
         (self.dir / LOADING_FILE).unlink(missing_ok=True)
 
     # -- the load harness's journal ------------------------------------------------------
 
     def begin(self, model: str, version: str, path: Path) -> None:
-        if self.dir is not None:
+        """Record the load about to start. A state dir that cannot be written (full disk) does
+        not stop the load: it only goes unprotected, said in the log."""
+        if self.dir is None:
+            return
+        try:
             write_durably(self.dir / LOADING_FILE, {"model": model, "version": version,
                                                     "path": str(path), "pid": os.getpid(),
                                                     "at": time.time()})
+        except OSError as exc:
+            log.warning("cannot record the load of %s %s in %s (%s): a crash in it would not "
+                        "be quarantined", model, version, self.dir, exc.strerror or exc)
 
     def end(self) -> None:
         """The load ended with the process alive (loaded, failed, or a clean shutdown)."""
-        if self.dir is not None:
+        if self.dir is None:
+            return
+        try:
             (self.dir / LOADING_FILE).unlink(missing_ok=True)
             sync_dir(self.dir)
+        except OSError as exc:
+            log.warning("cannot clear %s: %s", self.dir / LOADING_FILE, exc.strerror or exc)
 
     # -- what the Manager asks -----------------------------------------------------------
 
@@ -158,13 +176,20 @@ class Quarantine:
             if gone:
                 self._save()
 
-    def _save(self) -> None:
+    def _save(self) -> bool:
+        """Write the list (bounded); False when the state dir cannot be written now (the
+        quarantine still holds in this process)."""
         if self.dir is None:
-            return
-        flat = sorted(((e.get("at", 0), m, v) for m, vs in self.entries.items()
+            return True
+        flat = sorted(((e["at"], m, v) for m, vs in self.entries.items()
                        for v, e in vs.items()), reverse=True)
         for _, m, v in flat[MAX_ENTRIES:]:
             del self.entries[m][v]
         doc = {m: {v: {**e, "reason": e["reason"][:MAX_REASON]} for v, e in vs.items()}
                for m, vs in self.entries.items() if vs}
-        write_durably(self.dir / QUARANTINE_FILE, doc)
+        try:
+            write_durably(self.dir / QUARANTINE_FILE, doc)
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.dir / QUARANTINE_FILE, exc.strerror or exc)
+            return False
+        return True

@@ -154,7 +154,7 @@ class RepositorySource:
             if exc.errno in _GONE:
                 return []
             raise _scan_failed(self.repo, exc) from None
-        for e in entries:
+        for e in entries or ():
             if e.name.startswith(".") or not e.is_dir():
                 continue
             try:
@@ -205,11 +205,14 @@ class RepositorySource:
         versions: dict[str, Path] = {}
         try:
             entries = list(os.scandir(mdir))
+            self._model_readable(model, None)
         except OSError as exc:
-            if exc.errno not in _GONE:
+            if exc.errno in _DENIED and not self._last.get(model, ((),))[0]:
+                self._model_readable(model, denied(f"{model}/"))  # nothing served to keep
+            elif exc.errno not in _GONE:
                 raise _scan_failed(f"{model}/", exc) from None
-            entries = []
-        for e in entries:
+            entries = None
+        for e in entries or ():
             if e.name.startswith(".") or not is_semver(e.name) or not e.is_dir():
                 continue
             vdir = mdir / e.name
@@ -218,15 +221,26 @@ class RepositorySource:
                 versions[e.name] = vdir
                 if self.invalid.pop((model, e.name), None) is not None:
                     self._on_invalid(model, e.name, None)
-        present = {e.name for e in entries}
-        for key in [k for k in self.invalid if k[0] == model and k[1] not in present]:
+        present = {e.name for e in entries or ()}
+        for key in [k for k in self.invalid if k[0] == model and k[1] and k[1] not in present]:
             del self.invalid[key]
             self._on_invalid(model, key[1], None)
-        labels = self._read_labels(mdir)
+        labels = self._read_labels(mdir) if entries is not None else None
         state = (tuple(sorted((v, str(p)) for v, p in versions.items())), json.dumps(labels, sort_keys=True))
         if force or self._last.get(model) != state:
             self._last[model] = state
             self._on_versions(model, versions, labels)
+
+    def _model_readable(self, model: str, reason: str | None) -> None:
+        """A model directory this process may not list is reported as (model, "", reason)."""
+        if self.invalid.get((model, "")) == reason:
+            return
+        if reason is None:
+            del self.invalid[(model, "")]
+        else:
+            self.invalid[(model, "")] = reason
+            log.warning("ignoring model %s: %s", model, reason)
+        self._on_invalid(model, "", reason)
 
     def _verify(self, model: str, version: str, vdir: Path) -> str | None:
         cached = self._cache.get(vdir)

@@ -8,10 +8,10 @@ from paddlehot_cli.core.versions import sort_key
 
 
 def status_rows(m: ModelState) -> list[dict]:
-    versions = set(m.available) | set(m.loaded) | set(m.failed) | set(m.invalid)
-    if not versions:
+    versions = (set(m.available) | set(m.loaded) | set(m.failed) | set(m.invalid)) - {""}
+    if not versions:  # invalid[""]: why the model's directory itself cannot be read
         return [{"name": m.name, "version": "", "state": "UNAVAILABLE",
-                 "reason": "no complete version in the repository"}]
+                 "reason": m.invalid.get("") or "no complete version in the repository"}]
     return [_row(m, v) for v in sorted(versions, key=sort_key, reverse=True)]
 
 

@@ -313,9 +313,12 @@ def pull_version(ref: Reference, repo: Path, *, insecure: bool = False,
                  trust: Trust | None = None, on_total: Callable[[int], None] | None = None,
                  progress: Callable[[int], None] | None = None) -> PullResult:
     """The `pull` verb: resolve the tag (newest SemVer tag by default), then pull it."""
-    if not Path(repo).is_dir():
-        raise UserError(f"no such repository directory: {repo}",
-                        hint="create it first (mkdir -p), serve watches it")
+    try:  # created like export --repo creates it
+        Path(repo).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"--repo {repo} is not a directory") from None
+    except OSError as exc:
+        raise UserError(f"cannot create --repo {repo}: {exc.strerror}") from None
     with RegistryClient(ref.registry, insecure=insecure) as client:
         client.ping()
         tag = ref.digest or ref.tag

@@ -6,6 +6,7 @@ functions so the CLI can show each one with a spinner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -297,6 +298,18 @@ def link(cc: str, objects: list[Path], files: dict[str, Path], capi: CApi, out: 
 # ---------------------------------------------------------------------------------- the verb
 
 
+def make_parents(out: Path) -> list[Path]:
+    """Create the missing directories above `out`; returns them, outermost first."""
+    missing = [d for d in [out.parent, *out.parent.parents] if not d.exists()][::-1]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"-o {out}: {out.parent} is not a directory") from None
+    except OSError as exc:
+        raise UserError(f"-o {out}: cannot create {out.parent}: {exc.strerror}") from None
+    return missing
+
+
 def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
     package = Path(req.package)
     out = Path(req.out)
@@ -304,8 +317,6 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
         raise UserError(f"-o {out}: a plugin file name must end in .so")
     if out.is_dir():
         raise UserError(f"-o {out} is a directory", hint="give a file name, e.g. -o mlp.so")
-    if not out.parent.is_dir():
-        raise UserError(f"-o {out}: directory {out.parent} does not exist")
     target = resolve_target(req.target)
     with step(f"Checking package {package}"):
         manifest = check_package(package)
@@ -313,6 +324,7 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
         capi = resolve_c_api(req, target, cc)
     notes = [capi.note] if capi.note else []
     pmanifest = plugin_manifest(manifest, target, capi.kind, req.embed_model)
+    made = make_parents(out)  # -o DIR/x.so creates DIR, as export -o does (gone on failure)
     work = Path(tempfile.mkdtemp(prefix="paddlehot-build-"))
     tmp_out = out.parent / f".{out.stem}.{os.getpid()}.tmp.so"
     tmp_digest = out.parent / f".{out.stem}.{os.getpid()}.tmp{DIGEST_SUFFIX}"
@@ -352,6 +364,10 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
         tmp_out.unlink(missing_ok=True)
         tmp_digest.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
+        if not out.exists():
+            for d in reversed(made):
+                with contextlib.suppress(OSError):  # only if still empty
+                    d.rmdir()
     return BuildResult(out, pmanifest, capi.kind, target, notes, verified)
 
 

@@ -64,7 +64,7 @@ def _read_result(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
         raise UserError(
             f"verification under qemu failed to run (exit {proc.returncode}): "
             + (" | ".join(tail) or "no output"),
-            hint="is the rootfs complete? `sudo native/edge/build-rootfs.sh` rebuilds it",
+            hint="is the rootfs complete? `native/edge/build-rootfs.sh` rebuilds it",
         )
     reply = json.loads(lines[-1][len(RESULT_TAG):])
     if reply["status"] == "ok":

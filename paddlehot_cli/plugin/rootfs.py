@@ -21,7 +21,7 @@ from paddlehot_cli.errors import UserError
 GUEST_VENV = "/opt/paddlehot"  # where build-rootfs.sh puts the venv with paddlepaddle
 GUEST_MNT = "/mnt/paddlehot"  # host files appear under here inside the rootfs
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-BUILD_HINT = "build one with `sudo native/edge/build-rootfs.sh` (prints its path with --print-path)"
+BUILD_HINT = "build one with `native/edge/build-rootfs.sh` (prints its path with --print-path)"
 # ELF e_machine names (core.elf_facts) -> Debian multiarch triplet and qemu binfmt entry.
 TRIPLETS = {"aarch64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}
 
@@ -118,7 +118,7 @@ def require_runnable(rootfs: Rootfs) -> None:
     if problem:
         raise UserError(
             f"cannot run {rootfs.arch} code here: {problem}",
-            hint="run `sudo native/edge/build-rootfs.sh` once: it mounts binfmt_misc and "
+            hint="run `native/edge/build-rootfs.sh` once: it mounts binfmt_misc and "
             "registers qemu (needs qemu-user-static)",
         )
     if not shutil.which("unshare"):

@@ -180,7 +180,13 @@ class Runtime:
         self.server.index_hooks.append(self._serving_json_rows)  # serving.json hook (issue 13)
         self.grpc: Any = None  # gRPC front end over the same manager, metrics and options
         if cfg.grpc_port is not None:
-            from paddlehot_cli.serve.grpc_server import GrpcFrontEnd
+            try:
+                from paddlehot_cli.serve.grpc_server import GrpcFrontEnd
+            except ImportError as exc:  # a slim install (an edge rootfs without grpcio)
+                raise UserError(f"--grpc-port needs grpcio and tritonclient[grpc]: "
+                                f"{exc.name or exc} cannot be imported",
+                                hint="pip install grpcio 'tritonclient[grpc]', or serve REST only"
+                                ) from None
 
             self.grpc = GrpcFrontEnd(self.manager, self.metrics, options, rest=self.server)
         self.sock: socket.socket | None = None
