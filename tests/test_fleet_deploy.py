@@ -123,8 +123,8 @@ def test_a_signed_plugin_added_later_reaches_a_box_that_has_the_version(registry
 def test_a_repository_cannot_replace_another_model(registry, exported, tmp_path, caplog):
     ci = tmp_path / "attacker"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 7), ci, "victim", "2.0.0")
-    push_version(f"{ci}:victim@2.0.0", parse_reference(registry.url("models/textclf")),
-                 insecure=True)
+    proc = cli("push", f"{ci}:victim@2.0.0", registry.url("models/textclf"), "--insecure")
+    assert proc.returncode == 0 and "--follow victim=oci://" in proc.stdout, proc.stdout
     box = tmp_path / "box"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 8), box, "victim", "1.0.0")
     follower = Follower(box, [parse_reference(registry.url("models/textclf"))], interval=0.5,
@@ -192,7 +192,7 @@ def small_disk(tmp_path):
 def test_no_space_is_one_error_line_and_nothing_installed(registry, ci_repo, small_disk):
     push_version(f"{ci_repo}:mlp@1.0.0", parse_reference(registry.url("models/mlp")),
                  insecure=True)
-    tiny = small_disk("size=1m")  # the free-space check, before any download
+    tiny = small_disk("size=8k")  # smaller than the model: refused before any download
     proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", tiny, "--insecure")
     assert_one_line_error(proc, 2, "not enough free space")
     assert [p.name for p in (tiny / "mlp").iterdir()] == []
