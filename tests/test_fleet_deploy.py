@@ -15,7 +15,8 @@ import time
 import pytest
 from conftest import assert_one_line_error, cli
 
-from paddlehot_cli.core.signatures import SIG_DIR, Trust, generate_key, sign_version
+from paddlehot_cli.core.signatures import SIG_DIR, Trust, sign_version
+from paddlehot_cli.core.signing_keys import generate_key
 from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.follower import Follower
 from paddlehot_cli.fleet.pull import pull_version

@@ -13,7 +13,8 @@ import stat
 import pytest
 from conftest import assert_one_line_error, cli
 
-from paddlehot_cli.core.signatures import SIG_DIR, Trust, generate_key, sign_version
+from paddlehot_cli.core.signatures import SIG_DIR, Trust, sign_version
+from paddlehot_cli.core.signing_keys import generate_key
 from tests.serve_fixtures.helpers import publish_copy
 
 

@@ -53,7 +53,8 @@ def _median_ms(fn, rounds: int) -> float:
 def measure(spec: str, work: Path, rounds: int) -> dict:
     from paddlehot_cli.core.manifest import read_verified
     from paddlehot_cli.core.repository import resolve_version
-    from paddlehot_cli.core.signatures import Trust, generate_key, sign_version
+    from paddlehot_cli.core.signatures import Trust, sign_version
+    from paddlehot_cli.core.signing_keys import generate_key
 
     vdir = _copy(resolve_version(spec), work)
     key = work / f"key-{vdir.parent.name}-{vdir.name}"
