@@ -15,7 +15,8 @@ import time
 import pytest
 from conftest import assert_one_line_error, cli
 
-from paddlehot_cli.core.signatures import SIG_DIR, Trust, generate_key, sign_version
+from paddlehot_cli.core.signatures import SIG_DIR, Trust, sign_version
+from paddlehot_cli.core.signing_keys import generate_key
 from paddlehot_cli.fleet import media
 from paddlehot_cli.fleet.follower import Follower
 from paddlehot_cli.fleet.pull import pull_version
@@ -99,6 +100,19 @@ def test_a_signed_plugin_added_later_reaches_a_box_that_has_the_version(registry
     assert again.added and filecmp.cmp(box / "mlp/1.0.0/plugin.so", so, shallow=False)
     assert _trust(key).check_version(box / "mlp/1.0.0", "mlp", "1.0.0") is None
     assert all((box / "mlp/1.0.0" / n).read_bytes() == b for n, b in before.items())
+    # a following box that has the version (package only) takes the plugin on its next sync
+    followed = tmp_path / "followed"
+    followed.mkdir()
+    pull_version(ref, followed, insecure=True)
+    (followed / "mlp/1.0.0/plugin.so").unlink()
+    (followed / "mlp/1.0.0/plugin.so.sha256").unlink()
+    follower = Follower(followed, [parse_reference(url)], interval=0.5, insecure=True,
+                        trust=_trust(key))
+    try:
+        follower.sync_once()
+    finally:
+        follower.stop()
+    assert filecmp.cmp(followed / "mlp/1.0.0/plugin.so", so, shallow=False)
     # a different build of the same arch under the same version: refused, exit 2
     other = tmp_path / "other.so"
     proc = run_build(vdir, "-o", other, "--no-embed-model", "--no-verify", "--debug")
@@ -110,8 +124,8 @@ def test_a_signed_plugin_added_later_reaches_a_box_that_has_the_version(registry
 def test_a_repository_cannot_replace_another_model(registry, exported, tmp_path, caplog):
     ci = tmp_path / "attacker"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 7), ci, "victim", "2.0.0")
-    push_version(f"{ci}:victim@2.0.0", parse_reference(registry.url("models/textclf")),
-                 insecure=True)
+    proc = cli("push", f"{ci}:victim@2.0.0", registry.url("models/textclf"), "--insecure")
+    assert proc.returncode == 0 and "--follow victim=oci://" in proc.stdout, proc.stdout
     box = tmp_path / "box"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 8), box, "victim", "1.0.0")
     follower = Follower(box, [parse_reference(registry.url("models/textclf"))], interval=0.5,
@@ -179,7 +193,7 @@ def small_disk(tmp_path):
 def test_no_space_is_one_error_line_and_nothing_installed(registry, ci_repo, small_disk):
     push_version(f"{ci_repo}:mlp@1.0.0", parse_reference(registry.url("models/mlp")),
                  insecure=True)
-    tiny = small_disk("size=1m")  # the free-space check, before any download
+    tiny = small_disk("size=8k")  # smaller than the model: refused before any download
     proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", tiny, "--insecure")
     assert_one_line_error(proc, 2, "not enough free space")
     assert [p.name for p in (tiny / "mlp").iterdir()] == []
@@ -191,15 +205,12 @@ def test_no_space_is_one_error_line_and_nothing_installed(registry, ci_repo, sma
     assert [p.name for p in (full / "mlp").iterdir()] == []
 
 
-def test_an_oversized_layer_names_its_size_not_a_digest(registry, ci_repo, tmp_path):
-    # a package whose paddlehot.json and descriptor both say one byte less than the blob has:
-    # the registry serves the real blob; the puller stops at the descriptor's size
+def _push_crafted(registry, vdir, doc: dict, annotations: dict) -> None:
+    """A version pushed by some other tool: `doc` as its paddlehot.json, the descriptors saying
+    what `doc` says, the blobs what is on disk."""
     from paddlehot_cli.fleet import artifact
     from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
 
-    vdir = ci_repo / "mlp" / "1.0.0"
-    doc = json.loads((vdir / "paddlehot.json").read_text())
-    doc["files"]["model.pdiparams"]["bytes"] -= 1
     config = json.dumps(doc).encode()
     with RegistryClient(registry.host, insecure=True) as c:
         c.upload_blob("models/mlp", sha256_digest(config), len(config), config)
@@ -210,12 +221,31 @@ def test_an_oversized_layer_names_its_size_not_a_digest(registry, ci_repo, tmp_p
             layers.append(artifact.Blob(media.media_type(name, "pir"), "sha256:" + info["sha256"],
                                         info["bytes"], name))
         body = artifact.image_manifest(
-            artifact.Blob(media.CONFIG, sha256_digest(config), len(config)), layers,
-            {media.VERSION: "1.0.0"})
-        c.put_manifest("models/mlp", "1.0.0", body, media.OCI_MANIFEST)
+            artifact.Blob(media.CONFIG, sha256_digest(config), len(config)), layers, annotations)
+        c.put_manifest("models/mlp", doc["version"], body, media.OCI_MANIFEST)
+
+
+def test_an_oversized_layer_names_its_size_not_a_digest(registry, ci_repo, tmp_path):
+    # paddlehot.json and the descriptor both say one byte less than the blob has: the registry
+    # serves the real blob; the puller stops at the descriptor's size
+    vdir = ci_repo / "mlp" / "1.0.0"
+    doc = json.loads((vdir / "paddlehot.json").read_text())
+    doc["files"]["model.pdiparams"]["bytes"] -= 1
+    _push_crafted(registry, vdir, doc, {media.VERSION: "1.0.0"})
     box = tmp_path / "box"
     box.mkdir()
     proc = cli("pull", registry.url("models/mlp:1.0.0"), "--repo", box, "--insecure")
     assert_one_line_error(proc, 2, "'model.pdiparams'", "larger than its descriptor size")
     assert "digest mismatch" not in proc.stderr
     assert list(box.rglob("*")) == [box / "mlp"]
+
+
+def test_a_version_must_match_the_artifacts_annotation(registry, ci_repo, tmp_path):
+    vdir = ci_repo / "mlp" / "1.0.0"
+    doc = json.loads((vdir / "paddlehot.json").read_text())
+    _push_crafted(registry, vdir, doc, {media.VERSION: "1.1.0"})
+    box = tmp_path / "box"
+    box.mkdir()
+    proc = cli("pull", registry.url("models/mlp"), "--repo", box, "--insecure")
+    assert_one_line_error(proc, 2, "the artifact says version 1.1.0", "says 1.0.0")
+    assert list(box.rglob("*")) == []

@@ -13,7 +13,8 @@ import stat
 import pytest
 from conftest import assert_one_line_error, cli
 
-from paddlehot_cli.core.signatures import SIG_DIR, Trust, generate_key, sign_version
+from paddlehot_cli.core.signatures import SIG_DIR, Trust, sign_version
+from paddlehot_cli.core.signing_keys import generate_key
 from tests.serve_fixtures.helpers import publish_copy
 
 
@@ -131,12 +132,19 @@ def test_serve_trust_refuses_unsigned_and_serves_signed(keys, version, tmp_path)
     repo = version.parent.parent
     publish_copy(version, repo, "mlp", "1.1.0")  # 1.1.0 unsigned, 1.0.0 signed
     sign_version(version, keys["release"])
+    tampered = publish_copy(version, repo, "mlp", "1.2.0")
+    sign_version(tampered, keys["release"])  # signed, then a model file changed (same size)
+    params = tampered / "model.pdiparams"
+    data = bytearray(params.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    params.write_bytes(bytes(data))
     rt = start_runtime(repo, trust=_trust(keys["release"]))
     try:
         base = f"http://127.0.0.1:{rt.port}"
         rows = {r["version"]: r for r in httpx.post(f"{base}/v2/repository/index").json()}
         assert rows["1.0.0"]["state"] == "READY", rows
         assert "unsigned" in rows["1.1.0"]["reason"] and "--trust" in rows["1.1.0"]["reason"]
+        assert "sha256" in rows["1.2.0"]["reason"] and rows["1.2.0"]["state"] != "READY", rows
         sign_version(repo / "mlp" / "1.1.0", keys["release"])  # signed later: it serves
         wait_for(lambda: {r["version"]: r for r in httpx.post(
             f"{base}/v2/repository/index").json()}["1.1.0"]["state"] == "READY", 30,

@@ -73,3 +73,6 @@ def push(
     plugins = f" (plugins: {', '.join(result.platforms)})" if result.platforms else ""
     out.print(f"pushed {result.reference}{plugins}: {what}, {result.seconds:.2f} s", soft_wrap=True)
     out.print(f"  digest {result.digest}  tags {', '.join(result.tags)}", soft_wrap=True)
+    if result.name != ref.name:  # boxes install NAME, the last path segment, and refuse others
+        out.print(f"  note: boxes following {ref.base} install it only when told: "
+                  f"--follow {result.name}={ref.base}", soft_wrap=True)

@@ -41,12 +41,13 @@ def sign(
     """
     from paddlehot_cli.core import signatures
     from paddlehot_cli.core.repository import resolve_version
+    from paddlehot_cli.core.signing_keys import generate_key
     from paddlehot_cli.errors import UserError
 
     if new_key is not None:
         if version is not None or key is not None:
             raise UserError("--new-key makes a key pair; sign a version in another call")
-        kid = signatures.generate_key(new_key)
+        kid = generate_key(new_key)
         out.print(f"key {kid}: private {new_key} (0600, keep it offline), public "
                   f"{new_key}.pub (for serve --trust)", soft_wrap=True)
         return

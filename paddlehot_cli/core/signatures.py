@@ -28,13 +28,13 @@ from pathlib import Path
 
 from paddlehot_cli.core.manifest import MANIFEST_NAME, sha256_file
 from paddlehot_cli.core.plugin_image import read_digest
+from paddlehot_cli.core.signing_keys import key_id, load_private_key, load_public_key, raw_public
 from paddlehot_cli.errors import UserError
 
 SIG_DIR = "signatures"
 FORMAT = 1
 MAX_SIG_BYTES = 64 * 1024
 _DOMAIN = b"paddlehot-signature-v1\n"  # never valid as anything else signed with the same key
-_KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 _SIG_NAME_RE = re.compile(r"^(manifest|plugin-[a-z0-9_]{1,32}-[0-9a-f]{12})\.([0-9a-f]{16})\.sig$")
 _ARCH_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
@@ -47,10 +47,6 @@ class SignatureError(UserError):
 
 def is_signature_name(name: str) -> bool:
     return bool(_SIG_NAME_RE.match(name))
-
-
-def key_id(raw_public: bytes) -> str:
-    return hashlib.sha256(raw_public).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -77,95 +73,12 @@ class Subject:
                 "sha256": self.sha256, "arch": self.arch}
 
 
-# -- keys ------------------------------------------------------------------------------------
-
-
-def generate_key(path: Path) -> str:
-    """Write a new private key to PATH (mode 0600, never over an existing file) and its public
-    key to PATH.pub; return the key id."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    path = Path(path)
-    pub_path = path.with_name(path.name + ".pub")
-    for p in (path, pub_path):
-        if p.exists():
-            raise UserError(f"{p} already exists; a key is never overwritten",
-                            hint="choose another file name")
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = private.public_key()
-    _write_new(path, pem, 0o600)
-    _write_new(pub_path, public.public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
-    return key_id(_raw(public))
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except OSError as exc:
-        raise UserError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)  # whatever the umask says
-
-
-def _raw(public) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def _read_key_file(path: Path) -> bytes:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read key {path}: {exc.strerror}") from None
-    if len(data) > MAX_SIG_BYTES:
-        raise UserError(f"{path} is not a key file (larger than {MAX_SIG_BYTES} bytes)")
-    return data
-
-
-def load_private_key(path: Path):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    try:
-        key = serialization.load_pem_private_key(_read_key_file(path), password=None)
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{path} is not an unencrypted PEM private key ({exc})",
-                        hint="make one with `paddlehot sign --new-key FILE`") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UserError(f"{path} is not an Ed25519 key")
-    return key
-
-
-def load_public_key(path: Path) -> bytes:
-    """Raw 32-byte public key from a PEM public key (or from a private key file)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    data = _read_key_file(path)
-    try:
-        if b"PRIVATE KEY" in data:
-            key = serialization.load_pem_private_key(data, password=None).public_key()
-        else:
-            key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{path} is not a PEM public key ({exc})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise UserError(f"{path} is not an Ed25519 public key")
-    return _raw(key)
-
-
 # -- signing ---------------------------------------------------------------------------------
 
 
 def sign(private, subject: Subject) -> bytes:
     """The signature file's bytes (deterministic: Ed25519 signs the same message identically)."""
-    raw = _raw(private.public_key())
+    raw = raw_public(private.public_key())
     doc = {"paddlehot_signature": FORMAT, "subject": subject.to_json(), "key_id": key_id(raw),
            "key": base64.b64encode(raw).decode(),
            "signature": base64.b64encode(private.sign(subject.message())).decode()}

@@ -63,7 +63,8 @@ def image_index(entries: list[tuple[str, int, str]], annotations: dict[str, str]
     return _dumps({
         "schemaVersion": 2, "mediaType": media.OCI_INDEX, "artifactType": media.ARTIFACT_TYPE,
         "manifests": [{"mediaType": media.OCI_MANIFEST, "digest": d, "size": n,
-                       "platform": {"os": "linux", "architecture": media.OCI_ARCH[arch]}}
+                       "platform": {"os": "linux",
+                                    "architecture": media.OCI_ARCH.get(arch, arch)}}
                       for d, n, arch in entries],
         "annotations": annotations,
     })

@@ -30,6 +30,7 @@ class PushResult:
     tags: list[str] = field(default_factory=list)
     already_there: bool = False
     added: list[str] = field(default_factory=list)  # to a version already in the registry
+    name: str = ""  # the package's model name
 
 
 def _plugin_blob(path: Path, manifest: Manifest) -> tuple[str, artifact.Blob]:
@@ -135,7 +136,7 @@ def push_version(spec: str, target: Reference, *, plugins: list[Path] = (), tags
     wanted = _wanted(layers, builds, _signature_blobs(vdir, builds))
     repo = target.repository
     result = PushResult(f"{target.base}:{manifest.version}", manifest.version, "",
-                        sorted(builds), tags=[manifest.version, *tags])
+                        sorted(builds), tags=[manifest.version, *tags], name=manifest.name)
     notes = {media.CREATED: artifact.now_rfc3339(), media.VERSION: manifest.version,
              media.MODEL_NAME: manifest.name}
     with RegistryClient(target.registry, insecure=insecure) as client:
