@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
+
+from paddlehot_cli.core.small_files import sync_dir, write_durably
 
 log = logging.getLogger("paddlehot.manager")
 LOADING_FILE = "loading.json"
@@ -33,29 +34,6 @@ QUARANTINE_FILE = "quarantine.json"
 MAX_ENTRIES = 64  # the oldest quarantine goes first: the file stays small whatever happens
 MAX_READ = 1 << 20
 MAX_REASON = 400
-
-
-def write_durably(path: Path, doc: object) -> None:
-    """Replace `path` with `doc` as JSON: the old content or the new, even across a crash."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    sync_dir(path.parent)
-
-
-def sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> object:

@@ -1,11 +1,14 @@
 """Read the small control files of a repository (labels.json, serving.json, paddlehot.json)
 without being blocked or fooled by what an attacker or a careless copy put there: regular files
-only (a FIFO would block the scanner forever), no symlink followed, a size cap."""
+only (a FIFO would block the scanner forever), no symlink followed, a size cap. And write small
+state files durably (the old content or the new, even across a crash)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 MAX_CONTROL_BYTES = 1 << 20  # 1 MiB: these files are a few KB
@@ -34,5 +37,28 @@ def read_control_file(path: Path, cap: int = MAX_CONTROL_BYTES) -> bytes:
         if len(data) > cap:
             raise NotRegular(0, f"is larger than {cap} bytes", str(path))
         return data
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, doc: object) -> None:
+    """Replace `path` with `doc` as JSON: the old content or the new, even across a crash."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    sync_dir(path.parent)
+
+
+def sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from paddlehot_cli.core.model_state import path_signature
 from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.router import Labels
+from paddlehot_cli.core.small_files import sync_dir, write_durably
 from paddlehot_cli.core.versions import check_model_name
 from paddlehot_cli.errors import UserError
 
@@ -56,19 +56,6 @@ class StateDir:
         target = self.path / f"{check_model_name(model)}{SUFFIX}"
         if labels is None:
             target.unlink(missing_ok=True)
+            sync_dir(self.path)
         else:
-            fd, tmp = tempfile.mkstemp(prefix=f".{model}.", dir=self.path)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(labels.to_json(), fh, indent=2)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        dfd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            write_durably(target, labels.to_json())  # fsync, rename, fsync of the directory
