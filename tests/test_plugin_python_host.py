@@ -60,3 +60,33 @@ def test_without_a_prebuilt_pdcapi_the_error_names_the_users_file(exported, tmp_
     last = proc.stderr.strip().splitlines()[-1]
     assert str(mine) in last and "no pdcapi is built for this Paddle" in last, last
     assert "/proc/self/fd" not in proc.stderr
+
+
+def test_one_predictor_short_calls_keep_the_gil_pools_release_it(exported):
+    """A one-predictor version whose first calls are short switches to GIL-held calls (and says
+    gil_bound, so serve pins its worker beside the event loop); a pool never does. Answers are
+    the same either way."""
+    from paddlehot_cli.core import plugin_loader
+
+    so = build(exported("demo:mlp"))
+    x = {"x": np.random.default_rng(5).standard_normal((2, 16)).astype("float32")}
+    with load(so, pool_max=1) as one, load(so, pool_max=2) as pool:
+        assert not one.gil_bound and not pool.gil_bound  # undecided before the first calls
+        got = [one.infer(x)["logits"] for _ in range(plugin_loader.FIRST_CALLS + 2)]
+        want = pool.infer(x)["logits"]
+        for _ in range(plugin_loader.FIRST_CALLS + 2):
+            pool.infer(x)
+        assert one.gil_bound and one._infer is not one._f["infer"]
+        assert not pool.gil_bound and pool._infer is pool._f["infer"]
+        for y in got:
+            np.testing.assert_array_equal(y, want)
+
+
+def test_one_predictor_slow_calls_release_the_gil(exported, monkeypatch):
+    from paddlehot_cli.core import plugin_loader
+
+    monkeypatch.setattr(plugin_loader, "HOLD_GIL_BELOW_S", 0.0)  # every call counts as slow
+    with load(build(exported("demo:mlp")), pool_max=1) as one:
+        for _ in range(plugin_loader.FIRST_CALLS + 1):
+            one.infer({"x": np.ones((1, 16), "float32")})
+        assert not one.gil_bound and one._infer is one._f["infer"]

@@ -16,7 +16,10 @@ The fix here: each thread notes which runners (predictors) it ran; when it exits
 it ran other than the last is marked stale, and a stale runner renews its predictor before its
 next call (a new executor: keys no dead thread ever wrote; the old one's entries go with it).
 pdcapi does the same natively (native/pdcapi/src/thread_runs.cc). Cost: one predictor creation
-per such runner per exiting thread; threads that ran one predictor cost nothing.
+per such runner per exiting thread; threads that ran one predictor cost nothing. (A thread that
+enters Python from C for each call, e.g. a ctypes callback, drops its thread state after each
+call, so a package servable called that way from several predictors renews often: such hosts
+should use the plugin, whose pdcapi does this natively.)
 """
 
 from __future__ import annotations

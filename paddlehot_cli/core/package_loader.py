@@ -42,10 +42,10 @@ class _Bound:
         self.outputs = [predictor.get_output_handle(n) for n in self.output_names]
 
     def _renew(self) -> None:
-        self.stale = False
-        fresh = self.make()
+        fresh = self.make()  # may fail (the package's files gone): stays stale, tried next call
         with paddle_runtime.lifecycle_lock():  # the old predictor's last reference goes here
             self._bind(fresh)
+        self.stale = False
 
     def release(self) -> None:
         """Drop the handles and the predictor under the lifecycle lock (the last reference)."""
