@@ -47,6 +47,17 @@ def test_keygen_private_key_is_0600_and_never_overwritten(keys, tmp_path):
     assert_one_line_error(proc, 2, "already exists")
 
 
+def test_keygen_makes_the_key_directory(tmp_path):
+    # the documented first step on a fresh checkout; before: "cannot create ...: No such file"
+    proc = cli("sign", "--new-key", tmp_path / "keys" / "release.key")
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "keys").st_mode) == 0o700
+    assert (tmp_path / "keys" / "release.key.pub").is_file()
+    (tmp_path / "file").write_text("")
+    proc = cli("sign", "--new-key", tmp_path / "file" / "release.key")
+    assert_one_line_error(proc, 2, "file is not a directory")
+
+
 def test_signed_version_verifies_and_every_tampering_is_refused(keys, version):
     trust = _trust(keys["release"])
     assert trust.check_version(version, "mlp", "1.0.0").startswith("paddlehot.json unsigned")

@@ -29,8 +29,9 @@ PACKAGES="python3,python3-venv,libpython${PYVER}-dev"
 # paddlehot's runtime dependencies (pyproject [project.dependencies] minus paddlepaddle), and
 # setuptools, which `import paddle` needs and a venv made --without-pip lacks. grpcio, protobuf
 # and tritonclient (its [grpc] extra, spelled out: no glob characters) make `serve --grpc-port`
-# work under qemu; all three have cp311 aarch64 wheels.
-PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client httpx setuptools grpcio protobuf tritonclient"
+# work under qemu; all three have cp311 aarch64 wheels. cryptography (abi3 aarch64 wheels) makes
+# `serve --trust` work there.
+PY_DEPS="typer rich pyelftools numpy packaging starlette uvicorn uvloop httptools orjson watchfiles prometheus-client httpx setuptools grpcio protobuf tritonclient cryptography"
 VENV=/opt/paddlehot
 EDGE_DIR="${PADDLEHOT_EDGE_DIR:-${PADDLEHOT_CACHE:-$HOME/.cache/paddlehot}/edge}"
 ROOTFS="$EDGE_DIR/rootfs"

@@ -118,10 +118,11 @@ def serve(
         30.0, "--breaker-cooldown",
         help="Seconds an open breaker waits before one trial request; its success undoes the rollback."),
     follow: list[str] | None = typer.Option(
-        None, "--follow", metavar="oci://HOST/NS/NAME[:LABEL|@RANGE]",
+        None, "--follow", metavar="[MODEL=]oci://HOST/NS/NAME[:LABEL|@RANGE]",
         help="Pull new versions of this registry repository into REPO as they are pushed (the "
              "newest --max-versions, those in a SemVer range, or the one a label points at). "
-             "Repeatable. See `paddlehot pull`.",
+             "Only a package named NAME is installed (MODEL=oci://... installs MODEL from "
+             "there instead). Repeatable. See `paddlehot pull`.",
     ),
     follow_interval: float = typer.Option(30.0, "--follow-interval",
                                           help="Seconds between registry checks (backs off on errors)."),

@@ -33,6 +33,12 @@ def generate_key(path: Path) -> str:
         if p.exists():
             raise UserError(f"{p} already exists; a key is never overwritten",
                             hint="choose another file name")
+    try:  # `sign --new-key keys/release.key` on a fresh checkout: keys/ is made (0700)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"{path.parent} is not a directory") from None
+    except OSError as exc:
+        raise UserError(f"cannot create {path.parent}: {exc.strerror}") from None
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

@@ -2,8 +2,10 @@
 127.0.0.1 (the rootfs shares the host's network).
 
 The rootfs venv's own `paddlehot` serves (native/edge/build-rootfs.sh --project installs it);
-the repository is bound read-only, so versions published on the host appear inside at once; the
-pdcapi cross-built for the rootfs is on LD_LIBRARY_PATH, as the device's C API would be.
+the repository is bound read-only (read-write with --follow, which pulls into it), so versions
+published on the host appear inside at once; host files named by --trust, --registry-ca,
+--tls-cert, --tls-key and --state-dir are bound in too; the pdcapi cross-built for the rootfs is
+on LD_LIBRARY_PATH, as the device's C API would be.
 
     python -m paddlehot_cli.plugin.qemu_serve ROOTFS REPO [-- SERVE OPTIONS]
 
@@ -36,10 +38,46 @@ def serve_command(rootfs: Rootfs, repo: Path, serve_args: list[str]) -> list[str
     if not Path(repo).is_dir():
         raise UserError(f"{repo}: not a directory")
     capi = build_cross_pdcapi(rootfs, CROSS_CC[rootfs.arch])
-    binds = [Bind(Path(repo), "repo"), Bind(capi.parent, "capi")]
-    env = {"LD_LIBRARY_PATH": binds[1].guest, "GLOG_minloglevel": "2",
+    args, binds = guest_serve_args(Path(repo), serve_args)
+    binds.append(Bind(capi.parent, "capi"))
+    env = {"LD_LIBRARY_PATH": binds[-1].guest, "GLOG_minloglevel": "2",
            "PYTHONUNBUFFERED": "1"}
-    return guest_command(rootfs, [paddlehot, "serve", binds[0].guest, *serve_args], binds, env)
+    return guest_command(rootfs, [paddlehot, "serve", *args], binds, env)
+
+
+# serve options naming a host path: the guest sees only what is bound in (True: written to)
+HOST_PATH_OPTIONS = {"--trust": False, "--registry-ca": False, "--tls-cert": False,
+                     "--tls-key": False, "--state-dir": True}
+
+
+def guest_serve_args(repo: Path, serve_args: list[str]) -> tuple[list[str], list[Bind]]:
+    """`serve` arguments as the guest must see them, and the binds that make them true: REPO
+    (writable when --follow pulls into it) and each existing host path an option names (a
+    missing one is passed as is: serve inside says what is wrong with it)."""
+    serve_args = [str(a) for a in serve_args]
+    follow = any(a == "--follow" or a.startswith("--follow=") for a in serve_args)
+    binds = [Bind(repo, "repo", writable=follow)]
+
+    def bound(option: str, value: str) -> str:
+        if not Path(value).exists():
+            return value
+        binds.append(Bind(Path(value), f"arg{len(binds)}/{Path(value).name}",
+                          writable=HOST_PATH_OPTIONS[option]))
+        return binds[-1].guest
+
+    args: list[str] = [binds[0].guest]
+    pending: str | None = None  # an option whose value is the next argument
+    for arg in serve_args:
+        option, eq, value = arg.partition("=")
+        if pending is not None:
+            arg, pending = bound(pending, arg), None
+        elif option in HOST_PATH_OPTIONS:
+            if eq:
+                arg = f"{option}={bound(option, value)}"
+            else:
+                pending = option
+        args.append(arg)
+    return args, binds
 
 
 def start(rootfs: Rootfs, repo: Path, serve_args: list[str], **popen: object) -> subprocess.Popen:

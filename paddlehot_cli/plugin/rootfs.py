@@ -127,17 +127,20 @@ def require_runnable(rootfs: Rootfs) -> None:
 
 @dataclass(frozen=True)
 class Bind:
-    """A host file or directory shown read-only inside the rootfs at GUEST_MNT/name."""
+    """A host file or directory shown inside the rootfs at GUEST_MNT/name, read-only unless
+    `writable` (a repository `serve --follow` pulls into, a --state-dir)."""
 
     host: Path
     name: str
+    writable: bool = False
 
     @property
     def guest(self) -> str:
         return f"{GUEST_MNT}/{self.name}"
 
 
-# Runs as root in the new mount namespace: $1 = rootfs, then (host, guest) pairs, then "--".
+# Runs as root in the new mount namespace: $1 = rootfs, then (host, guest, ro|rw) triples, then
+# "--".
 _SETUP = r"""
 set -e
 root=$1; shift
@@ -147,10 +150,10 @@ mount --rbind /sys "$root/sys"
 mount -t tmpfs -o mode=1777 paddlehot-tmp "$root/tmp"
 mount -t tmpfs -o mode=755 paddlehot-mnt "$root/mnt"
 while [ "$1" != "--" ]; do
-  src=$1; dst=$root$2; shift 2
+  src=$1; dst=$root$2; mode=$3; shift 3
   if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "$(dirname "$dst")"; : > "$dst"; fi
   mount --bind "$src" "$dst"
-  mount -o remount,bind,ro "$dst"
+  mount -o "remount,bind,$mode" "$dst"
 done
 shift
 exec chroot "$root" "$@"
@@ -166,7 +169,8 @@ def guest_command(rootfs: Rootfs, argv: list[str], binds: list[Bind] = (),
         unshare[1:1] = ["--user", "--map-root-user", "--pid"]
     guest_env = {"PATH": f"{GUEST_VENV}/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                  **(env or {})}
-    pairs = [x for b in binds for x in (str(Path(b.host).resolve()), b.guest)]
+    pairs = [x for b in binds
+             for x in (str(Path(b.host).resolve()), b.guest, "rw" if b.writable else "ro")]
     return [
         *unshare, "sh", "-c", _SETUP, "paddlehot-rootfs", str(rootfs.path), *pairs, "--",
         "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in guest_env.items()), *argv,
