@@ -1,8 +1,10 @@
 """Load a model package directory into a servable backed by a pool of paddle.inference predictors.
 
 The first predictor is created from the package (~0.8 s for resnet18); more are created the same
-way, each from its own config, on demand up to `pool_max`; predictors idle longer than `idle_s`
-beyond `pool_min` are released. Not `clone()`: in Paddle 3.3.1 a clone saves neither time nor
+way, each from its own config, in the background by the pool keeper (core/pool_keeper.py) when
+callers find every predictor busy, up to `pool_max`, each warmed on the keeper's thread with the
+last inputs served; predictors idle longer than `idle_s` beyond `pool_min` are released on a
+timer. Loads and growth are admitted by the process's memory budget (core/memory_budget.py). Not `clone()`: in Paddle 3.3.1 a clone saves neither time nor
 memory over a new predictor. (The random failures once blamed on cloning came from threads
 exiting: see onednn_threads.) Creation and release go through
 paddle_runtime's one process-wide lock. Note: the wheel's `Predictor.run()` holds the GIL, so
@@ -17,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from paddlehot_cli.core import onednn_threads, paddle_runtime
+from paddlehot_cli.core import memory_budget, onednn_threads, paddle_runtime
 from paddlehot_cli.core.manifest import Manifest, read_verified
 from paddlehot_cli.core.pool import Pool, PoolClosed
-from paddlehot_cli.core.signature import check_inputs
+from paddlehot_cli.core.signature import TensorSpec, check_inputs
 from paddlehot_cli.errors import PackageError, short_error
 
 
@@ -78,7 +80,7 @@ class PackageServable:
         check_outputs: bool = True,
         pool_min: int = 1,
         pool_max: int | None = None,
-        idle_s: float = 60.0,
+        idle_s: float = 30.0,
         paddle_options: paddle_runtime.PaddleOptions | None = None,
     ):
         self.path = path
@@ -87,12 +89,18 @@ class PackageServable:
         self.gil_bound = threads <= 1  # Servable: Paddle's run() holds the GIL, one thread computes
         self.paddle_options = paddle_options or paddle_runtime.PaddleOptions()
         model_name, params_name = manifest.model_files
+        budget = memory_budget.budget()
+        budget.admit_load(memory_budget.load_estimate(path, params_name),
+                          f"{manifest.name} {manifest.version}")
         config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
                                             self.paddle_options)
+        rss_before = memory_budget.rss_bytes()
         try:
             first = paddle_runtime.create_predictor(config)
         except Exception as exc:  # noqa: BLE001 - RuntimeError/ValueError/OSError variously
             raise PackageError(f"{path}: paddle could not load the model: {short_error(exc)}") from None
+        # what one more predictor costs (the memory budget admits growth with it)
+        self.predictor_cost = max(0, memory_budget.rss_bytes() - rss_before)
         input_names = list(first.get_input_names())
         self._output_names = list(first.get_output_names())
         expected = [s.name for s in manifest.inputs]
@@ -107,9 +115,16 @@ class PackageServable:
             )
         pool_min = max(0, int(pool_min))
         pool_max = max(1, pool_min, int(pool_max or 1))
+        files = (path / model_name, path / params_name)
+        loaded_as = _identity(files)
+
         def make() -> Any:
-            config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
-                                                self.paddle_options)
+            # Paddle 3.3.1 builds a predictor without its parameters file and computes NaN:
+            # a predictor is only made from the very files the first one was made from
+            if _identity(files) != loaded_as:
+                raise PackageError(f"{path}: the model files changed or went away since the "
+                                   "version was loaded; not creating another predictor from them")
+            config = paddle_runtime.make_config(*files, threads, self.paddle_options)
             return paddle_runtime.create_predictor(config)
 
         seed = [_Bound(first, self._output_names, make)]
@@ -117,11 +132,13 @@ class PackageServable:
         def factory() -> _Bound:
             return seed.pop() if seed else _Bound(make(), self._output_names, make)
 
+        self._last_feeds: Mapping[str, np.ndarray] | None = None
         self._pool: Pool[_Bound] = Pool(
-            factory, min_size=max(1, pool_min), max_size=pool_max, idle_s=idle_s,
-            destroy=_Bound.release,
+            factory, min_size=pool_min, initial=1, max_size=pool_max, idle_s=idle_s,
+            destroy=_Bound.release, warm=self._warm,
+            admit=lambda: budget.fits(self.predictor_cost),
+            name=f"{manifest.name} {manifest.version}",
         )
-        self._pool.min_size = pool_min  # the first predictor may be reclaimed when pool_min is 0
         self._names = [s.name for s in manifest.outputs] if check_outputs else self._output_names
         self._closed = False
 
@@ -136,6 +153,16 @@ class PackageServable:
     @property
     def pool_size(self) -> int:
         return self._pool.size
+
+    @property
+    def pool(self) -> Pool[_Bound]:
+        return self._pool
+
+    def _warm(self, bound: _Bound) -> None:
+        """A new predictor's first run, on the pool keeper's thread (it never exits: see
+        pool_keeper), with the last inputs served, else zeros shaped by the manifest."""
+        feeds = self._last_feeds or _zeros(self.manifest.inputs)
+        bound.run(feeds)
 
     @property
     def pool_in_use(self) -> int:
@@ -156,7 +183,9 @@ class PackageServable:
         except PoolClosed:
             raise PackageError(f"{self.manifest.name} {self.manifest.version} is closed") from None
         try:
-            return bound.run(feeds)
+            out = bound.run(feeds)
+            self._last_feeds = feeds  # warm-up inputs for the next predictor the pool grows
+            return out
         finally:
             self._pool.release(bound)
 
@@ -173,13 +202,28 @@ class PackageServable:
         self.close()
 
 
+def _identity(files: tuple[Path, ...]) -> list[tuple[int, int, int] | None]:
+    out: list[tuple[int, int, int] | None] = []
+    for f in files:
+        try:
+            st = f.stat()
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def _zeros(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    return {s.name: np.zeros([1 if d < 0 else d for d in s.shape], dtype=s.dtype) for s in specs}
+
+
 def load_package(
     path: str | Path,
     threads: int = 1,
     pool_min: int = 1,
     pool_max: int | None = None,
     check_outputs: bool = True,
-    idle_s: float = 60.0,
+    idle_s: float = 30.0,
     paddle_options: paddle_runtime.PaddleOptions | None = None,
 ) -> PackageServable:
     root = Path(path)

@@ -1,8 +1,14 @@
-"""A bounded pool of reusable objects (paddle.inference predictor clones) with idle reclaim.
+"""A bounded pool of reusable objects (paddle.inference predictors) that breathes: it grows in the
+background under load and shrinks back to `min` when idle, even without traffic.
 
-`acquire()` hands out a free item, creates one with `factory()` while the pool is below `max`,
-or waits for one to come back. Items above `min` that stayed idle longer than `idle_s` are
-released (by `destroy`) on the next acquire/release: no background thread is needed.
+`acquire()` hands out a free item or waits for one. It never creates one itself while another
+item exists: the growth rule is "a caller found every item busy" - the pool then asks the
+process-wide keeper (pool_keeper.py) for one more item, and the caller takes whichever item is
+free first, the new one or one coming back. Only an empty pool (`min` 0, nothing left) creates
+on the caller's thread, since nothing else could serve it. The keeper creates one item at a
+time, warms it (`warm`) on its own long-lived thread, and grows again while callers still wait.
+Items above `min` idle longer than `idle_s` are destroyed by the keeper's timer. With
+`min == max` nothing ever grows or shrinks: a fixed pool.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +27,16 @@ class PoolClosed(RuntimeError):
     pass
 
 
+@dataclass
+class PoolCounters:
+    """What the pool did since it was made (metrics: growth, reclaim, refused growth)."""
+
+    grown: int = 0  # items the keeper added
+    reclaimed: int = 0  # idle items destroyed (timer, shrink)
+    refused: int = 0  # growths the memory budget refused
+    failed: int = 0  # growths whose factory or warm-up failed
+
+
 class Pool(Generic[T]):
     def __init__(
         self,
@@ -27,23 +44,44 @@ class Pool(Generic[T]):
         *,
         min_size: int = 1,
         max_size: int = 1,
-        idle_s: float = 60.0,
+        idle_s: float = 30.0,
         destroy: Callable[[T], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        warm: Callable[[T], None] | None = None,
+        admit: Callable[[], bool] | None = None,
+        name: str = "pool",
+        keeper: object | None = None,
+        initial: int | None = None,
     ):
         if min_size < 0 or max_size < 1 or min_size > max_size:
             raise ValueError(f"pool sizes must satisfy 0 <= min ({min_size}) <= max ({max_size}), max >= 1")
+        if idle_s <= 0:
+            raise ValueError(f"the idle timeout must be > 0 seconds, not {idle_s}")
         self._factory = factory
         self._destroy = destroy or (lambda item: None)
+        self._warm = warm
+        self.admit = admit  # None: always; the memory budget says no -> counted, retried later
+        self.name = name
         self.min_size, self.max_size, self.idle_s = min_size, max_size, idle_s
+        self.counters = PoolCounters()
         self._clock = clock
         self._cond = threading.Condition()
         self._free: list[tuple[T, float]] = []  # (item, time it was returned), LIFO
         self._size = 0  # items created and not destroyed (free + in use)
+        self._growing = 0  # items the keeper is creating
+        self._waiting = 0  # callers waiting for a free item
+        self._draining = False  # returned items above `min` are destroyed at once
         self._closed = False
-        for _ in range(min_size):
+        for _ in range(min_size if initial is None else max(min_size, initial)):
             self._free.append((factory(), clock()))
             self._size += 1
+        if keeper is None and max_size > min_size:
+            from paddlehot_cli.core.pool_keeper import shared_keeper
+
+            keeper = shared_keeper()
+        self._keeper = keeper
+        if keeper is not None:
+            keeper.register(self)
 
     @property
     def size(self) -> int:
@@ -53,55 +91,62 @@ class Pool(Generic[T]):
     def in_use(self) -> int:
         return self._size - len(self._free)
 
-    def _reclaim_locked(self) -> list[T]:
-        now = self._clock()
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def _reclaim_locked(self, idle_s: float | None = None) -> list[T]:
+        now, limit = self._clock(), self.idle_s if idle_s is None else idle_s
         dead: list[T] = []
         # oldest-returned items sit at the front (LIFO reuse keeps hot items at the back)
-        while self._free and self._size > self.min_size and now - self._free[0][1] > self.idle_s:
+        while self._free and self._size > self.min_size and now - self._free[0][1] >= limit:
             dead.append(self._free.pop(0)[0])
             self._size -= 1
+        self.counters.reclaimed += len(dead)
         return dead
+
+    def _wants_growth_locked(self) -> bool:
+        return (not self._closed and not self._draining and self._waiting > 0
+                and self._growing == 0 and self._size < self.max_size)
 
     def acquire(self, timeout: float | None = None) -> T:
         deadline = None if timeout is None else time.monotonic() + timeout
-        create = False
         with self._cond:
             while True:
                 if self._closed:
                     raise PoolClosed("pool is closed")
                 if self._free:
-                    item = self._free.pop()[0]
-                    dead = self._reclaim_locked()
-                    break
-                if self._size < self.max_size:
-                    self._size += 1
-                    create, dead = True, []
+                    return self._free.pop()[0]
+                if self._size == 0 and self._growing == 0:
+                    self._size += 1  # nothing could serve this caller: create here
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError("no free item in the pool")
-                self._cond.wait(remaining)
-        for d in dead:
-            self._destroy(d)
-        if create:
-            try:
-                item = self._factory()
-            except BaseException:
-                with self._cond:
-                    self._size -= 1
-                    self._cond.notify()
-                raise
-        return item
+                self._waiting += 1
+                try:
+                    if self._keeper is not None and self._wants_growth_locked():
+                        self._keeper.request_growth(self)
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
+        try:
+            return self._factory()
+        except BaseException:
+            with self._cond:
+                self._size -= 1
+                self._cond.notify()
+            raise
 
     def release(self, item: T) -> None:
         with self._cond:
-            if self._closed:
+            if self._closed or (self._draining and self._size > self.min_size):
                 self._size -= 1
                 dead = [item]
                 self._cond.notify_all()
             else:
                 self._free.append((item, self._clock()))
-                dead = self._reclaim_locked()
+                dead = []
                 self._cond.notify()
         for d in dead:
             self._destroy(d)
@@ -114,12 +159,62 @@ class Pool(Generic[T]):
         finally:
             self.release(item)
 
-    def reclaim(self) -> int:
+    # -- the keeper's side (pool_keeper.py), also usable directly
+    def grow_once(self) -> bool:
+        """Create and warm one item if callers still wait and there is room (the keeper's
+        thread). True if an item was added; a factory or warm-up error propagates."""
         with self._cond:
-            dead = self._reclaim_locked()
+            if not self._wants_growth_locked():
+                return False
+            if self.admit is not None and not self.admit():
+                self.counters.refused += 1
+                raise GrowthRefused(f"{self.name}: the memory budget has no room for another "
+                                    "predictor")
+            self._growing += 1
+        item, ok = None, False
+        try:
+            item = self._factory()
+            if self._warm is not None:
+                self._warm(item)
+            ok = True
+        finally:
+            with self._cond:
+                self._growing -= 1
+                if ok and not self._closed:
+                    self._size += 1
+                    self.counters.grown += 1
+                    self._free.append((item, self._clock()))
+                    item = None
+                elif not ok:
+                    self.counters.failed += 1
+                self._cond.notify()
+            if item is not None:
+                self._destroy(item)
+        return ok
+
+    def wants_growth(self) -> bool:
+        with self._cond:
+            return self._wants_growth_locked()
+
+    def reclaim(self, idle_s: float | None = None) -> int:
+        """Destroy free items idle for `idle_s` (default: the pool's timeout) down to `min`."""
+        with self._cond:
+            dead = self._reclaim_locked(idle_s)
         for d in dead:
             self._destroy(d)
         return len(dead)
+
+    def shrink_to_min(self) -> int:
+        """Destroy every free item above `min` now (a version kept warm for rollback, the memory
+        budget making room for a load)."""
+        return self.reclaim(idle_s=float("-inf"))
+
+    def drain(self) -> int:
+        """A version leaving: no more growth, free items above `min` go now, leased ones as they
+        come back."""
+        with self._cond:
+            self._draining = True
+        return self.shrink_to_min()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Refuse new acquires, wait for leased items to come back, destroy everything."""
@@ -127,7 +222,7 @@ class Pool(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            while self._size > len(self._free):
+            while self._size > len(self._free) or self._growing:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
@@ -137,3 +232,13 @@ class Pool(Generic[T]):
             self._free.clear()
         for d in dead:
             self._destroy(d)
+        if self._keeper is not None:
+            self._keeper.unregister(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class GrowthRefused(RuntimeError):
+    """The memory budget refused one more item (counted; the keeper retries later)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -55,6 +56,29 @@ def run_niced(fn: Callable[[], Any], nice: int, name: str) -> Any:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+@contextmanager
+def niced_here(nice: int) -> Iterator[None]:
+    """Run a block at `nice` on this (long-lived) thread, then set it and the threads the block
+    started back to normal; does nothing unless both can be undone (can_unnice)."""
+    if not nice or not can_unnice():
+        yield
+        return
+    tid = threading.get_native_id()
+    before, base = _thread_ids(), os.getpriority(os.PRIO_PROCESS, tid)
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, base)
+        except OSError:
+            pass
+        _unnice_new_threads(before, nice)
 
 
 def trim_heap() -> None:

@@ -1,0 +1,149 @@
+"""Pools that breathe (issue 27): growth in the background, timed reclaim, growth failure, the
+memory budget - on a real package (demo:cnn, real Paddle predictors)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from paddlehot_cli.core import load, memory_budget
+from paddlehot_cli.core.memory_budget import BudgetRefused
+
+X = {"image": np.ones((1, 3, 32, 32), "float32")}
+
+
+def wait_for(cond, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def cnn(exported):
+    return exported("demo:cnn")
+
+
+def infer_in_thread(s):
+    done: dict = {}
+
+    def run():
+        done["out"] = s.infer(X)
+        done["at"] = time.monotonic()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, done
+
+
+def test_growth_never_blocks_a_request(cnn):
+    """A request that finds every predictor busy is served by the first one that comes back,
+    while the keeper creates the next predictor in the background."""
+    with load(cnn, pool_min=1, pool_max=2, idle_s=30) as s:
+        want = s.infer(X)["logits"]
+        pool = s.pool
+        held = pool.acquire()  # the only predictor is busy
+        t, done = infer_in_thread(s)
+        assert wait_for(lambda: pool._growing == 1, 10), "no growth was started"
+        released = time.monotonic()
+        pool.release(held)
+        t.join(30)
+        assert "out" in done
+        # served by the predictor that came back, not by the one being created
+        assert done["at"] - released < 0.1
+        assert pool._growing == 1 or pool.counters.grown == 1
+        np.testing.assert_allclose(done["out"]["logits"], want, rtol=1e-5)
+        assert wait_for(lambda: pool.size == 2)
+        assert pool.counters.grown == 1 and pool.counters.failed == 0
+
+
+def test_idle_predictors_are_reclaimed_without_traffic(cnn):
+    with load(cnn, pool_min=1, pool_max=2, idle_s=0.5) as s:
+        pool = s.pool
+        held = pool.acquire()
+        t, _ = infer_in_thread(s)
+        assert wait_for(lambda: pool.size == 2)
+        pool.release(held)
+        t.join(30)
+        # no call at all from here: only the keeper's timer can shrink the pool
+        assert wait_for(lambda: pool.size == 1, 10), "the idle predictor was never reclaimed"
+        assert pool.counters.reclaimed == 1
+        assert s.infer(X)["logits"].shape == (1, 10)  # the one left still serves
+
+
+def test_min_equal_max_is_a_fixed_pool(cnn):
+    with load(cnn, pool_min=2, pool_max=2, idle_s=0.05) as s:
+        assert s.pool.size == 2 and s.pool._keeper is None
+        s.infer(X)
+        time.sleep(0.3)
+        assert s.pool.size == 2 and s.pool.counters.reclaimed == 0
+
+
+def test_failed_growth_keeps_the_version_serving(cnn, tmp_path):
+    import shutil
+
+    pkg = tmp_path / "cnn"
+    shutil.copytree(cnn, pkg)
+    with load(pkg, pool_min=1, pool_max=2, idle_s=30) as s:
+        pool = s.pool
+        params = pkg / "model.pdiparams"
+        params.rename(tmp_path / "away")  # a careless operator cleans up the package dir
+        held = pool.acquire()
+        t, done = infer_in_thread(s)
+        assert wait_for(lambda: pool.counters.failed >= 1), "growth did not fail"
+        pool.release(held)
+        t.join(30)
+        assert "out" in done and pool.size == 1
+        assert s.infer(X)["logits"].shape == (1, 10)
+        (tmp_path / "away").rename(params)  # back: the next growth (after its backoff) works
+        held = pool.acquire()
+        t, done = infer_in_thread(s)
+        assert wait_for(lambda: pool.size == 2, 20), "growth was not retried"
+        pool.release(held)
+        t.join(30)
+
+
+def test_memory_budget_refuses_growth_and_loads(cnn):
+    try:
+        with load(cnn, pool_min=1, pool_max=2, idle_s=30) as s:
+            pool = s.pool
+            memory_budget.configure(memory_budget.rss_bytes() + s.predictor_cost // 4)
+            held = pool.acquire()
+            t, done = infer_in_thread(s)
+            assert wait_for(lambda: pool.counters.refused >= 1), "growth was not refused"
+            pool.release(held)
+            t.join(30)
+            assert "out" in done and pool.size == 1
+            memory_budget.configure(memory_budget.rss_bytes() // 2)
+            with pytest.raises(BudgetRefused, match="memory budget"):
+                load(cnn, pool_min=1, pool_max=1)
+    finally:
+        memory_budget.configure(None)
+
+
+def test_a_load_shrinks_idle_pools_to_make_room(cnn, exported):
+    other = exported("demo:cnn", "pir", "2.0.0")
+    try:
+        with load(cnn, pool_min=1, pool_max=3, idle_s=300) as s:
+            pool = s.pool
+            held = [pool.acquire()]
+            for _ in range(2):
+                t, _ = infer_in_thread(s)
+                assert wait_for(lambda n=len(held) + 1: pool.size == n, 20)
+                held.append(pool.acquire()) if pool.size < 3 else None
+                t.join(30)
+            for h in held:
+                pool.release(h)
+            assert wait_for(lambda: pool.size == 3 and pool.in_use == 0)
+            # room for the new version only if the idle predictors go
+            memory_budget.configure(memory_budget.rss_bytes() + s.predictor_cost // 2)
+            with load(other, pool_min=1, pool_max=1) as s2:
+                assert s2.infer(X)["logits"].shape == (1, 10)
+            assert pool.size == 1 and pool.counters.reclaimed == 2
+    finally:
+        memory_budget.configure(None)
