@@ -20,6 +20,7 @@ import numpy as np
 from paddlehot_cli.core import onednn_threads, paddle_runtime
 from paddlehot_cli.core.manifest import Manifest, read_verified
 from paddlehot_cli.core.pool import Pool, PoolClosed
+from paddlehot_cli.core.precision_config import configure_precision
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.errors import PackageError, short_error
 
@@ -86,9 +87,13 @@ class PackageServable:
         self.threads = threads
         self.gil_bound = threads <= 1  # Servable: Paddle's run() holds the GIL, one thread computes
         self.paddle_options = paddle_options or paddle_runtime.PaddleOptions()
-        model_name, params_name = manifest.model_files
-        config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
-                                            self.paddle_options)
+        model_file, params_file = manifest.model_paths(path)
+
+        def new_config() -> Any:  # the variant's precision applied (precision_config)
+            return configure_precision(paddle_runtime.make_config(
+                model_file, params_file, threads, self.paddle_options), manifest)
+
+        config = new_config()
         try:
             first = paddle_runtime.create_predictor(config)
         except Exception as exc:  # noqa: BLE001 - RuntimeError/ValueError/OSError variously
@@ -108,9 +113,7 @@ class PackageServable:
         pool_min = max(0, int(pool_min))
         pool_max = max(1, pool_min, int(pool_max or 1))
         def make() -> Any:
-            config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
-                                                self.paddle_options)
-            return paddle_runtime.create_predictor(config)
+            return paddle_runtime.create_predictor(new_config())
 
         seed = [_Bound(first, self._output_names, make)]
 
