@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 
 from paddlehot_cli.core.manifest import read_verified
-from paddlehot_cli.core.precision_hardware import (
-    cpu_flags,
-    cpu_refusal,
-    needs_for,
-    paddle_refusal,
-    refusal_here,
-)
+from paddlehot_cli.core.precision_config import refusal_here
+from paddlehot_cli.core.precision_hardware import cpu_flags, cpu_refusal, needs_for, paddle_refusal
 from paddlehot_cli.core.variants import split_key, variant_key
 from paddlehot_cli.core.versions import c_identifier
 from paddlehot_cli.errors import PackageError

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from paddlehot_cli.core.manifest import dumps_manifest, file_entry, read_verified
-from paddlehot_cli.core.precision_hardware import needs_for, refusal_here
+from paddlehot_cli.core.precision_config import refusal_here
+from paddlehot_cli.core.precision_hardware import needs_for
 from paddlehot_cli.core.router import Labels, NotLoaded, Unavailable, select
 from paddlehot_cli.core.version_policy import VersionPolicy
 from tests.conftest import cli
@@ -23,8 +24,8 @@ BODY = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32]
                     "data": X.ravel().tolist()}]}
 
 
-def _select(versions, selector, labels=Labels(), rnd=1.0):
-    return select(versions, selector, labels, allow=lambda v: True, healthy=lambda v: True,
+def _select(versions, selector, labels=None, rnd=1.0):
+    return select(versions, selector, labels or Labels(), allow=lambda v: True, healthy=lambda v: True,
                   rnd=rnd, model="cnn")
 
 
@@ -132,3 +133,58 @@ def test_variants_serve_from_their_own_pools_chosen_per_request(variant_repo, tm
         assert seen == {"1.0.0", "1.0.0-int8"}
     finally:
         rt.stop_thread()
+
+
+def test_bench_variants_side_by_side(variant_repo, tmp_path):
+    out = tmp_path / "v.json"
+    np.savez(tmp_path / "user.npz",
+             image=np.random.default_rng(3).standard_normal((4, 3, 32, 32), np.float32))
+    proc = cli("bench", f"{variant_repo}:cnn", "--variants", "--requests", "30",
+               "--input-data", tmp_path / "user.npz", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["key"]: r for r in json.loads(out.read_text())["variants"]}
+    assert rows["1.0.0"]["max_err_random"] == 0 and rows["1.0.0"]["p50_ms"] > 0
+    int8 = rows["1.0.0-int8"]
+    assert int8["refused"] is None and int8["p50_ms"] > 0 and int8["peak_rss_mb"] > 0
+    assert int8["max_err_random"] > 0 and int8["max_err_user"] > 0  # really quantised
+    why = refusal_here(needs_for("bf16"), "bf16")
+    assert (rows["1.0.0-bf16"]["refused"] is None) == (why is None)
+    if why is not None:
+        assert "bf16 needs" in rows["1.0.0-bf16"]["refused"]
+    bad = cli("bench", f"{variant_repo}:cnn@9.9.9", "--variants")
+    assert bad.returncode == 2 and "no version 9.9.9" in bad.stderr
+
+
+def _ph142(*args) -> tuple[int, dict]:
+    proc = cli("abi-check", *args, "--format", "json")
+    assert proc.stdout, proc.stderr
+    found = [f for f in json.loads(proc.stdout)["findings"] if f["id"] == "PH142"]
+    return proc.returncode, found[0]
+
+
+def test_abi_check_says_whether_a_variant_runs_on_the_target(variant_repo, tmp_path):
+    code, f = _ph142(f"{variant_repo}:cnn@1.0.0-int8")
+    int8_why = refusal_here(needs_for("int8"), "int8")
+    assert (f["status"] == "pass") == (int8_why is None), f
+    code, f = _ph142(f"{variant_repo}:cnn@1.0.0-bf16")
+    if refusal_here(needs_for("bf16"), "bf16") is None:
+        assert f["status"] == "pass" and code == 0, f
+    else:  # this box: refused, with the reason, as a failing check
+        assert f["status"] == "fail" and code == 1 and "bf16 needs" in f["message"], f
+    code, f = _ph142(f"{variant_repo}:cnn@1.0.0")
+    assert f["status"] == "pass" and "fp32" in f["message"]
+
+
+def test_abi_check_refuses_bf16_on_a_paddle_without_onednn(variant_repo, tmp_path):
+    """Paddle's aarch64 wheel has no oneDNN: a bf16 variant for aarch64 would silently run
+    fp32 there. Needs the cached arm64 rootfs (native/edge/build-rootfs.sh)."""
+    rootfs = Path.home() / ".cache/paddlehot/edge/rootfs"
+    if not (rootfs / "etc").is_dir():
+        pytest.skip("no arm64 rootfs cached (native/edge/build-rootfs.sh)")
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    vdir = repo / "cnn/1.0.0/variants/bf16"
+    doc = json.loads((vdir / "paddlehot.json").read_text())
+    doc["requires"] = needs_for("bf16", "aarch64")
+    (vdir / "paddlehot.json").write_text(dumps_manifest(doc))
+    code, f = _ph142(f"{repo}:cnn@1.0.0-bf16", "--arch", "aarch64", "--runtime", rootfs)
+    assert code == 1 and f["status"] == "fail" and "oneDNN" in f["message"], f

@@ -37,7 +37,7 @@ def variant(
                                  help="The published fp32 version (default: the latest)."),
     precision: str = typer.Option(..., "--precision", metavar="bf16|int8",
                                   help="The variant's precision."),
-    calibration: Optional[Path] = typer.Option(
+    calibration: Optional[Path] = typer.Option(  # noqa: B008 - typer reads its options from defaults
         None, "--calibration", metavar="FILE.npz",
         help="Calibration samples, one array per model input (first axis: samples). Required "
         "for int8; also used as validation inputs."),
@@ -48,7 +48,7 @@ def variant(
     min_argmax: Optional[float] = typer.Option(
         None, "--min-argmax-agreement", metavar="FRACTION",
         help="Share of score rows whose argmax must equal fp32's [default: 0.99]."),
-    sign: Optional[Path] = typer.Option(None, "--sign", metavar="KEYFILE",
+    sign: Optional[Path] = typer.Option(None, "--sign",  # noqa: B008 - typer's defaults metavar="KEYFILE",
                                         help="Sign the variant before it is published."),
     force: bool = typer.Option(False, "--force", help="Derive an existing variant again."),
 ) -> None:

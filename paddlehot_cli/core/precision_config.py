@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from paddlehot_cli.core.manifest import Manifest
-from paddlehot_cli.core.precision_hardware import refusal_here
+from paddlehot_cli.core.precision_hardware import cpu_refusal, paddle_refusal
 from paddlehot_cli.errors import PackageError
 
 
@@ -28,3 +28,13 @@ def configure_precision(config: Any, manifest: Manifest) -> Any:
         # the quantized legacy program's scales select oneDNN's s8 kernels
         config.enable_mkldnn_int8()
     return config
+
+
+def refusal_here(needs: dict[str, Any] | None, precision: str) -> str | None:
+    """Both checks on this box (imports paddle only when the CPU passes)."""
+    why = cpu_refusal(needs, precision)
+    if why is not None or needs is None:
+        return why
+    from paddlehot_cli.core.paddle_runtime import import_paddle
+
+    return paddle_refusal(needs, precision, import_paddle().base.core)

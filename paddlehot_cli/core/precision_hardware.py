@@ -118,13 +118,3 @@ def paddle_refusal(needs: dict[str, Any] | None, precision: str, core: Any) -> s
             "bfloat16": "bfloat16 kernels (core.supports_bfloat16() is False on this CPU/build)",
             "int8": "int8 kernels (core.supports_int8() is False on this CPU/build)"}
     return f"{precision} needs a Paddle with " + " and ".join(what.get(m, m) for m in missing)
-
-
-def refusal_here(needs: dict[str, Any] | None, precision: str) -> str | None:
-    """Both checks on this box (imports paddle only when the CPU passes)."""
-    why = cpu_refusal(needs, precision)
-    if why is not None or needs is None:
-        return why
-    from paddlehot_cli.core.paddle_runtime import import_paddle
-
-    return paddle_refusal(needs, precision, import_paddle().base.core)

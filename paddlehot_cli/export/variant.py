@@ -14,9 +14,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 import numpy as np
 
@@ -30,7 +31,8 @@ from paddlehot_cli.core.manifest import (
     parse_manifest,
     read_verified,
 )
-from paddlehot_cli.core.precision_hardware import needs_for, refusal_here
+from paddlehot_cli.core.precision_config import refusal_here
+from paddlehot_cli.core.precision_hardware import needs_for
 from paddlehot_cli.core.repository import resolve_version
 from paddlehot_cli.core.validation_data import load_cases, save_cases
 from paddlehot_cli.core.variants import VARIANT_PRECISIONS, variant_dir, variant_key
