@@ -164,3 +164,39 @@ def test_int8_accepted_with_widened_tolerance_is_a_verified_variant(cnn_repo, tm
 
 def test_this_box_flags_are_read():
     assert cpu_flags(), "no CPU flags in /proc/cpuinfo"
+
+
+def test_export_precision_checks_everything_before_exporting(cnn_repo, tmp_path):
+    repo = tmp_path / "models"
+    proc = cli("export", "demo:cnn", "--repo", repo, "--precision", "int8")
+    assert_one_line_error(proc, 2, "--calibration")
+    proc = cli("export", "demo:cnn", "--repo", repo, "--precision", "bf16")
+    if refusal_here(needs_for("bf16"), "bf16") is not None:
+        assert_one_line_error(proc, 2, "cannot make a bf16 variant on this box")
+        assert not repo.exists()  # refused before the fp32 version was exported
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert (repo / "cnn/1.0.0/variants/bf16/paddlehot.json").is_file()
+
+
+def test_export_precision_int8_publishes_fp32_and_says_so_when_the_variant_fails(cnn_repo,
+                                                                                 tmp_path):
+    repo = tmp_path / "models"
+    proc = cli("export", "demo:cnn", "--repo", repo, "--model-format", "legacy",
+               "--precision", "int8", "--calibration", cnn_repo / "calib.npz")
+    read_verified(repo / "cnn/1.0.0")  # the fp32 version is whole either way
+    if proc.returncode == 0:
+        assert read_verified(repo / "cnn/1.0.0/variants/int8").precision == "int8"
+        return
+    assert_one_line_error(proc, 1, "was published, no int8 variant was written")
+    assert not (repo / "cnn/1.0.0/variants").exists()
+
+
+def test_build_plugin_refuses_a_variant(cnn_repo, tmp_path):
+    """A plugin of an int8 or bf16 variant would run fp32 predictors: refused."""
+    repo = fresh(cnn_repo, tmp_path)
+    assert cli("variant", f"{repo}:cnn@1.0.0", "--precision", "int8", "--calibration",
+               cnn_repo / "calib.npz", *WIDE).returncode == 0
+    proc = cli("build-plugin", repo / "cnn/1.0.0/variants/int8", "-o", tmp_path / "p.so")
+    assert_one_line_error(proc, 2, "would silently run fp32")
+    assert not (tmp_path / "p.so").exists()

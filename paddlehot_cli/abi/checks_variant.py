@@ -37,9 +37,12 @@ def _libpaddle(ctx: Context) -> Path | None:
 
 
 def check_variant_runtime(ctx: Context) -> Finding:
-    m = ctx.subject.package
+    m = ctx.subject.manifest
     if m is None:
-        return skipped("PH142", "not a package")
+        return skipped("PH142", "no manifest")
+    if ctx.subject.plugin is not None and ctx.subject.plugin.precision != "fp32":
+        return failed("PH142", f"plugin.so embeds a {ctx.subject.plugin.precision} package, but "
+                      "the plugin runtime configures fp32 predictors: it would silently run fp32")
     if m.precision == "fp32":
         return passed("PH142", "fp32: no CPU or Paddle requirement")
     needs = m.requires or {}

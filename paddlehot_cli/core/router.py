@@ -121,7 +121,7 @@ def with_precision(selector: str | None, precision: str | None) -> str | None:
 
 def split_precision(selector: str | None, labels: Labels) -> tuple[str | None, str]:
     """`stable-int8` -> ("stable", "int8"); an exact key or label is never split."""
-    if not selector or is_key(selector) or selector in labels.labels:
+    if not selector or "-" not in selector or is_key(selector) or selector in labels.labels:
         return selector, FP32
     m = _PRECISION_SUFFIX_RE.fullmatch(selector)
     if m is None:
@@ -163,9 +163,11 @@ def select(
 def _select(versions: list[str], selector: str | None, labels: Labels,
             allow: Callable[[str], bool], healthy: Callable[[str], bool], rnd: float,
             model: str) -> str:
-    ordered = [v for v in versions if is_semver(v)]  # ranges and "newest": fp32 only
+    # ranges and "newest": fp32 only ('-' is in variant keys alone, and cheaper than a regex)
+    ordered = [v for v in versions if "-" not in v] if any("-" in v for v in versions) \
+        else versions
     if selector:
-        if is_key(selector):
+        if is_semver(selector) or ("-" in selector and is_key(selector)):
             if selector not in versions:
                 raise NotLoaded(
                     f"version '{selector}' of model '{model}' is not loaded "

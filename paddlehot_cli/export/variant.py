@@ -214,3 +214,40 @@ def _quantize(vdir: Path, calibration: Path, out: Path) -> None:
         raise UserError(f"int8 quantisation failed: {lines[-1] if lines else proc.returncode}")
     for extra in out.glob("*.info"):  # Paddle's side files: not part of the package
         extra.unlink()
+
+
+def export_with_variant(req: Any, precision: str, calibration: Path | None,
+                        step: StepFn = _no_step) -> tuple[Any, VariantResult | None]:
+    """`export --precision P`: the fp32 version, then its P variant. Everything that can refuse
+    the variant is checked before anything is exported; a variant that then fails validation
+    leaves the fp32 version published (whole) and says so."""
+    from paddlehot_cli.export.pipeline import export_package
+
+    if precision == "fp32":
+        return export_package(req, step), None
+    _tolerances(VariantRequest("", precision))
+    if req.repo is None:
+        raise UserError("--precision needs --repo: a variant is appended to a published version")
+    if precision == "int8" and (calibration is None or req.fmt != "legacy"):
+        raise UserError("--precision int8 needs --calibration FILE.npz and --model-format legacy",
+                        hint="Paddle 3.3.1 quantises legacy programs only (docs/variants.md)")
+    from paddlehot_cli.export.tracing import prepare_format
+
+    prepare_format(req.fmt)  # before paddle is imported to ask it what it supports
+    why = refusal_here(needs_for(precision), precision)
+    if why is not None:
+        raise UserError(f"cannot make a {precision} variant on this box: {why}")
+    result = export_package(req, step)
+    name = result.manifest["name"]
+    try:
+        variant = derive_variant(VariantRequest(f"{req.repo}:{name}@{req.version}", precision,
+                                                calibration), step)
+    except UserError as exc:
+        exc.message = (f"{exc.message.replace('; nothing was written', '')}; the fp32 version "
+                       f"{result.path} was published, no {precision} variant was written")
+        if isinstance(exc, VariantValidationFailed):
+            exc.hint = (f"to accept this error: paddlehot variant {req.repo}:{name}@{req.version} "
+                        f"--precision {precision} ... with wider --atol/--rtol/"
+                        "--min-argmax-agreement")
+        raise
+    return result, variant
