@@ -191,7 +191,7 @@ def test_package_without_plugin_runs_package_checks_only(tmp_path):
     (pkg / "plugin.so").unlink()
     report = check(pkg)
     assert report.kind == "package"
-    assert [f.id for f in report.findings] == ["PH140", "PH141"]
+    assert [f.id for f in report.findings] == ["PH140", "PH141", "PH142"]
     assert report.exit_code == 0
 
 

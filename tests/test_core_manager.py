@@ -19,7 +19,7 @@ class FakeManifest:
         self.name, self.version = "m", version
         self.inputs = (TensorSpec("x", "float32", (-1, 2)),)
         self.outputs = (TensorSpec("y", "float32", (-1, 2)),)
-        self.validation, self.raw = {}, {}
+        self.validation, self.raw, self.precision = {}, {}, "fp32"
 
 
 class Fake:

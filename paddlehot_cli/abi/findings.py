@@ -115,6 +115,12 @@ _CATALOG = [
         "rebuild plugin.so from this package with paddlehot build-plugin",
     ),
     CheckInfo(
+        "PH142",
+        "a precision variant runs on the target (CPU flags, Paddle with oneDNN)",
+        "serve the fp32 version there, or derive the variant on and for a box that has them "
+        "(docs/variants.md)",
+    ),
+    CheckInfo(
         "PH200",
         "baseline: same model, newer version",
         "compare against an older version of the same model",

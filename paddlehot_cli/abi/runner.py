@@ -140,6 +140,7 @@ def run_abi_check(
     from paddlehot_cli.abi.checks_imports import IMPORT_CHECKS
     from paddlehot_cli.abi.checks_package import PACKAGE_CHECKS
     from paddlehot_cli.abi.checks_plugin import PLUGIN_CHECKS
+    from paddlehot_cli.abi.checks_variant import check_variant_runtime
     from paddlehot_cli.abi.runtime import resolve_runtime
 
     if glibc is not None and glibc_key(glibc) is None:
@@ -171,7 +172,7 @@ def run_abi_check(
             "c_api_from_headers": ctx.runtime.header_api is not None,
         }
     if subject.package is not None:
-        findings.extend(check(ctx) for check in PACKAGE_CHECKS)
+        findings.extend(check(ctx) for check in (*PACKAGE_CHECKS, check_variant_runtime))
     baseline_json = None
     if old is not None:
         from paddlehot_cli.abi.baseline import compare

@@ -21,6 +21,7 @@ from paddlehot_cli.cli.help import HelpGroup
 # verb -> (module under paddlehot_cli.cli, function), in the order `--help` lists them
 VERBS = {
     "export": ("export", "export"),
+    "variant": ("variant", "variant"),
     "build-plugin": ("build_plugin", "build_plugin"),
     "abi-check": ("abi_check", "abi_check"),
     "bench": ("bench", "bench"),

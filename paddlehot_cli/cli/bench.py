@@ -105,6 +105,9 @@ def bench(
     primitive_cache: Optional[str] = typer.Option(
         None, "--primitive-cache", metavar="N[,N...]", help="--shape-memory: oneDNN primitive cache capacities to "
         "compare (default 1024,256: oneDNN's and paddlehot's).", rich_help_panel="Tuning"),
+    variants: bool = typer.Option(
+        False, "--variants", help="REPO:NAME[@VERSION]: fp32 and its precision variants side by "
+        "side (latency, throughput, peak RSS, max error vs fp32; docs/variants.md)."),
 ) -> None:
     """Measure tail latency, throughput, errors, CPU and peak RSS, per concurrency level.
 
@@ -133,6 +136,11 @@ def bench(
     from paddlehot_cli.cli.deprecated import renamed
 
     batch = renamed(batch, batch_old, "--batch", "-b")
+    if variants:
+        from paddlehot_cli.cli.bench_variants import run_variants
+
+        return run_variants(target, requests, 1 if batch is None else batch, threads, input_data,
+                            json_out)
     plan = check(BenchRequest(
         target=target, concurrency=concurrency, duration=duration, requests=requests,
         warmup=warmup, batch=1 if batch is None else batch, input_data=input_data, rate=rate, swap_every=swap_every,

@@ -87,6 +87,12 @@ def export(
     sign: Optional[Path] = typer.Option(
         None, "--sign", metavar="KEYFILE",
         help="Sign the version (Ed25519 private key; see `paddlehot sign`) before it is published."),
+    precision: str = typer.Option(
+        "fp32", "--precision", metavar="fp32|bf16|int8",
+        help="Also derive this precision variant of the version (--repo; docs/variants.md)."),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", metavar="FILE.npz",
+        help="--precision int8: calibration samples, one array per input."),
 ) -> None:
     """Export a Layer, prove it computes what the Layer computes, and write a model package.
 
@@ -104,7 +110,8 @@ def export(
     """
     from paddlehot_cli.cli.deprecated import renamed
     from paddlehot_cli.core.signature import parse_input_spec
-    from paddlehot_cli.export.pipeline import ExportRequest, ExportValidationFailed, export_package
+    from paddlehot_cli.export.pipeline import ExportRequest, ExportValidationFailed
+    from paddlehot_cli.export.variant import VariantValidationFailed, export_with_variant
 
     req = ExportRequest(
         source=source,
@@ -116,9 +123,14 @@ def export(
         sizes=_sizes(dim_sizes), output_names=list(outputs or []), sign_key=sign,
     )
     try:
-        result = export_package(req, step=step)
+        result, variant = export_with_variant(req, precision, calibration, step=step)
     except ExportValidationFailed as exc:
         render_validation(exc.report)
+        raise
+    except VariantValidationFailed as exc:
+        from paddlehot_cli.cli.variant import render_variant_report
+
+        render_variant_report(exc.report)
         raise
     if result.report is not None:
         render_validation(result.report)
@@ -127,3 +139,8 @@ def export(
     outs = ", ".join(f"{o['name']}:{o['dtype']}{o['shape']}" for o in m["outputs"])
     out.print(f"[bold]{m['name']} {m['version']}[/bold] ({m['format']}) -> {result.path}")
     out.print(f"  inputs:  {sig}\n  outputs: {outs}")
+    if variant is not None:
+        from paddlehot_cli.cli.variant import render_variant_report
+
+        render_variant_report(variant.report)
+        out.print(f"[bold]{m['name']} {variant.key}[/bold] -> {variant.path}")

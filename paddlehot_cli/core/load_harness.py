@@ -24,6 +24,7 @@ from paddlehot_cli.core.loaded import Batching, Loaded
 from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.servable import Servable
 from paddlehot_cli.core.thread_priority import can_unnice, run_niced
+from paddlehot_cli.core.variants import variant_key
 from paddlehot_cli.core.warmup import warm
 from paddlehot_cli.errors import UserError, short_error
 
@@ -75,8 +76,9 @@ class LoadHarness:
         try:
             loaded = self._open(path, others_serving)
             manifest = loaded.servable.manifest
-            if manifest.name != model or manifest.version != version:
-                raise UserError(f"{path}: the manifest names {manifest.name} {manifest.version}")
+            said = variant_key(manifest.version, manifest.precision)  # `1.2.0-int8` for a variant
+            if manifest.name != model or said != version:
+                raise UserError(f"{path}: the manifest names {manifest.name} {said}")
             batcher = self._batcher(model, version, loaded)
             self._warm(loaded.servable, path, batcher)
             return Prepared(loaded, batcher)

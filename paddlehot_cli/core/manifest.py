@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from paddlehot_cli.core.signature import TensorSpec
 from paddlehot_cli.core.small_files import NotRegular, read_control_file
+from paddlehot_cli.core.variants import PRECISIONS, version_dir_of
 from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import PackageError, UserError
 
@@ -47,6 +48,27 @@ class Manifest:
     @property
     def validation(self) -> dict[str, Any]:
         return self.raw.get("validation") or {}
+
+    @property
+    def precision(self) -> str:
+        return str(self.raw.get("precision", "fp32"))
+
+    @property
+    def shared_files(self) -> dict[str, dict[str, Any]]:
+        """A variant's files that live in its fp32 version dir (by sha256: bf16 runs them)."""
+        return dict(self.raw.get("shared_files") or {})
+
+    @property
+    def requires(self) -> dict[str, Any] | None:
+        """What a variant needs from the CPU and Paddle (None for fp32)."""
+        return self.raw.get("requires") if self.precision != "fp32" else None
+
+    def model_paths(self, package_dir: str | Path) -> tuple[Path, Path]:
+        """The program and params files, wherever they live (a bf16 variant's are its fp32
+        version's)."""
+        root = Path(package_dir)
+        return tuple(root / f if f in self.files else _shared_root(root) / f  # type: ignore[return-value]
+                     for f in self.model_files)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.raw)
@@ -90,7 +112,8 @@ def parse_manifest(data: Any, where: str = "manifest") -> Manifest:
     files = data["files"]
     if not isinstance(files, dict):
         raise PackageError(f"{where}: 'files' must be an object")
-    for fname, info in files.items():
+    shared = _check_variant(data, where)
+    for fname, info in [*files.items(), *shared.items()]:
         if not isinstance(fname, str) or "/" in fname or fname.startswith("."):
             raise PackageError(f"{where}: invalid file name {fname!r}")
         if (
@@ -101,11 +124,36 @@ def parse_manifest(data: Any, where: str = "manifest") -> Manifest:
         ):
             raise PackageError(f"{where}: file '{fname}' needs 'sha256' (hex) and 'bytes'")
     for needed in FORMATS[fmt]:
-        if needed not in files:
+        if needed not in files and needed not in shared:
             raise PackageError(f"{where}: 'files' does not list '{needed}'")
     if not isinstance(data["validation"], dict):
         raise PackageError(f"{where}: 'validation' must be an object")
     return Manifest(name, version, fmt, specs["inputs"], specs["outputs"], dict(files), data)
+
+
+def _check_variant(data: dict, where: str) -> dict:
+    """A variant's own keys (docs/variants.md); returns its shared_files."""
+    precision = data.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise PackageError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}")
+    shared = data.get("shared_files", {})
+    if precision == "fp32":
+        if shared:
+            raise PackageError(f"{where}: only a variant may have 'shared_files'")
+        return {}
+    if not isinstance(shared, dict):
+        raise PackageError(f"{where}: 'shared_files' must be an object")
+    base = data.get("variant_of")
+    if not isinstance(base, dict) or not isinstance(base.get("manifest_sha256"), str):
+        raise PackageError(f"{where}: a {precision} variant needs 'variant_of' with the "
+                           "'manifest_sha256' of its fp32 version")
+    if not isinstance(data.get("requires"), dict):
+        raise PackageError(f"{where}: a {precision} variant needs 'requires' (CPU and Paddle)")
+    return shared
+
+
+def _shared_root(package_dir: Path) -> Path:
+    return version_dir_of(package_dir, "variant")
 
 
 def loads_manifest(text: str | bytes, where: str = "manifest") -> Manifest:
@@ -153,8 +201,11 @@ def file_entry(path: str | Path) -> dict[str, Any]:
 def verify_files(package_dir: str | Path, manifest: Manifest) -> None:
     """Raise PackageError unless every listed file exists with its size and sha256."""
     root = Path(package_dir)
-    for fname, info in manifest.files.items():
-        fpath = root / fname
+    if manifest.precision != "fp32":
+        _verify_base(root, manifest)
+    listed = [(root / f, f, i) for f, i in manifest.files.items()]
+    listed += [(_shared_root(root) / f, f, i) for f, i in manifest.shared_files.items()]
+    for fpath, fname, info in listed:
         if not fpath.is_file():
             raise PackageError(f"{root}: file '{fname}' listed in the manifest is missing")
         size = fpath.stat().st_size
@@ -165,6 +216,17 @@ def verify_files(package_dir: str | Path, manifest: Manifest) -> None:
             )
         if sha256_file(fpath) != info["sha256"]:
             raise PackageError(f"{root}: '{fname}' does not match its sha256 in the manifest")
+
+
+def _verify_base(root: Path, manifest: Manifest) -> None:
+    """A variant was validated against one fp32 manifest: that one must still be there."""
+    base = _shared_root(root) / MANIFEST_NAME
+    if not base.is_file():
+        raise PackageError(f"{root}: the fp32 version of this {manifest.precision} variant "
+                           "is missing")
+    if sha256_file(base) != manifest.raw["variant_of"]["manifest_sha256"]:
+        raise PackageError(f"{root}: the fp32 version this {manifest.precision} variant was "
+                           "validated against has changed; derive the variant again")
 
 
 def read_verified(package_dir: str | Path) -> Manifest:

@@ -22,6 +22,7 @@ import numpy as np
 from paddlehot_cli.core import memory_budget, onednn_threads, paddle_runtime
 from paddlehot_cli.core.manifest import Manifest, read_verified
 from paddlehot_cli.core.pool import Pool, PoolClosed
+from paddlehot_cli.core.precision_config import configure_precision
 from paddlehot_cli.core.signature import TensorSpec, check_inputs
 from paddlehot_cli.errors import PackageError, short_error
 
@@ -88,12 +89,16 @@ class PackageServable:
         self.threads = threads
         self.gil_bound = threads <= 1  # Servable: Paddle's run() holds the GIL, one thread computes
         self.paddle_options = paddle_options or paddle_runtime.PaddleOptions()
-        model_name, params_name = manifest.model_files
+        model_file, params_file = manifest.model_paths(path)  # a bf16 variant's are fp32's
         budget = memory_budget.budget()
-        budget.admit_load(memory_budget.load_estimate(path, params_name),
+        budget.admit_load(memory_budget.load_estimate(params_file.parent, params_file.name),
                           f"{manifest.name} {manifest.version}")
-        config = paddle_runtime.make_config(path / model_name, path / params_name, threads,
-                                            self.paddle_options)
+
+        def new_config() -> Any:  # the variant's precision applied (precision_config)
+            return configure_precision(paddle_runtime.make_config(
+                model_file, params_file, threads, self.paddle_options), manifest)
+
+        config = new_config()
         rss_before = memory_budget.rss_bytes()
         try:
             first = paddle_runtime.create_predictor(config)
@@ -115,7 +120,7 @@ class PackageServable:
             )
         pool_min = max(0, int(pool_min))
         pool_max = max(1, pool_min, int(pool_max or 1))
-        files = (path / model_name, path / params_name)
+        files = (model_file, params_file)
         loaded_as = _identity(files)
 
         def make() -> Any:
@@ -124,8 +129,7 @@ class PackageServable:
             if _identity(files) != loaded_as:
                 raise PackageError(f"{path}: the model files changed or went away since the "
                                    "version was loaded; not creating another predictor from them")
-            config = paddle_runtime.make_config(*files, threads, self.paddle_options)
-            return paddle_runtime.create_predictor(config)
+            return paddle_runtime.create_predictor(new_config())
 
         seed = [_Bound(first, self._output_names, make)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paddlehot_cli.core.manifest import MANIFEST_NAME
+from paddlehot_cli.core.variants import split_key, variant_dir
 from paddlehot_cli.core.versions import check_model_name, is_semver, sort_key
 from paddlehot_cli.errors import PackageError, UserError
 
@@ -23,7 +24,8 @@ def published_versions(model_dir: Path) -> list[str]:
 
 
 def resolve_version(spec: str) -> Path:
-    """`REPO:NAME[@VERSION]` -> the version dir (the latest SemVer one without @VERSION)."""
+    """`REPO:NAME[@VERSION]` -> the version dir (the latest SemVer one without @VERSION);
+    `@1.2.0-int8` -> that version's int8 variant dir."""
     repo_text, _, ref = spec.rpartition(":")
     name, _, version = ref.partition("@")
     repo = Path(repo_text)
@@ -32,14 +34,21 @@ def resolve_version(spec: str) -> Path:
     if not name:
         raise UserError(f"malformed target '{spec}'", hint="write REPO:NAME or REPO:NAME@VERSION")
     check_model_name(name)
-    if version and not is_semver(version):
-        raise UserError(f"invalid version '{version}' in '{spec}'", hint="use MAJOR.MINOR.PATCH")
+    parts = split_key(version) if version else None
+    if version and parts is None:
+        raise UserError(f"invalid version '{version}' in '{spec}'",
+                        hint="use MAJOR.MINOR.PATCH, or MAJOR.MINOR.PATCH-PRECISION for a variant")
     versions = published_versions(repo / name)
     if not versions:
         raise PackageError(f"repository {repo} has no published version of '{name}'")
-    if version:
-        if version not in versions:
-            raise PackageError(f"repository {repo} has no version {version} of '{name}'",
-                               hint="published: " + ", ".join(versions))
-        return repo / name / version
-    return repo / name / versions[-1]
+    if parts is None:
+        return repo / name / versions[-1]
+    version, precision = parts
+    if version not in versions:
+        raise PackageError(f"repository {repo} has no version {version} of '{name}'",
+                           hint="published: " + ", ".join(versions))
+    found = variant_dir(repo / name / version, precision)
+    if not (found / MANIFEST_NAME).is_file():
+        raise PackageError(f"version {version} of '{name}' has no {precision} variant",
+                           hint="derive one with `paddlehot variant`")
+    return found

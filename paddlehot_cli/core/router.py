@@ -7,6 +7,12 @@ probability `canary_weight`%, else to the `stable` label, else to the newest ver
 versions whose breaker is open (that is the automatic rollback). Once per cooldown a breaker
 admits one trial: unpinned traffic then sends one request to the newest such version, and its
 success undoes the rollback.
+
+Precision variants (docs/variants.md) are loaded under keys such as `1.2.0-int8`. Only an exact
+key, a label naming one, or a precision asked for (`SELECTOR-PRECISION`, e.g. `stable-int8`,
+`^1.2-int8`, or `-int8` for the default choice; the request parameter `precision` is spelt so by
+serve) reaches a variant: ranges, labels and "newest" choose among fp32 versions, and the
+variant of the version they choose is served.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from dataclasses import dataclass, field
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from paddlehot_cli.core.variants import FP32, PRECISIONS, base_version, is_key, variant_key
 from paddlehot_cli.core.versions import is_semver
 
 _LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")  # always fullmatch: "$" accepts "\n"
 _PARTIAL_RE = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+_PRECISION_SUFFIX_RE = re.compile(r"(.*)-(fp32|bf16|int8)")  # fullmatch
 
 
 class RouteError(LookupError):
@@ -91,14 +99,34 @@ class Labels:
         for k, v in labels.items():
             if not isinstance(k, str) or not is_label(k):
                 raise ValueError(f"{where}: invalid label name {k!r}")
-            if not isinstance(v, str) or not is_semver(v):
-                raise ValueError(f"{where}: label '{k}' must name a SemVer version, got {v!r}")
+            if not isinstance(v, str) or not is_key(v):
+                raise ValueError(f"{where}: label '{k}' must name a SemVer version (or a "
+                                 f"variant such as 1.2.0-int8), got {v!r}")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100:
             raise ValueError(f"{where}: canary_weight must be a number from 0 to 100")
         return Labels(dict(labels), float(weight))
 
     def to_json(self) -> dict:
         return {"labels": dict(self.labels), "canary_weight": self.canary_weight}
+
+
+def with_precision(selector: str | None, precision: str | None) -> str | None:
+    """The selector a request's `precision` parameter makes of its version selector."""
+    if precision is None:
+        return selector
+    if precision not in PRECISIONS:
+        raise NotLoaded(f"unknown precision '{precision}' (one of {', '.join(PRECISIONS)})")
+    return f"{selector or ''}-{precision}"
+
+
+def split_precision(selector: str | None, labels: Labels) -> tuple[str | None, str]:
+    """`stable-int8` -> ("stable", "int8"); an exact key or label is never split."""
+    if not selector or "-" not in selector or is_key(selector) or selector in labels.labels:
+        return selector, FP32
+    m = _PRECISION_SUFFIX_RE.fullmatch(selector)
+    if m is None:
+        return selector, FP32
+    return (m[1] or None), m[2]
 
 
 def select(
@@ -110,20 +138,40 @@ def select(
     rnd: float,
     model: str = "model",
 ) -> str:
-    """Pick a version among `versions` (loaded, sorted newest first).
+    """Pick a version (or variant key) among `versions` (loaded, sorted newest first).
 
     `healthy(v)` is a side-effect-free check used to rank candidates (breaker closed);
     `allow(v)` is asked once for the chosen version (it may consume a half-open trial).
     """
     if not versions:
         raise Unavailable(f"model '{model}' has no version loaded")
-    ordered = versions
+    selector, precision = split_precision(selector, labels)
+    if precision == FP32:
+        return _select(versions, selector, labels, allow, healthy, rnd, model)
+    have = [v for v in versions if is_semver(v) and variant_key(v, precision) in versions]
+    if not have:
+        raise NotLoaded(f"model '{model}' has no {precision} variant loaded")
+
+    def key(v: str) -> str:
+        return variant_key(base_version(v), precision)
+
+    chosen = _select(have, selector, labels, lambda v: allow(key(v)),
+                     lambda v: healthy(key(v)), rnd, model)
+    return key(chosen)
+
+
+def _select(versions: list[str], selector: str | None, labels: Labels,
+            allow: Callable[[str], bool], healthy: Callable[[str], bool], rnd: float,
+            model: str) -> str:
+    # ranges and "newest": fp32 only ('-' is in variant keys alone, and cheaper than a regex)
+    ordered = [v for v in versions if "-" not in v] if any("-" in v for v in versions) \
+        else versions
     if selector:
-        if is_semver(selector):
+        if is_semver(selector) or ("-" in selector and is_key(selector)):
             if selector not in versions:
                 raise NotLoaded(
                     f"version '{selector}' of model '{model}' is not loaded "
-                    f"(loaded: {', '.join(ordered)})"
+                    f"(loaded: {', '.join(versions)})"
                 )
             if not allow(selector):
                 raise Unavailable(f"version '{selector}' of model '{model}' is unavailable (breaker open)")
@@ -152,6 +200,9 @@ def select(
     stable = labels.labels.get("stable")
     if stable in versions and healthy(stable) and allow(stable):
         return stable
+    if not ordered:
+        raise Unavailable(f"model '{model}' has no fp32 version loaded (ask for a variant, "
+                          "e.g. VERSION-int8)")
     return _first_allowed(ordered, allow, healthy, model)
 
 

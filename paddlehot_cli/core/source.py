@@ -30,7 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from paddlehot_cli.core.manifest import MANIFEST_NAME, read_manifest, verify_files
+from paddlehot_cli.core.precision_hardware import cpu_refusal
 from paddlehot_cli.core.small_files import read_control_file
+from paddlehot_cli.core.variants import variant_dir, variant_key, variant_precisions
 from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import UserError
 
@@ -203,6 +205,7 @@ class RepositorySource:
     def _scan_model(self, model: str, force: bool) -> None:
         mdir = self.repo / model
         versions: dict[str, Path] = {}
+        present: set[str] = set()
         try:
             entries = list(os.scandir(mdir))
             self._model_readable(model, None)
@@ -216,12 +219,18 @@ class RepositorySource:
             if e.name.startswith(".") or not is_semver(e.name) or not e.is_dir():
                 continue
             vdir = mdir / e.name
-            error = self._verify(model, e.name, vdir)
-            if error is None:
-                versions[e.name] = vdir
-                if self.invalid.pop((model, e.name), None) is not None:
-                    self._on_invalid(model, e.name, None)
-        present = {e.name for e in entries or ()}
+            present.add(e.name)
+            if self._verify(model, e.name, vdir) is not None:
+                continue
+            found = [(e.name, vdir)]  # its variants only beside a good fp32 version
+            found += [(variant_key(e.name, p), variant_dir(vdir, p)) for p in self._variants(vdir)]
+            for key, kdir in found:
+                present.add(key)
+                if key != e.name and self._verify(model, key, kdir) is not None:
+                    continue
+                versions[key] = kdir
+                if self.invalid.pop((model, key), None) is not None:
+                    self._on_invalid(model, key, None)
         for key in [k for k in self.invalid if k[0] == model and k[1] and k[1] not in present]:
             del self.invalid[key]
             self._on_invalid(model, key[1], None)
@@ -230,6 +239,15 @@ class RepositorySource:
         if force or self._last.get(model) != state:
             self._last[model] = state
             self._on_versions(model, versions, labels)
+
+    @staticmethod
+    def _variants(vdir: Path) -> list[str]:
+        try:
+            return variant_precisions(vdir)
+        except OSError as exc:
+            if exc.errno in _MACHINE:
+                raise _scan_failed(f"{vdir.name}/variants", exc) from None
+            return []
 
     def _model_readable(self, model: str, reason: str | None) -> None:
         """A model directory this process may not list is reported as (model, "", reason)."""
@@ -285,13 +303,19 @@ class RepositorySource:
             return f"{where}: '{escaping}' is a symlink that leads out of the repository"
         manifest = read_manifest(vdir)
         names_out.extend(sorted(manifest.files))
+        if manifest.precision != "fp32":  # a variant is re-checked when its fp32 version changes
+            names_out.extend(f"../../{f}" for f in (MANIFEST_NAME, *sorted(manifest.shared_files)))
         before = _signature(vdir, (MANIFEST_NAME, *names_out, *_WATCHED_EXTRAS))
         if before is not None:
             self._pending_sig[vdir] = before
         verify_files(vdir, manifest)
-        if manifest.name != model or manifest.version != version:
-            return (f"{where}: the manifest says {manifest.name} {manifest.version}, "
+        said = variant_key(manifest.version, manifest.precision)
+        if manifest.name != model or said != version:
+            return (f"{where}: the manifest says {manifest.name} {said}, "
                     f"the directory is {model}/{version}")
+        why = cpu_refusal(manifest.requires, manifest.precision)
+        if why is not None:  # a variant this CPU cannot run: said in the index, never loaded
+            return f"{where}: {why}"
         if self._check_version is not None:
             why = self._check_version(vdir, model, version)
             if why is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from paddlehot_cli.core.breaker import CLOSED
 from paddlehot_cli.core.model_state import ModelState
+from paddlehot_cli.core.variants import precision_of
 from paddlehot_cli.core.versions import sort_key
 
 
@@ -16,6 +17,10 @@ def status_rows(m: ModelState) -> list[dict]:
 
 
 def _row(m: ModelState, v: str) -> dict:
+    return {**_state(m, v), "precision": precision_of(v)}
+
+
+def _state(m: ModelState, v: str) -> dict:
     ref = m.loaded.get(v)
     if ref is not None and m.enabled:
         state = ref.breaker.state

@@ -3,6 +3,8 @@
 `keep_previous` also keeps the newest version below the served ones loaded and warm, so that an
 open breaker on the newest version rolls traffic back at once instead of after a reload.
 Versions that failed to load (or were rejected) never count, so the last good one stays.
+A precision variant (`1.2.0-int8`, docs/variants.md) is aspired with its version, and never
+counts as one of the latest N.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from paddlehot_cli.core.variants import base_version, is_variant_key
 from paddlehot_cli.core.versions import is_semver, sort_key
 from paddlehot_cli.errors import UserError
 
@@ -31,7 +34,10 @@ class VersionPolicy:
                 pinned: Iterable[str] = ()) -> set[str]:
         """The versions to have loaded, given what is on disk, what failed, and label pins."""
         bad = set(failed)
-        good = sorted((v for v in set(available) if v not in bad), key=sort_key, reverse=True)
+        available = set(available)
+        variants = {v for v in available if is_variant_key(v) and v not in bad}
+        good = sorted((v for v in available - variants if v not in bad), key=sort_key,
+                      reverse=True)
         if self.versions is not None:
             chosen = [v for v in good if v in set(self.versions)]
             want = set(chosen)
@@ -40,7 +46,8 @@ class VersionPolicy:
             want = set(chosen)
             if self.keep_previous and len(good) > len(chosen):
                 want.add(good[len(chosen)])
-        want.update(v for v in pinned if v in good)
+        want.update(v for v in pinned if v in good or v in variants)
+        want.update(v for v in variants if base_version(v) in want)
         return want
 
     def describe(self) -> str:

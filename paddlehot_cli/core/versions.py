@@ -25,8 +25,13 @@ def parse_semver(text: str) -> tuple[int, int, int]:
     return int(match[1]), int(match[2]), int(match[3])
 
 
-def sort_key(text: str) -> Version:
-    return Version(text)
+_PRECISION_RANK = {"int8": 0, "bf16": 1}  # fp32 (no suffix) sorts first among equals, newest first
+
+
+def sort_key(text: str) -> tuple[Version, int]:
+    """Orders versions, and a version's precision variants (`1.2.0-int8`) beside it."""
+    version, _, precision = text.partition("-")
+    return Version(version), _PRECISION_RANK.get(precision, 2)
 
 
 def check_model_name(name: str) -> str:

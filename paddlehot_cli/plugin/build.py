@@ -82,6 +82,11 @@ def _no_step(title: str) -> ContextManager[Any]:
 
 def check_package(package: Path) -> Manifest:
     manifest = read_verified(package)
+    if manifest.precision != "fp32":  # docs/variants.md: never a plugin that silently runs fp32
+        raise PackageError(
+            f"{package}: plugins of {manifest.precision} variants are not built yet: the plugin "
+            "runtime configures fp32 predictors, so this plugin would silently run fp32",
+            hint="serve the variant as a package: serve loads it at its precision")
     for spec in (*manifest.inputs, *manifest.outputs):
         if spec.dtype not in COPYABLE_DTYPES:
             raise PackageError(

@@ -185,7 +185,8 @@ class Server:
             "inputs": protocol.tensor_metadata(manifest.inputs),
             "outputs": protocol.tensor_metadata(manifest.outputs),
             # serving.json hook (issue 13): the settings this version runs with, and their source
-            "parameters": {"version": version, "serving": self.manager.settings(name, version),
+            "parameters": {"version": version, "precision": manifest.precision,
+                           "serving": self.manager.settings(name, version),
                            "quarantined": self.manager.quarantined(name)},
         })
 

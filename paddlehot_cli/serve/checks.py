@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from paddlehot_cli.core import router
-from paddlehot_cli.core.versions import check_model_name
+from paddlehot_cli.core.variants import PRECISIONS
+from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.serve.refusals import Rejected
 
@@ -37,6 +38,16 @@ def selector(text: str) -> str:
     return text
 
 
+def precision_selector(selector: str | None, precision: object) -> str | None:
+    """A request's `precision` parameter folded into its version selector (router.py)."""
+    if precision is None:
+        return selector
+    if precision not in PRECISIONS:
+        raise Rejected(400, f"invalid parameter precision {str(precision)[:16]!r}: one of "
+                            + ", ".join(PRECISIONS))
+    return router.with_precision(selector, str(precision))
+
+
 def resolve_version(manager: Any, name: str, wanted: str | None) -> str:
     """The loaded version a metadata/ready request talks about (no breaker trial consumed).
     Raises Rejected, or router.RouteError for a selector that matches nothing loaded."""
@@ -45,8 +56,8 @@ def resolve_version(manager: Any, name: str, wanted: str | None) -> str:
         raise Rejected(404, f"unknown model '{name}'")
     if not versions:
         raise Rejected(400 if wanted is None else 404, f"model '{name}' has no version loaded")
-    if wanted is None:
-        return versions[0]
+    if wanted is None:  # the newest fp32 version (variants only when asked for)
+        return next((v for v in versions if is_semver(v)), versions[0])
     return router.select(versions, wanted, manager.labels(name), allow=lambda v: True,
                          healthy=lambda v: True, rnd=1.0, model=name)
 

@@ -121,6 +121,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         started = time.perf_counter()
         name, wanted = self._target(request.model_name, request.model_version)
+        if "precision" in request.parameters:  # a precision variant (docs/variants.md)
+            wanted = checks.precision_selector(
+                wanted, request.parameters["precision"].string_param)
         tensors = grpc_codec.decode_inputs(request)
         loop = asyncio.get_running_loop()
         settled: asyncio.Future = loop.create_future()

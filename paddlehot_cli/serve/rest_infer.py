@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 
-from paddlehot_cli.serve import protocol
+from paddlehot_cli.serve import checks, protocol
 from paddlehot_cli.serve.body_decoder import BodyDecoder
 from paddlehot_cli.serve.client_limits import ClientLimits
 from paddlehot_cli.serve.infer import InferService, Outcome
@@ -111,6 +111,7 @@ class RestInfer:
                                                 f"{type(exc).__name__}: {exc}"))
             reply(*result)
 
+        selector = checks.precision_selector(selector, req.parameters.get("precision"))
         self.service.submit(name, selector, req.inputs, finish, loop, "http", start)
 
     def _encoded(self, outcome: Outcome, req: protocol.InferRequest) -> ReplyTuple:
