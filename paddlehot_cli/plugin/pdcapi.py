@@ -359,31 +359,5 @@ def build_link_stub(target: str, cc: str) -> Path:
     return out
 
 
-def _main(argv: list[str]) -> int:
-    """python -m paddlehot_cli.plugin.pdcapi [--sysroot ROOTFS]: build (or find) pdcapi for this
-    host, or for the aarch64 rootfs ROOTFS, and print its path."""
-    import sys
-
-    try:
-        if argv[:1] == ["--sysroot"] and len(argv) == 2:
-            from paddlehot_cli.plugin.c_api_choice import CROSS_CC
-            from paddlehot_cli.plugin.cross import build_cross_pdcapi
-            from paddlehot_cli.plugin.rootfs import open_rootfs
-
-            print(build_cross_pdcapi(open_rootfs(Path(argv[1]), "aarch64"), CROSS_CC["aarch64"]))
-        elif not argv:
-            print(build_pdcapi())
-        else:
-            print("error: usage: python -m paddlehot_cli.plugin.pdcapi [--sysroot ROOTFS]",
-                  file=sys.stderr)
-            return 2
-    except UserError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(_main(sys.argv[1:]))
+if __name__ == "__main__":  # python -m paddlehot_cli.plugin.pdcapi: build (or find) and print
+    print(build_pdcapi())
