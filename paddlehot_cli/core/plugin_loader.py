@@ -139,7 +139,7 @@ def ensure_c_api(plugin: Path, provider: CApiProvider | None = None,
         if lib is None:
             raise PackageError(
                 f"{shown or plugin} needs {C_API_SONAME}, and no pdcapi is built for this Paddle",
-                hint="build it once: `python -m paddlehot_cli.plugin.pdcapi_tool` (build-plugin, "
+                hint="build it once: `python -m paddlehot_cli.plugin.pdcapi` (build-plugin, "
                 "serve and bench do it too), or put the official library on LD_LIBRARY_PATH")
         try:
             ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)

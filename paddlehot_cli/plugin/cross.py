@@ -132,3 +132,27 @@ def rootfs_runtime(root: Path, arch: str) -> tuple[list[Path], str | None] | Non
     if lib is not None:
         dirs.append(lib.parent)
     return dirs, rootfs.paddle_version()
+
+
+def _main(argv: list[str]) -> int:
+    """python -m paddlehot_cli.plugin.cross ROOTFS: build (or find) pdcapi for the aarch64
+    rootfs ROOTFS and print its path."""
+    import sys
+
+    from paddlehot_cli.plugin.c_api_choice import CROSS_CC
+
+    if len(argv) != 1:
+        print("error: usage: python -m paddlehot_cli.plugin.cross ROOTFS", file=sys.stderr)
+        return 2
+    try:
+        print(build_cross_pdcapi(open_rootfs(Path(argv[0]), "aarch64"), CROSS_CC["aarch64"]))
+    except UserError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

@@ -357,3 +357,7 @@ def build_link_stub(target: str, cc: str) -> Path:
                   f"{SONAME} stub for {target}")
         os.replace(tmp / SONAME, out)
     return out
+
+
+if __name__ == "__main__":  # python -m paddlehot_cli.plugin.pdcapi: build (or find) and print
+    print(build_pdcapi())
