@@ -188,3 +188,26 @@ def test_abi_check_refuses_bf16_on_a_paddle_without_onednn(variant_repo, tmp_pat
     (vdir / "paddlehot.json").write_text(dumps_manifest(doc))
     code, f = _ph142(f"{repo}:cnn@1.0.0-bf16", "--arch", "aarch64", "--runtime", rootfs)
     assert code == 1 and f["status"] == "fail" and "oneDNN" in f["message"], f
+
+
+def test_a_trusting_server_serves_a_variant_only_with_its_own_signature(variant_repo, tmp_path):
+    from paddlehot_cli.core.signatures import Trust
+
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    shutil.rmtree(repo / "cnn/1.0.0/variants/bf16")
+    key = tmp_path / "release.key"
+    assert cli("sign", "--new-key", key).returncode == 0
+    assert cli("sign", f"{repo}:cnn@1.0.0", "--key", key).returncode == 0
+    rt = start_runtime(repo, trust=Trust.from_files([Path(f"{key}.pub")]))
+    base = f"http://127.0.0.1:{rt.port}"
+    try:
+        wait_for(lambda: "1.0.0" in rt.manager.loaded_versions("cnn"), 60, what="fp32")
+        row = {r["version"]: r for r in httpx.post(f"{base}/v2/repository/index").json()}
+        assert row["1.0.0-int8"]["state"] == "UNAVAILABLE", row  # unsigned variant
+        assert "refused by --trust" in row["1.0.0-int8"]["reason"]
+        proc = cli("sign", f"{repo}:cnn@1.0.0-int8", "--key", key)
+        assert proc.returncode == 0, proc.stderr
+        wait_for(lambda: "1.0.0-int8" in rt.manager.loaded_versions("cnn"), 60, what="int8")
+        assert _infer(base, "/versions/1.0.0-int8").json()["model_version"] == "1.0.0-int8"
+    finally:
+        rt.stop_thread()

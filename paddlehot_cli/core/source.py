@@ -317,7 +317,7 @@ class RepositorySource:
         if why is not None:  # a variant this CPU cannot run: said in the index, never loaded
             return f"{where}: {why}"
         if self._check_version is not None:
-            why = self._check_version(vdir, model, version)
+            why = self._check_version(vdir, model, manifest.version)  # a variant: its version
             if why is not None:
                 return f"{where}: {why}"
         return None
