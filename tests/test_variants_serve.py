@@ -211,3 +211,33 @@ def test_a_trusting_server_serves_a_variant_only_with_its_own_signature(variant_
         assert _infer(base, "/versions/1.0.0-int8").json()["model_version"] == "1.0.0-int8"
     finally:
         rt.stop_thread()
+
+
+def test_source_reports_variants_and_refuses_a_manifest_that_lies_about_its_precision(
+        variant_repo, tmp_path):
+    from paddlehot_cli.core.source import RepositorySource
+
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    seen: dict[str, dict] = {}
+    src = RepositorySource(repo, lambda m, v, labels: seen.__setitem__(m, dict(v)),
+                           use_watchfiles=False)
+    src.scan()
+    keys = set(seen["cnn"])
+    bf16_ok = refusal_here(needs_for("bf16"), "bf16") is None
+    assert keys == ({"1.0.0", "1.0.0-int8", "1.0.0-bf16"} if bf16_ok else {"1.0.0", "1.0.0-int8"})
+    # an fp32 version dir whose manifest claims to be a variant (shared files would be looked
+    # up two levels up, outside the repository): refused before any file it names is read
+    vdir = repo / "cnn/1.0.0"
+    shutil.copytree(vdir, repo / "cnn/2.0.0", ignore=shutil.ignore_patterns("variants"))
+    doc = json.loads((vdir / "variants/int8/paddlehot.json").read_text())
+    doc["version"] = "2.0.0"
+    doc["shared_files"] = {"secret": doc["files"]["model.pdiparams"]}
+    (repo / "cnn/2.0.0/paddlehot.json").write_text(dumps_manifest(doc))
+    # a variant dir whose manifest says it is the fp32 version
+    lying = vdir / "variants/int8/paddlehot.json"
+    lying.write_text((vdir / "paddlehot.json").read_text())
+    src.scan(force=True)
+    assert "2.0.0" not in seen["cnn"] and "1.0.0-int8" not in seen["cnn"]
+    assert "says cnn 2.0.0-int8" in src.invalid[("cnn", "2.0.0")]
+    assert "says cnn 1.0.0, the directory is cnn/1.0.0-int8" in src.invalid[("cnn", "1.0.0-int8")]
+    assert "1.0.0" in seen["cnn"]  # fp32 keeps serving

@@ -302,6 +302,10 @@ class RepositorySource:
         if escaping is not None:
             return f"{where}: '{escaping}' is a symlink that leads out of the repository"
         manifest = read_manifest(vdir)
+        said = variant_key(manifest.version, manifest.precision)
+        if manifest.name != model or said != version:  # before any file it names is read
+            return (f"{where}: the manifest says {manifest.name} {said}, "
+                    f"the directory is {model}/{version}")
         names_out.extend(sorted(manifest.files))
         if manifest.precision != "fp32":  # a variant is re-checked when its fp32 version changes
             names_out.extend(f"../../{f}" for f in (MANIFEST_NAME, *sorted(manifest.shared_files)))
@@ -309,10 +313,6 @@ class RepositorySource:
         if before is not None:
             self._pending_sig[vdir] = before
         verify_files(vdir, manifest)
-        said = variant_key(manifest.version, manifest.precision)
-        if manifest.name != model or said != version:
-            return (f"{where}: the manifest says {manifest.name} {said}, "
-                    f"the directory is {model}/{version}")
         why = cpu_refusal(manifest.requires, manifest.precision)
         if why is not None:  # a variant this CPU cannot run: said in the index, never loaded
             return f"{where}: {why}"
