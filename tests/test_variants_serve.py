@@ -241,3 +241,43 @@ def test_source_reports_variants_and_refuses_a_manifest_that_lies_about_its_prec
     assert "says cnn 2.0.0-int8" in src.invalid[("cnn", "2.0.0")]
     assert "says cnn 1.0.0, the directory is cnn/1.0.0-int8" in src.invalid[("cnn", "1.0.0-int8")]
     assert "1.0.0" in seen["cnn"]  # fp32 keeps serving
+
+
+def _grpc_infer(url: str, version: str = "", precision: str | None = None) -> str:
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+    req = pb.ModelInferRequest(model_name="cnn", model_version=version)
+    tensor = req.inputs.add(name="image", datatype="FP32", shape=X.shape)
+    tensor.contents.fp32_contents.extend(X.ravel().tolist())
+    if precision is not None:
+        req.parameters["precision"].string_param = precision
+    with grpc.insecure_channel(url) as channel:
+        return pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(req).model_version
+
+
+def test_a_new_version_swaps_in_with_its_variant_over_http_and_grpc(variant_repo, tmp_path):
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    shutil.rmtree(repo / "cnn/1.0.0/variants/bf16")
+    rt = start_runtime(repo, grpc_port=0, policy=VersionPolicy(latest=1, keep_previous=False))
+    base, url = f"http://127.0.0.1:{rt.port}", f"127.0.0.1:{rt.grpc.port}"
+    try:
+        wait_for(lambda: "1.0.0-int8" in rt.manager.loaded_versions("cnn"), 60, what="int8")
+        assert _grpc_infer(url, precision="int8") == "1.0.0-int8"
+        assert _grpc_infer(url, "1.0.0-int8") == "1.0.0-int8"
+        assert _grpc_infer(url) == "1.0.0"
+        assert cli("export", "demo:cnn", "--model-format", "legacy", "--repo", repo, "--version",
+                   "1.1.0", "--seed", "1").returncode == 0
+        wait_for(lambda: rt.manager.loaded_versions("cnn") == ["1.1.0"], 60, what="1.1.0 alone")
+        proc = cli("variant", f"{repo}:cnn@1.1.0", "--precision", "int8", "--calibration",
+                   variant_repo.parent / "calib.npz", "--atol", "5", "--rtol", "0",
+                   "--min-argmax-agreement", "0")
+        assert proc.returncode == 0, proc.stderr
+        wait_for(lambda: rt.manager.loaded_versions("cnn") == ["1.1.0", "1.1.0-int8"], 60,
+                 what="1.1.0 and its variant")
+        assert _infer(base, "", dict(BODY, parameters={"precision": "int8"})).json()[
+            "model_version"] == "1.1.0-int8"
+        assert _grpc_infer(url, "^1-int8") == "1.1.0-int8"
+    finally:
+        rt.stop_thread()
