@@ -188,3 +188,96 @@ def test_abi_check_refuses_bf16_on_a_paddle_without_onednn(variant_repo, tmp_pat
     (vdir / "paddlehot.json").write_text(dumps_manifest(doc))
     code, f = _ph142(f"{repo}:cnn@1.0.0-bf16", "--arch", "aarch64", "--runtime", rootfs)
     assert code == 1 and f["status"] == "fail" and "oneDNN" in f["message"], f
+
+
+def test_a_trusting_server_serves_a_variant_only_with_its_own_signature(variant_repo, tmp_path):
+    from paddlehot_cli.core.signatures import Trust
+
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    shutil.rmtree(repo / "cnn/1.0.0/variants/bf16")
+    key = tmp_path / "release.key"
+    assert cli("sign", "--new-key", key).returncode == 0
+    assert cli("sign", f"{repo}:cnn@1.0.0", "--key", key).returncode == 0
+    rt = start_runtime(repo, trust=Trust.from_files([Path(f"{key}.pub")]))
+    base = f"http://127.0.0.1:{rt.port}"
+    try:
+        wait_for(lambda: "1.0.0" in rt.manager.loaded_versions("cnn"), 60, what="fp32")
+        row = {r["version"]: r for r in httpx.post(f"{base}/v2/repository/index").json()}
+        assert row["1.0.0-int8"]["state"] == "UNAVAILABLE", row  # unsigned variant
+        assert "refused by --trust" in row["1.0.0-int8"]["reason"]
+        proc = cli("sign", f"{repo}:cnn@1.0.0-int8", "--key", key)
+        assert proc.returncode == 0, proc.stderr
+        wait_for(lambda: "1.0.0-int8" in rt.manager.loaded_versions("cnn"), 60, what="int8")
+        assert _infer(base, "/versions/1.0.0-int8").json()["model_version"] == "1.0.0-int8"
+    finally:
+        rt.stop_thread()
+
+
+def test_source_reports_variants_and_refuses_a_manifest_that_lies_about_its_precision(
+        variant_repo, tmp_path):
+    from paddlehot_cli.core.source import RepositorySource
+
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    seen: dict[str, dict] = {}
+    src = RepositorySource(repo, lambda m, v, labels: seen.__setitem__(m, dict(v)),
+                           use_watchfiles=False)
+    src.scan()
+    keys = set(seen["cnn"])
+    bf16_ok = refusal_here(needs_for("bf16"), "bf16") is None
+    assert keys == ({"1.0.0", "1.0.0-int8", "1.0.0-bf16"} if bf16_ok else {"1.0.0", "1.0.0-int8"})
+    # an fp32 version dir whose manifest claims to be a variant (shared files would be looked
+    # up two levels up, outside the repository): refused before any file it names is read
+    vdir = repo / "cnn/1.0.0"
+    shutil.copytree(vdir, repo / "cnn/2.0.0", ignore=shutil.ignore_patterns("variants"))
+    doc = json.loads((vdir / "variants/int8/paddlehot.json").read_text())
+    doc["version"] = "2.0.0"
+    doc["shared_files"] = {"secret": doc["files"]["model.pdiparams"]}
+    (repo / "cnn/2.0.0/paddlehot.json").write_text(dumps_manifest(doc))
+    # a variant dir whose manifest says it is the fp32 version
+    lying = vdir / "variants/int8/paddlehot.json"
+    lying.write_text((vdir / "paddlehot.json").read_text())
+    src.scan(force=True)
+    assert "2.0.0" not in seen["cnn"] and "1.0.0-int8" not in seen["cnn"]
+    assert "says cnn 2.0.0-int8" in src.invalid[("cnn", "2.0.0")]
+    assert "says cnn 1.0.0, the directory is cnn/1.0.0-int8" in src.invalid[("cnn", "1.0.0-int8")]
+    assert "1.0.0" in seen["cnn"]  # fp32 keeps serving
+
+
+def _grpc_infer(url: str, version: str = "", precision: str | None = None) -> str:
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+    req = pb.ModelInferRequest(model_name="cnn", model_version=version)
+    tensor = req.inputs.add(name="image", datatype="FP32", shape=X.shape)
+    tensor.contents.fp32_contents.extend(X.ravel().tolist())
+    if precision is not None:
+        req.parameters["precision"].string_param = precision
+    with grpc.insecure_channel(url) as channel:
+        return pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(req).model_version
+
+
+def test_a_new_version_swaps_in_with_its_variant_over_http_and_grpc(variant_repo, tmp_path):
+    repo = Path(shutil.copytree(variant_repo, tmp_path / "models"))
+    shutil.rmtree(repo / "cnn/1.0.0/variants/bf16")
+    rt = start_runtime(repo, grpc_port=0, policy=VersionPolicy(latest=1, keep_previous=False))
+    base, url = f"http://127.0.0.1:{rt.port}", f"127.0.0.1:{rt.grpc.port}"
+    try:
+        wait_for(lambda: "1.0.0-int8" in rt.manager.loaded_versions("cnn"), 60, what="int8")
+        assert _grpc_infer(url, precision="int8") == "1.0.0-int8"
+        assert _grpc_infer(url, "1.0.0-int8") == "1.0.0-int8"
+        assert _grpc_infer(url) == "1.0.0"
+        assert cli("export", "demo:cnn", "--model-format", "legacy", "--repo", repo, "--version",
+                   "1.1.0", "--seed", "1").returncode == 0
+        wait_for(lambda: rt.manager.loaded_versions("cnn") == ["1.1.0"], 60, what="1.1.0 alone")
+        proc = cli("variant", f"{repo}:cnn@1.1.0", "--precision", "int8", "--calibration",
+                   variant_repo.parent / "calib.npz", "--atol", "5", "--rtol", "0",
+                   "--min-argmax-agreement", "0")
+        assert proc.returncode == 0, proc.stderr
+        wait_for(lambda: rt.manager.loaded_versions("cnn") == ["1.1.0", "1.1.0-int8"], 60,
+                 what="1.1.0 and its variant")
+        assert _infer(base, "", dict(BODY, parameters={"precision": "int8"})).json()[
+            "model_version"] == "1.1.0-int8"
+        assert _grpc_infer(url, "^1-int8") == "1.1.0-int8"
+    finally:
+        rt.stop_thread()

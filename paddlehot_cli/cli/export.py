@@ -88,8 +88,9 @@ def export(
         None, "--sign", metavar="KEYFILE",
         help="Sign the version (Ed25519 private key; see `paddlehot sign`) before it is published."),
     precision: str = typer.Option(
-        "fp32", "--precision", metavar="fp32|bf16|int8",
-        help="Also derive this precision variant of the version (--repo; docs/variants.md)."),
+        "fp32", "--precision", metavar="PRECISION",
+        help="fp32, or also derive this precision variant of the version: bf16 or int8 "
+        "(--repo; docs/variants.md)."),
     calibration: Optional[Path] = typer.Option(
         None, "--calibration", metavar="FILE.npz",
         help="--precision int8: calibration samples, one array per input."),

@@ -35,8 +35,8 @@ def render_variant_report(report) -> None:  # type: ignore[no-untyped-def]
 def variant(
     target: str = typer.Argument(..., metavar="REPO:NAME[@VERSION]",
                                  help="The published fp32 version (default: the latest)."),
-    precision: str = typer.Option(..., "--precision", metavar="bf16|int8",
-                                  help="The variant's precision."),
+    precision: str = typer.Option(..., "--precision", metavar="PRECISION",
+                                  help="The variant's precision: bf16 or int8."),
     calibration: Optional[Path] = typer.Option(  # noqa: B008 - typer reads its options from defaults
         None, "--calibration", metavar="FILE.npz",
         help="Calibration samples, one array per model input (first axis: samples). Required "
@@ -48,8 +48,8 @@ def variant(
     min_argmax: Optional[float] = typer.Option(
         None, "--min-argmax-agreement", metavar="FRACTION",
         help="Share of score rows whose argmax must equal fp32's [default: 0.99]."),
-    sign: Optional[Path] = typer.Option(None, "--sign",  # noqa: B008 - typer's defaults metavar="KEYFILE",
-                                        help="Sign the variant before it is published."),
+    sign: Optional[Path] = typer.Option(  # noqa: B008 - typer reads its options from defaults
+        None, "--sign", metavar="KEYFILE", help="Sign the variant before it is published."),
     force: bool = typer.Option(False, "--force", help="Derive an existing variant again."),
 ) -> None:
     """Derive a bf16 or int8 variant of a published version, validated against fp32.

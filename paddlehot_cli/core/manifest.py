@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from paddlehot_cli.core.signature import TensorSpec
 from paddlehot_cli.core.small_files import NotRegular, read_control_file
-from paddlehot_cli.core.variants import PRECISIONS, version_dir_of
+from paddlehot_cli.core.variants import PRECISIONS
 from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import PackageError, UserError
 
@@ -153,7 +153,8 @@ def _check_variant(data: dict, where: str) -> dict:
 
 
 def _shared_root(package_dir: Path) -> Path:
-    return version_dir_of(package_dir, "variant")
+    """A variant's fp32 version dir: VERSION/variants/PRECISION -> VERSION (core/variants.py)."""
+    return package_dir.parent.parent
 
 
 def loads_manifest(text: str | bytes, where: str = "manifest") -> Manifest:

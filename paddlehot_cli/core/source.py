@@ -302,22 +302,24 @@ class RepositorySource:
         if escaping is not None:
             return f"{where}: '{escaping}' is a symlink that leads out of the repository"
         manifest = read_manifest(vdir)
-        names_out.extend(sorted(manifest.files))
-        if manifest.precision != "fp32":  # a variant is re-checked when its fp32 version changes
+        said = variant_key(manifest.version, manifest.precision)
+        mismatch = manifest.name != model or said != version  # no file it names is read then
+        if not mismatch:
+            names_out.extend(sorted(manifest.files))
+        if not mismatch and manifest.precision != "fp32":  # re-checked when its fp32 changes
             names_out.extend(f"../../{f}" for f in (MANIFEST_NAME, *sorted(manifest.shared_files)))
         before = _signature(vdir, (MANIFEST_NAME, *names_out, *_WATCHED_EXTRAS))
         if before is not None:
             self._pending_sig[vdir] = before
-        verify_files(vdir, manifest)
-        said = variant_key(manifest.version, manifest.precision)
-        if manifest.name != model or said != version:
+        if mismatch:
             return (f"{where}: the manifest says {manifest.name} {said}, "
                     f"the directory is {model}/{version}")
+        verify_files(vdir, manifest)
         why = cpu_refusal(manifest.requires, manifest.precision)
         if why is not None:  # a variant this CPU cannot run: said in the index, never loaded
             return f"{where}: {why}"
         if self._check_version is not None:
-            why = self._check_version(vdir, model, version)
+            why = self._check_version(vdir, model, manifest.version)  # a variant: its version
             if why is not None:
                 return f"{where}: {why}"
         return None
