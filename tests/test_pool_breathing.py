@@ -147,3 +147,53 @@ def test_a_load_shrinks_idle_pools_to_make_room(cnn, exported):
             assert pool.size == 1 and pool.counters.reclaimed == 2
     finally:
         memory_budget.configure(None)
+
+
+@pytest.fixture
+def cnn_so(cnn):
+    from plugin_fixtures.helpers import build
+
+    return build(cnn, name="cnn")
+
+
+def test_plugin_pool_grows_in_the_background_and_shrinks_again(cnn_so):
+    """A plugin version's pool (one handle per predictor) grows without blocking a request,
+    is reclaimed with no traffic, and can grow again after that (its model bytes are kept)."""
+    from plugin_fixtures.helpers import C_API
+
+    from paddlehot_cli.core.plugin_loader import load_plugin
+
+    with load(cnn_so, pool_min=1, pool_max=2, c_api=C_API) as ref_s:
+        want = ref_s.infer(X)["logits"]
+    with load_plugin(cnn_so, pool_min=1, pool_max=2, c_api=C_API, idle_s=0.5) as s:
+        pool = s.pool
+        for round_ in range(2):  # the second round: regrowth after a reclaim
+            held = pool.acquire()
+            t, done = infer_in_thread(s)
+            assert wait_for(lambda: pool._growing == 1 or pool.size == 2, 10)
+            pool.release(held)
+            t.join(30)
+            np.testing.assert_allclose(done["out"]["logits"], want, rtol=1e-5)
+            assert wait_for(lambda: pool.size == 2, 20), f"round {round_}: no growth"
+            assert wait_for(lambda: pool.size == 1, 10), f"round {round_}: no reclaim"
+        assert pool.counters.grown == 2 and pool.counters.reclaimed == 2
+        assert pool.counters.failed == 0
+        np.testing.assert_allclose(s.infer(X)["logits"], want, rtol=1e-5)
+
+
+def test_plugin_growth_refused_by_the_budget_keeps_serving(cnn_so):
+    from plugin_fixtures.helpers import C_API
+
+    from paddlehot_cli.core.plugin_loader import load_plugin
+
+    try:
+        with load_plugin(cnn_so, pool_min=1, pool_max=2, c_api=C_API) as s:
+            memory_budget.configure(memory_budget.rss_bytes() + 1)
+            held = s.pool.acquire()
+            t, done = infer_in_thread(s)
+            assert wait_for(lambda: s.pool.counters.refused >= 1)
+            s.pool.release(held)
+            t.join(30)
+            assert "out" in done and s.pool_size == 1
+    finally:
+        memory_budget.configure(None)

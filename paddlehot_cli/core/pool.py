@@ -69,6 +69,7 @@ class Pool(Generic[T]):
         self._free: list[tuple[T, float]] = []  # (item, time it was returned), LIFO
         self._size = 0  # items created and not destroyed (free + in use)
         self._growing = 0  # items the keeper is creating
+        self._destroying = 0  # items taken out to be destroyed, not yet destroyed
         self._waiting = 0  # callers waiting for a free item
         self._draining = False  # returned items above `min` are destroyed at once
         self._closed = False
@@ -103,6 +104,7 @@ class Pool(Generic[T]):
             dead.append(self._free.pop(0)[0])
             self._size -= 1
         self.counters.reclaimed += len(dead)
+        self._destroying += len(dead)
         return dead
 
     def _wants_growth_locked(self) -> bool:
@@ -187,9 +189,16 @@ class Pool(Generic[T]):
                     item = None
                 elif not ok:
                     self.counters.failed += 1
-                self._cond.notify()
+                if item is not None:
+                    self._destroying += 1  # close() waits for it (see reclaim)
+                self._cond.notify_all()
             if item is not None:
-                self._destroy(item)
+                try:
+                    self._destroy(item)
+                finally:
+                    with self._cond:
+                        self._destroying -= 1
+                        self._cond.notify_all()
         return ok
 
     def wants_growth(self) -> bool:
@@ -200,8 +209,13 @@ class Pool(Generic[T]):
         """Destroy free items idle for `idle_s` (default: the pool's timeout) down to `min`."""
         with self._cond:
             dead = self._reclaim_locked(idle_s)
-        for d in dead:
-            self._destroy(d)
+        try:
+            for d in dead:
+                self._destroy(d)
+        finally:
+            with self._cond:  # close() waits for these: a plugin's library must outlive them
+                self._destroying -= len(dead)
+                self._cond.notify_all()
         return len(dead)
 
     def shrink_to_min(self) -> int:
@@ -222,7 +236,7 @@ class Pool(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            while self._size > len(self._free) or self._growing:
+            while self._size > len(self._free) or self._growing or self._destroying:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
