@@ -197,3 +197,43 @@ def test_plugin_growth_refused_by_the_budget_keeps_serving(cnn_so):
             assert "out" in done and s.pool_size == 1
     finally:
         memory_budget.configure(None)
+
+
+def test_swap_during_growth(exported, tmp_path):
+    """v1 is growing when v2 arrives: v2 starts at its min, warm; v1, kept warm for rollback,
+    ends at its min (the growth under way is dropped); once v1 leaves, nothing of it is left."""
+    import shutil
+
+    from paddlehot_cli.core.loaded import Batching, Loaded
+    from paddlehot_cli.core.manager import Manager, ManagerConfig
+    from paddlehot_cli.core.version_policy import VersionPolicy
+
+    for v in ("1.0.0", "2.0.0"):
+        shutil.copytree(exported("demo:cnn", "pir", v), tmp_path / "cnn" / v)
+
+    def loader(path):
+        return Loaded(load(path, pool_min=1, pool_max=2, idle_s=300), Batching(1, 0.0, 2))
+
+    mgr = Manager(loader, ManagerConfig(policy=VersionPolicy(latest=1, keep_previous=True)))
+    try:
+        avail = {v: tmp_path / "cnn" / v for v in ("1.0.0", "2.0.0")}
+        mgr.set_available("cnn", {"1.0.0": avail["1.0.0"]})
+        assert mgr.wait_idle(120)
+        (v1,) = [r.servable for r in mgr.serving_versions()]
+        held = v1.pool.acquire()
+        served = threading.Event()
+        mgr.submit(mgr.acquire("cnn"), X, lambda out, err: served.set() if err is None else None)
+        assert wait_for(lambda: v1.pool._growing == 1, 10)
+        mgr.set_available("cnn", avail)  # v2 loads and takes the traffic while v1 grows
+        assert mgr.wait_idle(120)
+        v1.pool.release(held)
+        assert served.wait(30)
+        refs = {r.version: r.servable for r in mgr.serving_versions()}
+        assert set(refs) == {"1.0.0", "2.0.0"}
+        assert wait_for(lambda: v1.pool._growing == 0)
+        assert refs["2.0.0"].pool.size == 1 and v1.pool.size == 1
+        mgr.set_available("cnn", {"2.0.0": avail["2.0.0"]})  # v1 leaves
+        assert mgr.wait_idle(60)
+        assert wait_for(lambda: v1.pool.closed and v1.pool.size == 0, 30)
+    finally:
+        mgr.stop()

@@ -72,6 +72,7 @@ class Pool(Generic[T]):
         self._destroying = 0  # items taken out to be destroyed, not yet destroyed
         self._waiting = 0  # callers waiting for a free item
         self._draining = False  # returned items above `min` are destroyed at once
+        self._resting = False  # kept for rollback: a growth under way is dropped, see rest()
         self._closed = False
         for _ in range(min_size if initial is None else max(min_size, initial)):
             self._free.append((factory(), clock()))
@@ -126,6 +127,7 @@ class Pool(Generic[T]):
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError("no free item in the pool")
                 self._waiting += 1
+                self._resting = False  # traffic is back (a rollback): growth is wanted again
                 try:
                     if self._keeper is not None and self._wants_growth_locked():
                         self._keeper.request_growth(self)
@@ -182,7 +184,7 @@ class Pool(Generic[T]):
         finally:
             with self._cond:
                 self._growing -= 1
-                if ok and not self._closed:
+                if ok and not (self._closed or self._draining or self._resting):
                     self._size += 1
                     self.counters.grown += 1
                     self._free.append((item, self._clock()))
@@ -222,6 +224,13 @@ class Pool(Generic[T]):
         """Destroy every free item above `min` now (a version kept warm for rollback, the memory
         budget making room for a load)."""
         return self.reclaim(idle_s=float("-inf"))
+
+    def rest(self) -> int:
+        """A version kept loaded but out of the traffic (warm for rollback): down to `min` now,
+        and a growth under way is dropped, until a caller has to wait again."""
+        with self._cond:
+            self._resting = True
+        return self.shrink_to_min()
 
     def drain(self) -> int:
         """A version leaving: no more growth, free items above `min` go now, leased ones as they
