@@ -237,3 +237,76 @@ def test_swap_during_growth(exported, tmp_path):
         assert wait_for(lambda: v1.pool.closed and v1.pool.size == 0, 30)
     finally:
         mgr.stop()
+
+
+def test_serve_pool_flags_metrics_metadata_and_index(exported, tmp_path):
+    """`serve --prefer plugin --pool-min 1 --pool-max 2 --pool-idle-s 1`: two concurrent
+    clients grow the pool (seen in /metrics, the metadata and the index), and with no traffic it
+    shrinks back. (A plugin's calls release the GIL, so two requests really overlap; a package
+    predictor holds it while it runs.)"""
+    import os
+    import signal
+    import subprocess
+
+    import httpx
+
+    from tests.conftest import cli
+    from tests.serve_fixtures.helpers import free_port, publish_copy, serve_argv
+
+    v1 = publish_copy(exported("demo:cnn"), tmp_path / "repo", "cnn", "1.0.0")
+    built = cli("build-plugin", v1, "-o", v1 / "plugin.so")
+    assert built.returncode == 0, built.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_argv(tmp_path / "repo", "--port", port, "--prefer", "plugin", "--pool-min", "1",
+                   "--pool-max", "2", "--pool-idle-s", "1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, GLOG_minloglevel="2"))
+    base = f"http://127.0.0.1:{port}"
+    body = {"inputs": [{"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32",
+                        "data": [0.5] * (3 * 32 * 32)}]}
+
+    def pool_meta():
+        return httpx.get(f"{base}/v2/models/cnn").json()["parameters"]["serving"]["pool"]
+
+    def burst():
+        with httpx.Client() as c:
+            for _ in range(20):
+                assert c.post(f"{base}/v2/models/cnn/infer", json=body).status_code == 200
+
+    try:
+        assert wait_for(lambda: _up(base), 120), "serve did not get ready"
+        assert pool_meta()["size"] == 1 and pool_meta()["max"] == 2
+        grown = False
+        for _ in range(10):  # two clients at once until the keeper grew the pool
+            threads = [threading.Thread(target=burst) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            if pool_meta()["grown"] >= 1:
+                grown = True
+                break
+        assert grown, pool_meta()
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'paddlehot_pool_grown_total{model="cnn",version="1.0.0"} 1.0' in metrics
+        # no traffic: the timer brings it back to 1 (index and gauge say so)
+        assert wait_for(lambda: pool_meta()["size"] == 1, 15), pool_meta()
+        row = next(r for r in httpx.post(f"{base}/v2/repository/index").json()
+                   if r["name"] == "cnn")
+        assert row["pool_size"] == 1
+        assert 'paddlehot_pool_size{model="cnn",version="1.0.0"} 1.0' in \
+            httpx.get(f"{base}/metrics").text
+        assert pool_meta()["reclaimed"] >= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def _up(base):
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/v2/health/ready").status_code == 200
+    except httpx.HTTPError:
+        return False

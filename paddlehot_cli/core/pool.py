@@ -262,6 +262,11 @@ class Pool(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
+    def describe(self) -> dict:
+        """For the model metadata endpoint: size now, bounds, timeout, what it did."""
+        return {"size": self._size, "in_use": self.in_use, "min": self.min_size,
+                "max": self.max_size, "idle_s": self.idle_s, **vars(self.counters)}
+
 
 class GrowthRefused(RuntimeError):
     """The memory budget refused one more item (counted; the keeper retries later)."""

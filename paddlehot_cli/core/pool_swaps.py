@@ -27,3 +27,9 @@ def shrink_older(refs: Iterable[Any], newest: str | None) -> None:
         pool = _pool(ref.servable)
         if ref.version != newest and pool is not None:
             pool.rest()
+
+
+def describe(servable: Any) -> dict:
+    """The pool as the metadata endpoint shows it (a servable without a core Pool: its size)."""
+    pool = _pool(servable)
+    return pool.describe() if pool is not None else {"size": servable.pool_size}
