@@ -1,4 +1,4 @@
-/* The model handle: open (model files, root predictor, pool), infer (acquire a predictor, run,
+/* The model handle: open (model files, first predictors, pool), infer (acquire a predictor, run,
  * release), close (wait for calls in flight, release everything). See runtime.h. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -77,12 +77,15 @@ struct phot_model {
   int pool_max;
   slot_t *free_list;
   slot_t **all;       /* pool_max entries; NULL where no predictor is */
-  /* With pool_max > 1 the first predictor never serves: it is the template every clone is made
-   * from, one at a time (clone_mu), so no clone is ever taken of a predictor that is running. */
-  PD_Predictor *tmpl;
+  /* Every predictor serves (no template): a new one is created from the model files, one at a
+   * time (clone_mu), as the first was - in Paddle 3.3.1 a clone costs as much as a creation. */
   pthread_mutex_t clone_mu;
-  /* Model files for Paddle while clones may still be made (it re-reads them on Clone); dropped
-   * once the pool is full, so no copy of the model outlives what the predictors hold. */
+  int32_t threads;
+  char prog[PATH_MAX + 80], params[PATH_MAX + 80];
+  /* The model files while predictors may still be created; dropped once the pool is full (this
+   * runtime never shrinks a pool: hosts that want pools to breathe open handles of one predictor
+   * and close them, as paddlehot's Python host does), so no copy of the model outlives what the
+   * predictors hold. */
   phot_memfiles files;
   struct phot_model *next_open; /* registry of open handles (for the destructor) */
 };
@@ -244,13 +247,10 @@ static int pool_full(const struct phot_model *m) {
 
 static void model_release(struct phot_model *m) {
   for (int i = 0; m->all && i < m->pool_max; i++) {
-    /* clones first: the root (the template, or index 0) owns what they share */
-    int j = m->pool_max - 1 - i;
+    int j = m->pool_max - 1 - i; /* newest first */
     slot_destroy(m->d, m->all[j]);
     m->all[j] = NULL;
   }
-  if (m->tmpl) PD_PredictorDestroy(m->tmpl);
-  m->tmpl = NULL;
   free(m->all);
   m->all = NULL;
   m->free_list = NULL;
@@ -321,24 +321,16 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   pthread_mutex_init(&m->mu, NULL);
   pthread_mutex_init(&m->clone_mu, NULL);
   pthread_cond_init(&m->cv, NULL);
-  char prog[PATH_MAX + 80], params[PATH_MAX + 80];
+  m->threads = threads;
   int32_t rc = m->all ? PHOT_OK : phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
   if (rc == PHOT_OK)
-    rc = (d->embedded && !model_dir) ? files_from_self(m, prog, params, sizeof prog)
-                                     : files_from_dir(d, model_dir, prog, params, sizeof prog);
-  PD_Predictor *root = NULL;
-  if (rc == PHOT_OK) rc = create_root(m, prog, params, threads, &root);
-  if (rc == PHOT_OK) {
-    if (pool_max > 1)
-      m->tmpl = root;
-    else
-      rc = slot_make(d, root, &m->all[0]);
-  }
-  for (int i = 0; rc == PHOT_OK && m->tmpl && i < pool_initial; i++) {
-    PD_Predictor *c = PD_PredictorClone(m->tmpl);
-    rc = c ? slot_make(d, c, &m->all[i])
-           : phot_rt_fail(PHOT_E_RUNTIME, "open: PD_PredictorClone failed: %s",
-                          phot_rt_capi_error());
+    rc = (d->embedded && !model_dir)
+             ? files_from_self(m, m->prog, m->params, sizeof m->prog)
+             : files_from_dir(d, model_dir, m->prog, m->params, sizeof m->prog);
+  for (int i = 0; rc == PHOT_OK && i < pool_initial; i++) {
+    PD_Predictor *p = NULL;
+    rc = create_root(m, m->prog, m->params, threads, &p);
+    if (rc == PHOT_OK) rc = slot_make(d, p, &m->all[i]);
   }
   if (rc != PHOT_OK) {
     model_free(m);
@@ -355,14 +347,18 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   return PHOT_OK;
 }
 
-/* A new clone for acquire(); the caller reserved it (alive++). NULL + error on failure. */
+/* A new predictor for acquire(), from the model files; the caller reserved it (alive++).
+ * NULL + error on failure. */
 static slot_t *clone_slot(struct phot_model *m) {
   slot_t *s = NULL;
+  PD_Predictor *p = NULL;
   pthread_mutex_lock(&m->clone_mu);
-  PD_Predictor *c = PD_PredictorClone(m->tmpl);
-  if (!c)
-    phot_rt_fail(PHOT_E_RUNTIME, "infer: PD_PredictorClone failed: %s", phot_rt_capi_error());
-  else if (slot_make(m->d, c, &s) != PHOT_OK)
+  /* Paddle 3.3.1 creates a predictor without its parameters file, and it computes NaN */
+  if (access(m->prog, R_OK) != 0 || access(m->params, R_OK) != 0)
+    phot_rt_fail(PHOT_E_RUNTIME, "infer: the model files of %s %s are gone: %s", m->d->model,
+                 m->d->version, m->params);
+  else if (create_root(m, m->prog, m->params, m->threads, &p) == PHOT_OK &&
+      slot_make(m->d, p, &s) != PHOT_OK)
     s = NULL;
   pthread_mutex_unlock(&m->clone_mu);
   return s;

@@ -52,8 +52,11 @@ def metrics_reader(fetch_text: Callable[[], str]) -> Callable[[], tuple[float, f
 class ResourceSampler:
     """Samples a reader every `interval` seconds in a named thread; keeps CPU delta and peak RSS."""
 
-    def __init__(self, reader: Callable[[], tuple[float, float] | None], interval: float = 0.05):
+    def __init__(self, reader: Callable[[], tuple[float, float] | None], interval: float = 0.05,
+                 pool: Callable[[], int | None] | None = None):
         self._reader = reader
+        self._pool = pool  # predictors in the pool under test, sampled with the RSS
+        self.pool_trace: list[int | None] = []  # one per rss_trace entry
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,6 +85,7 @@ class ResourceSampler:
             self._cpu1 = value[0]
             self.peak_rss = max(self.peak_rss, value[1])
             self.rss_trace.append((time.perf_counter(), value[1]))
+            self.pool_trace.append(self._pool() if self._pool is not None else None)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -95,6 +99,14 @@ class ResourceSampler:
         if self._cpu0 is None or self._cpu1 is None or self._t1 <= self._t0:
             return None
         return round(100.0 * (self._cpu1 - self._cpu0) / (self._t1 - self._t0), 1)
+
+    def timeline(self, t0: float, every: float = 1.0) -> list[tuple[float, float, int | None]]:
+        """(seconds since t0, RSS MB, pool size) about every `every` seconds."""
+        out: list[tuple[float, float, int | None]] = []
+        for (t, rss), pool in zip(self.rss_trace, self.pool_trace):
+            if not out or t - t0 - out[-1][0] >= every:
+                out.append((round(t - t0, 2), round(rss / 2**20, 1), pool))
+        return out
 
     @property
     def peak_rss_mb(self) -> float | None:

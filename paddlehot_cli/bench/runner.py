@@ -98,7 +98,7 @@ def run_level(target: Target, feeds: Sequence[Any], concurrency: int, cfg: Bench
     begin = time.perf_counter()
     # /metrics is scraped less often than /proc is read: its cost lands on the client's CPU
     interval = 0.25 if target.remote else 0.05
-    sampler = ResourceSampler(reader, interval) if reader else None
+    sampler = ResourceSampler(reader, interval, pool=target.pool_size) if reader else None
     if sampler:
         sampler.__enter__()
     try:
@@ -116,6 +116,7 @@ def run_level(target: Target, feeds: Sequence[Any], concurrency: int, cfg: Bench
     if sampler:
         level.cpu_percent = sampler.cpu_percent
         level.peak_rss_mb = sampler.peak_rss_mb
+        level.timeline = sampler.timeline(begin)
     if target.remote and samples:
         # The load generator's own CPU per request: it must stay small next to the server's.
         level.client_cpu_us_per_request = round(

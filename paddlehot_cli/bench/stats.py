@@ -30,6 +30,8 @@ class LevelResult:
     peak_rss_mb: float | None = None
     client_cpu_us_per_request: float | None = None
     batch: int = 1
+    # (seconds into the level, RSS MB, predictors in the pool or None): what a breathing pool did
+    timeline: list[tuple[float, float, int | None]] = field(default_factory=list)
 
     @property
     def ok(self) -> list[Sample]:
@@ -68,6 +70,8 @@ class LevelResult:
             "cpu_percent": self.cpu_percent,
             "peak_rss_mb": self.peak_rss_mb,
             "client_cpu_us_per_request": self.client_cpu_us_per_request,
+            "timeline": [{"t_s": t, "rss_mb": rss, "pool_size": pool}
+                         for t, rss, pool in self.timeline],
         }
 
 

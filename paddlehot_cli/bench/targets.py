@@ -31,6 +31,10 @@ class Target:
     def resource_reader(self) -> Callable[[], tuple[float, float] | None] | None:
         return None
 
+    def pool_size(self) -> int | None:
+        """Predictors in the pool under test now (None: not known from here)."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -65,6 +69,9 @@ class InProcessTarget(ThisProcess):
             return version
 
         return call, lambda: None
+
+    def pool_size(self) -> int | None:
+        return self.servable.pool_size
 
     def close(self) -> None:
         self.servable.close()
@@ -152,6 +159,22 @@ class HttpTarget(Target):
             return client.infer(feeds, binary=binary)[1]
 
         return call, client.close
+
+    def pool_size(self) -> int | None:
+        """The server's paddlehot_pool_size of this model (every loaded version), from /metrics."""
+        client = getattr(self, "_metrics_client", None)
+        if client is None:
+            client = self._metrics_client = OipClient(self.endpoint, timeout=5.0)
+        try:
+            status, _, data = client._request("GET", "/metrics")
+        except Exception:  # noqa: BLE001 - a missed sample, not a failed bench
+            return None
+        if status != 200:
+            return None
+        mark = f'model="{self.endpoint.model}"'
+        sizes = [float(line.rsplit(" ", 1)[1]) for line in data.decode().splitlines()
+                 if line.startswith("paddlehot_pool_size{") and mark in line]
+        return int(sum(sizes)) if sizes else None
 
     def resource_reader(self) -> Callable[[], tuple[float, float] | None] | None:
         if self.pid is not None:

@@ -28,6 +28,17 @@ def _table(title: str, columns: tuple[str, ...]):  # type: ignore[no-untyped-def
     return table
 
 
+def _render_timelines(report) -> None:  # type: ignore[no-untyped-def]
+    """Pool size and RSS over time, per level, when the pool changed size (a breathing pool)."""
+    for level in report.levels:
+        sizes = {pool for _, _, pool in level.timeline if pool is not None}
+        if len(sizes) < 2:
+            continue
+        points = "  ".join(f"{t:.0f}s {pool}/{rss:.0f}MB" for t, rss, pool in level.timeline)
+        out.print(f"[bold]pool[/bold] at concurrency {level.concurrency} (predictors/RSS): "
+                  f"{points}", soft_wrap=True, highlight=False)
+
+
 def render_levels(report, title: str) -> None:  # type: ignore[no-untyped-def]
     """One table when it fits the terminal, else latency and resources as two tables: every
     number is printed whole, never cut to 'req…' at 80 columns."""
@@ -56,6 +67,7 @@ def render_levels(report, title: str) -> None:  # type: ignore[no-untyped-def]
             resource_table.add_row(latency[0], *resources)
         out.print(latency_table)
         out.print(resource_table)
+    _render_timelines(report)
     for level in report.levels:
         for kind, count in level.error_kinds().items():
             out.print(f"  [red]{count} x[/red] {kind}")

@@ -26,6 +26,22 @@ def _demo_repo(repo: Path) -> Path:
     return repo
 
 
+def _check_pool_flags(pool_min: int | None, pool_max: int | None, idle_s: float | None,
+                      budget: str | None) -> None:
+    """--pool-min/--pool-max/--pool-idle-s/--memory-budget: refuse nonsense, set the budget."""
+    from paddlehot_cli.core import memory_budget
+    from paddlehot_cli.errors import UserError
+
+    if pool_min is not None and pool_min < 0:
+        raise UserError("--pool-min must be 0 or more")
+    if pool_min is not None and pool_max is not None and pool_min > pool_max:
+        raise UserError(f"--pool-min {pool_min} is above --pool-max {pool_max}")
+    if idle_s is not None and not 0 < idle_s <= 86_400:
+        raise UserError("--pool-idle-s must be seconds in (0, 86400]")
+    if budget is not None:
+        memory_budget.configure(memory_budget.parse_size(budget))
+
+
 def _say(text: str) -> None:
     out.print(text, soft_wrap=True, highlight=False)
 
@@ -71,6 +87,18 @@ def serve(
         None, "--batch-delay-ms", help="Dynamic batching: max queue delay [default: 0, or serving.json]."),
     pool_max: int | None = typer.Option(
         None, "--pool-max", help="Predictors (and worker threads) per version [default: 1, or serving.json]."),
+    pool_min: int | None = typer.Option(
+        None, "--pool-min",
+        help="Predictors each version keeps however idle; more are grown in the background "
+             "up to --pool-max [default: 1, or serving.json]."),
+    pool_idle_s: float | None = typer.Option(
+        None, "--pool-idle-s", metavar="SECONDS",
+        help="A predictor above --pool-min idle this long is released and its memory returned "
+             "[default: 30, or serving.json]."),
+    memory_budget: str | None = typer.Option(
+        None, "--memory-budget", metavar="SIZE",
+        help="Memory (resident set) the whole server may use, e.g. 1.5G: loads and pool growth "
+             "are admitted within it, a load first shrinks idle pools [default: no limit]."),
     # serving.json hook (issue 13): Paddle CPU options; given flags override REPO/NAME/serving.json
     onednn: bool | None = typer.Option(
         None, "--onednn/--no-onednn", help="oneDNN kernels [default: on where the wheel has them, or serving.json]."),
@@ -182,7 +210,9 @@ def serve(
                         "and --body-timeout must be positive")
     if onednn_cache_capacity is not None and onednn_cache_capacity < 0:
         raise UserError("--onednn-cache-capacity must be >= 0 (0 = unbounded)")
-    flags = ServingSettings(threads=threads, pool_max=pool_max, batch_size=batch_size,
+    _check_pool_flags(pool_min, pool_max, pool_idle_s, memory_budget)
+    flags = ServingSettings(threads=threads, pool_min=pool_min, pool_max=pool_max,
+                            pool_idle_s=pool_idle_s, batch_size=batch_size,
                             batch_delay_ms=batch_delay_ms, onednn=onednn, ir_optim=ir_optim,
                             memory_optim=memory_optim, onednn_cache_capacity=onednn_cache_capacity)
     if repo is not None and not repo.is_dir():

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from paddlehot_cli.core import pool_swaps
 from paddlehot_cli.core.admission import admit, run_admitted
 from paddlehot_cli.core.breaker import Breaker
 from paddlehot_cli.core.handles import Handle, VersionRef
@@ -226,6 +227,8 @@ class Manager(ManagerQueries):
             m.loading = None
             m.failed.pop(version, None)
             self._flip(m)
+            kept = list(m.loaded.values())
+        pool_swaps.shrink_older(kept, m.newest)  # the one kept for rollback holds only its min
         log.info("loaded %s %s (%s) in %.2f s", m.name, version, ready.loaded.servable.kind,
                  seconds)
         self._on_event("loaded", m.name, version, {"seconds": seconds, "path": str(path)})
@@ -248,6 +251,7 @@ class Manager(ManagerQueries):
             self._flip(m)
         self._on_event("retiring", m.name, version, {"in_flight": ref.refs})
         ref.retire()
+        pool_swaps.drain(ref.servable)
         if wait:
             self._drain(ref)
 

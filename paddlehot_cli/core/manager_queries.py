@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from paddlehot_cli.core import pool_swaps
 from paddlehot_cli.core.model_state import ModelState
 from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.router import Labels, NotLoaded
@@ -59,7 +60,9 @@ class ManagerQueries:
         """The settings a loaded version runs with, as its loader reported them (or None)."""
         m = self._models.get(model)
         ref = m.table.refs.get(version) if m is not None else None
-        return ref.settings if ref is not None else None
+        if ref is None:
+            return None
+        return {**(ref.settings or {}), "pool": pool_swaps.describe(ref.servable)}
 
     def quarantined(self, model: str) -> dict[str, str]:
         """Versions of `model` kept from loading because the process died loading them."""

@@ -21,6 +21,12 @@ pdcapi runs Paddle's C++ API without any Python: the predictors of a plugin's po
 parallel. A one-predictor version with short calls keeps the GIL instead (_choose_gil: the
 handoffs cost more than they free).
 
+The pool: each predictor is one handle of the plugin (open() with a pool of exactly one), kept
+in a core.pool.Pool like a package's predictors, so a plugin version breathes the same way:
+grown in the background by the pool keeper, warmed there with the last inputs served, closed
+after its idle timeout, admitted by the memory budget. A pool that can grow keeps the embedded
+model bytes of its private copy (a new handle reads them); a fixed pool drops them after open.
+
 close() ends in dlclose: once the last call has returned and the plugin's close() is done, the
 function pointers are dropped and the library (with its copy) leaves the process.
 """
@@ -39,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from paddlehot_cli.core import memory_budget
 from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
 from paddlehot_cli.core.pdcapi_locator import prebuilt_pdcapi
@@ -64,6 +71,7 @@ from paddlehot_cli.core.plugin_abi import (
     symbol_prefix,
 )
 from paddlehot_cli.core.plugin_image import PrivateImage, read_digest
+from paddlehot_cli.core.pool import Pool, PoolClosed
 from paddlehot_cli.core.signature import check_inputs
 from paddlehot_cli.errors import InputMismatch, PackageError
 
@@ -177,21 +185,24 @@ class PluginServable:
     def __init__(self, path: Path, threads: int = 1, pool_min: int = 1,
                  pool_max: int | None = None, model_dir: str | Path | None = None,
                  c_api: CApiProvider | None = None, expect: tuple[str, str] | None = None,
-                 sha256: str | None = None):
+                 sha256: str | None = None, idle_s: float = 30.0):
         self.path = Path(path)
         self._image: PrivateImage | None = None
         self._handle_lib: int | None = None
         self._f: dict[str, Any] = {}
+        self._pool: Pool[ctypes.c_void_p] | None = None
         self._closed = True  # until open() succeeded
         try:
-            self._load(threads, pool_min, pool_max, model_dir, c_api, expect, sha256)
+            self._load(threads, pool_min, pool_max, model_dir, c_api, expect, sha256, idle_s)
         except BaseException:
+            if self._pool is not None:
+                self._pool.close()
             self._unload()
             raise
 
     def _load(self, threads: int, pool_min: int, pool_max: int | None,
               model_dir: str | Path | None, c_api: CApiProvider | None,
-              expect: tuple[str, str] | None, sha256: str | None) -> None:
+              expect: tuple[str, str] | None, sha256: str | None, idle_s: float) -> None:
         label = "-".join(self.path.resolve().parts[-3:-1] + (self.path.name,))  # model-ver-file
         image = self._image = PrivateImage(self.path, label)
         if sha256 is not None and image.sha256 != sha256:
@@ -239,27 +250,40 @@ class PluginServable:
         embedded = bool(self.plugin_meta.get("embedded_files"))
         if model_dir is None and not embedded:
             model_dir = self.path.parent  # the files beside the .so, not beside the copy
-        opts = PhotOpenOptions(
-            ctypes.sizeof(PhotOpenOptions), max(1, pool_min),
-            max(max(1, pool_min), pool_max or max(1, pool_min)), max(1, threads),
-            str(model_dir).encode() if model_dir is not None else None,
-        )
-        handle = ctypes.c_void_p()
-        rc = f["open"](ctypes.byref(opts), ctypes.byref(handle))
-        if rc != OK:
-            raise PackageError(f"{self.path}: open failed: {self.last_error()}")
-        self._handle = handle
+        # one predictor per handle: the pool of handles grows and shrinks (see the module doc)
+        opts = PhotOpenOptions(ctypes.sizeof(PhotOpenOptions), 1, 1, max(1, threads),
+                               str(model_dir).encode() if model_dir is not None else None)
+        pool_min = max(0, int(pool_min))
+        pool_max = max(1, pool_min, int(pool_max or 1))
+        budget = memory_budget.budget()
+        budget.admit_load(2 * os.fstat(image.fd).st_size if embedded else 0, f"{name} {version}")
+
+        def open_handle() -> ctypes.c_void_p:
+            handle = ctypes.c_void_p()
+            if f["open"](ctypes.byref(opts), ctypes.byref(handle)) != OK:
+                raise PackageError(f"{self.path}: open failed: {self.last_error()}")
+            return handle
+
+        rss_before = memory_budget.rss_bytes()
+        first = [open_handle()]
+        self.predictor_cost = max(0, memory_budget.rss_bytes() - rss_before)
         self._cv = threading.Condition()
         self._in_flight = 0
-        self._pool_limits = (opts.pool_initial, opts.pool_max)
-        self._peak = 0  # most calls at once: the runtime clones only when every predictor is busy
+        self._last_feeds: Mapping[str, np.ndarray] | None = None
+        self._pool = Pool(lambda: first.pop() if first else open_handle(), min_size=pool_min,
+                          initial=max(1, pool_min), max_size=pool_max, idle_s=idle_s,
+                          destroy=lambda h: f["close"](h), warm=self._warm,
+                          admit=lambda: budget.fits(self.predictor_cost),
+                          name=f"{name} {version} (plugin)")
         self._closed = False
         self._out_cache: dict[int, list[tuple[tuple[int, ...], np.dtype]]] = {}
         self._tls = threading.local()
         self._name_bytes = {s.name: s.name.encode() for s in self.manifest.inputs}
-        # Paddle holds the model now: the copy's embedded model ranges are never read again.
+        # Paddle holds the model now: unless the pool may open another handle, the copy's
+        # embedded model ranges are never read again.
         sections = read_elf(image.path).sections
-        image.drop_ranges([sections[n][:2] for n in MODEL_SECTIONS.values() if n in sections])
+        image.drop_ranges([] if pool_max > pool_min else
+                          [sections[n][:2] for n in MODEL_SECTIONS.values() if n in sections])
 
     def _unload(self) -> None:
         """Drop every function pointer, dlclose, close the private copy."""
@@ -289,16 +313,21 @@ class PluginServable:
                 raise PluginError(
                     f"{self.manifest.name} {self.manifest.version} is closed", E_CLOSED)
             self._in_flight += 1
-            self._peak = max(self._peak, self._in_flight)
 
     @property
     def pool_size(self) -> int:
-        """Predictors serving now: the runtime starts with pool_initial and adds one only when
-        every predictor is busy, up to pool_max, and never drops one before close()."""
-        if self._closed:
-            return 0
-        low, high = self._pool_limits
-        return min(high, max(low, self._peak))
+        return 0 if self._pool is None else self._pool.size
+
+    @property
+    def pool(self) -> Pool[ctypes.c_void_p] | None:
+        return self._pool
+
+    def _warm(self, handle: ctypes.c_void_p) -> None:
+        """A new handle's first call, on the pool keeper's thread (see core.pool_keeper)."""
+        feeds = self._last_feeds or {s.name: np.zeros([1 if d < 0 else d for d in s.shape],
+                                                      dtype=s.dtype)
+                                     for s in self.manifest.inputs}
+        self._call(feeds, handle)
 
     def _leave(self) -> None:
         with self._cv:
@@ -348,7 +377,20 @@ class PluginServable:
             frame = self._tls.frame = (ins, outs)
         return frame
 
-    def _call(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _call(self, feeds: Mapping[str, np.ndarray],
+              handle: ctypes.c_void_p | None = None) -> dict[str, np.ndarray]:
+        if handle is None:
+            try:
+                handle = self._pool.acquire()
+            except PoolClosed:
+                raise PluginError(f"{self.manifest.name} {self.manifest.version} is closed",
+                                  E_CLOSED) from None
+            try:
+                out = self._call(feeds, handle)
+                self._last_feeds = feeds  # warm-up inputs for the next handle the pool grows
+                return out
+            finally:
+                self._pool.release(handle)
         n_in = len(feeds)
         ins, outs = self._frame(n_in)
         keep = []  # the arrays whose memory the C call reads: alive until it returns
@@ -373,7 +415,7 @@ class PluginServable:
                 t.data = arr.ctypes.data
                 t.byte_size = arr.nbytes
             began = time.perf_counter()
-            rc = self._infer(self._handle, ins, n_in, outs, n_out)
+            rc = self._infer(handle, ins, n_in, outs, n_out)
             if self._held_infer is not None and rc == OK:
                 self._choose_gil(time.perf_counter() - began)
             if rc == E_SMALL and attempt == 0:
@@ -423,7 +465,7 @@ class PluginServable:
             self._closed = True
             while self._in_flight:
                 self._cv.wait()
-        self._f["close"](self._handle)  # the plugin also waits for its calls in flight
+        self._pool.close()  # closes every handle (the plugin also waits for its calls in flight)
         self._unload()
 
     def __enter__(self) -> PluginServable:  # noqa: PYI034 - Self needs Python 3.11
@@ -435,7 +477,7 @@ class PluginServable:
 
 def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
                 pool_max: int | None = None, model_dir: str | Path | None = None,
-                c_api: CApiProvider | None = None) -> PluginServable:
+                c_api: CApiProvider | None = None, idle_s: float = 30.0) -> PluginServable:
     """Load a plugin .so; `model_dir` is where the model files are for a plugin built with
     --no-embed-model (default: beside the .so), or to override the embedded ones. `c_api` gives
     libpaddle_inference_c.so when the process cannot resolve it; without one, a prebuilt pdcapi
@@ -444,12 +486,12 @@ def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
     if not p.is_file():
         raise PackageError(f"no such plugin: {p}")
     return PluginServable(p, threads=threads, pool_min=pool_min, pool_max=pool_max,
-                          model_dir=model_dir, c_api=c_api)
+                          model_dir=model_dir, c_api=c_api, idle_s=idle_s)
 
 
 def load_published_plugin(package: Path, threads: int = 1, pool_min: int = 1,
-                          pool_max: int | None = None, c_api: CApiProvider | None = None
-                          ) -> PluginServable:
+                          pool_max: int | None = None, c_api: CApiProvider | None = None,
+                          idle_s: float = 30.0) -> PluginServable:
     """The plugin.so of a published version, trusted only if it is the file build-plugin made
     for this very version: its sha256 matches plugin.so.sha256 (written by build-plugin beside
     it, before the version was renamed into place) and its embedded manifest names the
@@ -465,7 +507,8 @@ def load_published_plugin(package: Path, threads: int = 1, pool_min: int = 1,
         raise PackageError(f"{so} has no {so.name}.sha256 beside it (build-plugin writes it); "
                            "not loading an unverified plugin")
     return PluginServable(so, threads=threads, pool_min=pool_min, pool_max=pool_max,
-                          c_api=c_api, expect=(manifest.name, manifest.version), sha256=digest)
+                          c_api=c_api, expect=(manifest.name, manifest.version), sha256=digest,
+                          idle_s=idle_s)
 
 
 def manifest_json(path: str | Path) -> dict[str, Any]:

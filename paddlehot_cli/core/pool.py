@@ -69,8 +69,10 @@ class Pool(Generic[T]):
         self._free: list[tuple[T, float]] = []  # (item, time it was returned), LIFO
         self._size = 0  # items created and not destroyed (free + in use)
         self._growing = 0  # items the keeper is creating
+        self._destroying = 0  # items taken out to be destroyed, not yet destroyed
         self._waiting = 0  # callers waiting for a free item
         self._draining = False  # returned items above `min` are destroyed at once
+        self._resting = False  # kept for rollback: a growth under way is dropped, see rest()
         self._closed = False
         for _ in range(min_size if initial is None else max(min_size, initial)):
             self._free.append((factory(), clock()))
@@ -103,6 +105,7 @@ class Pool(Generic[T]):
             dead.append(self._free.pop(0)[0])
             self._size -= 1
         self.counters.reclaimed += len(dead)
+        self._destroying += len(dead)
         return dead
 
     def _wants_growth_locked(self) -> bool:
@@ -124,6 +127,7 @@ class Pool(Generic[T]):
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError("no free item in the pool")
                 self._waiting += 1
+                self._resting = False  # traffic is back (a rollback): growth is wanted again
                 try:
                     if self._keeper is not None and self._wants_growth_locked():
                         self._keeper.request_growth(self)
@@ -180,16 +184,23 @@ class Pool(Generic[T]):
         finally:
             with self._cond:
                 self._growing -= 1
-                if ok and not self._closed:
+                if ok and not (self._closed or self._draining or self._resting):
                     self._size += 1
                     self.counters.grown += 1
                     self._free.append((item, self._clock()))
                     item = None
                 elif not ok:
                     self.counters.failed += 1
-                self._cond.notify()
+                if item is not None:
+                    self._destroying += 1  # close() waits for it (see reclaim)
+                self._cond.notify_all()
             if item is not None:
-                self._destroy(item)
+                try:
+                    self._destroy(item)
+                finally:
+                    with self._cond:
+                        self._destroying -= 1
+                        self._cond.notify_all()
         return ok
 
     def wants_growth(self) -> bool:
@@ -200,14 +211,26 @@ class Pool(Generic[T]):
         """Destroy free items idle for `idle_s` (default: the pool's timeout) down to `min`."""
         with self._cond:
             dead = self._reclaim_locked(idle_s)
-        for d in dead:
-            self._destroy(d)
+        try:
+            for d in dead:
+                self._destroy(d)
+        finally:
+            with self._cond:  # close() waits for these: a plugin's library must outlive them
+                self._destroying -= len(dead)
+                self._cond.notify_all()
         return len(dead)
 
     def shrink_to_min(self) -> int:
         """Destroy every free item above `min` now (a version kept warm for rollback, the memory
         budget making room for a load)."""
         return self.reclaim(idle_s=float("-inf"))
+
+    def rest(self) -> int:
+        """A version kept loaded but out of the traffic (warm for rollback): down to `min` now,
+        and a growth under way is dropped, until a caller has to wait again."""
+        with self._cond:
+            self._resting = True
+        return self.shrink_to_min()
 
     def drain(self) -> int:
         """A version leaving: no more growth, free items above `min` go now, leased ones as they
@@ -222,7 +245,7 @@ class Pool(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            while self._size > len(self._free) or self._growing:
+            while self._size > len(self._free) or self._growing or self._destroying:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
@@ -238,6 +261,11 @@ class Pool(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def describe(self) -> dict:
+        """For the model metadata endpoint: size now, bounds, timeout, what it did."""
+        return {"size": self._size, "in_use": self.in_use, "min": self.min_size,
+                "max": self.max_size, "idle_s": self.idle_s, **vars(self.counters)}
 
 
 class GrowthRefused(RuntimeError):

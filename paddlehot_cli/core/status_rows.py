@@ -25,6 +25,7 @@ def _state(m: ModelState, v: str) -> dict:
     if ref is not None and m.enabled:
         state = ref.breaker.state
         return {"name": m.name, "version": v, "state": "READY", "breaker": state,
+                "pool_size": ref.servable.pool_size,
                 "reason": "" if state == CLOSED else f"breaker {state}"}
     if m.loading == v:
         return {"name": m.name, "version": v, "state": "LOADING", "reason": ""}

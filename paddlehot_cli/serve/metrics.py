@@ -16,7 +16,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from paddlehot_cli.core.breaker import STATE_CODE
 
@@ -51,7 +51,38 @@ class _ManagerCollector:
             queued.add_metric(lv, ref.batcher.waiting)
         ready = GaugeMetricFamily("paddlehot_ready", "1 when every configured model is loaded")
         ready.add_metric([], 1 if self.manager.ready() else 0)
-        return [loaded, breaker, pool, inflight, queued, ready]
+        return [loaded, breaker, pool, inflight, queued, ready, *_pool_counters(self.manager)]
+
+
+# PoolCounters field -> (metric name, help)
+_POOL_COUNTERS = {
+    "grown": ("paddlehot_pool_grown", "Predictors the pool grew in the background"),
+    "reclaimed": ("paddlehot_pool_reclaimed", "Idle predictors released (timer or shrink)"),
+    "refused": ("paddlehot_pool_growth_refused", "Growths the memory budget refused"),
+    "failed": ("paddlehot_pool_growth_failed", "Growths that failed (logged, retried later)"),
+}
+
+
+def _pool_counters(manager: Any) -> list:
+    """Per-version pool counters (core/pool.py), and the process's memory budget."""
+    from paddlehot_cli.core.memory_budget import budget
+
+    families = {k: CounterMetricFamily(name, text, labels=["model", "version"])
+                for k, (name, text) in _POOL_COUNTERS.items()}
+    for ref in manager.serving_versions():
+        pool = getattr(ref.servable, "pool", None)
+        if pool is None:
+            continue
+        for key, family in families.items():
+            family.add_metric([ref.model, ref.version], getattr(pool.counters, key))
+    limit = GaugeMetricFamily("paddlehot_memory_budget_bytes",
+                              "serve --memory-budget (0: no limit)")
+    b = budget()
+    limit.add_metric([], b.limit or 0)
+    refused = CounterMetricFamily("paddlehot_loads_refused_by_budget",
+                                  "Loads the memory budget refused")
+    refused.add_metric([], b.refused_loads)
+    return [*families.values(), limit, refused]
 
 
 class Metrics:

@@ -92,6 +92,7 @@ def make_loader(cfg: ServeConfig):
         # the metadata endpoint
         resolved = resolver.resolve(path.parent)
         s = resolved.settings
+        low, high = s.pool_bounds()
         servable = None
         if cfg.prefer == "plugin":
             if (path / "plugin.so").is_file():
@@ -101,15 +102,16 @@ def make_loader(cfg: ServeConfig):
                 from paddlehot_cli.core.plugin_loader import load_published_plugin
                 from paddlehot_cli.plugin.pdcapi import build_pdcapi
 
-                servable = load_published_plugin(path, threads=s.threads, pool_min=1,
-                                                 pool_max=s.pool_max, c_api=build_pdcapi)
+                servable = load_published_plugin(path, threads=s.threads, pool_min=low,
+                                                 pool_max=high, c_api=build_pdcapi,
+                                                 idle_s=s.pool_idle_s)
             else:
                 log.warning("%s has no plugin.so: serving the package (--prefer plugin)", path)
         if servable is None:
-            servable = load(path, threads=s.threads, pool_min=1, pool_max=s.pool_max,
-                            paddle_options=s.paddle_options())
+            servable = load(path, threads=s.threads, pool_min=low, pool_max=high,
+                            paddle_options=s.paddle_options(), idle_s=s.pool_idle_s)
         settings = {**resolved.to_json(), "paddle_options_applied": servable.kind != "plugin"}
-        return Loaded(servable, Batching(s.batch_size, s.batch_delay_ms, s.pool_max), settings)
+        return Loaded(servable, Batching(s.batch_size, s.batch_delay_ms, high), settings)
 
     def loader(path: Path) -> Loaded:
         loaded = open_version(path)

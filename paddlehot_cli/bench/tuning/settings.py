@@ -57,7 +57,8 @@ class Setting:
 def default_setting() -> Setting:
     """serve's built-in defaults, as a Setting: the baseline every sweep includes."""
     d = builtin_defaults()
-    return Setting(**{k: v for k, v in asdict(d).items()})
+    # pool_min and pool_idle_s are not tuned: serve breathes from pool_min to the tuned pool_max
+    return Setting(**{k: v for k, v in asdict(d).items() if k in Setting.__dataclass_fields__})
 
 
 @dataclass

@@ -1,0 +1,157 @@
+"""Benchmark: a breathing pool (min 1, max N) against the fixed pool of N, on a burst after idle.
+
+    python -m paddlehot_cli.bench.pool_breathing PACKAGE_DIR|PLUGIN.so [--max 2] [--clients 2]
+        [--burst-s 20] [--after-s 60] [--idle-s 30] [--grow-nice 10]
+
+Each side runs in a fresh process (RSS is the process's own). The fixed side: load with
+min = max = N, burst. The breathing side: load with min 1, a short prelude burst (the pool grows),
+idle until the timer reclaimed it back to 1 (the "idle RSS at min 1"), then the measured burst,
+then `--after-s` seconds without traffic. Printed: pool size and RSS over time, and the three
+ratios of issue 27 - burst throughput breathing/fixed, p99 while the pool grows / fixed steady
+p99 (second half of its burst), RSS `--after-s` after the burst / idle RSS at min 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _p99(values: list[float]) -> float | None:
+    return float(np.percentile(values, 99)) if values else None
+
+
+def _burst(servable, feeds, clients: int, seconds: float) -> list[tuple[float, float]]:
+    """(start time, latency) of every call of `clients` threads calling for `seconds`."""
+    calls: list[tuple[float, float]] = []
+    end = time.monotonic() + seconds
+
+    def client() -> None:
+        while time.monotonic() < end:
+            t = time.monotonic()
+            servable.infer(feeds)
+            calls.append((t, time.monotonic() - t))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return calls
+
+
+def child(a: argparse.Namespace) -> dict:
+    from paddlehot_cli.core import load
+    from paddlehot_cli.core.pool_keeper import shared_keeper
+
+    shared_keeper().nice = a.grow_nice
+    fixed = a.mode == "fixed"
+    servable = load(a.target, pool_min=a.max if fixed else 1, pool_max=a.max, idle_s=a.idle_s,
+                    threads=a.threads)
+    spec = servable.manifest.inputs[0]
+    feeds = {spec.name: np.random.default_rng(0).random(
+        [1 if d < 0 else d for d in spec.shape]).astype(spec.dtype)}
+    servable.infer(feeds)
+    t0 = time.monotonic()
+    timeline: list[tuple[float, float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            timeline.append((round(time.monotonic() - t0, 1), round(_rss() / 2**20, 1),
+                             servable.pool_size))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out: dict = {"mode": a.mode}
+    if not fixed:  # grow once, then idle until the timer brought it back to 1
+        _burst(servable, feeds, a.clients, 5.0)
+        deadline = time.monotonic() + a.idle_s + 60
+        while time.monotonic() < deadline and (
+                servable.pool.counters.grown < 1 or servable.pool_size > 1):
+            time.sleep(0.5)
+        time.sleep(2.0)
+    out["idle_rss_mb"] = _rss() / 2**20
+    out["idle_pool"] = servable.pool_size
+    start = time.monotonic()
+    calls = _burst(servable, feeds, a.clients, a.burst_s)
+    out["throughput"] = len(calls) / a.burst_s
+    pool = servable.pool
+    full_at = start + a.burst_s
+    for t, _rss_mb, size in timeline:  # when the pool first reached max during the burst
+        if t0 + t >= start and size >= a.max:
+            full_at = t0 + t
+            break
+    out["growth_s"] = round(full_at - start, 2)
+    out["p99_growth_ms"] = _p99([lat * 1e3 for t, lat in calls if t <= full_at])
+    out["p99_steady_ms"] = _p99([lat * 1e3 for t, lat in calls if t >= start + a.burst_s / 2])
+    out["p99_all_ms"] = _p99([lat * 1e3 for _, lat in calls])
+    if not fixed:
+        time.sleep(a.after_s)
+    out["after_rss_mb"] = _rss() / 2**20
+    out["after_pool"] = servable.pool_size
+    out["counters"] = vars(pool.counters) if pool is not None else {}
+    stop.set()
+    out["timeline"] = timeline
+    servable.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target")
+    p.add_argument("--max", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clients", type=int, default=2)
+    p.add_argument("--burst-s", type=float, default=20.0)
+    p.add_argument("--after-s", type=float, default=60.0)
+    p.add_argument("--idle-s", type=float, default=30.0)
+    p.add_argument("--grow-nice", type=int, default=10,
+                   help="nice value of the keeper while it grows a pool (serve: 10, as loads)")
+    p.add_argument("--mode", choices=("fixed", "breathing"), help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.mode:
+        print(json.dumps(child(a)))
+        return 0
+    env = dict(os.environ, KMP_BLOCKTIME="0", GLOG_minloglevel="2")
+    results = {}
+    for mode in ("fixed", "breathing"):
+        proc = subprocess.run([sys.executable, "-m", "paddlehot_cli.bench.pool_breathing",
+                               *(argv if argv is not None else sys.argv[1:]), "--mode", mode],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            print(f"error: the {mode} run failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+            return 1
+        results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    fixed, breath = results["fixed"], results["breathing"]
+    print("breathing pool, over time (s: RSS MiB, pool size):")
+    print("  " + "  ".join(f"{t:g}:{rss:.0f}/{n}" for t, rss, n in breath["timeline"][::4]))
+    for mode, r in results.items():
+        print(f"{mode:>9}: {r['throughput']:.1f}/s, p99 growth {r['p99_growth_ms']:.1f} ms "
+              f"(pool full after {r['growth_s']} s), p99 steady {r['p99_steady_ms']:.1f} ms, "
+              f"idle RSS {r['idle_rss_mb']:.0f} MiB (pool {r['idle_pool']}), after "
+              f"{r['after_rss_mb']:.0f} MiB (pool {r['after_pool']}) {r['counters']}")
+    print(f"throughput breathing/fixed: {breath['throughput'] / fixed['throughput']:.2f}x "
+          "(target >= 0.9)")
+    print(f"p99 while growing / fixed steady p99: "
+          f"{breath['p99_growth_ms'] / fixed['p99_steady_ms']:.2f}x (target <= 1.5)")
+    print(f"RSS {a.after_s:g} s after the burst / idle RSS at min 1: "
+          f"{breath['after_rss_mb'] / breath['idle_rss_mb']:.2f}x (target within 1.10); "
+          f"the fixed pool keeps {fixed['idle_rss_mb']:.0f} MiB all day")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
