@@ -24,7 +24,9 @@ AREA_MARKERS = {
     "slow": ("test_bench", "test_demo", "test_faults_serve", "test_grpc_bench", "test_grpc_swap",
              "test_serve_swap", "test_serve_fuzz", "test_kserve_templates", "test_edge_",
              "test_host_go", "test_abi_corpus", "test_abi_rebuild", "test_plugin_unload",
-             "test_serve_cpu_affinity", "test_export", "test_fleet_"),
+             "test_serve_cpu_affinity", "test_export", "test_fleet_",
+             # subprocess serve restarts, a pip install, int8 calibration, TLS handshakes: 3-10 s
+             "test_serve_quarantine", "test_deploy_", "test_variants", "test_serve_tls"),
 }
 
 
