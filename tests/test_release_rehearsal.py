@@ -18,20 +18,17 @@ Needs the aarch64 rootfs (native/edge/build-rootfs.sh; CI caches it). ~2.5 minut
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from conftest import cli
 
 from paddlehot_cli.bench.fleet_rollout import Load
-from paddlehot_cli.core.plugin_image import digest_line, file_sha256
 from tests.fleet_fixtures.boxes import Box, HostBox, QemuBox
 from tests.fleet_fixtures.registry import running
-from tests.serve_fixtures.helpers import metric, wait_for
+from tests.serve_fixtures.helpers import metric, publish_built_plugin, wait_for
 from tests.test_edge_e2e import rootfs  # noqa: F401 - the cached rootfs, paddlehot refreshed
 
 pytestmark = [pytest.mark.registry, pytest.mark.qemu, pytest.mark.slow]
@@ -49,18 +46,6 @@ def ok(proc, *needles: str) -> str:
     for needle in needles:
         assert needle in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return proc.stdout
-
-
-def publish_aborting(ci: Path, version: str, plugin_dir: Path) -> None:
-    """A version whose plugin calls abort() in open() (tests/abi_fixtures/plugin.c), what a
-    Paddle abort in a version's load does: published into the CI repository as export would."""
-    staged = ci / "mlp" / f".{version}.tmp"
-    staged.mkdir()
-    for name in ("paddlehot.json", "model.json", "model.pdiparams", "plugin.so"):
-        shutil.copy2(plugin_dir / name, staged / name)
-    (staged / "plugin.so.sha256").write_text(digest_line(file_sha256(staged / "plugin.so"),
-                                                          "plugin.so"))
-    staged.rename(ci / "mlp" / version)
 
 
 def refusal(box: Box, needle: str) -> dict | None:
@@ -166,8 +151,9 @@ def test_release_rehearsal(rootfs, registry, tmp_path):  # noqa: F811 - the impo
         assert arm.stop(timeout=120) == 0, arm.tail()
 
         # -- a version that aborts in open(): signed, pushed, `stable` moves to it -------------
-        publish_aborting(ci, "1.5.0", build_plugin(name="mlp", version="1.5.0",
-                                                   defines=("ABORT_IN_OPEN",)).parent)
+        # what a Paddle abort in a version's load does: a plugin that calls abort() in open()
+        publish_built_plugin(ci, "mlp", "1.5.0", build_plugin(name="mlp", version="1.5.0",
+                                                              defines=("ABORT_IN_OPEN",)).parent)
         crash_pushed = time.time()
         ok(cli("push", f"{ci}:mlp@1.5.0", url, "--insecure", "--sign", key, "--tag", "stable"))
         x86.proc.wait(120)

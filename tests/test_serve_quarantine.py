@@ -19,23 +19,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from paddlehot_cli.core.plugin_image import digest_line, file_sha256
 from paddlehot_cli.core.quarantine import LOADING_FILE, MAX_ENTRIES, QUARANTINE_FILE, Quarantine
 from tests.abi_fixtures.helpers import build_plugin, stub_dir
-from tests.serve_fixtures.helpers import free_port, publish_copy, serve_argv, wait_for
+from tests.serve_fixtures.helpers import (
+    free_port,
+    publish_built_plugin,
+    publish_copy,
+    serve_argv,
+    wait_for,
+)
 
 
 def publish_aborting(repo: Path, version: str) -> Path:
     built = build_plugin(name="mlp", version=version, defines=("ABORT_IN_OPEN",)).parent
-    final = repo / "mlp" / version
-    staged = repo / "mlp" / f".{version}.tmp"
-    staged.mkdir()
-    for name in ("paddlehot.json", "model.json", "model.pdiparams", "plugin.so"):
-        shutil.copy2(built / name, staged / name)
-    (staged / "plugin.so.sha256").write_text(digest_line(file_sha256(staged / "plugin.so"),
-                                                          "plugin.so"))
-    os.rename(staged, final)
-    return final
+    return publish_built_plugin(repo, "mlp", version, built)
 
 
 class Server:

@@ -135,3 +135,19 @@ def publish_swaps(rt, repo: Path, pkgs: list, swaps: int, which: dict) -> None:
         publish_copy(pkgs[i % len(pkgs)], repo, "mlp", version)
         wait_for(lambda v=version: rt.manager.loaded_versions("mlp")[:1] == [v], 20,
                  what=f"{version} to serve")
+
+
+def publish_built_plugin(repo: Path, name: str, version: str, built: Path) -> Path:
+    """Publish what abi_fixtures.build_plugin built (package files + plugin.so + its sha256) as
+    REPO/NAME/VERSION, renamed into place as export would."""
+    from paddlehot_cli.core.plugin_image import digest_line, file_sha256
+
+    final = repo / name / version
+    staged = repo / name / f".{version}.tmp"
+    staged.mkdir(parents=True)
+    for f in ("paddlehot.json", "model.json", "model.pdiparams", "plugin.so"):
+        shutil.copy2(built / f, staged / f)
+    (staged / "plugin.so.sha256").write_text(digest_line(file_sha256(staged / "plugin.so"),
+                                                          "plugin.so"))
+    os.rename(staged, final)
+    return final
