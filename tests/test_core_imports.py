@@ -98,3 +98,14 @@ def test_the_rules_catch_what_they_forbid(tmp_path):
         assert "paddlehot_cli.serve.app" in imported(mod)
     finally:
         mod.unlink()
+
+
+def test_servables_are_read_through_their_protocol_not_getattr():
+    """core/servable.py's Servable declares what callers use (issue 25): a getattr with a default
+    on a servable would hide a member that one kind lacks until it is served."""
+    import re
+
+    pattern = re.compile(r"getattr\(\s*[\w.]*servable\b")
+    hits = [f"{p.relative_to(PKG.parent)}:{n}" for p in sorted(PKG.rglob("*.py"))
+            for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == [], hits

@@ -24,7 +24,7 @@ class FakeManifest:
 
 class Fake:
     live: set = set()
-    kind, gil_bound, pool_size = "fake", False, 1
+    kind, gil_bound, pool_size, pool = "fake", False, 1, None
 
     def __init__(self, version, gate=None):
         self.manifest = FakeManifest(version)

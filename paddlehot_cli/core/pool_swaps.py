@@ -11,7 +11,7 @@ from typing import Any
 
 
 def _pool(servable: Any) -> Any:
-    return getattr(servable, "pool", None)  # package and plugin servables have a core Pool
+    return servable.pool  # Servable.pool: package and plugin servables hold a core Pool
 
 
 def drain(servable: Any) -> None:

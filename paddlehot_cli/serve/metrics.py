@@ -70,7 +70,7 @@ def _pool_counters(manager: Any) -> list:
     families = {k: CounterMetricFamily(name, text, labels=["model", "version"])
                 for k, (name, text) in _POOL_COUNTERS.items()}
     for ref in manager.serving_versions():
-        pool = getattr(ref.servable, "pool", None)
+        pool = ref.servable.pool  # Servable.pool (None: nothing that breathes)
         if pool is None:
             continue
         for key, family in families.items():
