@@ -39,20 +39,21 @@ def modes(root: Path) -> dict[str, int]:
             for p in [root, *root.rglob("*")]}
 
 
-def test_export_publishes_readable_by_others_and_keeps_a_stricter_umask(tmp_path):
-    repo = tmp_path / "repo"
-    proc = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", sys.executable, "-m",
+def export_under_umask(repo: Path, umask: str) -> Path:
+    """`paddlehot export demo:mlp --repo REPO` in a process started under UMASK."""
+    proc = subprocess.run(["sh", "-c", f'umask {umask} && exec "$@"', "sh", sys.executable, "-m",
                            "paddlehot_cli", "export", "demo:mlp", "--repo", str(repo)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    return repo
+
+
+def test_export_publishes_readable_by_others_and_keeps_a_stricter_umask(tmp_path):
+    repo = export_under_umask(tmp_path / "repo", "022")
     got = modes(repo / "mlp" / "1.0.0")
     assert got["."] == 0o755, got  # mkdtemp's 0700 was widened
     assert all(m in (0o644, 0o755) for m in got.values()), got
-    strict = tmp_path / "strict"
-    proc = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", sys.executable, "-m",
-                           "paddlehot_cli", "export", "demo:mlp", "--repo", str(strict)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    strict = export_under_umask(tmp_path / "strict", "077")
     got = modes(strict / "mlp" / "1.0.0")
     assert all(m & 0o077 == 0 for m in got.values()), got  # never wider than the user asked
 

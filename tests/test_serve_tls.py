@@ -10,7 +10,6 @@ import ipaddress
 import shutil
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from paddlehot_cli.fleet.local_registry import LocalRegistry
 from paddlehot_cli.serve.tls import server_tls
 from tests.conftest import assert_one_line_error, cli
 from tests.serve_fixtures.helpers import free_port, publish_copy, serve_argv, start_runtime
@@ -127,48 +127,16 @@ def test_tls_flag_mistakes_are_one_line(tmp_path, pki):
         assert_one_line_error(proc, 2, needle)
 
 
-def _tls_registry(root: Path, cert: Path, key: Path):
-    """docker-registry serving HTTPS on 127.0.0.1 with the test CA's certificate."""
-    port = free_port()
-    store = root / "store"
-    config = root / "config.yml"
-    config.write_text(f"""version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {store}
-http:
-  addr: 127.0.0.1:{port}
-  tls:
-    certificate: {cert}
-    key: {key}
-""")
-    log = open(root / "registry.log", "ab")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"https://127.0.0.1:{port}/v2/", verify=False, timeout=1)
-            return proc, f"127.0.0.1:{port}"
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.terminate()
-    raise AssertionError((root / "registry.log").read_text())
-
-
 @pytest.mark.registry
 def test_push_and_pull_verify_the_registry_with_registry_ca(tmp_path, exported, pki):
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is not installed (apt-get install docker-registry)")
     repo = tmp_path / "repo"
     publish_copy(exported("demo:mlp", "pir", "1.0.0", 71), repo, "mlp", "1.0.0")
-    (tmp_path / "reg").mkdir()
-    proc, host = _tls_registry(tmp_path / "reg", pki["cert"], pki["key"])
+    registry = LocalRegistry(tmp_path / "reg", tls=(pki["cert"], pki["key"]))
+    registry.start()
     try:
-        target = f"oci://{host}/models/mlp"
+        target = registry.url("models/mlp")
         unknown = cli("push", f"{repo}:mlp@1.0.0", target)
         assert_one_line_error(unknown, 2, "TLS certificate is not trusted")
         assert "--registry-ca" in unknown.stderr
@@ -195,5 +163,4 @@ def test_push_and_pull_verify_the_registry_with_registry_ca(tmp_path, exported, 
             rt.stop_thread()
     finally:
         trust_registry_ca(None)
-        proc.terminate()
-        proc.wait(10)
+        registry.stop()

@@ -27,6 +27,10 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """
+_TLS = """  tls:
+    certificate: {cert}
+    key: {key}
+"""
 _AUTH = """auth:
   htpasswd:
     realm: paddlehot-local
@@ -50,10 +54,12 @@ def free_port() -> int:
 
 
 class LocalRegistry:
-    def __init__(self, root: Path, users: dict[str, str] | None = None):
+    def __init__(self, root: Path, users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None):
         self.root = Path(root)
         self.store = self.root / "store"
         self.users = users or {}
+        self.tls = tls  # (certificate, key) PEM files: serve HTTPS
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.log = self.root / "registry.log"
@@ -66,6 +72,8 @@ class LocalRegistry:
         """Start (or restart, same port and store) and wait until it answers /v2/."""
         self.root.mkdir(parents=True, exist_ok=True)
         text = _CONFIG.format(store=self.store, port=self.port)
+        if self.tls is not None:
+            text += _TLS.format(cert=self.tls[0], key=self.tls[1])
         if self.users:
             htpasswd = self.root / "htpasswd"
             htpasswd.write_text("".join(f"{u}:{bcrypt(p)}\n" for u, p in self.users.items()))
@@ -77,7 +85,9 @@ class LocalRegistry:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code in (200, 401):
+                scheme = "https" if self.tls is not None else "http"
+                answer = httpx.get(f"{scheme}://{self.host}/v2/", timeout=1, verify=False)
+                if answer.status_code in (200, 401):
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)
