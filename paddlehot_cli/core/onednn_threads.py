@@ -60,5 +60,7 @@ def note_run(runner: Renewable) -> None:
     key = id(runner)
     known = runs.ran.get(key)
     if known is None or known() is not runner:  # new, or an id reused after a runner died
+        if len(runs.ran) >= 64:  # a long-lived thread (the pool keeper) outlives many runners
+            runs.ran = {k: r for k, r in runs.ran.items() if r() is not None}
         runs.ran[key] = weakref.ref(runner)
     runs.last = key
