@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, ContextManager, Iterator
 
 from paddlehot_cli.errors import UserError
 
@@ -124,3 +124,14 @@ def sign_staged(staged: Path, key: Path) -> None:
     from paddlehot_cli.core.signatures import sign_version
 
     sign_version(staged, key)
+
+
+def sign_and_commit(staged: Path, final: Path, sign_key: Path | None, force: bool,
+                    step: Callable[[str], ContextManager[Any]]) -> Path:
+    """The last steps of export and variant: sign the staged version (when a key is given),
+    then rename it into place; `step` names each for the progress display."""
+    if sign_key is not None:
+        with step(f"Signing with {sign_key}"):
+            sign_staged(staged, sign_key)
+    with step(f"Publishing {final}"):
+        return commit(staged, final, force=force)

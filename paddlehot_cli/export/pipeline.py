@@ -265,11 +265,7 @@ def export_package(req: ExportRequest, step: StepFn = _no_step) -> ExportResult:
         validation.update({"file": VALIDATION_FILE, "sizes": list(req.sizes)})
         manifest = _manifest(req, name, inputs, out_specs, files, validation)
         _write_manifest(staged, manifest)
-        if req.sign_key is not None:
-            with step(f"Signing with {req.sign_key}"):
-                publish.sign_staged(staged, req.sign_key)
-        with step(f"Publishing {final}"):
-            publish.commit(staged, final, force=req.force)
+        publish.sign_and_commit(staged, final, req.sign_key, req.force, step)
     return ExportResult(final, manifest, report)
 
 

@@ -159,11 +159,7 @@ def _derive(req: VariantRequest, vdir: Path, base: Manifest, final: Path,
             "against_fp32": report.to_json(),
             "widened": (atol, rtol, agree) != DEFAULT_TOLERANCES[req.precision]})
         _write(staged, doc)
-        if req.sign_key is not None:
-            with step(f"Signing with {req.sign_key}"):
-                publish.sign_staged(staged, req.sign_key)
-        with step(f"Publishing {final}"):
-            publish.commit(staged, final, force=req.force)
+        publish.sign_and_commit(staged, final, req.sign_key, req.force, step)
     return VariantResult(final, variant_key(base.version, req.precision), doc, report)
 
 
