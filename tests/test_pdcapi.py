@@ -630,6 +630,22 @@ def test_soak_changing_threads_with_create_and_destroy(lib, models, tmp_path):
     assert int(stats["runs"]) > 1000 and int(stats["churn"]) >= 10, stats
 
 
+def test_threads_exit_while_others_run(lib, models, tmp_path):
+    """Short-lived threads (two predictors each, or a clone and nothing else) exit while three
+    threads keep running pooled predictors: Paddle's thread-exit erase and pdcapi's clearing of
+    the oneDNN cache must never run under another thread's Run(). Before the run gate
+    (native/pdcapi/src/thread_runs.cc) this crashed (SIGSEGV) in 2 of 3 runs of 15 s."""
+    exe = tmp_path / "pdcapi_thread_exits"
+    _run(["cc", "-O2", "-Wall", "-Werror", f"-I{pdcapi.pdcapi_include_dir()}",
+          NATIVE / "pdcapi_thread_exits.c", "-o", exe, f"-L{lib.parent}", "-lpaddle_inference_c",
+          f"-Wl,-rpath,{lib.parent}", "-lpthread"]).check_returncode()
+    proc = _run([exe, *models["pir"], 12], env={**os.environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0 and proc.stdout.startswith("exits ok"), (
+        f"exit status {proc.returncode}: " + proc.stdout + proc.stderr)
+    stats = dict(kv.split("=") for kv in proc.stdout.split()[2:])
+    assert int(stats["runs"]) > 1000 and int(stats["exits"]) >= 20, stats
+
+
 def test_python_executor_threads_while_predictors_come_and_go(api, models):
     """ctypes calls from a thread pool (each call on whichever thread is free) on three
     predictors, while another thread creates and destroys predictors: every answer exact."""

@@ -84,7 +84,19 @@ PHOT_HIDDEN std::shared_ptr<paddle_infer::Predictor> phot_create_locked(
 PHOT_HIDDEN void phot_destroy_locked(std::shared_ptr<paddle_infer::Predictor>& pred,
                                      paddle::AnalysisConfig* config);
 
-/* thread_runs.cc: why a thread's exit may clear Paddle's oneDNN cache (comment at its top). */
+/* thread_runs.cc: thread exits vs runs and Paddle's oneDNN cache (comment at its top). Every
+ * Paddle call a thread makes through pdcapi comes after phot_thread_before_paddle; runs go
+ * between phot_run_enter and phot_run_leave (use PhotRunGate). */
+PHOT_HIDDEN void phot_thread_before_paddle(void);
+PHOT_HIDDEN void phot_thread_after_paddle(void);
+PHOT_HIDDEN void phot_run_enter(void);
+PHOT_HIDDEN void phot_run_leave(void);
+struct PhotRunGate {
+  PhotRunGate() { phot_run_enter(); }
+  ~PhotRunGate() { phot_run_leave(); }
+  PhotRunGate(const PhotRunGate&) = delete;
+  PhotRunGate& operator=(const PhotRunGate&) = delete;
+};
 PHOT_HIDDEN void phot_note_run(const PD_Predictor* p);
 PHOT_HIDDEN bool phot_forget_onednn_kernels(void); /* false where the wheel has no oneDNN */
 

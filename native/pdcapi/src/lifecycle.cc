@@ -22,6 +22,11 @@ static void default_environment() {
 }
 
 std::shared_ptr<paddle_infer::Predictor> phot_create_locked(const paddle::AnalysisConfig& config) {
+  /* this thread's exit is then ordered with runs (thread_runs.cc), even if creation throws */
+  struct Bracket {
+    Bracket() { phot_thread_before_paddle(); }
+    ~Bracket() { phot_thread_after_paddle(); }
+  } bracket;
   std::lock_guard<std::mutex> hold(g_lifecycle);
   std::call_once(g_env_once, default_environment);
   return paddle_infer::CreatePredictor(config);

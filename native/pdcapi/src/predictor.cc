@@ -196,7 +196,12 @@ PD_Bool PD_PredictorRun(PD_Predictor* p) {
   static const char fn[] = "PD_PredictorRun";
   PHOT_CHECK_ARG(p, fn, FALSE);
   return phot_guard(fn, (PD_Bool)FALSE, [&]() -> PD_Bool {
-    if (p->pred->Run()) {
+    bool ran;
+    {
+      PhotRunGate in_flight; /* a thread exit never clears the oneDNN cache under this run */
+      ran = p->pred->Run();
+    }
+    if (ran) {
       phot_note_run(p);
       return TRUE;
     }

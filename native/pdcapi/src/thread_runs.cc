@@ -1,6 +1,7 @@
-/* When a thread that ran two or more predictors exits, drop Paddle's oneDNN kernel cache.
+/* Thread exits and Paddle's oneDNN cache: drop dead threads' kernels, and never while a run is in
+ * flight.
  *
- * Why (the bare std::exception that failed every call of one predictor in one thread):
+ * Why (1, the bare std::exception that failed every call of one predictor in one thread):
  * Paddle caches oneDNN kernels and memory objects in one process-wide map keyed by (thread id,
  * executor address, op names, shapes), and every thread has its own oneDNN engine and stream.
  * When a thread exits, Paddle erases only the entries of the *last* executor it ran. A thread
@@ -9,17 +10,31 @@
  * once; when that thread runs A it finds those entries, oneDNN refuses a kernel of another
  * engine ("could not execute a primitive"), and Paddle's interpreter rethrows it as a bare
  * std::exception - on every call of A in that thread, until A is destroyed.
+ * So each thread notes whether it ran more than one predictor; if it did, its exit clears the
+ * cache the way Paddle's own ClearMKLDNNCache does (OneDNNContext::ResetBlobMap(nullptr) on the
+ * CPU device context). Every thread rebuilds what it needs on its next run (a first-run cost,
+ * once per such exit). The Python host's package mode does its part in core/onednn_threads.py.
  *
- * The fix: each thread notes whether it ran more than one predictor; if it did, its exit clears
- * the cache the way Paddle's own ClearMKLDNNCache does (OneDNNContext::ResetBlobMap(nullptr) on
- * the CPU device context). Kernels in use stay alive (the cache hands out shared pointers);
- * every thread rebuilds what it needs on its next run (a first-run cost, once per such exit).
- * Threads that ran one predictor - serve's workers, Go's scheduler threads - cost nothing. The
- * Python host's package mode does its part in core/onednn_threads.py.
+ * Why (2, the SIGSEGV in a C host whose worker threads exit while others still run):
+ * clearing the map, or Paddle's own erase at thread exit (ResetBlobMap(last executor), or of
+ * everything for a thread that created a predictor but never ran one), while another thread is
+ * inside Run() crashes that thread: Paddle reads the map without its lock in places and assumes
+ * an entry it found a moment ago is still there. tests/native/pdcapi_thread_exits.c crashed 2 of
+ * 3 runs of 15 s before this. So runs pass a gate (many at once), and a thread exit closes it:
+ * the exit waits for the runs in flight, new runs wait (writer first, so a busy pool cannot
+ * starve an exit), the clearing and Paddle's own thread-exit erase run alone, then the gate
+ * opens. The exit brackets Paddle's erase with two thread_local objects: `Tail` is made before
+ * this thread first enters Paddle through pdcapi, `Head` after, and C++ destroys thread_locals
+ * in reverse order of construction, so Head's destructor (close, clear) runs before Paddle's
+ * per-thread oneDNN state is destroyed and Tail's (open) after it. A thread that used Paddle
+ * before its first pdcapi call (Python's paddle package on the same thread) is not bracketed.
  *
  * Paddle's symbols here are weak: wheels without oneDNN (aarch64) have neither them nor the
- * problem. The CPU place is constructed once into storage that is never destroyed (its layout
- * is not ours to know; the bound is checked like the config's). */
+ * problem (the gate still orders exits and runs; it costs two uncontended atomics per run). The
+ * CPU place is constructed once into storage that is never destroyed (its layout is not ours
+ * to know; the bound is checked like the config's). */
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 
@@ -64,20 +79,82 @@ void find_cpu_context() {
   g_cpu_ctx = phot_phi_pool_get(phot_phi_pool_instance(), g_place);
 }
 
-struct ThreadRuns {
+/* The run gate: runs enter and leave (many at once); a thread exit closes it (one at a time). */
+std::atomic<int> g_running{0};
+std::atomic<bool> g_closed{false};
+std::mutex g_gate_mu;
+std::condition_variable g_gate_cv;
+std::mutex g_exits; /* held from close to open: one exiting thread at a time */
+
+void close_gate() {
+  g_exits.lock();
+  g_closed.store(true);
+  std::unique_lock<std::mutex> l(g_gate_mu);
+  g_gate_cv.wait(l, [] { return g_running.load() == 0; });
+}
+
+void open_gate() {
+  {
+    std::lock_guard<std::mutex> l(g_gate_mu);
+    g_closed.store(false);
+  }
+  g_gate_cv.notify_all();
+  g_exits.unlock();
+}
+
+struct Tail { /* made before this thread's first Paddle call through pdcapi: destroyed last */
+  bool gate_held = false;
+  ~Tail() {
+    if (gate_held) open_gate();
+  }
+};
+
+Tail& tail() {
+  static thread_local Tail t;
+  return t;
+}
+
+struct Head { /* made after this thread's first Paddle call: destroyed before Paddle's state */
   const PD_Predictor* first = nullptr;
   bool several = false;
-  ~ThreadRuns() {
+  ~Head() {
+    close_gate();
+    tail().gate_held = true; /* opened by Tail, after Paddle's own thread-exit erase */
     if (several) phot_forget_onednn_kernels();
   }
 };
 
-thread_local ThreadRuns t_runs;
+Head& head() {
+  static thread_local Head h;
+  return h;
+}
 
 }  // namespace
 
+void phot_thread_before_paddle() { (void)tail(); }
+
+void phot_thread_after_paddle() { (void)head(); }
+
+void phot_run_enter() {
+  phot_thread_before_paddle();
+  for (;;) {
+    g_running.fetch_add(1);
+    if (!g_closed.load()) return;
+    phot_run_leave(); /* an exit is closing the gate: back out and wait for it to open */
+    std::unique_lock<std::mutex> l(g_gate_mu);
+    g_gate_cv.wait(l, [] { return !g_closed.load(); });
+  }
+}
+
+void phot_run_leave() {
+  if (g_running.fetch_sub(1) == 1 && g_closed.load()) {
+    std::lock_guard<std::mutex> l(g_gate_mu); /* the closer checks under this lock: no lost wake */
+    g_gate_cv.notify_all();
+  }
+}
+
 void phot_note_run(const PD_Predictor* p) {
-  ThreadRuns& r = t_runs;
+  Head& r = head();
   if (!r.first) r.first = p;
   else if (r.first != p) r.several = true;
 }

@@ -1,0 +1,151 @@
+/* Threads that exit while others run: pdcapi must keep every answer exact and never crash.
+ * Usage: pdcapi_thread_exits PROG PARAMS SECONDS
+ *   - STEADY threads take whichever pooled predictor is free, run it, compare bit for bit;
+ *   - a spawner starts short-lived threads one after another: each runs two pooled predictors
+ *     (Paddle's exit of such a thread, and pdcapi's kernel clearing, touch the process-wide
+ *     oneDNN cache the steady threads are using) or only clones and destroys one, then exits.
+ * Prints "exits ok runs=N exits=M" or the first failure and exits 1 (a crash is a signal). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "paddlehot_pdcapi_ext.h"
+#include "pd_inference_api.h"
+
+enum { POOL = 4, STEADY = 3, BATCH = 2, IN = 16, OUT = 4 };
+
+static PD_Predictor *root, *stack[POOL];
+static int top;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static volatile int stop, failed;
+static long runs, exits;
+static float want[BATCH * OUT];
+static char why[1024];
+
+static void fail(const char *what) {
+  pthread_mutex_lock(&mu);
+  if (!failed) snprintf(why, sizeof why, "%s: %s", what, paddlehot_pdcapi_last_error());
+  failed = 1;
+  stop = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+static int infer(PD_Predictor *p, float *out) {
+  static const float x[BATCH * IN] = {0.5f, -1.0f, 0.25f, 2.0f, 0.0f, 1.5f, -0.75f, 3.0f};
+  PD_Tensor *in = PD_PredictorGetInputHandle(p, "x");
+  if (!in) return 0;
+  int32_t shape[2] = {BATCH, IN};
+  PD_TensorReshape(in, 2, shape);
+  PD_TensorCopyFromCpuFloat(in, x);
+  PD_Bool ok = PD_PredictorRun(p);
+  PD_TensorDestroy(in);
+  if (!ok) return 0;
+  PD_OneDimArrayCstr *names = PD_PredictorGetOutputNames(p);
+  PD_Tensor *y = names ? PD_PredictorGetOutputHandle(p, names->data[0]) : NULL;
+  if (y) PD_TensorCopyToCpuFloat(y, out);
+  PD_TensorDestroy(y);
+  PD_OneDimArrayCstrDestroy(names);
+  return y != NULL;
+}
+
+static PD_Predictor *take(void) {
+  pthread_mutex_lock(&mu);
+  while (top == 0 && !stop) pthread_cond_wait(&cv, &mu);
+  PD_Predictor *p = top > 0 ? stack[--top] : NULL;
+  pthread_mutex_unlock(&mu);
+  return p;
+}
+
+static void give(PD_Predictor *p) {
+  pthread_mutex_lock(&mu);
+  stack[top++] = p;
+  pthread_cond_signal(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+static int run_one(const char *who) {
+  float got[BATCH * OUT];
+  PD_Predictor *p = take();
+  if (!p) return 0;
+  int ok = infer(p, got);
+  give(p);
+  if (!ok) fail(who);
+  else if (memcmp(got, want, sizeof got) != 0) fail("output differs from the root's");
+  __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED);
+  return ok;
+}
+
+static void *steady(void *arg) {
+  (void)arg;
+  while (!stop) run_one("steady: infer");
+  return NULL;
+}
+
+static void *short_lived(void *arg) {
+  if ((long)arg % 3 == 2) { /* a thread that only creates and destroys, never runs */
+    PD_Predictor *c = PD_PredictorClone(root);
+    if (!c) fail("short-lived: clone");
+    else PD_PredictorDestroy(c);
+    return NULL;
+  }
+  PD_Predictor *a = take(), *b = take(); /* two different predictors on this thread */
+  float got[BATCH * OUT];
+  for (int i = 0; a && b && i < 2; i++) {
+    if (!infer(a, got) || memcmp(got, want, sizeof got) != 0) fail("short-lived: a");
+    if (!infer(b, got) || memcmp(got, want, sizeof got) != 0) fail("short-lived: b");
+  }
+  if (a) give(a);
+  if (b) give(b);
+  return NULL;
+}
+
+static void *spawner(void *arg) {
+  (void)arg;
+  while (!stop) {
+    pthread_t t;
+    pthread_create(&t, NULL, short_lived, (void *)exits);
+    pthread_join(t, NULL);
+    exits++;
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4) return 2;
+  PD_Config *c = PD_ConfigCreate();
+  PD_ConfigSetModel(c, argv[1], argv[2]);
+  PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
+  root = PD_PredictorCreate(c);
+  PD_ConfigDestroy(c);
+  if (!root || !infer(root, want)) {
+    printf("exits FAILED: root: %s\n", paddlehot_pdcapi_last_error());
+    return 1;
+  }
+  for (int i = 0; i < POOL; i++)
+    if (!(stack[top++] = PD_PredictorClone(root))) return 1;
+  pthread_t th[STEADY + 1];
+  for (int i = 0; i < STEADY; i++) pthread_create(&th[i], NULL, steady, NULL);
+  pthread_create(&th[STEADY], NULL, spawner, NULL);
+  time_t end = time(NULL) + atoi(argv[3]);
+  while (!stop && time(NULL) < end) {
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+  }
+  pthread_mutex_lock(&mu);
+  stop = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  for (int i = 0; i <= STEADY; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < top; i++) PD_PredictorDestroy(stack[i]);
+  PD_PredictorDestroy(root);
+  if (failed) {
+    printf("exits FAILED: %s (runs=%ld exits=%ld)\n", why, runs, exits);
+    return 1;
+  }
+  printf("exits ok runs=%ld exits=%ld\n", runs, exits);
+  return 0;
+}
