@@ -52,7 +52,9 @@ def test_sigterm_drains_slow_request_and_exits_zero(repo):
         t = threading.Thread(target=slow)
         start = time.monotonic()
         t.start()
-        time.sleep(0.4)
+        # SIGTERM once the server holds the request (not after a fixed sleep: a loaded box may
+        # take longer than any sleep to deliver it)
+        wait_for(lambda: _in_flight(base) > 0, 20, 0.02, "the request in flight")
         proc.send_signal(signal.SIGTERM)
         t.join(30)
         assert not t.is_alive(), "the in-flight request never finished"
@@ -65,6 +67,16 @@ def test_sigterm_drains_slow_request_and_exits_zero(repo):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert f"http://127.0.0.1:{port}" in out and "mlp: 1.0.0" in out and "/v2/models/mlp/infer" in out
+
+
+def _in_flight(base: str) -> float:
+    """paddlehot_handles_in_flight summed over versions, from /metrics (0 if unreachable)."""
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=1).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("paddlehot_handles_in_flight"))
 
 
 def _ok(url: str) -> bool:
