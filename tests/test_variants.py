@@ -190,13 +190,3 @@ def test_export_precision_int8_publishes_fp32_and_says_so_when_the_variant_fails
         return
     assert_one_line_error(proc, 1, "was published, no int8 variant was written")
     assert not (repo / "cnn/1.0.0/variants").exists()
-
-
-def test_build_plugin_refuses_a_variant(cnn_repo, tmp_path):
-    """A plugin of an int8 or bf16 variant would run fp32 predictors: refused."""
-    repo = fresh(cnn_repo, tmp_path)
-    assert cli("variant", f"{repo}:cnn@1.0.0", "--precision", "int8", "--calibration",
-               cnn_repo / "calib.npz", *WIDE).returncode == 0
-    proc = cli("build-plugin", repo / "cnn/1.0.0/variants/int8", "-o", tmp_path / "p.so")
-    assert_one_line_error(proc, 2, "would silently run fp32")
-    assert not (tmp_path / "p.so").exists()
