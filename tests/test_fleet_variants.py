@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import assert_one_line_error, cli
 
@@ -21,23 +20,13 @@ from paddlehot_cli.fleet.client import RegistryClient
 from paddlehot_cli.fleet.pull import pull_version
 from paddlehot_cli.fleet.reference import parse_reference
 from tests.fleet_fixtures.registry import running
-from tests.test_variants_serve import craft_bf16
-
-WIDE = ("--atol", "5", "--rtol", "0", "--min-argmax-agreement", "0")
+from tests.variant_fixtures.helpers import cnn_with_int8, craft_bf16
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """cnn 1.0.0 (legacy) with an int8 variant that has its plugin, and a bf16 variant."""
-    root = tmp_path_factory.mktemp("fleet_variants")
-    repo = root / "models"
-    assert cli("export", "demo:cnn", "--model-format", "legacy", "--repo", repo,
-               "--version", "1.0.0").returncode == 0
-    np.savez(root / "calib.npz",
-             image=np.random.default_rng(0).standard_normal((16, 3, 32, 32), np.float32))
-    proc = cli("variant", f"{repo}:cnn@1.0.0", "--precision", "int8", "--calibration",
-               root / "calib.npz", *WIDE)
-    assert proc.returncode == 0, proc.stderr
+    repo = cnn_with_int8(tmp_path_factory.mktemp("fleet_variants"))
     proc = cli("build-plugin", f"{repo}:cnn@1.0.0-int8", "-o",
                repo / "cnn/1.0.0/variants/int8/plugin.so", "--no-verify")
     assert proc.returncode == 0, proc.stderr

@@ -27,24 +27,15 @@ from paddlehot_cli.errors import PackageError
 from paddlehot_cli.plugin.pdcapi import build_pdcapi
 from tests.conftest import assert_one_line_error, cli
 from tests.serve_fixtures.helpers import start_runtime, wait_for
-from tests.test_variants_serve import craft_bf16
+from tests.variant_fixtures.helpers import cnn_with_int8, craft_bf16
 
-WIDE = ("--atol", "5", "--rtol", "0", "--min-argmax-agreement", "0")
 BF16_HERE = refusal_here(needs_for("bf16"), "bf16")  # None where this box runs bf16
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """demo:cnn 1.0.0 (legacy), its int8 variant, and the int8 variant's plugin in place."""
-    root = tmp_path_factory.mktemp("variant_plugins")
-    repo = root / "models"
-    assert cli("export", "demo:cnn", "--model-format", "legacy", "--repo", repo,
-               "--version", "1.0.0").returncode == 0
-    np.savez(root / "calib.npz",
-             image=np.random.default_rng(0).standard_normal((16, 3, 32, 32), np.float32))
-    proc = cli("variant", f"{repo}:cnn@1.0.0", "--precision", "int8", "--calibration",
-               root / "calib.npz", *WIDE)
-    assert proc.returncode == 0, proc.stderr
+    repo = cnn_with_int8(tmp_path_factory.mktemp("variant_plugins"))
     proc = cli("build-plugin", f"{repo}:cnn@1.0.0-int8", "-o",
                repo / "cnn/1.0.0/variants/int8/plugin.so")
     assert proc.returncode == 0, proc.stderr
