@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,13 +10,14 @@ import httpx
 import numpy as np
 import pytest
 
-from paddlehot_cli.core.manifest import dumps_manifest, file_entry, read_verified
+from paddlehot_cli.core.manifest import dumps_manifest
 from paddlehot_cli.core.precision_config import refusal_here
 from paddlehot_cli.core.precision_hardware import needs_for
 from paddlehot_cli.core.router import Labels, NotLoaded, Unavailable, select
 from paddlehot_cli.core.version_policy import VersionPolicy
 from tests.conftest import cli
 from tests.serve_fixtures.helpers import start_runtime, wait_for
+from tests.variant_fixtures.helpers import cnn_with_int8, craft_bf16
 
 X = np.random.default_rng(1).standard_normal((1, 3, 32, 32), np.float32)
 BODY = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32],
@@ -58,35 +58,9 @@ def test_a_variant_is_aspired_with_its_version_and_never_counts_as_one():
     assert policy.aspired(["1.1.0-int8", "1.1.0"], failed=["1.1.0-int8"]) == {"1.1.0"}
 
 
-def craft_bf16(vdir: Path) -> Path:
-    """A bf16 variant as `paddlehot variant` writes it on a bf16 box: a manifest and
-    validation data, the fp32 files shared by sha256."""
-    base = read_verified(vdir)
-    out = vdir / "variants" / "bf16"
-    out.mkdir(parents=True)
-    shutil.copy(vdir / "validation.npz", out / "validation.npz")
-    doc = dict(base.raw)
-    doc.update(precision="bf16", requires=needs_for("bf16"),
-               variant_of={"version": base.version, "manifest_sha256": hashlib.sha256(
-                   (vdir / "paddlehot.json").read_bytes()).hexdigest()},
-               files={"validation.npz": file_entry(out / "validation.npz")},
-               shared_files={f: base.files[f] for f in base.model_files},
-               validation={"passed": True, "file": "validation.npz", "atol": 0.05, "rtol": 0.05})
-    (out / "paddlehot.json").write_text(dumps_manifest(doc))
-    return out
-
-
 @pytest.fixture(scope="module")
 def variant_repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("served")
-    repo = root / "models"
-    assert cli("export", "demo:cnn", "--model-format", "legacy", "--repo", repo,
-               "--version", "1.0.0").returncode == 0
-    np.savez(root / "calib.npz",
-             image=np.random.default_rng(0).standard_normal((16, 3, 32, 32), np.float32))
-    proc = cli("variant", f"{repo}:cnn@1.0.0", "--precision", "int8", "--calibration",
-               root / "calib.npz", "--atol", "5", "--rtol", "0", "--min-argmax-agreement", "0")
-    assert proc.returncode == 0, proc.stderr
+    repo = cnn_with_int8(tmp_path_factory.mktemp("served"))
     craft_bf16(repo / "cnn/1.0.0")
     return repo
 

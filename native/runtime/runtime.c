@@ -278,6 +278,11 @@ static int32_t create_root(struct phot_model *m, const char *prog, const char *p
   PD_ConfigDisableGpu(cfg);
   PD_ConfigSetCpuMathLibraryNumThreads(cfg, threads);
   PD_ConfigDisableGlogInfo(cfg);
+  int32_t rc = phot_rt_configure_precision(m->d, cfg);
+  if (rc != PHOT_OK) {
+    PD_ConfigDestroy(cfg);
+    return rc;
+  }
   *root = PD_PredictorCreate(cfg);
   PD_ConfigDestroy(cfg);
   if (!*root)
@@ -323,6 +328,7 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   pthread_cond_init(&m->cv, NULL);
   m->threads = threads;
   int32_t rc = m->all ? PHOT_OK : phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
+  if (rc == PHOT_OK) rc = phot_rt_check_precision(d); /* before the model files are copied */
   if (rc == PHOT_OK)
     rc = (d->embedded && !model_dir)
              ? files_from_self(m, m->prog, m->params, sizeof m->prog)

@@ -38,6 +38,11 @@ typedef struct {
   const char *prog_section;          /* .paddlehot.model */
   const char *params_section;        /* .paddlehot.params */
   const void *self;                  /* any address inside the plugin: finds its file */
+  /* From the variant's manifest (fp32: "fp32" and empty lists): its precision and the CPU flags
+   * it requires, space-separated (all of `all`, one of `any`). */
+  const char *precision;
+  const char *cpu_flags_all;
+  const char *cpu_flags_any;
 } phot_rt_desc;
 
 /* The five functions of plugin.h, for the model `d`. */
@@ -90,6 +95,12 @@ struct PD_Tensor;
 PHOT_HIDDEN int32_t phot_rt_run(const phot_rt_desc *d, struct PD_Predictor *pred,
                                 struct PD_Tensor *const *in, struct PD_Tensor *const *out,
                                 const phot_rt_call *c);
+
+/* precision.c: a variant's CPU check (before any predictor) and its config switches. */
+struct PD_Config;
+PHOT_HIDDEN int phot_rt_is_fp32(const phot_rt_desc *d);
+PHOT_HIDDEN int32_t phot_rt_check_precision(const phot_rt_desc *d);
+PHOT_HIDDEN int32_t phot_rt_configure_precision(const phot_rt_desc *d, struct PD_Config *cfg);
 
 /* The Paddle C API's last message, or a fixed text when it has none. */
 PHOT_HIDDEN const char *phot_rt_capi_error(void);

@@ -67,7 +67,8 @@ def check_embedded_files(ctx: Context) -> Finding:
         for where, manifest in (("plugin manifest", s.plugin), ("package manifest", s.package)):
             if manifest is None:
                 continue
-            entry = manifest.files.get(fname)
+            # a bf16 variant lists the fp32 files it runs under shared_files (by sha256)
+            entry = manifest.files.get(fname) or manifest.shared_files.get(fname)
             if entry is None:
                 problems.append(f"{fname}: not listed in the {where}'s files")
             elif entry.get("sha256") != digest or entry.get("bytes") != nbytes:
@@ -92,7 +93,7 @@ def check_plugin_meta(ctx: Context) -> Finding:
         problems.append(
             f"plugin.abi_node is {meta['abi_node']!r}, this paddlehot speaks {ABI_NODE}"
         )
-    want = symbol_prefix(s.plugin.name, s.plugin.version)
+    want = symbol_prefix(s.plugin.name, s.plugin.version, s.plugin.precision)
     if meta["symbol_prefix"] != want:
         problems.append(f"plugin.symbol_prefix is {meta['symbol_prefix']!r}, expected {want!r}")
     if meta["target"] not in ARCHES:
@@ -110,7 +111,7 @@ def check_plugin_meta(ctx: Context) -> Finding:
 
 def _designed(ctx: Context) -> list[str] | None:
     m = ctx.subject.plugin
-    return designed_exports(m.name, m.version) if m is not None else None
+    return designed_exports(m.name, m.version, m.precision) if m is not None else None
 
 
 def check_exports_present(ctx: Context) -> Finding:
@@ -123,7 +124,8 @@ def check_exports_present(ctx: Context) -> Finding:
         return failed(
             "PH110", f"missing export{'s' if len(missing) > 1 else ''}: {names(missing)}", missing
         )
-    prefix = symbol_prefix(ctx.subject.plugin.name, ctx.subject.plugin.version)
+    m = ctx.subject.plugin
+    prefix = symbol_prefix(m.name, m.version, m.precision)
     return passed(
         "PH110",
         f"all {len(designed)} designed exports present: {prefix}{{"

@@ -1,7 +1,9 @@
 """PH142: a precision variant can run where it is going (docs/variants.md), read without paddle.
 
 The machine and the Paddle build's oneDNN come from the runtime (a --runtime rootfs's wheel, or
-this host's); the CPU flags are this host's when the target arch is this host's. A Paddle
+this host's); the CPU flags are this host's when the target arch is this host's. A plugin of a
+variant is checked the same way (its runtime configures the precision and refuses to open where
+it cannot run). A Paddle
 without oneDNN (Paddle's aarch64 wheels) accepts the bf16/int8 switches and silently runs fp32.
 """
 
@@ -40,9 +42,14 @@ def check_variant_runtime(ctx: Context) -> Finding:
     m = ctx.subject.manifest
     if m is None:
         return skipped("PH142", "no manifest")
-    if ctx.subject.plugin is not None and ctx.subject.plugin.precision != "fp32":
-        return failed("PH142", f"plugin.so embeds a {ctx.subject.plugin.precision} package, but "
-                      "the plugin runtime configures fp32 predictors: it would silently run fp32")
+    plugin = ctx.subject.plugin
+    if plugin is not None and plugin.precision != m.precision:
+        return failed("PH142", f"the plugin was built from the {plugin.precision} package, this "
+                      f"is the {m.precision} one: it would run at the wrong precision")
+    configured = (ctx.subject.plugin_meta or {}).get("precision", "fp32")
+    if plugin is not None and configured != plugin.precision:
+        return failed("PH142", f"the plugin embeds a {plugin.precision} model but its runtime "
+                      f"configures {configured} predictors: rebuild it with this paddlehot")
     if m.precision == "fp32":
         return passed("PH142", "fp32: no CPU or Paddle requirement")
     needs = m.requires or {}

@@ -8,6 +8,7 @@ from xml.etree import ElementTree as ET
 
 from paddlehot_cli.abi.findings import FAIL, SKIP, WARNING
 from paddlehot_cli.abi.runner import Report
+from paddlehot_cli.core.variants import variant_key
 
 FORMATS = ("text", "json", "junit")
 
@@ -63,7 +64,7 @@ def render_text(report: Report, file: IO[str] | None = None, color: bool | None 
         file=file, no_color=color is False, highlight=False, width=None if file is None else 120
     )
     m = report.subject.manifest
-    what = f"{m.name} {m.version}" if m else "unknown model"
+    what = f"{m.name} {variant_key(m.version, m.precision)}" if m else "unknown model"
     console.print(
         f"[bold]abi-check[/bold] {escape(report.target)}: {escape(what)} "
         f"({report.kind}, {report.arch}, policy {report.policy.name}, "

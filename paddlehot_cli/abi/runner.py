@@ -91,6 +91,7 @@ class Report:
                 "package": str(self.subject.package_dir) if self.subject.package_dir else None,
                 "name": m.name if m else None,
                 "version": m.version if m else None,
+                "precision": m.precision if m else None,  # 1.0.0 + int8: the variant 1.0.0-int8
             },
             "signed": self.signed,
             "arch": self.arch,
@@ -173,6 +174,8 @@ def run_abi_check(
         }
     if subject.package is not None:
         findings.extend(check(ctx) for check in (*PACKAGE_CHECKS, check_variant_runtime))
+    elif subject.plugin is not None and subject.plugin.precision != "fp32":
+        findings.append(check_variant_runtime(ctx))  # a variant's plugin alone: can it run?
     baseline_json = None
     if old is not None:
         from paddlehot_cli.abi.baseline import compare

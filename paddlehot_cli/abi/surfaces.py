@@ -23,7 +23,8 @@ def export_keys(subject: Subject) -> dict[str, str]:
     if subject.plugin_meta is not None:
         prefix = subject.plugin_meta.get("symbol_prefix")
     elif subject.manifest is not None:
-        prefix = symbol_prefix(subject.manifest.name, subject.manifest.version)
+        m = subject.manifest
+        prefix = symbol_prefix(m.name, m.version, m.precision)
     return {
         s.name: s.name[len(prefix) :] if prefix and s.name.startswith(prefix) else s.name
         for s in subject.elf.exports()

@@ -12,8 +12,10 @@ from paddlehot_cli.cli.render import console, human_bytes, out, step
 
 @user_errors
 def build_plugin(
-    package: Path = typer.Argument(
-        ..., help="A model package directory (from `paddlehot export`).", show_default=False
+    package: str = typer.Argument(
+        ..., metavar="PACKAGE", help="A model package directory (from `paddlehot export`), or "
+        "REPO:NAME@VERSION; REPO:NAME@1.0.0-int8 (or its directory, VERSION/variants/int8) "
+        "builds the plugin of that precision variant.", show_default=False
     ),
     output: Path = typer.Option(
         ..., "-o", "--out", metavar="OUT.so",
@@ -59,6 +61,11 @@ def build_plugin(
     The plugin exports exactly five functions, phot_<model>_v<M>_<m>_<p>_{open, infer, close,
     manifest, last_error} (see native/include/paddlehot/plugin.h), bound to the symbol version
     PADDLEHOT_1.0 with everything else hidden, so two versions of one model load side by side.
+    A plugin of a precision variant (bf16, int8) exports phot_<model>_v<M>_<m>_<p>_<precision>_*
+    and configures its predictors for that precision through the official C API
+    (PD_ConfigEnableMkldnnInt8, PD_ConfigEnableMkldnnBfloat16); it refuses to open where the CPU
+    or Paddle cannot run it (docs/variants.md).
+
     It calls Paddle Inference through its C API, and carries its manifest (and, by default, the
     model files, in sections that are never mapped) in ELF sections.
 
@@ -72,6 +79,8 @@ def build_plugin(
       paddlehot build-plugin pkg/ -o mlp.so
 
       paddlehot build-plugin models/mlp/1.1.0 -o models/mlp/1.1.0/plugin.so
+
+      paddlehot build-plugin models:cnn@1.0.0-int8 -o models/cnn/1.0.0/variants/int8/plugin.so
 
       paddlehot build-plugin pkg/ -o mlp-arm.so --target aarch64 \\
         --paddle-inference-dir paddle_inference_c_aarch64/
@@ -93,8 +102,9 @@ def build_plugin(
     meta = result.manifest["plugin"]
     m = result.manifest
     size = result.path.stat().st_size
+    key = m["version"] if meta["precision"] == "fp32" else f"{m['version']}-{meta['precision']}"
     out.print(
-        f"[bold]{m['name']} {m['version']}[/bold] -> {result.path} "
+        f"[bold]{m['name']} {key}[/bold] -> {result.path} "
         f"({human_bytes(size)}, {result.target}, c_api={result.c_api}, "
         f"{'model embedded' if meta['embedded_files'] else 'model beside the .so'})"
     )

@@ -52,15 +52,22 @@ def pull(
     with transfer(f"pulling {ref}") as (on_total, progress):
         r = pull_version(ref, repo, insecure=insecure, trust=keys, on_total=on_total,
                          progress=progress)
-    if r.added:
-        out.print(f"{r.path} was already here: added {', '.join(r.added)}", soft_wrap=True)
-        return
-    if r.already_present:
-        out.print(f"{r.path} is already here and identical to {r.reference}", soft_wrap=True)
-        return
-    plugin = f", {r.plugin_arch} plugin" if r.plugin_arch else ""
-    note = f" ({r.note})" if r.note else ""
-    out.print(f"pulled {r.reference} -> {r.path}{plugin}{note}: {human_bytes(r.downloaded_bytes)} "
-              f"downloaded, {human_bytes(r.reused_bytes)} reused from local versions, "
-              f"{r.seconds:.2f} s", soft_wrap=True)
+    _say(r)
     out.print(f"  digest {r.digest}", soft_wrap=True)
+    for v in r.variants:  # its precision variants (VERSION-PRECISION tags)
+        _say(v, "  variant ")
+
+
+def _say(r, lead: str = "") -> None:
+    note = f" ({r.note})" if r.note else ""
+    if r.added:
+        out.print(f"{lead}{r.path} was already here: added {', '.join(r.added)}{note}",
+                  soft_wrap=True)
+    elif r.already_present:
+        out.print(f"{lead}{r.path} is already here and identical to {r.reference}{note}",
+                  soft_wrap=True)
+    else:
+        plugin = f", {r.plugin_arch} plugin" if r.plugin_arch else ""
+        out.print(f"{lead}pulled {r.reference} -> {r.path}{plugin}{note}: "
+                  f"{human_bytes(r.downloaded_bytes)} downloaded, {human_bytes(r.reused_bytes)} "
+                  f"reused from local versions, {r.seconds:.2f} s", soft_wrap=True)

@@ -13,8 +13,9 @@ from paddlehot_cli.cli.render import human_bytes, out, transfer
 @user_errors
 def push(
     version: str = typer.Argument(..., metavar="REPO:NAME@VERSION",
-                                  help="The published version to ship (REPO:NAME: the newest).",
-                                  show_default=False),
+                                  help="The published version to ship (REPO:NAME: the newest), "
+                                  "with its precision variants; REPO:NAME@1.2.0-int8: that "
+                                  "variant alone.", show_default=False),
     target: str = typer.Argument(..., metavar="oci://HOST[:PORT]/NAMESPACE/NAME",
                                  help="Registry repository; the tag is the version.",
                                  show_default=False),
@@ -45,8 +46,9 @@ def push(
     so an x86_64 box and an aarch64 box pulling 1.2.0 each get their own plugin. Pushing a
     version that is already there adds what is new (another architecture's plugin, signatures)
     and refuses content that differs unless --force. Blobs the registry already has are
-    skipped. Credentials: docker config (`docker login`) or
-    PADDLEHOT_REGISTRY_USERNAME / PADDLEHOT_REGISTRY_PASSWORD.
+    skipped. The version's precision variants (VERSION/variants/*) go with it, each as its own
+    artifact under its key (1.2.0-int8), immutable like the version. Credentials: docker
+    config (`docker login`) or PADDLEHOT_REGISTRY_USERNAME / PADDLEHOT_REGISTRY_PASSWORD.
 
     Examples:
 
@@ -73,6 +75,12 @@ def push(
     plugins = f" (plugins: {', '.join(result.platforms)})" if result.platforms else ""
     out.print(f"pushed {result.reference}{plugins}: {what}, {result.seconds:.2f} s", soft_wrap=True)
     out.print(f"  digest {result.digest}  tags {', '.join(result.tags)}", soft_wrap=True)
+    for v in result.variants:  # precision variants, each under its own immutable tag
+        state = ("already in the registry" if v.already_there else
+                 f"added {', '.join(v.added)}" if v.added else
+                 f"{human_bytes(v.uploaded_bytes)} uploaded")
+        plugins = f" (plugins: {', '.join(v.platforms)})" if v.platforms else ""
+        out.print(f"  variant {v.reference}{plugins}: {state}", soft_wrap=True)
     if result.name != ref.name:  # boxes install NAME, the last path segment, and refuse others
         out.print(f"  note: boxes following {ref.base} install it only when told: "
                   f"--follow {result.name}={ref.base}", soft_wrap=True)

@@ -79,12 +79,15 @@ def host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
 
-def symbol_prefix(name: str, version: str) -> str:
-    """`phot_<model>_v<MAJOR>_<MINOR>_<PATCH>_`: every exported name starts with it."""
+def symbol_prefix(name: str, version: str, precision: str = "fp32") -> str:
+    """`phot_<model>_v<MAJOR>_<MINOR>_<PATCH>_`, and for a precision variant
+    `phot_<model>_v<M>_<m>_<p>_<precision>_` (its key 1.2.0-int8, reduced as c_identifier does):
+    every exported name starts with it, so a version and its variants load side by side."""
     major, minor, patch = parse_semver(version)
-    return f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}_"
+    tail = "" if precision == "fp32" else f"_{c_identifier(precision)}"
+    return f"phot_{c_identifier(name)}_v{major}_{minor}_{patch}{tail}_"
 
 
-def designed_exports(name: str, version: str) -> list[str]:
-    prefix = symbol_prefix(name, version)
+def designed_exports(name: str, version: str, precision: str = "fp32") -> list[str]:
+    prefix = symbol_prefix(name, version, precision)
     return [prefix + fn for fn in FUNCTIONS]

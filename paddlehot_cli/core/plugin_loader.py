@@ -73,6 +73,7 @@ from paddlehot_cli.core.plugin_abi import (
 from paddlehot_cli.core.plugin_image import PrivateImage, read_digest
 from paddlehot_cli.core.pool import Pool, PoolClosed
 from paddlehot_cli.core.signature import check_inputs
+from paddlehot_cli.core.variants import variant_key
 from paddlehot_cli.errors import InputMismatch, PackageError
 
 # ---------------------------------------------------------------- ELF reads (pyelftools)
@@ -209,7 +210,8 @@ class PluginServable:
             raise PackageError(f"{self.path}: sha256 is {image.sha256[:16]}..., build-plugin "
                                f"recorded {sha256[:16]}...: the file changed since it was built")
         self.manifest, self.plugin_meta = read_plugin_manifest(image.path, self.path)
-        name, version = self.manifest.name, self.manifest.version
+        name, precision = self.manifest.name, self.manifest.precision
+        version = variant_key(self.manifest.version, precision)  # 1.2.0-int8 for a variant
         if expect is not None and (name, version) != tuple(expect):
             raise PackageError(f"{self.path} is the plugin of {name} {version}, not of "
                                f"{expect[0]} {expect[1]}")
@@ -223,7 +225,7 @@ class PluginServable:
             why = str(exc).replace(f"{image.path}: ", "").replace(str(image.path), str(self.path))
             raise PackageError(f"cannot load plugin {self.path}: {why}") from None
         self._handle_lib = lib._handle
-        prefix = symbol_prefix(name, version)
+        prefix = symbol_prefix(name, self.manifest.version, precision)
         try:
             f = {n: getattr(lib, prefix + n) for n in FUNCTIONS}
         except AttributeError as exc:
@@ -492,10 +494,11 @@ def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
 def load_published_plugin(package: Path, threads: int = 1, pool_min: int = 1,
                           pool_max: int | None = None, c_api: CApiProvider | None = None,
                           idle_s: float = 30.0) -> PluginServable:
-    """The plugin.so of a published version, trusted only if it is the file build-plugin made
-    for this very version: its sha256 matches plugin.so.sha256 (written by build-plugin beside
-    it, before the version was renamed into place) and its embedded manifest names the
-    package's model and version. Any mismatch is a PackageError and nothing is dlopened."""
+    """The plugin.so of a published version (or variant: VERSION/variants/PRECISION), trusted
+    only if it is the file build-plugin made for this very version and precision: its sha256
+    matches plugin.so.sha256 (written by build-plugin beside it, before the version was renamed
+    into place) and its embedded manifest names the package's model, version and precision.
+    Any mismatch is a PackageError and nothing is dlopened."""
     from paddlehot_cli.core.manifest import read_verified
 
     manifest = read_verified(package)
@@ -507,7 +510,8 @@ def load_published_plugin(package: Path, threads: int = 1, pool_min: int = 1,
         raise PackageError(f"{so} has no {so.name}.sha256 beside it (build-plugin writes it); "
                            "not loading an unverified plugin")
     return PluginServable(so, threads=threads, pool_min=pool_min, pool_max=pool_max,
-                          c_api=c_api, expect=(manifest.name, manifest.version), sha256=digest,
+                          c_api=c_api, sha256=digest,
+                          expect=(manifest.name, variant_key(manifest.version, manifest.precision)),
                           idle_s=idle_s)
 
 

@@ -289,7 +289,7 @@ def sign_version(vdir: Path, key_path: Path, plugins: list[Path] = ()) -> list[P
     subjects = [manifest_subject(vdir)]
     local = vdir / "plugin.so"
     for path in ([local] if local.is_file() else []) + [Path(p) for p in plugins]:
-        arch = plugin_arch(path, manifest.name, manifest.version)
+        arch = plugin_arch(path, manifest.name, manifest.version, manifest.precision)
         subjects.append(plugin_subject(path, manifest.name, manifest.version, arch))
     added = [add_signature(vdir, sign(private, s)) for s in subjects]
     return [p for p in added if p is not None]

@@ -39,6 +39,7 @@ from paddlehot_cli.core.variants import VARIANT_PRECISIONS, variant_dir, variant
 from paddlehot_cli.core.warmup import TOLERANCE_BOUNDS
 from paddlehot_cli.errors import UserError, ValidationFailed
 from paddlehot_cli.export.calibration import batches, read_calibration
+from paddlehot_cli.export.native_log import NativeLog
 from paddlehot_cli.export.variant_check import DEFAULT_TOLERANCES, VariantReport, compare
 
 StepFn = Callable[[str], ContextManager[Any]]
@@ -74,6 +75,8 @@ class VariantValidationFailed(ValidationFailed):
             hint="to accept this error, widen --atol/--rtol/--min-argmax-agreement explicitly",
         )
         self.report = report
+
+    paddle_output_relevant = False  # the numbers say it all: no log to keep
 
 
 def _no_step(_: str) -> ContextManager[Any]:
@@ -122,15 +125,17 @@ def _check_request(req: VariantRequest) -> tuple[Path, Manifest, Path]:
 def derive_variant(req: VariantRequest, step: StepFn = _no_step) -> VariantResult:
     atol, rtol, agree = _tolerances(req)
     vdir, base, final = _check_request(req)
+    log = NativeLog(f"{base.name}-{variant_key(base.version, req.precision)}")
     try:
-        return _derive(req, vdir, base, final, (atol, rtol, agree), step)
+        with log.kept_on_failure():
+            return _derive(req, vdir, base, final, (atol, rtol, agree), step, log)
     finally:
         with contextlib.suppress(OSError):  # a failed first variant leaves no empty variants/
             final.parent.rmdir()
 
 
 def _derive(req: VariantRequest, vdir: Path, base: Manifest, final: Path,
-            tolerances: tuple[float, float, float], step: StepFn) -> VariantResult:
+            tolerances: tuple[float, float, float], step: StepFn, log: NativeLog) -> VariantResult:
     atol, rtol, agree = tolerances
     calibration = (read_calibration(req.calibration, base.inputs)
                    if req.calibration is not None else None)
@@ -142,12 +147,12 @@ def _derive(req: VariantRequest, vdir: Path, base: Manifest, final: Path,
         files: dict[str, Any] = {}
         if req.precision == "int8":
             with step(f"Quantising to int8 with {req.calibration}"):
-                _quantize(vdir, req.calibration, staged)  # type: ignore[arg-type]
+                _quantize(vdir, req.calibration, staged, log)  # type: ignore[arg-type]
             files = {f: file_entry(staged / f) for f in base.model_files}
         doc = _manifest(base, vdir, req, files, {"passed": None})
         _write(staged, doc)
         with step(f"Validating against fp32 ({len(cases)} cases)"):
-            outputs = _run_both(vdir, staged, cases, report)
+            outputs = _run_both(vdir, staged, cases, report, log)
         if not report.passed:
             raise VariantValidationFailed(report)
         names = [s.name for s in base.outputs]
@@ -185,26 +190,29 @@ def _write(staged: Path, doc: dict[str, Any]) -> None:
 
 
 def _run_both(vdir: Path, staged: Path, cases: list[dict[str, np.ndarray]],
-              report: VariantReport) -> list[list[np.ndarray]]:
+              report: VariantReport, log: NativeLog) -> list[list[np.ndarray]]:
     """Both versions on every case (one at a time: an edge box has little memory); returns
-    the variant's outputs."""
+    the variant's outputs. Paddle's native output while they load goes to `log`."""
     from paddlehot_cli.core.package_loader import load_package
 
     results = []
     for path in (vdir, staged):
-        with load_package(path) as servable:
+        with log.capture_fd2():
+            servable = load_package(path)
+        with servable:
             results.append([servable.run_checked(case) for case in cases])
     names = [s.name for s in read_verified(vdir).outputs]
     compare(report, names, results[0], results[1])
     return results[1]
 
 
-def _quantize(vdir: Path, calibration: Path, out: Path) -> None:
-    """Legacy static PTQ in a child process (export/ptq_worker.py)."""
+def _quantize(vdir: Path, calibration: Path, out: Path, log: NativeLog) -> None:
+    """Legacy static PTQ in a child process (export/ptq_worker.py); its output goes to `log`."""
     env = dict(os.environ, FLAGS_enable_pir_api="0", GLOG_minloglevel="2")
     proc = subprocess.run(
         [sys.executable, "-m", "paddlehot_cli.export.ptq_worker", str(vdir), str(calibration),
          str(out)], env=env, capture_output=True, text=True, check=False)
+    log.append(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise UserError(f"int8 quantisation failed: {lines[-1] if lines else proc.returncode}")

@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from paddlehot_cli.core.signatures import Trust
 from paddlehot_cli.core.source import LABELS_FILE
+from paddlehot_cli.core.variants import base_version, is_variant_key, variant_key
 from paddlehot_cli.core.versions import is_semver, sort_key
 from paddlehot_cli.fleet.client import RegistryClient
 from paddlehot_cli.fleet.errors import BadReference, FleetError, RegistryHTTPError
@@ -180,14 +181,19 @@ class Follower:
         return self._clients[registry]
 
     def _wanted(self, remote: Remote, tags: list[str]) -> list[str]:
+        """The tags to sync: the versions followed, each followed by its precision variants'
+        tags (VERSION-PRECISION: pull places a variant inside its version, so after it)."""
         ref = remote.ref
         if ref.tag:
-            return [ref.tag] if ref.tag in tags else []
-        pool = [t for t in tags if is_semver(t)]
-        if ref.range:
-            spec = range_spec(ref.range)
-            pool = [t for t in pool if spec.contains(t)]
-        return sorted(pool, key=sort_key, reverse=True)[: self.latest]
+            picked = [ref.tag] if ref.tag in tags else []
+        else:
+            pool = [t for t in tags if is_semver(t)]
+            if ref.range:
+                spec = range_spec(ref.range)
+                pool = [t for t in pool if spec.contains(t)]
+            picked = sorted(pool, key=sort_key, reverse=True)[: self.latest]
+        variants = sorted(t for t in tags if is_variant_key(t))
+        return [k for t in picked for k in (t, *(v for v in variants if base_version(v) == t))]
 
     def _sync(self, remote: Remote) -> None:
         client = self._client(remote.ref.registry)
@@ -223,7 +229,7 @@ class Follower:
         except FleetError as exc:
             if exc.retry:
                 raise
-            self._refuse(remote, tag, digest, got.version if got else tag, exc)
+            self._refuse(remote, tag, digest, got.key if got else tag, exc)
             return
         remote.refused.pop((tag, digest), None)
         if not result.already_present:
@@ -234,7 +240,7 @@ class Follower:
         else:
             remote.tag_digest[tag] = digest
             if not result.already_present and result.added == []:
-                self._expect(model, got.version, seen)
+                self._expect(model, got.key, seen)
 
     def _expect(self, model: str, version: str, seen: float) -> None:
         if self._thread is not None:  # not the catch-up at startup
@@ -252,7 +258,8 @@ class Follower:
         m.reused.labels(result.name).inc(result.reused_bytes)
         added = f"; added {', '.join(result.added)}" if result.added else ""
         log.info("pulled %s %s from %s: %d bytes downloaded, %d reused, %.2f s%s%s",
-                 result.name, result.version, result.reference, result.downloaded_bytes,
+                 result.name, variant_key(result.version, result.precision), result.reference,
+                 result.downloaded_bytes,
                  result.reused_bytes, result.seconds, f" ({result.note})" if result.note else "",
                  added)
 

@@ -26,6 +26,7 @@ VERSION = "org.opencontainers.image.version"
 PLUGIN_FILE = "plugin.so"
 PLUGIN_ARCH = "vnd.paddlehot.plugin.arch"  # the ELF machine of an index entry
 MODEL_NAME = "vnd.paddlehot.model"  # the package name, beside VERSION
+PRECISION = "vnd.paddlehot.precision"  # a variant's (bf16, int8); absent: fp32
 
 # ELF machine (elf_facts) <-> OCI platform architecture
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}

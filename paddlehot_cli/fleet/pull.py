@@ -1,4 +1,5 @@
-"""`paddlehot pull` (and every pull of `serve --follow`): one version from a registry into REPO.
+"""`paddlehot pull` (and every pull of `serve --follow`): one version from a registry into REPO,
+with its precision variants (the registry's VERSION-PRECISION tags, into VERSION/variants/).
 
 The version is written into a hidden staging dir beside its final place; every blob is checked
 against its digest while it streams, then the package checksums are verified as a loader would,
@@ -25,9 +26,18 @@ from paddlehot_cli.core.manifest import (
 )
 from paddlehot_cli.core.plugin_abi import DIGEST_SUFFIX, host_arch
 from paddlehot_cli.core.plugin_image import digest_line
+from paddlehot_cli.core.precision_hardware import cpu_refusal
 from paddlehot_cli.core.publish import commit, staging_dir
 from paddlehot_cli.core.repository import published_versions
 from paddlehot_cli.core.signatures import MAX_SIG_BYTES, SIG_DIR, Trust, add_signature
+from paddlehot_cli.core.variants import (
+    FP32,
+    base_version,
+    is_key,
+    is_variant_key,
+    variant_dir,
+    variant_key,
+)
 from paddlehot_cli.core.versions import is_semver, sort_key
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.fleet import artifact, media
@@ -59,6 +69,8 @@ class PullResult:
     created: str = ""  # when push wrote the artifact (RFC 3339)
     note: str = ""
     added: list[str] = field(default_factory=list)  # to a version already here
+    precision: str = FP32
+    variants: list[PullResult] = field(default_factory=list)  # pulled with the version
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,11 @@ class Resolved:
     plugin_arch: str | None
     created: str
     note: str
+    precision: str = FP32  # a variant's (its tag is VERSION-PRECISION)
+
+    @property
+    def key(self) -> str:
+        return variant_key(self.version, self.precision)
 
 
 def range_spec(selector: str):
@@ -123,8 +140,9 @@ def resolve(client: RegistryClient, ref: Reference, tag: str, arch: str | None =
     config_bytes = client.fetch_blob_bytes(ref.repository, config.digest, config.size,
                                            MAX_MANIFEST_BYTES, f"{where} {MANIFEST_NAME}")
     manifest = artifact.read_package_manifest(config_bytes, where)
-    if is_semver(tag) and manifest.version != tag:
-        raise NotAPackage(f"{where} holds version {manifest.version}, not {tag}: refused")
+    held = variant_key(manifest.version, manifest.precision)
+    if is_key(tag) and held != tag:  # nor a variant under its version's tag, or the reverse
+        raise NotAPackage(f"{where} holds {manifest.name} {held}, not {tag}: refused")
     artifact.check_annotations(manifest, docs, ref.install_as, where)
     artifact.check_layers(manifest, layers, where)
     for blob in layers:
@@ -133,7 +151,8 @@ def resolve(client: RegistryClient, ref: Reference, tag: str, arch: str | None =
                            f"the {MAX_SIG_BYTES} allowed")
     annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
     return Resolved(tag, digest, config, config_bytes, layers, manifest.name, manifest.version,
-                    plugin_arch, str(annotations.get(media.CREATED, "")), note)
+                    plugin_arch, str(annotations.get(media.CREATED, "")), note,
+                    manifest.precision)
 
 
 def _local_files(model_dir: Path) -> dict[str, Path]:
@@ -204,11 +223,14 @@ def pull_resolved(client: RegistryClient, ref: Reference, got: Resolved, repo: P
                   progress: Callable[[int], None] | None = None) -> PullResult:
     start = time.perf_counter()
     model_dir = Path(repo) / got.name
-    final = model_dir / got.version
+    final = variant_dir(model_dir / got.version, got.precision)
     at = "@" if got.ref.startswith("sha256:") else ":"
     result = PullResult(f"{ref.base}{at}{got.ref}", got.name, got.version, final, got.digest,
                         got.plugin_arch, created=got.created, note=got.note,
-                        downloaded_bytes=len(got.config_bytes))  # fetched by resolve()
+                        downloaded_bytes=len(got.config_bytes),  # fetched by resolve()
+                        precision=got.precision)
+    if got.precision != FP32:
+        _check_variant_base(model_dir / got.version, got, result)
     try:
         if final.exists():
             _check_present(final, got)
@@ -297,6 +319,19 @@ def add_to_present(client: RegistryClient, ref: Reference, got: Resolved, final:
         [f"{len(new_sigs)} signature(s)"] if new_sigs else [])
 
 
+def _check_variant_base(vdir: Path, got: Resolved, result: PullResult) -> None:
+    """A variant lands inside its fp32 version (validated against it, bf16 runs its files): that
+    version must be here. Says so when this box cannot run the variant (serve refuses it)."""
+    if not (vdir / MANIFEST_NAME).is_file():
+        raise FleetError(f"{got.name} {got.key} is a variant of {got.version}, which is not in "
+                         f"{vdir.parent}", hint=f"pull {got.version} first (it brings its "
+                         "variants)")
+    why = cpu_refusal(artifact.read_package_manifest(got.config_bytes, got.ref).requires,
+                      got.precision)
+    if why is not None:
+        result.note = f"this box cannot run it ({why}): serve will list it as UNAVAILABLE"
+
+
 def _check_present(final: Path, got: Resolved) -> None:
     """A version already in REPO must be the one in the registry: never modified in place."""
     try:
@@ -322,6 +357,7 @@ def pull_version(ref: Reference, repo: Path, *, insecure: bool = False,
     with RegistryClient(ref.registry, insecure=insecure) as client:
         client.ping()
         tag = ref.digest or ref.tag
+        tags: list[str] | None = None
         if tag is None:
             try:
                 tags = client.list_tags(ref.repository)
@@ -333,5 +369,24 @@ def pull_version(ref: Reference, repo: Path, *, insecure: bool = False,
             if tag is None:
                 raise FleetError(f"{ref} has no SemVer version tag"
                                  + (f" in range {ref.range}" if ref.range else ""))
-        return pull_resolved(client, ref, resolve(client, ref, tag), repo, trust=trust,
-                             on_total=on_total, progress=progress)
+        got = resolve(client, ref, tag)
+        if got.precision != FP32 and not (Path(repo) / got.name / got.version).is_dir():
+            base = resolve(client, ref, got.version)  # a variant alone: its version first
+            result = pull_resolved(client, ref, base, repo, trust=trust)
+            result.variants.append(pull_resolved(client, ref, got, repo, trust=trust))
+            return result
+        result = pull_resolved(client, ref, got, repo, trust=trust, on_total=on_total,
+                               progress=progress)
+        if got.precision == FP32:
+            result.variants = pull_variants(client, ref, got, repo, trust, tags)
+        return result
+
+
+def pull_variants(client: RegistryClient, ref: Reference, got: Resolved, repo: Path,
+                  trust: Trust | None, tags: list[str] | None = None) -> list[PullResult]:
+    """The variants of a version just pulled: the registry's tags VERSION-PRECISION."""
+    if tags is None:
+        tags = client.list_tags(ref.repository)
+    keys = sorted(t for t in tags if is_variant_key(t) and base_version(t) == got.version)
+    return [pull_resolved(client, ref, resolve(client, ref, key), repo, trust=trust)
+            for key in keys]

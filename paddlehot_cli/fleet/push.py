@@ -1,5 +1,8 @@
 """`paddlehot push`: one published version (and its plugins) -> one OCI artifact under its version
-tag; `--tag` labels move to it. Blobs the registry already has are not uploaded again."""
+tag; `--tag` labels move to it. Blobs the registry already has are not uploaded again.
+
+Its precision variants travel as artifacts of their own under their keys (`1.2.0-int8`), never
+as layers of the version's: see docs/variants.md ("Registries") for why."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 from paddlehot_cli.core.manifest import MANIFEST_NAME, Manifest, read_verified, sha256_file
 from paddlehot_cli.core.plugin_identity import plugin_arch
 from paddlehot_cli.core.repository import resolve_version
+from paddlehot_cli.core.variants import FP32, variant_dir, variant_key, variant_precisions
 from paddlehot_cli.fleet import artifact, media
 from paddlehot_cli.fleet.client import RegistryClient, sha256_digest
 from paddlehot_cli.fleet.errors import BadReference, FleetError, RegistryHTTPError
@@ -31,11 +35,13 @@ class PushResult:
     already_there: bool = False
     added: list[str] = field(default_factory=list)  # to a version already in the registry
     name: str = ""  # the package's model name
+    variants: list[PushResult] = field(default_factory=list)  # pushed with the version
+    body: bytes | None = field(default=None, repr=False)  # the tag's manifest, when unchanged
 
 
 def _plugin_blob(path: Path, manifest: Manifest) -> tuple[str, artifact.Blob]:
     """(arch, blob) of a plugin built from exactly this version; refuses any other .so."""
-    arch = plugin_arch(Path(path), manifest.name, manifest.version)
+    arch = plugin_arch(Path(path), manifest.name, manifest.version, manifest.precision)
     return arch, artifact.Blob(media.PLUGIN, "sha256:" + sha256_file(path), path.stat().st_size,
                                media.PLUGIN_FILE, path)
 
@@ -109,18 +115,48 @@ def push_version(spec: str, target: Reference, *, plugins: list[Path] = (), tags
                  insecure: bool = False, force: bool = False, sign_key: Path | None = None,
                  on_total: Callable[[int], None] | None = None,
                  progress: Callable[[int], None] | None = None) -> PushResult:
+    """Push a version and, under their own tags (VERSION-PRECISION, docs/variants.md), each of
+    its precision variants; or one variant when `spec` names it (REPO:NAME@1.2.0-int8)."""
     start = time.perf_counter()
     if target.range or target.digest:
         raise BadReference(f"push to {target.base}, not to a range or digest")
     vdir = resolve_version(spec)
     manifest = read_verified(vdir)
-    if target.tag and target.tag != manifest.version:
-        raise BadReference(f"the tag of a pushed version is its version ({manifest.version}), "
+    key = variant_key(manifest.version, manifest.precision)
+    if target.tag and target.tag != key:
+        raise BadReference(f"the tag of a pushed version is its version ({key}), "
                            f"not '{target.tag}'", hint="use --tag LABEL to move a label")
     for tag in tags:
         if not is_label(check_tag(tag, "--tag")):
             raise BadReference(f"--tag {tag}: version tags are immutable; move a label instead",
                                hint="--tag stable")
+    variants = [] if manifest.precision != FP32 else [
+        variant_dir(vdir, p) for p in variant_precisions(vdir)]
+    variant_manifests = [read_verified(v) for v in variants]  # all whole before any upload
+    if sign_key is not None:
+        from paddlehot_cli.core.signatures import sign_version
+
+        sign_version(vdir, sign_key, [Path(p) for p in plugins])
+        for v in variants:
+            sign_version(v, sign_key)
+    with RegistryClient(target.registry, insecure=insecure) as client:
+        client.ping()
+        result = _push_one(client, target, vdir, manifest, [Path(p) for p in plugins], force,
+                           on_total, progress)
+        for v, vm in zip(variants, variant_manifests, strict=True):
+            result.variants.append(_push_one(client, target, v, vm, [], force, None, None))
+        for tag in tags:
+            _retag(client, target.repository, result.digest, result.body, tag)
+        result.tags += list(tags)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _push_one(client: RegistryClient, target: Reference, vdir: Path, manifest: Manifest,
+              plugins: list[Path], force: bool, on_total: Callable[[int], None] | None,
+              progress: Callable[[int], None] | None) -> PushResult:
+    """One artifact: a version (or a variant) and its plugins under its immutable tag."""
+    key = variant_key(manifest.version, manifest.precision)
     config, layers = _package_blobs(vdir, manifest)
     builds: dict[str, artifact.Blob] = {}
     candidates = ([vdir / media.PLUGIN_FILE] if (vdir / media.PLUGIN_FILE).is_file() else [])
@@ -129,39 +165,30 @@ def push_version(spec: str, target: Reference, *, plugins: list[Path] = (), tags
         if arch in builds and builds[arch].digest != blob.digest:
             raise FleetError(f"two different {arch} plugins given ({builds[arch].source}, {path})")
         builds[arch] = blob
-    if sign_key is not None:
-        from paddlehot_cli.core.signatures import sign_version
-
-        sign_version(vdir, sign_key, [Path(p) for p in plugins])
     wanted = _wanted(layers, builds, _signature_blobs(vdir, builds))
     repo = target.repository
-    result = PushResult(f"{target.base}:{manifest.version}", manifest.version, "",
-                        sorted(builds), tags=[manifest.version, *tags], name=manifest.name)
+    result = PushResult(f"{target.base}:{key}", key, "", sorted(builds), tags=[key],
+                        name=manifest.name)
     notes = {media.CREATED: artifact.now_rfc3339(), media.VERSION: manifest.version,
              media.MODEL_NAME: manifest.name}
-    with RegistryClient(target.registry, insecure=insecure) as client:
-        client.ping()
-        existing = _existing(client, repo, manifest.version)
-        body = None
-        if existing is not None and not force:
-            config_digest, old_notes, old = _read_entries(client, repo, existing[1],
-                                                          result.reference)
-            if config_digest != config.digest:
-                raise Conflict(
-                    f"{result.reference} already exists with different content (another "
-                    f"{MANIFEST_NAME}); a published version is never modified",
-                    hint="bump the version, or pass --force to replace the tag")
-            wanted, result.added = merge(old, wanted, result.reference)
-            notes = {**old_notes, **{k: v for k, v in notes.items() if k not in old_notes}}
-            if not result.added:
-                result.digest, result.already_there, body = existing[0], True, existing[1]
-        if body is None:
-            result.platforms = sorted(a for a in wanted if a)
-            result.digest = _upload(client, repo, manifest.version, config, wanted, notes,
-                                    result, on_total, progress)
-        for tag in tags:
-            _retag(client, repo, result.digest, body, tag)
-    result.seconds = time.perf_counter() - start
+    if manifest.precision != FP32:  # the puller reads it before any layer (and the config)
+        notes[media.PRECISION] = manifest.precision
+    existing = _existing(client, repo, key)
+    if existing is not None and not force:
+        config_digest, old_notes, old = _read_entries(client, repo, existing[1], result.reference)
+        if config_digest != config.digest:
+            raise Conflict(
+                f"{result.reference} already exists with different content (another "
+                f"{MANIFEST_NAME}); a published version is never modified",
+                hint="bump the version, or pass --force to replace the tag")
+        wanted, result.added = merge(old, wanted, result.reference)
+        notes = {**old_notes, **{k: v for k, v in notes.items() if k not in old_notes}}
+        if not result.added:
+            result.digest, result.already_there, result.body = existing[0], True, existing[1]
+    if result.body is None:
+        result.platforms = sorted(a for a in wanted if a)
+        result.digest = _upload(client, repo, key, config, wanted, notes, result, on_total,
+                                progress)
     return result
 
 

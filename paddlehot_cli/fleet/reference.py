@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from paddlehot_cli.core.variants import is_key
 from paddlehot_cli.core.versions import check_model_name, is_semver
 from paddlehot_cli.errors import UserError
 from paddlehot_cli.fleet.errors import BadReference
@@ -57,11 +58,13 @@ def is_label(tag: str) -> bool:
 
 
 def check_tag(tag: str, what: str = "tag") -> str:
-    """A tag we read or write is a SemVer version (immutable) or a label (movable)."""
-    if not _TAG_RE.match(tag) or not (is_semver(tag) or is_label(tag)):
+    """A tag we read or write is a SemVer version or a variant key (1.4.0-int8), both
+    immutable, or a label (movable)."""
+    if not _TAG_RE.match(tag) or not (is_key(tag) or is_label(tag)):
         raise BadReference(
-            f"{what} '{tag}' is neither a SemVer version nor a label",
-            hint="versions are MAJOR.MINOR.PATCH (1.4.0); labels start with a letter (stable)",
+            f"{what} '{tag}' is neither a SemVer version nor a label (nor a variant key)",
+            hint="versions are MAJOR.MINOR.PATCH (1.4.0), a precision variant 1.4.0-int8; "
+            "labels start with a letter (stable)",
         )
     return tag
 

@@ -33,11 +33,19 @@ from paddlehot_cli.core.plugin_abi import (
     symbol_prefix,
 )
 from paddlehot_cli.core.plugin_image import digest_line, file_sha256
+from paddlehot_cli.core.variants import variant_key
 from paddlehot_cli.errors import PackageError, UserError
 from paddlehot_cli.plugin.c_api_choice import CROSS_CC, CApi
 from paddlehot_cli.plugin.verify import verify_plugin
 
 SECTIONS = MODEL_SECTIONS
+
+# The official C API functions a variant plugin's runtime calls (native/runtime/precision.c)
+PRECISION_SWITCHES = {
+    "bf16": ("PD_ConfigEnableMKLDNN", "PD_ConfigEnableMkldnnBfloat16",
+             "PD_ConfigMkldnnBfloat16Enabled"),
+    "int8": ("PD_ConfigEnableMKLDNN", "PD_ConfigEnableMkldnnInt8", "PD_ConfigMkldnnInt8Enabled"),
+}
 
 StepFn = Callable[[str], ContextManager[Any]]
 
@@ -50,7 +58,7 @@ def templates_dir() -> Path:
 
 @dataclass
 class BuildRequest:
-    package: Path
+    package: Path | str  # a package dir or REPO:NAME@VERSION[-PRECISION] (package_dir)
     out: Path
     target: str | None = None
     cc: str | None = None
@@ -82,11 +90,6 @@ def _no_step(title: str) -> ContextManager[Any]:
 
 def check_package(package: Path) -> Manifest:
     manifest = read_verified(package)
-    if manifest.precision != "fp32":  # docs/variants.md: never a plugin that silently runs fp32
-        raise PackageError(
-            f"{package}: plugins of {manifest.precision} variants are not built yet: the plugin "
-            "runtime configures fp32 predictors, so this plugin would silently run fp32",
-            hint="serve the variant as a package: serve loads it at its precision")
     for spec in (*manifest.inputs, *manifest.outputs):
         if spec.dtype not in COPYABLE_DTYPES:
             raise PackageError(
@@ -97,6 +100,31 @@ def check_package(package: Path) -> Manifest:
         if len(spec.shape) > 8:
             raise PackageError(f"{package}: tensor '{spec.name}' has rank > 8 (PHOT_MAX_RANK)")
     return manifest
+
+
+def refuse_unverifiable(manifest: Manifest) -> None:
+    """A variant plugin is verified by running it: say so before compiling where this box cannot
+    run its precision (the plugin would refuse to open here, as serve would)."""
+    if manifest.precision == "fp32":
+        return
+    from paddlehot_cli.core.precision_config import refusal_here
+
+    why = refusal_here(manifest.requires, manifest.precision)
+    if why is not None:
+        raise UserError(f"cannot verify a {manifest.precision} plugin on this box: {why}",
+                        hint="build it with --no-verify for a box that can run it; "
+                        "`abi-check --runtime` checks it there, and it refuses to open where "
+                        "it cannot run")
+
+
+def variant_tolerances(manifest: Manifest) -> dict[str, float]:
+    """Verification of a variant plugin against its recorded outputs uses the variant's own
+    tolerances (validation.npz holds its int8/bf16 outputs; another oneDNN kernel choice may
+    round differently); the plugin and core.load must still agree as closely as fp32's do."""
+    if manifest.precision == "fp32":
+        return {}
+    v = manifest.validation
+    return {"atol": float(v.get("atol", 1e-4)), "rtol": float(v.get("rtol", 1e-3))}
 
 
 def resolve_target(target: str | None) -> str:
@@ -164,19 +192,23 @@ def plugin_manifest(manifest: Manifest, target: str, c_api: str, embedded: bool)
     if embedded:
         prog, params = manifest.model_files
         for fname, section in ((prog, SECTIONS["model"]), (params, SECTIONS["params"])):
-            info = manifest.files[fname]
+            info = manifest.files.get(fname) or manifest.shared_files[fname]  # bf16: fp32's
             embedded_files[fname] = {
                 "section": section, "sha256": info["sha256"], "bytes": info["bytes"]
             }
     data["plugin"] = {
         "abi_node": ABI_NODE,
         "abi_version": list(ABI_VERSION),
-        "symbol_prefix": symbol_prefix(manifest.name, manifest.version),
+        "symbol_prefix": symbol_prefix(manifest.name, manifest.version, manifest.precision),
         "functions": list(FUNCTIONS),
         "target": target,
         "c_api": c_api,
         "struct_sizes": dict(STRUCT_SIZES),
         "embedded_files": embedded_files,
+        # what the runtime configures (docs/variants.md); the CPU flags and Paddle features it
+        # needs are the manifest's own `requires`
+        "precision": manifest.precision,
+        "c_api_switches": list(PRECISION_SWITCHES.get(manifest.precision, ())),
     }
     return data
 
@@ -200,12 +232,13 @@ def render(manifest: Manifest, pmanifest: dict[str, Any], package: Path, workdir
     prefix = pmanifest["plugin"]["symbol_prefix"]
     common = {
         "MODEL": _c_string(manifest.name).replace("*/", "*_/"),
-        "VERSION": manifest.version,
+        "VERSION": variant_key(manifest.version, manifest.precision),  # 1.2.0-int8 in messages
         "PREFIX": prefix,
     }
     prog, params = manifest.model_files
     names_in = ", ".join(s.name for s in manifest.inputs)
     names_out = ", ".join(s.name for s in manifest.outputs)
+    needs = manifest.requires or {}
     c_src = Template((tdir / "plugin.c.in").read_text()).substitute(
         common,
         N_INPUTS=len(manifest.inputs),
@@ -220,6 +253,9 @@ def render(manifest: Manifest, pmanifest: dict[str, Any], package: Path, workdir
         OUTPUT_SPECS=_specs(manifest.outputs),
         INPUT_NAMES=_c_string(names_in).replace("%", "%%"),
         OUTPUT_NAMES=_c_string(names_out).replace("%", "%%"),
+        PRECISION=manifest.precision,
+        CPU_FLAGS_ALL=_c_string(" ".join(needs.get("cpu_flags_all", []))),
+        CPU_FLAGS_ANY=_c_string(" ".join(needs.get("cpu_flags_any", []))),
     )
     vmap = Template((tdir / "plugin.map.in").read_text()).substitute(common)
     mpath = workdir / "manifest.json"
@@ -227,9 +263,11 @@ def render(manifest: Manifest, pmanifest: dict[str, Any], package: Path, workdir
     blobs = []
     if embed:
         blob = Template((tdir / "embed_blob.S.in").read_text())
-        for fname, section in ((prog, SECTIONS["model"]), (params, SECTIONS["params"])):
+        paths = manifest.model_paths(Path(package).resolve())  # a bf16 variant's are fp32's
+        for fname, section, src in ((prog, SECTIONS["model"], paths[0]),
+                                    (params, SECTIONS["params"], paths[1])):
             link = workdir / fname  # fixed, quote-free names for .incbin
-            os.symlink(Path(package).resolve() / fname, link)
+            os.symlink(src, link)
             blobs.append(blob.substitute(SECTION=section, PATH=str(link)))
     asm = Template((tdir / "embed.S.in").read_text()).substitute(
         common, MANIFEST_PATH=str(mpath), MODEL_BLOBS="\n".join(blobs)
@@ -315,8 +353,20 @@ def make_parents(out: Path) -> list[Path]:
     return missing
 
 
+def package_dir(spec: Path | str) -> Path:
+    """A package directory, or `REPO:NAME@VERSION[-PRECISION]` (as serve, variant and abi-check
+    name a version or variant) resolved to one."""
+    path = Path(spec)
+    text = str(spec)
+    if not path.is_dir() and ":" in text and Path(text.rpartition(":")[0]).is_dir():
+        from paddlehot_cli.core.repository import resolve_version
+
+        return resolve_version(text)
+    return path
+
+
 def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
-    package = Path(req.package)
+    package = package_dir(req.package)
     out = Path(req.out)
     if out.suffix != ".so":
         raise UserError(f"-o {out}: a plugin file name must end in .so")
@@ -325,6 +375,8 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
     target = resolve_target(req.target)
     with step(f"Checking package {package}"):
         manifest = check_package(package)
+        if req.verify and target == host_arch():
+            refuse_unverifiable(manifest)
         cc = resolve_cc(req.cc, target)
         capi = resolve_c_api(req, target, cc)
     notes = [capi.note] if capi.note else []
@@ -346,7 +398,9 @@ def build_plugin(req: BuildRequest, step: StepFn = _no_step) -> BuildResult:
         if req.verify and target == host_arch():
             with step("Verifying: validation inputs through the plugin vs core.load"):
                 verified = verify_plugin(
-                    package, tmp_out, model_dir=None if req.embed_model else package
+                    package, tmp_out,
+                    model_dir=None if req.embed_model else manifest.model_paths(package)[0].parent,
+                    **variant_tolerances(manifest),
                 )
         elif req.verify and req.sysroot is not None:
             from paddlehot_cli.plugin.qemu_verify import verify_in_rootfs

@@ -21,7 +21,8 @@ const (
 // Functions are the five exports, each named symbol_prefix + function.
 var Functions = [...]string{"open", "infer", "close", "manifest", "last_error"}
 
-var prefixPattern = regexp.MustCompile(`^phot_[a-z0-9_]+_v[0-9]+_[0-9]+_[0-9]+_$`)
+// A precision variant's plugin (1.2.0-int8) ends in _<precision>_ (docs/variants.md).
+var prefixPattern = regexp.MustCompile(`^phot_[a-z0-9_]+_v[0-9]+_[0-9]+_[0-9]+_((bf16|int8)_)?$`)
 
 // TensorSpec is one input or output of the model; -1 in Shape is a dynamic dimension.
 type TensorSpec struct {
@@ -91,7 +92,7 @@ func parseManifest(raw []byte) (*Manifest, error) {
 	case len(m.Plugin.ABIVersion) != 2 || m.Plugin.ABIVersion[0] != ABIMajor:
 		return nil, fmt.Errorf("plugin ABI version %v is not supported (this host speaks %d.x)", m.Plugin.ABIVersion, ABIMajor)
 	case !prefixPattern.MatchString(m.Plugin.SymbolPrefix):
-		return nil, fmt.Errorf("symbol_prefix %q is not phot_<model>_v<M>_<m>_<p>_", m.Plugin.SymbolPrefix)
+		return nil, fmt.Errorf("symbol_prefix %q is not phot_<model>_v<M>_<m>_<p>_[<precision>_]", m.Plugin.SymbolPrefix)
 	case len(m.Inputs) == 0 || len(m.Outputs) == 0:
 		return nil, fmt.Errorf("the manifest lists no inputs or no outputs")
 	}

@@ -9,7 +9,9 @@
  * open, infer, close, manifest, last_error. Example for model "mlp" version 1.2.0:
  * phot_mlp_v1_2_0_infer. Because the version is in every name, two versions of one model can be
  * loaded into one process (even with RTLD_GLOBAL) without clashing. A host finds the prefix in the
- * manifest (JSON key plugin.symbol_prefix), or builds it from the model name and version.
+ * manifest (JSON key plugin.symbol_prefix), or builds it from the model name and version. The
+ * plugin of a precision variant (version 1.2.0 at int8, key 1.2.0-int8) inserts the precision:
+ * phot_mlp_v1_2_0_int8_infer.
  * Every other symbol is hidden; every export is bound to the version node PADDLEHOT_1.0.
  *
  * Return codes: 0 is success, negative values are errors (PHOT_E_*). Values >= 100 are reserved

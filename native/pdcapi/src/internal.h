@@ -25,6 +25,7 @@ struct PD_Config {
   int32_t threads;
   int32_t onednn_cache_capacity; /* PD_ConfigSetMkldnnCacheCapacity; 0 = off (Paddle's default) */
   PD_Bool ir_optim, memory_optim, glog_disabled;
+  PD_Bool onednn, onednn_bf16, onednn_int8; /* asked for; precision.cc says what Paddle does */
 };
 
 /* paddlehot's bound on oneDNN's process-wide primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY,
@@ -99,6 +100,9 @@ struct PhotRunGate {
 };
 PHOT_HIDDEN void phot_note_run(const PD_Predictor* p);
 PHOT_HIDDEN bool phot_forget_onednn_kernels(void); /* false where the wheel has no oneDNN */
+
+/* precision.cc: the oneDNN and precision switches applied to a new config. */
+PHOT_HIDDEN void phot_apply_precision(paddle::AnalysisConfig* cfg, const PD_Config* c);
 
 /* model_check.cc: refuse what Paddle would crash or abort on, before Paddle sees it. */
 PHOT_HIDDEN bool phot_check_model_files(const char* prog, const char* params, const char* fn);

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace paddle {
@@ -43,6 +44,29 @@ class AnalysisConfig {
 };
 
 }  // namespace paddle
+
+/* The oneDNN and precision switches of paddle::AnalysisConfig, and what Python's
+ * paddle.base.core.supports_bfloat16()/supports_int8() answer. Declared as plain functions
+ * taking the config (the Itanium C++ ABI passes `this` first) under their mangled names, weak:
+ * a wheel built without oneDNN may lack them, and a weak member function cannot be tested for
+ * NULL. precision.cc checks each before calling it. onednn_enabled and onednn_int8_enabled are
+ * inline in Paddle's header and emitted (weak) by libpaddle. */
+extern "C" {
+void phot_cfg_enable_onednn(paddle::AnalysisConfig* c) __asm__(
+    "_ZN6paddle14AnalysisConfig12EnableMKLDNNEv") __attribute__((weak));
+void phot_cfg_enable_bf16(paddle::AnalysisConfig* c) __asm__(
+    "_ZN6paddle14AnalysisConfig20EnableMkldnnBfloat16Ev") __attribute__((weak));
+void phot_cfg_enable_int8(paddle::AnalysisConfig* c, const std::unordered_set<std::string>* ops)
+    __asm__("_ZN6paddle14AnalysisConfig16EnableMkldnnInt8ERKSt13unordered_setINSt7__cxx1112"
+            "basic_stringIcSt11char_traitsIcESaIcEEESt4hashIS7_ESt8equal_toIS7_ESaIS7_EE")
+        __attribute__((weak));
+bool phot_cfg_onednn_enabled(const paddle::AnalysisConfig* c) __asm__(
+    "_ZNK6paddle14AnalysisConfig14onednn_enabledEv") __attribute__((weak));
+bool phot_cfg_onednn_int8_enabled(const paddle::AnalysisConfig* c) __asm__(
+    "_ZNK6paddle14AnalysisConfig19onednn_int8_enabledEv") __attribute__((weak));
+bool phot_paddle_supports_bf16() __asm__("_ZN6paddle6pybind16SupportsBfloat16Ev")
+    __attribute__((weak));
+}
 
 namespace paddle_infer {
 

@@ -56,6 +56,7 @@ static void apply_settings(paddle::AnalysisConfig* cfg, const PD_Config* c) {
   cfg->SetCpuMathLibraryNumThreads(c->threads);
   if (c->onednn_cache_capacity > 0) cfg->SetMkldnnCacheCapacity(c->onednn_cache_capacity);
   if (c->glog_disabled) cfg->DisableGlogInfo();
+  phot_apply_precision(cfg, c);
 }
 
 /* A PD_Predictor around a new predictor made from `cfg` (taken: freed on failure). */
