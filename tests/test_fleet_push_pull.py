@@ -153,12 +153,25 @@ def test_two_arch_push_each_box_gets_its_own_plugin(registry, ci_repo, tmp_path)
     proc = run_build(vdir, "-o", arm, "--target", "aarch64", "--no-embed-model")
     assert proc.returncode == 0, proc.stderr
     assert read_elf(arm).machine == "aarch64"
+    # x86_64 first, labelled; a label on something else (the amd64 manifest alone) too
+    proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/mlp"), "--insecure",
+               "--tag", "stable")
+    assert proc.returncode == 0, proc.stderr
+    amd64 = registry.manifest("models/mlp", "1.0.0")["manifests"][0]["digest"]
+    with RegistryClient(registry.host, insecure=True) as c:
+        _, body, _ = c.get_manifest("models/mlp", amd64)
+        c.put_manifest("models/mlp", "x86-only", body, media.OCI_MANIFEST)
+    # then its aarch64 plugin joins the version: `stable` named the version, so it follows
     proc = cli("push", f"{ci_repo}:mlp@1.0.0", registry.url("models/mlp"), "--insecure",
                "--plugin", arm)
     assert proc.returncode == 0, proc.stderr
+    assert "added aarch64 plugin" in proc.stdout and "labels stable moved along" in proc.stdout
     index = registry.manifest("models/mlp", "1.0.0")
     assert index["mediaType"] == media.OCI_INDEX
     assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    assert registry.manifest("models/mlp", "stable") == index
+    with RegistryClient(registry.host, insecure=True) as c:
+        assert c.get_manifest("models/mlp", "x86-only")[2] == amd64  # left where it was
 
     box = tmp_path / "box"  # this box (x86_64): the CLI picks the host's plugin
     box.mkdir()

@@ -75,6 +75,9 @@ def push(
     plugins = f" (plugins: {', '.join(result.platforms)})" if result.platforms else ""
     out.print(f"pushed {result.reference}{plugins}: {what}, {result.seconds:.2f} s", soft_wrap=True)
     out.print(f"  digest {result.digest}  tags {', '.join(result.tags)}", soft_wrap=True)
+    if result.labels_followed:
+        out.print(f"  labels {', '.join(result.labels_followed)} moved along: they named this "
+                  "version before the push added to it", soft_wrap=True)
     for v in result.variants:  # precision variants, each under its own immutable tag
         state = ("already in the registry" if v.already_there else
                  f"added {', '.join(v.added)}" if v.added else

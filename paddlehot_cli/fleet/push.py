@@ -34,6 +34,7 @@ class PushResult:
     tags: list[str] = field(default_factory=list)
     already_there: bool = False
     added: list[str] = field(default_factory=list)  # to a version already in the registry
+    labels_followed: list[str] = field(default_factory=list)  # labels moved along with `added`
     name: str = ""  # the package's model name
     variants: list[PushResult] = field(default_factory=list)  # pushed with the version
     body: bytes | None = field(default=None, repr=False)  # the tag's manifest, when unchanged
@@ -189,7 +190,22 @@ def _push_one(client: RegistryClient, target: Reference, vdir: Path, manifest: M
         result.platforms = sorted(a for a in wanted if a)
         result.digest = _upload(client, repo, key, config, wanted, notes, result, on_total,
                                 progress)
+        if existing is not None and result.added:
+            result.labels_followed = _move_labels(client, repo, existing[0], result.digest)
     return result
+
+
+def _move_labels(client: RegistryClient, repo: str, old: str, new: str) -> list[str]:
+    """Labels that named the version's artifact before this push added to it (an architecture,
+    signatures) now name the new one: a label names a version, and boxes following it must see
+    what was added (an aarch64 box following `stable` gets the aarch64 plugin pushed later).
+    Only additions move labels; a --force replacement leaves them where they were."""
+    moved = []
+    for tag in client.list_tags(repo):
+        if is_label(tag) and client.get_manifest(repo, tag)[2] == old:
+            _retag(client, repo, new, None, tag)
+            moved.append(tag)
+    return moved
 
 
 def _upload(client: RegistryClient, repo: str, version: str, config: artifact.Blob,
