@@ -124,15 +124,16 @@ def test_a_registry_cannot_pass_a_variant_for_its_version_or_back(registry, sour
     assert not (box / "cnn").exists() or not any((box / "cnn").iterdir())
 
 
+@pytest.mark.parametrize("followed", ["models/cnn", "models/cnn:stable"])
 def test_serve_follow_pulls_the_followed_versions_with_their_variants(registry, source,
-                                                                     tmp_path):
+                                                                     tmp_path, followed):
     from paddlehot_cli.fleet.follower import Follower
 
     assert cli("push", f"{source}:cnn@1.0.0", registry.url("models/cnn"),
-               "--insecure").returncode == 0
+               "--insecure", "--tag", "stable").returncode == 0
     box = tmp_path / "box"
     box.mkdir()
-    follower = Follower(box, [parse_reference(registry.url("models/cnn"))], interval=30,
+    follower = Follower(box, [parse_reference(registry.url(followed))], interval=30,
                         insecure=True, latest=1)
     try:
         follower.sync_once()

@@ -65,6 +65,7 @@ class Remote:
     last_success: float | None = None  # wall clock
     label_digest: dict[str, str] = field(default_factory=dict)  # label -> digest last applied
     tag_digest: dict[str, str] = field(default_factory=dict)  # version tag -> digest applied
+    label_version: dict[str, str] = field(default_factory=dict)  # label -> its version, applied
     # (tag, digest) -> (version or "", reason, when): not tried again until the tag moves
     refused: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
 
@@ -205,6 +206,10 @@ class Follower:
             tags = []  # nothing pushed yet
         for tag in self._wanted(remote, tags):
             self._sync_tag(client, remote, tag)
+            if is_label(tag) and tag in remote.label_version:  # the labelled version's variants,
+                version = remote.label_version[tag]  # also those derived after the label moved
+                for key in sorted(t for t in tags if is_variant_key(t) and base_version(t) == version):
+                    self._sync_tag(client, remote, key)
         if remote.failures:
             log.info("following %s: registry reachable again", remote.ref)
         with self._lock:
@@ -236,6 +241,7 @@ class Follower:
             self._pulled(result)
         if is_label(tag):
             remote.label_digest[tag] = digest
+            remote.label_version[tag] = got.version
             self._move_label(remote, model, tag, got.version, seen, result.already_present)
         else:
             remote.tag_digest[tag] = digest
