@@ -156,3 +156,39 @@ def test_a_variant_plugin_is_not_its_versions_plugin_for_push_or_sign(registry, 
     proc = cli("push", f"{source}:cnn@1.0.0", registry.url("models/cnn"), "--insecure",
                "--plugin", so)
     assert_one_line_error(proc, 2, "built from cnn 1.0.0-int8, not cnn 1.0.0")
+
+
+def test_signed_variants_travel_and_a_trusting_box_refuses_an_unsigned_one(registry, source,
+                                                                           tmp_path):
+    from paddlehot_cli.core.signatures import Trust, sign_version
+    from paddlehot_cli.core.signing_keys import generate_key
+
+    key = tmp_path / "keys" / "release"
+    key.parent.mkdir()
+    generate_key(key)
+    pub = f"{key}.pub"
+    trust = Trust.from_files([Path(pub)])
+    # push --sign signs the version and each variant; a trusting box takes all three
+    signed = tmp_path / "signed"
+    shutil.copytree(source, signed)
+    proc = cli("push", f"{signed}:cnn@1.0.0", registry.url("models/cnn"), "--insecure",
+               "--sign", key)
+    assert proc.returncode == 0, proc.stderr
+    box = tmp_path / "box"
+    proc = cli("pull", registry.url("models/cnn:1.0.0"), "--repo", box, "--insecure",
+               "--trust", pub)
+    assert proc.returncode == 0, proc.stderr
+    for precision in ("int8", "bf16"):
+        vdir = box / "cnn/1.0.0/variants" / precision
+        assert trust.check_version(vdir, "cnn", "1.0.0") is None  # its manifest says int8
+    # a version signed but its int8 variant not: the trusting box refuses the variant
+    half = tmp_path / "half"
+    shutil.copytree(source, half)
+    sign_version(half / "cnn/1.0.0", key)
+    proc = cli("push", f"{half}:cnn@1.0.0", registry.url("other/cnn"), "--insecure")
+    assert proc.returncode == 0, proc.stderr
+    box2 = tmp_path / "box2"
+    proc = cli("pull", registry.url("other/cnn:1.0.0-int8"), "--repo", box2, "--insecure",
+               "--trust", pub)
+    assert_one_line_error(proc, 2, "unsigned")
+    assert not (box2 / "cnn/1.0.0/variants/int8").exists()
