@@ -41,23 +41,24 @@ class Frame:
     __slots__ = ("_direct_in", "_in_t", "_out", "_stage_in", "ins", "n_in", "n_out", "outs")
 
     def __init__(self, key: Key, out_specs: Sequence[TensorSpec]):
-        self.n_in, self.n_out = len(key), len(out_specs)
-        self.ins = (PhotTensor * max(1, self.n_in))()
-        self.outs = (PhotTensor * max(1, self.n_out))()
-        self._in_t = list(self.ins)[: self.n_in]
-        self._stage_in: list[tuple[int, np.ndarray]] = []  # (position, buffer)
-        self._direct_in: list[tuple[int, PhotTensor]] = []  # (position, descriptor)
+        # counts as size_t objects: the call passes them as they are (plugin_loader)
+        self.n_in, self.n_out = ctypes.c_size_t(len(key)), ctypes.c_size_t(len(out_specs))
+        self.ins = (PhotTensor * max(1, len(key)))()
+        self.outs = (PhotTensor * max(1, len(out_specs)))()
+        self._in_t = list(self.ins)[: len(key)]
+        self._stage_in: list[tuple[str, np.ndarray]] = []  # (input, buffer)
+        self._direct_in: list[tuple[str, PhotTensor]] = []  # (input, descriptor)
         batch = key[0][1][0] if key and key[0][1] else 1
-        for i, ((name, shape, dtype), t) in enumerate(zip(key, self._in_t)):
+        for (name, shape, dtype), t in zip(key, self._in_t):
             t.struct_size, t.dtype, t.name, t.rank = _SIZE, _CODES.get(dtype, 0), name.encode(), len(shape)
             t.shape[: len(shape)] = shape
             t.byte_size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             if t.byte_size <= STAGE_MAX_BYTES:
                 buf = np.empty(shape, dtype)
                 t.data = buf.ctypes.data
-                self._stage_in.append((i, buf))
+                self._stage_in.append((name, buf))
             else:
-                self._direct_in.append((i, t))
+                self._direct_in.append((name, t))
         self._out: list[_Out] = []
         for spec, t in zip(out_specs, list(self.outs)):
             t.struct_size = _SIZE
@@ -65,14 +66,14 @@ class Frame:
                           for j, d in enumerate(spec.shape))
             self._out.append(_Out(t, shape, np.dtype(spec.dtype)))
 
-    def load(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-        """Point the descriptors at this call's inputs (arrays in key order) and at fresh output
-        memory; returns what must stay alive until the call returns."""
-        for i, buf in self._stage_in:
-            buf[...] = arrays[i]
+    def load(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray | None]:
+        """Point the descriptors at this call's inputs (the feeds of this frame's key) and at
+        fresh output memory; returns what must stay alive until the call returns."""
+        for name, buf in self._stage_in:
+            buf[...] = feeds[name]
         keep: list[np.ndarray | None] = [None]
-        for i, t in self._direct_in:
-            arr = arrays[i]
+        for name, t in self._direct_in:
+            arr = feeds[name]
             if not arr.flags.c_contiguous:
                 arr = np.ascontiguousarray(arr)
             t.data = arr.ctypes.data
@@ -88,7 +89,15 @@ class Frame:
 
     def take(self) -> list[np.ndarray]:
         """The outputs of a call that returned PHOT_OK, as arrays the caller owns."""
-        return [o.take() for o in self._out]
+        out = []
+        for o in self._out:  # the common case inline: a staged output as expected
+            t = o.t
+            if (o.buf is not None and t.dtype == o.code and t.rank == o.rank
+                    and tuple(t.shape[: o.rank]) == o.shape):
+                out.append(o.buf.copy())
+            else:
+                out.append(o.take())
+        return out
 
 
 class _Out:
@@ -140,17 +149,17 @@ class Frames:
         self._out_specs = list(out_specs)
         self._tls = threading.local()
 
-    def get(self, feeds: Mapping[str, np.ndarray]) -> tuple[Frame, list[np.ndarray]]:
-        """This thread's frame for these inputs, and the inputs in the frame's order."""
-        arrays = list(feeds.values())
-        key = tuple([(n, a.shape, a.dtype) for n, a in zip(feeds, arrays)])
-        mine: dict[Key, Frame] | None = getattr(self._tls, "frames", None)
-        if mine is None:
+    def get(self, feeds: Mapping[str, np.ndarray]) -> Frame:
+        """This thread's frame for these inputs."""
+        try:
+            mine: dict[Key, Frame] = self._tls.frames
+        except AttributeError:
             mine = self._tls.frames = {}
+        key = tuple([(n, a.shape, a.dtype) for n, a in feeds.items()])
         frame = mine.get(key)
         if frame is None:
             if len(mine) >= MAX_FRAMES:
                 mine.clear()
             frame = mine[key] = Frame(key, self._out_specs)
-        return frame, arrays
+        return frame
 

@@ -235,7 +235,10 @@ class PluginServable:
         f["manifest"].restype = ctypes.c_char_p
         f["last_error"].restype = ctypes.c_char_p
         self._f = f
-        self._infer = f["infer"]
+        # The call path's own pointer, without argtypes: frames pass objects of the exact C
+        # types (c_void_p, phot_tensor arrays, c_size_t), so ctypes converts nothing (~0.5 us).
+        self._infer = lib[prefix + "infer"]
+        self._infer.restype = ctypes.c_int32
         self.output_names = [s.name for s in self.manifest.outputs]
         embedded = bool(self.plugin_meta.get("embedded_files"))
         if model_dir is None and not embedded:
@@ -257,8 +260,7 @@ class PluginServable:
         rss_before = memory_budget.rss_bytes()
         first = [open_handle()]
         self.predictor_cost = max(0, memory_budget.rss_bytes() - rss_before)
-        self._cv = threading.Condition()
-        self._in_flight = 0
+        self._close_lock = threading.Lock()
         self._last_feeds: Mapping[str, np.ndarray] | None = None
         self._pool = Pool(lambda: first.pop() if first else open_handle(), min_size=pool_min,
                           initial=max(1, pool_min), max_size=pool_max, idle_s=idle_s,
@@ -269,8 +271,8 @@ class PluginServable:
         self._frames = Frames(self.manifest.outputs)
         if pool_max == 1:
             # the same function through ctypes.PyDLL: the GIL stays held through the call
-            held = getattr(ctypes.PyDLL(str(image.path), handle=lib._handle), prefix + "infer")
-            held.argtypes, held.restype = f["infer"].argtypes, f["infer"].restype
+            held = ctypes.PyDLL(str(image.path), handle=lib._handle)[prefix + "infer"]
+            held.restype = ctypes.c_int32
             handle = self._pool.acquire()
             try:
                 self._choose_gil(held, handle)
@@ -304,13 +306,6 @@ class PluginServable:
             raise PluginError(f"{self.path} is closed", E_CLOSED)
         return self._f["manifest"]().decode()
 
-    def _enter(self) -> None:
-        with self._cv:
-            if self._closed:
-                raise PluginError(
-                    f"{self.manifest.name} {self.manifest.version} is closed", E_CLOSED)
-            self._in_flight += 1
-
     @property
     def pool_size(self) -> int:
         return 0 if self._pool is None else self._pool.size
@@ -323,12 +318,6 @@ class PluginServable:
         """A new handle's first call, on the pool keeper's thread (see core.pool_keeper)."""
         self._call(self._last_feeds or _zeros(self.manifest.inputs), handle)
 
-    def _leave(self) -> None:
-        with self._cv:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._cv.notify_all()
-
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = check_inputs(self.manifest.inputs, inputs)
         return dict(zip(self.output_names, self.run_checked(feeds)))
@@ -336,31 +325,27 @@ class PluginServable:
     def run_checked(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs in manifest order for inputs that already passed check_inputs (serve's
         batcher checks each request once), as PackageServable.run_checked."""
-        self._enter()
         try:
-            try:
-                handle = self._pool.acquire()
-            except PoolClosed:
-                raise PluginError(f"{self.manifest.name} {self.manifest.version} is closed",
-                                  E_CLOSED) from None
-            try:
-                out = self._call(feeds, handle)
-                self._last_feeds = feeds  # warm-up inputs for the next handle the pool grows
-                return out
-            finally:
-                self._pool.release(handle)
+            handle = self._pool.acquire()
+        except PoolClosed:
+            raise PluginError(f"{self.manifest.name} {self.manifest.version} is closed",
+                              E_CLOSED) from None
+        try:
+            out = self._call(feeds, handle)
+            self._last_feeds = feeds  # warm-up inputs for the next handle the pool grows
+            return out
         finally:
-            self._leave()
+            self._pool.release(handle)
 
     def _call(self, feeds: Mapping[str, np.ndarray], handle: ctypes.c_void_p
               ) -> list[np.ndarray]:
         """One infer on `handle` through this thread's frame for these inputs (plugin_calls)."""
-        frame, arrays = self._frames.get(feeds)
-        keep = frame.load(arrays)  # memory the C call reads: alive until it returns
+        frame = self._frames.get(feeds)
+        keep = frame.load(feeds)  # memory the C call reads: alive until it returns
         rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
         if rc == E_SMALL:  # the frame's guess of the output sizes was short: grow, once
             frame.grow()
-            keep = frame.load(arrays)
+            keep = frame.load(feeds)
             rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
         del keep
         if rc != OK:
@@ -396,13 +381,13 @@ class PluginServable:
                 return
 
     def close(self) -> None:
-        with self._cv:
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-            while self._in_flight:
-                self._cv.wait()
-        self._pool.close()  # closes every handle (the plugin also waits for its calls in flight)
+        # Refuses new calls, then waits - however long - for every handle to come back (calls
+        # in flight, a growth being warmed) and closes them all: only then may dlclose run.
+        self._pool.close(timeout=None)
         self._unload()
 
     def __enter__(self) -> PluginServable:  # noqa: PYI034 - Self needs Python 3.11
