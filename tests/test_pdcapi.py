@@ -733,13 +733,13 @@ GC_FLAG_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("env, after", [(None, 1 / 1024), ("0", 0.0), ("0.25", 0.25)],
+@pytest.mark.parametrize("env, after", [(None, 1 / 16384), ("0", 0.0), ("0.25", 0.25)],
                          ids=["batched", "env-default", "env-value"])
 def test_garbage_collection_is_batched_unless_the_environment_says(lib, models, tmp_path, env,
                                                                    after):
-    """pdcapi sets Paddle's FLAGS_eager_delete_tensor_gb to 1 MiB before its first predictor (one
-    collector task per MiB of garbage instead of one per tensor), and leaves a value from the
-    environment alone."""
+    """pdcapi sets Paddle's FLAGS_eager_delete_tensor_gb to 64 KiB before its first predictor
+    (one collector task per 64 KiB of garbage instead of one per tensor), and leaves a value from
+    the environment alone."""
     libcommon = wheel_libpaddle().parent.parent / "libs" / "libcommon.so"
     script = tmp_path / "child.py"
     script.write_text(GC_FLAG_CHILD)
