@@ -5,7 +5,9 @@ staging bound, several threads, and answers that later calls never overwrite."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -97,3 +99,16 @@ def test_frames_per_thread_are_bounded(versions, monkeypatch):
             x = feeds(batch, batch, 2)
             assert_same(plugin.infer(x), package.infer(x), f"batch {batch}")
             assert len(plugin._frames._tls.frames) <= 3
+
+
+def test_large_outputs_are_handed_over_not_kept(versions):
+    """An output above the staging bound is the caller's alone: the frame keeps no reference, so
+    a frame per batch size cannot pin one large answer each."""
+    _, so = versions
+    with load(so, pool_max=1) as plugin:
+        out = plugin.infer(feeds(1, 2, 9000))["fetch_name_2"]  # int64 2 x 9000: 144 KB
+        assert out.nbytes > plugin_calls.STAGE_MAX_BYTES
+        gone = weakref.ref(out)
+        del out
+        gc.collect()
+        assert gone() is None

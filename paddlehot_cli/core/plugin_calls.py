@@ -87,6 +87,11 @@ class Frame:
         for o in self._out:
             o.resize()
 
+    def forget(self) -> None:
+        """A call failed: drop the large outputs' memory armed for it (take() hands it over)."""
+        for o in self._out:
+            o._fresh = None
+
     def take(self) -> list[np.ndarray]:
         """The outputs of a call that returned PHOT_OK, as arrays the caller owns."""
         out = []
@@ -107,6 +112,7 @@ class _Out:
 
     def __init__(self, t: PhotTensor, shape: tuple[int, ...], dtype: np.dtype):
         self.t = t
+        self._fresh: np.ndarray | None = None  # a large output's memory for the call under way
         self._expect(shape, dtype)
 
     def _expect(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -131,7 +137,8 @@ class _Out:
 
     def take(self) -> np.ndarray:
         t = self.t
-        held = self.buf if self.buf is not None else self._fresh
+        # a large output is the caller's from here: the frame must not keep it alive
+        held, self._fresh = (self.buf, None) if self.buf is not None else (self._fresh, None)
         if t.dtype == self.code and t.rank == self.rank and tuple(t.shape[: t.rank]) == self.shape:
             return held.copy() if self.buf is not None else held
         # another shape or dtype than expected (it fit): what the plugin wrote, then expect it

@@ -349,6 +349,7 @@ class PluginServable:
             rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
         del keep
         if rc != OK:
+            frame.forget()
             self._fail(rc)
         return frame.take()
 
