@@ -4,6 +4,7 @@ and from Python: outputs, the build's checks, failures that must stay errors, th
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -710,3 +711,43 @@ def test_threads_that_come_and_go_never_meet_dead_kernels(api, models):
         for p in preds:
             api.PD_PredictorDestroy(p)
     assert errors == []
+
+
+GC_FLAG_CHILD = textwrap.dedent(
+    """
+    import ctypes, json, sys
+    bridge, libcommon, prog, params = sys.argv[1:5]
+    api = ctypes.CDLL(bridge)
+    flag = ctypes.c_double.in_dll(ctypes.CDLL(libcommon),
+                                  "_ZN12paddle_flags28FLAGS_eager_delete_tensor_gbE")
+    before = flag.value
+    api.PD_ConfigCreate.restype = ctypes.c_void_p
+    api.PD_PredictorCreate.restype = ctypes.c_void_p
+    api.PD_PredictorCreate.argtypes = [ctypes.c_void_p]
+    api.PD_ConfigSetModel.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    cfg = api.PD_ConfigCreate()
+    api.PD_ConfigSetModel(cfg, prog.encode(), params.encode())
+    assert api.PD_PredictorCreate(cfg)
+    print(json.dumps({"before": before, "after": flag.value}))
+    """
+)
+
+
+@pytest.mark.parametrize("env, after", [(None, 1 / 16384), ("0", 0.0), ("0.25", 0.25)],
+                         ids=["batched", "env-default", "env-value"])
+def test_garbage_collection_is_batched_unless_the_environment_says(lib, models, tmp_path, env,
+                                                                   after):
+    """pdcapi sets Paddle's FLAGS_eager_delete_tensor_gb to 64 KiB before its first predictor
+    (one collector task per 64 KiB of garbage instead of one per tensor), and leaves a value from
+    the environment alone."""
+    libcommon = wheel_libpaddle().parent.parent / "libs" / "libcommon.so"
+    script = tmp_path / "child.py"
+    script.write_text(GC_FLAG_CHILD)
+    child_env = {k: v for k, v in os.environ.items() if k != "FLAGS_eager_delete_tensor_gb"}
+    if env is not None:
+        child_env["FLAGS_eager_delete_tensor_gb"] = env
+    prog, params = models["pir"]
+    proc = _run([sys.executable, script, lib, libcommon, prog, params], env=child_env)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["after"] == after

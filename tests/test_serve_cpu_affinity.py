@@ -74,3 +74,20 @@ def test_off_pins_nothing(repo):
 def test_a_bad_loop_cpu_is_one_clear_error(repo, value, needle):
     proc = cli("serve", str(repo), "--port", "0", "--loop-cpu", value, timeout=120)
     assert_one_line_error(proc, 2, "--loop-cpu", needle)
+
+
+def test_a_one_predictor_plugin_worker_is_pinned_beside_the_loop(exported, tmp_path):
+    """A plugin version with short calls keeps the GIL, so its worker shares the loop's CPU like a
+    package's; that must be known at load (warm-up runs once), or the harness never pins it."""
+    pkg = exported("demo:mlp", "pir", "1.0.0", 41)
+    version = publish_copy(pkg, tmp_path / "repo", "plug", "1.0.0")
+    proc = cli("build-plugin", version, "-o", version / "plugin.so")
+    assert proc.returncode == 0, proc.stderr
+    rt = start_runtime(tmp_path / "repo", prefer="plugin")
+    try:
+        assert rt.manager.servable("plug").kind == "plugin"
+        r = httpx.post(f"http://127.0.0.1:{rt.port}/v2/models/plug/infer", json=BODY)
+        assert r.status_code == 200, r.text
+        assert _mask(_workers()["paddlehot-infer-plug-1.0.0-0"]) == {rt.loop_cpu}
+    finally:
+        rt.stop_thread()

@@ -3,13 +3,23 @@ leaves the serving version untouched."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import httpx
 import numpy as np
 import pytest
 
 from paddlehot_cli.core import load
 from tests.conftest import cli
-from tests.serve_fixtures.helpers import metric, publish_copy, start_runtime, wait_for
+from tests.serve_fixtures.helpers import (
+    free_port,
+    metric,
+    publish_copy,
+    serve_argv,
+    start_runtime,
+    wait_for,
+)
 
 pytest.importorskip("paddlehot_cli.core.plugin_loader")
 
@@ -51,3 +61,40 @@ def test_prefer_plugin_and_broken_plugin(tmp_path, exported):
         assert httpx.post(f"{base}/v2/models/mlp/infer", json=body).json()["model_version"] == "1.0.0"
     finally:
         rt.stop_thread()
+
+
+def test_all_plugin_serve_never_imports_paddle_until_a_package_loads(tmp_path, exported):
+    """A real `paddlehot serve --prefer plugin` process whose versions are all plugins answers
+    without the paddle Python package (/metrics says so); a package version brings it in."""
+    pkg = exported("demo:mlp", "pir", "1.0.0", 61)
+    repo = tmp_path / "repo"
+    _build(publish_copy(pkg, repo, "mlp", "1.0.0"))
+    port = free_port()
+    proc = subprocess.Popen(serve_argv(repo, "--port", port, "--prefer", "plugin",
+                                       "--poll-interval", "0.2"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "GLOG_minloglevel": "2"})
+    base = f"http://127.0.0.1:{port}"
+
+    def imported() -> float:
+        return metric(httpx.get(f"{base}/metrics").text, "paddlehot_paddle_python_imported")
+
+    try:
+        wait_for(lambda: _ready(base), 60, what="serve ready")
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 16], "data": [0.5] * 16}]}
+        assert httpx.post(f"{base}/v2/models/mlp/infer", json=body).status_code == 200
+        assert imported() == 0
+        publish_copy(pkg, repo, "other", "1.0.0")  # no plugin.so: served as a package
+        wait_for(lambda: httpx.post(f"{base}/v2/models/other/infer", json=body).status_code
+                 == 200, 60, what="the package version")
+        assert imported() == 1
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/v2/health/ready").status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -51,9 +51,7 @@ from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_mani
 from paddlehot_cli.core.pdcapi_locator import prebuilt_pdcapi
 from paddlehot_cli.core.plugin_abi import (
     C_API_SONAME,
-    CODE_DTYPES,
     CODE_NAMES,
-    DTYPE_CODES,
     E_CLOSED,
     E_DTYPE,
     E_MISSING,
@@ -70,9 +68,10 @@ from paddlehot_cli.core.plugin_abi import (
     host_arch,
     symbol_prefix,
 )
+from paddlehot_cli.core.plugin_calls import Frames
 from paddlehot_cli.core.plugin_image import PrivateImage, read_digest
 from paddlehot_cli.core.pool import Pool, PoolClosed
-from paddlehot_cli.core.signature import check_inputs
+from paddlehot_cli.core.signature import TensorSpec, check_inputs
 from paddlehot_cli.core.variants import variant_key
 from paddlehot_cli.errors import InputMismatch, PackageError
 
@@ -99,10 +98,6 @@ def needed(path: str | Path) -> list[str]:
 def machine(path: str | Path) -> str:
     return read_elf(path).machine
 
-
-# dtype objects -> ABI codes and back (a dtype's .name costs microseconds per call)
-_DTYPE_CODES = {np.dtype(name): code for name, code in DTYPE_CODES.items()}
-_CODE_NP = {code: np.dtype(name) for code, name in CODE_DTYPES.items()}
 
 # ---------------------------------------------------------------- the C API the plugin needs
 
@@ -171,8 +166,8 @@ def read_plugin_manifest(path: str | Path, shown: str | Path | None = None
     return manifest, meta
 
 
-# A one-predictor version whose fastest of its first calls is shorter than this keeps the GIL
-# through its calls (PluginServable._choose_gil).
+# A one-predictor version with a call shorter than this among its first calls on zeros, at load,
+# keeps the GIL through its calls (PluginServable._choose_gil).
 HOLD_GIL_BELOW_S = 0.002
 FIRST_CALLS = 3
 
@@ -240,15 +235,11 @@ class PluginServable:
         f["manifest"].restype = ctypes.c_char_p
         f["last_error"].restype = ctypes.c_char_p
         self._f = f
-        self._infer = f["infer"]
-        self._held_infer = None  # the same function through ctypes.PyDLL: the GIL stays held
-        self._first_calls: list[float] = []
-        if max(max(1, pool_min), pool_max or max(1, pool_min)) == 1:
-            held = getattr(ctypes.PyDLL(str(image.path), handle=lib._handle), prefix + "infer")
-            held.argtypes, held.restype = f["infer"].argtypes, f["infer"].restype
-            self._held_infer = held
+        # The call path's own pointer, without argtypes: frames pass objects of the exact C
+        # types (c_void_p, phot_tensor arrays, c_size_t), so ctypes converts nothing (~0.5 us).
+        self._infer = lib[prefix + "infer"]
+        self._infer.restype = ctypes.c_int32
         self.output_names = [s.name for s in self.manifest.outputs]
-        self._out_specs = list(self.manifest.outputs)
         embedded = bool(self.plugin_meta.get("embedded_files"))
         if model_dir is None and not embedded:
             model_dir = self.path.parent  # the files beside the .so, not beside the copy
@@ -269,8 +260,7 @@ class PluginServable:
         rss_before = memory_budget.rss_bytes()
         first = [open_handle()]
         self.predictor_cost = max(0, memory_budget.rss_bytes() - rss_before)
-        self._cv = threading.Condition()
-        self._in_flight = 0
+        self._close_lock = threading.Lock()
         self._last_feeds: Mapping[str, np.ndarray] | None = None
         self._pool = Pool(lambda: first.pop() if first else open_handle(), min_size=pool_min,
                           initial=max(1, pool_min), max_size=pool_max, idle_s=idle_s,
@@ -278,9 +268,16 @@ class PluginServable:
                           admit=lambda: budget.fits(self.predictor_cost),
                           name=f"{name} {version} (plugin)")
         self._closed = False
-        self._out_cache: dict[int, list[tuple[tuple[int, ...], np.dtype]]] = {}
-        self._tls = threading.local()
-        self._name_bytes = {s.name: s.name.encode() for s in self.manifest.inputs}
+        self._frames = Frames(self.manifest.outputs)
+        if pool_max == 1:
+            # the same function through ctypes.PyDLL: the GIL stays held through the call
+            held = ctypes.PyDLL(str(image.path), handle=lib._handle)[prefix + "infer"]
+            held.restype = ctypes.c_int32
+            handle = self._pool.acquire()
+            try:
+                self._choose_gil(held, handle)
+            finally:
+                self._pool.release(handle)
         # Paddle holds the model now: unless the pool may open another handle, the copy's
         # embedded model ranges are never read again.
         sections = read_elf(image.path).sections
@@ -309,13 +306,6 @@ class PluginServable:
             raise PluginError(f"{self.path} is closed", E_CLOSED)
         return self._f["manifest"]().decode()
 
-    def _enter(self) -> None:
-        with self._cv:
-            if self._closed:
-                raise PluginError(
-                    f"{self.manifest.name} {self.manifest.version} is closed", E_CLOSED)
-            self._in_flight += 1
-
     @property
     def pool_size(self) -> int:
         return 0 if self._pool is None else self._pool.size
@@ -326,148 +316,79 @@ class PluginServable:
 
     def _warm(self, handle: ctypes.c_void_p) -> None:
         """A new handle's first call, on the pool keeper's thread (see core.pool_keeper)."""
-        feeds = self._last_feeds or {s.name: np.zeros([1 if d < 0 else d for d in s.shape],
-                                                      dtype=s.dtype)
-                                     for s in self.manifest.inputs}
-        self._call(feeds, handle)
-
-    def _leave(self) -> None:
-        with self._cv:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._cv.notify_all()
+        self._call(self._last_feeds or _zeros(self.manifest.inputs), handle)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = check_inputs(self.manifest.inputs, inputs)
-        self._enter()
-        try:
-            return self._call(feeds)
-        finally:
-            self._leave()
+        return dict(zip(self.output_names, self.run_checked(feeds)))
 
     def run_checked(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs in manifest order for inputs that already passed check_inputs (serve's
         batcher checks each request once), as PackageServable.run_checked."""
-        self._enter()
         try:
-            out = self._call(feeds)
+            handle = self._pool.acquire()
+        except PoolClosed:
+            raise PluginError(f"{self.manifest.name} {self.manifest.version} is closed",
+                              E_CLOSED) from None
+        try:
+            out = self._call(feeds, handle)
+            self._last_feeds = feeds  # warm-up inputs for the next handle the pool grows
+            return out
         finally:
-            self._leave()
-        return [out[s.name] for s in self.manifest.outputs]
+            self._pool.release(handle)
 
-    def _out_guess(self, batch: int) -> list[tuple[tuple[int, ...], np.dtype]]:
-        # Output shapes from the manifest, dynamic dims from the first input's batch (or the
-        # last seen shapes for this batch); a wrong guess costs one retry.
-        known = self._out_cache.get(batch)
-        if known is not None:
-            return known
-        return [(tuple(batch if (d == -1 and i == 0) else (1 if d == -1 else d)
-                       for i, d in enumerate(s.shape)), np.dtype(s.dtype))
-                for s in self._out_specs]
-
-    def _frame(self, n_in: int) -> tuple[Any, Any]:
-        """This thread's input and output descriptor arrays, reused call after call (a call
-        only sets pointers and shapes): building them anew costs more than Paddle's run of a
-        small model."""
-        frame = getattr(self._tls, "frame", None)
-        if frame is None or len(frame[0]) != n_in:
-            size = ctypes.sizeof(PhotTensor)
-            ins = (PhotTensor * n_in)()
-            outs = (PhotTensor * len(self._out_specs))()
-            for t in (*ins, *outs):
-                t.struct_size = size
-            frame = self._tls.frame = (ins, outs)
-        return frame
-
-    def _call(self, feeds: Mapping[str, np.ndarray],
-              handle: ctypes.c_void_p | None = None) -> dict[str, np.ndarray]:
-        if handle is None:
-            try:
-                handle = self._pool.acquire()
-            except PoolClosed:
-                raise PluginError(f"{self.manifest.name} {self.manifest.version} is closed",
-                                  E_CLOSED) from None
-            try:
-                out = self._call(feeds, handle)
-                self._last_feeds = feeds  # warm-up inputs for the next handle the pool grows
-                return out
-            finally:
-                self._pool.release(handle)
-        n_in = len(feeds)
-        ins, outs = self._frame(n_in)
-        keep = []  # the arrays whose memory the C call reads: alive until it returns
-        for t, (name, arr) in zip(ins, feeds.items()):
-            if not arr.flags.c_contiguous:
-                arr = np.ascontiguousarray(arr)
-            keep.append(arr)
-            t.dtype = _DTYPE_CODES.get(arr.dtype, 0)
-            t.name = self._name_bytes.get(name) or name.encode()
-            t.rank = arr.ndim
-            t.shape[: arr.ndim] = arr.shape
-            t.data = arr.ctypes.data
-            t.byte_size = arr.nbytes
-        batch = next(iter(feeds.values())).shape[0] if feeds else 1
-        guess = self._out_guess(batch)
-        n_out = len(guess)
-        for attempt in (0, 1):
-            arrays = []
-            for t, (shape, dtype) in zip(outs, guess):
-                arr = np.empty(shape, dtype=dtype)
-                arrays.append(arr)
-                t.data = arr.ctypes.data
-                t.byte_size = arr.nbytes
-            began = time.perf_counter()
-            rc = self._infer(handle, ins, n_in, outs, n_out)
-            if self._held_infer is not None and rc == OK:
-                self._choose_gil(time.perf_counter() - began)
-            if rc == E_SMALL and attempt == 0:
-                guess = [(tuple(t.shape[: t.rank]), np.dtype(CODE_DTYPES.get(t.dtype, "float32")))
-                         for t in outs]
-                continue
-            break
+    def _call(self, feeds: Mapping[str, np.ndarray], handle: ctypes.c_void_p
+              ) -> list[np.ndarray]:
+        """One infer on `handle` through this thread's frame for these inputs (plugin_calls)."""
+        frame = self._frames.get(feeds)
+        keep = frame.load(feeds)  # memory the C call reads: alive until it returns
+        rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
+        if rc == E_SMALL:  # the frame's guess of the output sizes was short: grow, once
+            frame.grow()
+            keep = frame.load(feeds)
+            rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
         del keep
         if rc != OK:
-            msg = self.last_error()
-            if rc in (E_UNKNOWN, E_MISSING, E_DTYPE, E_SHAPE):
-                raise InputMismatch(msg)
-            raise PluginError(f"{CODE_NAMES.get(rc, rc)}: {msg}", rc)
-        result = {}
-        final = []
-        for name, t, arr in zip(self.output_names, outs, arrays):
-            shape = tuple(t.shape[: t.rank])
-            dtype = _CODE_NP.get(t.dtype, arr.dtype)
-            final.append((shape, dtype))
-            if arr.shape != shape or arr.dtype != dtype:
-                arr = arr.reshape(-1).view(dtype)[: int(np.prod(shape))].reshape(shape)
-            result[name] = arr
-        if len(self._out_cache) < 64:
-            self._out_cache[batch] = final
-        return result
+            frame.forget()
+            self._fail(rc)
+        return frame.take()
 
-    def _choose_gil(self, seconds: float) -> None:
+    def _fail(self, rc: int) -> None:
+        msg = self.last_error()
+        if rc in (E_UNKNOWN, E_MISSING, E_DTYPE, E_SHAPE):
+            raise InputMismatch(msg)
+        raise PluginError(f"{CODE_NAMES.get(rc, rc)}: {msg}", rc)
+
+    def _choose_gil(self, held: Any, handle: ctypes.c_void_p) -> None:
         """A one-predictor version whose calls are short keeps the GIL through them. Releasing
         it costs two GIL handoffs per call between the batcher's worker and serve's event loop,
         on different CPUs: on the demo MLP (~60 us in Paddle) ~70 us of CPU per request, 0.8x
         package mode's throughput. Held (and the worker pinned beside the loop, as package
-        workers are: gil_bound), it runs like package mode. Decided from the fastest of the
-        first calls (warm-up's), before the harness pins; a pool of several predictors always
-        releases the GIL, so its predictors run in parallel."""
-        self._first_calls.append(seconds)
-        if len(self._first_calls) < FIRST_CALLS:
-            return
-        if min(self._first_calls) < HOLD_GIL_BELOW_S:
-            self._infer = self._held_infer
-            self.gil_bound = True
-        self._held_infer = None
+        workers are: gil_bound), it runs like package mode. Decided here, at load, from up to
+        FIRST_CALLS calls on zeros (the first one builds Paddle's kernels: it never counts as
+        slow), so that the harness sees gil_bound before it pins the version's workers; a pool
+        of several predictors always releases the GIL, so its predictors run in parallel."""
+        for i in range(FIRST_CALLS):
+            began = time.perf_counter()
+            try:
+                self._call(_zeros(self.manifest.inputs), handle)
+            except (InputMismatch, PluginError):  # zeros are no input for this model: the
+                return  # warm-up with real inputs says whether it works
+            if time.perf_counter() - began < HOLD_GIL_BELOW_S:
+                self._infer = held
+                self.gil_bound = True
+                return
+            if i >= 1:  # a second slow call: this model is not one whose calls are short
+                return
 
     def close(self) -> None:
-        with self._cv:
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-            while self._in_flight:
-                self._cv.wait()
-        self._pool.close()  # closes every handle (the plugin also waits for its calls in flight)
+        # Refuses new calls, then waits - however long - for every handle to come back (calls
+        # in flight, a growth being warmed) and closes them all: only then may dlclose run.
+        self._pool.close(timeout=None)
         self._unload()
 
     def __enter__(self) -> PluginServable:  # noqa: PYI034 - Self needs Python 3.11
@@ -475,6 +396,10 @@ class PluginServable:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _zeros(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    return {s.name: np.zeros([1 if d < 0 else d for d in s.shape], dtype=s.dtype) for s in specs}
 
 
 def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,
