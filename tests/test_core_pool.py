@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -97,6 +98,40 @@ def test_growth_never_blocks_a_caller_while_the_item_is_created():
     assert pool.counters.grown == 1 and pool.size == 2
     assert max(w for _, w in waits) < 0.5, max(w for _, w in waits)
     pool.close()
+
+
+def test_growth_runs_at_the_loads_priority():
+    """The keeper creates at the Manager's load_nice, the setting version loads use."""
+    from paddlehot_cli.core.manager import Manager
+    from paddlehot_cli.core.manager_config import ManagerConfig
+    from paddlehot_cli.core.pool_keeper import shared_keeper
+    from paddlehot_cli.core.thread_priority import can_unnice
+
+    if not can_unnice():
+        pytest.skip("this user cannot set a thread's priority back to normal")
+    before = shared_keeper().nice
+    seen: list[int] = []
+
+    def factory() -> object:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return object()
+
+    manager = Manager(lambda path: None, ManagerConfig(load_nice=7))
+    try:
+        pool = Pool(factory, min_size=1, max_size=2, idle_s=30)
+        held = pool.acquire()
+        waiter = threading.Thread(target=lambda: pool.release(pool.acquire(timeout=10)))
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while pool.counters.grown == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pool.release(held)
+        waiter.join(10)
+        assert pool.counters.grown == 1 and seen[1:] == [7], seen
+        pool.close()
+    finally:
+        manager.stop()
+        shared_keeper().nice = before
 
 
 def test_package_pool_of_clones(exported):
