@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from paddlehot_cli.bench.pool_breathing import closed_loop
 from paddlehot_cli.core import load
 from paddlehot_cli.core.pool import Pool, PoolClosed
 from paddlehot_cli.core.pool_keeper import PoolKeeper
@@ -46,27 +47,15 @@ def test_pool_close_waits_for_leases():
     assert pool.size == 0
 
 
-def looping_clients(pool: Pool, seconds: float, work_s: float = 0.005, n: int = 2) -> list:
-    """`n` threads that lease, work (without the GIL, as a predictor's run does) and release
-    back to back, as the bench's clients and serve's batcher workers do; (start, wait) of every
-    acquire."""
-    waits: list[tuple[float, float]] = []
-    end = time.monotonic() + seconds
+def lease_loop(pool: Pool, until, work_s: float = 0.005) -> list:
+    """Two callers that lease, work without the GIL (as a predictor's run does) and release,
+    back to back: (start, seconds) of every lease."""
 
-    def client() -> None:
-        while time.monotonic() < end:
-            t = time.monotonic()
-            item = pool.acquire(timeout=30)
-            waits.append((t, time.monotonic() - t))
+    def call() -> None:
+        with pool.lease(timeout=30):
             time.sleep(work_s)
-            pool.release(item)
 
-    threads = [threading.Thread(target=client) for _ in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
-    return waits
+    return closed_loop(call, 2, until)
 
 
 def test_a_waiting_caller_gets_the_next_item_released():
@@ -75,9 +64,10 @@ def test_a_waiting_caller_gets_the_next_item_released():
     still holds the GIL when it comes back, so a woken waiter always lost the race and waited
     for the new item - 8 s on a loaded box for resnet18)."""
     pool = Pool(object, min_size=1, max_size=1)
-    waits = looping_clients(pool, 1.0)
+    end = time.monotonic() + 1.0
+    calls = lease_loop(pool, lambda: time.monotonic() > end)
     # one item, two callers: each waits for at most one run of the other (5 ms), not 100
-    assert len(waits) > 20 and max(w for _, w in waits) < 0.5, max(w for _, w in waits)
+    assert len(calls) > 20 and max(w for _, w in calls) < 0.5, max(w for _, w in calls)
     pool.close()
 
 
@@ -94,9 +84,10 @@ def test_growth_never_blocks_a_caller_while_the_item_is_created():
 
     keeper = PoolKeeper(nice=0)
     pool = Pool(factory, min_size=1, max_size=2, idle_s=30, keeper=keeper)
-    waits = looping_clients(pool, 2.5)
+    end = time.monotonic() + 2.5
+    calls = lease_loop(pool, lambda: time.monotonic() > end)
     assert pool.counters.grown == 1 and pool.size == 2
-    assert max(w for _, w in waits) < 0.5, max(w for _, w in waits)
+    assert max(w for _, w in calls) < 0.5, max(w for _, w in calls)
     pool.close()
 
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,23 +43,29 @@ def _p99(values: list[float]) -> float | None:
     return float(np.percentile(values, 99)) if values else None
 
 
-def _burst(servable, feeds, clients: int, seconds: float) -> list[tuple[float, float]]:
-    """(start time, latency) of every call of `clients` threads calling for `seconds`."""
+def closed_loop(call: Callable[[], object], clients: int,
+                until: Callable[[], bool]) -> list[tuple[float, float]]:
+    """`clients` threads calling back to back (as serve's batcher workers do) until `until()`:
+    (start time, latency) of every call. Also the pool tests' load."""
     calls: list[tuple[float, float]] = []
-    end = time.monotonic() + seconds
 
     def client() -> None:
-        while time.monotonic() < end:
+        while not until():
             t = time.monotonic()
-            servable.infer(feeds)
+            call()
             calls.append((t, time.monotonic() - t))
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, name=f"bench-client-{i}") for i in range(clients)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     return calls
+
+
+def _burst(servable, feeds, clients: int, seconds: float) -> list[tuple[float, float]]:
+    end = time.monotonic() + seconds
+    return closed_loop(lambda: servable.infer(feeds), clients, lambda: time.monotonic() >= end)
 
 
 def child(a: argparse.Namespace) -> dict:
@@ -106,6 +113,9 @@ def child(a: argparse.Namespace) -> dict:
     out["p99_growth_ms"] = _p99([lat * 1e3 for t, lat in calls if t <= full_at])
     out["p99_steady_ms"] = _p99([lat * 1e3 for t, lat in calls if t >= start + a.burst_s / 2])
     out["p99_all_ms"] = _p99([lat * 1e3 for _, lat in calls])
+    out["p50_growth_ms"] = float(np.median([lat * 1e3 for t, lat in calls if t <= full_at]))
+    out["p50_steady_ms"] = float(np.median([lat * 1e3 for t, lat in calls
+                                            if t >= start + a.burst_s / 2]))
     if size is None:
         time.sleep(a.after_s)
     out["after_rss_mb"] = _rss() / 2**20
@@ -149,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in timeline_chart(breath["timeline"]):
         print("  " + row)
     for mode, r in results.items():
-        print(f"{mode:>9}: {r['throughput']:.1f}/s, p99 growth {r['p99_growth_ms']:.1f} ms "
-              f"(pool full after {r['growth_s']} s), p99 steady {r['p99_steady_ms']:.1f} ms, "
+        print(f"{mode:>9}: {r['throughput']:.1f}/s, p50/p99 growth {r['p50_growth_ms']:.0f}/"
+              f"{r['p99_growth_ms']:.0f} ms (pool full after {r['growth_s']} s), p50/p99 steady "
+              f"{r['p50_steady_ms']:.0f}/{r['p99_steady_ms']:.0f} ms, "
               f"idle RSS {r['idle_rss_mb']:.0f} MiB (pool {r['idle_pool']}), after "
               f"{r['after_rss_mb']:.0f} MiB (pool {r['after_pool']}) {r['counters']}")
     ratios = {
