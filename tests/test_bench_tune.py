@@ -110,14 +110,15 @@ def test_breathing_round_measures_the_winner_growing_from_pool_min(repo):
     from paddlehot_cli.bench.tuning.sweep import TuneRun, breathing_round
     from paddlehot_cli.bench.tuning.target import LoadSpec, resolve_target
 
-    # the round lasts at least 10 s: time for the niced keeper to create even on a busy box
-    target, load = resolve_target(f"{repo}:cnn"), LoadSpec(concurrency=2, duration=1.0)
+    # a 12 s round: time for the niced keeper to create even on a busy box
+    target, load = resolve_target(f"{repo}:cnn"), LoadSpec(concurrency=2, duration=8.0)
     setting = Setting(threads=1, pool_max=2)
     run = TuneRun(target, load)
     run.breathing = breathing_round(target, setting, load, pool_min=1, idle_s=30.0)
     assert "error" not in run.breathing, run.breathing
     pool = run.breathing["level"]["pool"]
-    assert pool["min"] == 1 and pool["max"] == 2 and pool["grown"] == 1 and pool["size"] == 2
+    assert pool["min"] == 1 and pool["max"] == 2, pool
+    assert pool["grown"] == 1 and pool["size"] == 2, run.breathing["level"]["timeline"]
     winner = _result(setting, 100.0, 10.0)
     winner.level["rss_after_mb"] = 400.0
     summary = breathing_summary(run, winner)
