@@ -44,3 +44,23 @@ def test_compare_tables_fit_and_keep_every_number(monkeypatch, width):
         assert number in text, number
     # one table when it fits, two at 80 columns
     assert text.count("(resources)") == (0 if width == 200 else 2)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_a_breathing_level_is_drawn_as_a_chart_that_fits(monkeypatch, width):
+    from paddlehot_cli.bench.text_chart import BARS
+
+    console = Console(width=width, file=io.StringIO(), record=True, highlight=False)
+    monkeypatch.setattr(bench_cli, "out", console)
+    report = _report("resnet18.so", 1.0)
+    report.levels[0].timeline = [(float(t), 350.0 + 90 * (5 <= t < 15), 2 if 5 <= t < 15 else 1)
+                                 for t in range(20)]
+    fixed = _report("resnet18.so", 1.0)
+    fixed.levels[0].timeline = [(float(t), 450.0, 2) for t in range(20)]
+    bench_cli.render_levels(report, "breathing")
+    bench_cli.render_levels(fixed, "fixed")
+    text = console.export_text()
+    assert all(len(line) <= width for line in text.splitlines()), text
+    assert text.count("pool at concurrency 16") == 1  # a pool that never changed: no chart
+    pool_row = next(line for line in text.splitlines() if line.strip().startswith("pool  "))
+    assert "1..2" in pool_row and BARS[-1] in pool_row and BARS[4] in pool_row  # 2 and 1 of 2

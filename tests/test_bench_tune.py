@@ -104,6 +104,29 @@ def test_tune_ranks_checks_and_writes_serving_json(repo, tmp_path):
     assert not (repo / "cnn" / "1.0.0" / "serving.json").exists()
 
 
+def test_breathing_round_measures_the_winner_growing_from_pool_min(repo):
+    """--tune reports the winner as serve runs it: from pool_min 1, grown under the same load."""
+    from paddlehot_cli.bench.tuning.report import breathing_line, breathing_summary
+    from paddlehot_cli.bench.tuning.sweep import TuneRun, breathing_round
+    from paddlehot_cli.bench.tuning.target import LoadSpec, resolve_target
+
+    # a 12 s round: time for the niced keeper to create even on a busy box
+    target, load = resolve_target(f"{repo}:cnn"), LoadSpec(concurrency=2, duration=8.0)
+    setting = Setting(threads=1, pool_max=2)
+    run = TuneRun(target, load)
+    run.breathing = breathing_round(target, setting, load, pool_min=1, idle_s=30.0)
+    assert "error" not in run.breathing, run.breathing
+    pool = run.breathing["level"]["pool"]
+    assert pool["min"] == 1 and pool["max"] == 2, pool
+    assert pool["grown"] == 1 and pool["size"] == 2, run.breathing["level"]["timeline"]
+    winner = _result(setting, 100.0, 10.0)
+    winner.level["rss_after_mb"] = 400.0
+    summary = breathing_summary(run, winner)
+    assert summary["throughput_vs_fixed"] == round(summary["throughput_rps"] / 100.0, 3)
+    assert summary["pool_min"] == 1 and summary["timeline"] and summary["seconds"] >= 10
+    assert "as serve runs it, breathing (pool 1..2" in breathing_line(summary)
+
+
 def test_unreachable_slo_recommends_nothing_and_writes_nothing(repo, tmp_path):
     model = tmp_path / "repo"
     shutil.copytree(repo, model)

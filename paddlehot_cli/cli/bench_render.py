@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from paddlehot_cli.bench.text_chart import timeline_chart
 from paddlehot_cli.cli.render import out
 
 
@@ -29,14 +30,16 @@ def _table(title: str, columns: tuple[str, ...]):  # type: ignore[no-untyped-def
 
 
 def _render_timelines(report) -> None:  # type: ignore[no-untyped-def]
-    """Pool size and RSS over time, per level, when the pool changed size (a breathing pool)."""
+    """Pool size and RSS over time, per level, when the pool changed size (a breathing pool):
+    a text chart here, every sample in the JSON report."""
     for level in report.levels:
         sizes = {pool for _, _, pool in level.timeline if pool is not None}
         if len(sizes) < 2:
             continue
-        points = "  ".join(f"{t:.0f}s {pool}/{rss:.0f}MB" for t, rss, pool in level.timeline)
-        out.print(f"[bold]pool[/bold] at concurrency {level.concurrency} (predictors/RSS): "
-                  f"{points}", soft_wrap=True, highlight=False)
+        out.print(f"[bold]pool[/bold] at concurrency {level.concurrency}, over the level:",
+                  highlight=False)
+        for row in timeline_chart(level.timeline, width=min(60, max(20, out.width - 24))):
+            out.print("  " + row, highlight=False, soft_wrap=True)
 
 
 def render_levels(report, title: str) -> None:  # type: ignore[no-untyped-def]

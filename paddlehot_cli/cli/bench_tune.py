@@ -23,8 +23,11 @@ def _progress():  # type: ignore[no-untyped-def]
 
 def run_tune(plan: TunePlan, json_out: Path | None, plot: Path | None) -> None:
     from paddlehot_cli.bench.report import write_json
+    from paddlehot_cli.bench.text_chart import timeline_chart
     from paddlehot_cli.bench.tuning import search
     from paddlehot_cli.bench.tuning.report import (
+        breathing_line,
+        breathing_summary,
         final_table,
         results_table,
         serve_command,
@@ -69,6 +72,12 @@ def run_tune(plan: TunePlan, json_out: Path | None, plot: Path | None) -> None:
             written = search.save_winner(plan, outcome)
             out.print(f"wrote {written} (serve applies it to {target.name}; flags override it)")
         out.print(serve_command(run, winner.setting), soft_wrap=True, highlight=False)
+        breathing = breathing_summary(run, winner)
+        if breathing is not None:
+            out.print(breathing_line(breathing), soft_wrap=True, highlight=False)
+            for row in timeline_chart([(p["t_s"], p["rss_mb"], p["pool_size"])
+                                       for p in breathing.get("timeline", [])]):
+                out.print("  " + row, highlight=False, soft_wrap=True)
     out.print("[dim]one run on this box; on a shared machine rankings within a few % are noise[/dim]")
     if json_out:
         write_json(json_out, tune_json(run, asdict(plan.grid), objective, slo, winner, written))

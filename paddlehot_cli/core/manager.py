@@ -42,6 +42,7 @@ from paddlehot_cli.core.manager_config import ManagerConfig
 from paddlehot_cli.core.manager_queries import ManagerQueries
 from paddlehot_cli.core.model_state import ModelState, path_signature
 from paddlehot_cli.core.policies import Action, Load, Unload
+from paddlehot_cli.core.pool_keeper import shared_keeper
 from paddlehot_cli.core.quarantine import Quarantine
 from paddlehot_cli.core.rollback_log import breaker_changed
 from paddlehot_cli.core.router import Labels, NotLoaded, Unavailable
@@ -64,6 +65,8 @@ class Manager(ManagerQueries):
         quarantine: Quarantine | None = None,
     ):
         self.config = config or ManagerConfig()
+        # growing a pool is a small load: the keeper runs at the loads' priority
+        shared_keeper().nice = self.config.load_nice
         self._quarantine = quarantine or Quarantine(None)  # versions that killed the process
         self._harness = LoadHarness(loader, self.config.harness(), self._quarantine)
         self._policy = self.config.swap_policy()

@@ -30,7 +30,9 @@ class ManagerConfig:
     warmup_rtol: float = 1e-3
     breaker: dict = field(default_factory=dict)  # Breaker keyword arguments
     drain_timeout_s: float = 30.0
-    load_nice: int = 10  # loads run at a lower CPU priority than serving (Linux, per thread)
+    # loads and pool growth (the pool keeper) run at a lower CPU priority than serving (Linux,
+    # per thread)
+    load_nice: int = 10
     # the CPU of serve's event loop: workers of GIL-bound versions run there too (cpu_affinity.py)
     gil_cpu: int | None = None
 

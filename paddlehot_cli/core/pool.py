@@ -4,7 +4,10 @@ background under load and shrinks back to `min` when idle, even without traffic.
 `acquire()` hands out a free item or waits for one. It never creates one itself while another
 item exists: the growth rule is "a caller found every item busy" - the pool then asks the
 process-wide keeper (pool_keeper.py) for one more item, and the caller takes whichever item is
-free first, the new one or one coming back. Only an empty pool (`min` 0, nothing left) creates
+free first, the new one or one coming back. Waiting callers are served first come, first served:
+an item released while callers wait is handed to the oldest of them, never left for whoever
+asks next (the releasing thread itself, which still holds the GIL and always won that race: a
+waiter then waited for the item being created, the whole growth). Only an empty pool (`min` 0, nothing left) creates
 on the caller's thread, since nothing else could serve it. The keeper creates one item at a
 time, warms it (`warm`) on its own long-lived thread, and grows again while callers still wait.
 Items above `min` idle longer than `idle_s` are destroyed by the keeper's timer. With
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +39,16 @@ class PoolCounters:
     reclaimed: int = 0  # idle items destroyed (timer, shrink)
     refused: int = 0  # growths the memory budget refused
     failed: int = 0  # growths whose factory or warm-up failed
+
+
+class _Waiter:
+    """One caller waiting in acquire(): woken alone when an item is handed to it."""
+
+    __slots__ = ("cond", "item", "served")
+
+    def __init__(self, lock: threading.Lock):
+        self.cond = threading.Condition(lock)
+        self.item, self.served = None, False
 
 
 class Pool(Generic[T]):
@@ -65,12 +79,13 @@ class Pool(Generic[T]):
         self.min_size, self.max_size, self.idle_s = min_size, max_size, idle_s
         self.counters = PoolCounters()
         self._clock = clock
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # close() and destroys wait on it
+        self._waiters: deque[_Waiter] = deque()  # callers waiting, oldest first
         self._free: list[tuple[T, float]] = []  # (item, time it was returned), LIFO
         self._size = 0  # items created and not destroyed (free + in use)
         self._growing = 0  # items the keeper is creating
         self._destroying = 0  # items taken out to be destroyed, not yet destroyed
-        self._waiting = 0  # callers waiting for a free item
         self._draining = False  # returned items above `min` are destroyed at once
         self._resting = False  # kept for rollback: a growth under way is dropped, see rest()
         self._closed = False
@@ -95,7 +110,7 @@ class Pool(Generic[T]):
 
     @property
     def waiting(self) -> int:
-        return self._waiting
+        return len(self._waiters)
 
     def _reclaim_locked(self, idle_s: float | None = None) -> list[T]:
         now, limit = self._clock(), self.idle_s if idle_s is None else idle_s
@@ -109,49 +124,76 @@ class Pool(Generic[T]):
         return dead
 
     def _wants_growth_locked(self) -> bool:
-        return (not self._closed and not self._draining and self._waiting > 0
+        return (not self._closed and not self._draining and bool(self._waiters)
                 and self._growing == 0 and self._size < self.max_size)
+
+    def _hand_out_locked(self, item: T) -> None:
+        """An item is free: to the oldest waiting caller, else on the free list."""
+        if self._waiters:
+            w = self._waiters.popleft()
+            w.item, w.served = item, True
+            w.cond.notify()
+        else:
+            self._free.append((item, self._clock()))
+
+    def _wake_all_locked(self) -> None:
+        for w in self._waiters:
+            w.cond.notify()
+        self._cond.notify_all()
 
     def acquire(self, timeout: float | None = None) -> T:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise PoolClosed("pool is closed")
-                if self._free:
-                    return self._free.pop()[0]
-                if self._size == 0 and self._growing == 0:
-                    self._size += 1  # nothing could serve this caller: create here
-                    break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError("no free item in the pool")
-                self._waiting += 1
+        with self._lock:
+            if self._closed:
+                raise PoolClosed("pool is closed")
+            if self._free and not self._waiters:
+                return self._free.pop()[0]
+            if not self._creatable_locked():
+                w = _Waiter(self._lock)
+                self._waiters.append(w)
                 self._resting = False  # traffic is back (a rollback): growth is wanted again
                 try:
                     if self._keeper is not None and self._wants_growth_locked():
                         self._keeper.request_growth(self)
-                    self._cond.wait(remaining)
+                    while not w.served:
+                        if self._closed:
+                            raise PoolClosed("pool is closed")
+                        if self._waiters[0] is w and self._creatable_locked():
+                            break  # the pool emptied (a creation failed): create below
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            raise TimeoutError("no free item in the pool")
+                        w.cond.wait(remaining)
                 finally:
-                    self._waiting -= 1
+                    if not w.served:
+                        self._waiters.remove(w)
+                        if self._waiters and self._creatable_locked():
+                            self._waiters[0].cond.notify()  # now first: it may create
+                if w.served:
+                    return w.item
+            self._size += 1  # nothing could serve this caller: create here
         try:
             return self._factory()
         except BaseException:
-            with self._cond:
+            with self._lock:
                 self._size -= 1
-                self._cond.notify()
+                if self._waiters:
+                    self._waiters[0].cond.notify()  # it may create now
             raise
 
+    def _creatable_locked(self) -> bool:
+        return self._size == 0 and self._growing == 0
+
     def release(self, item: T) -> None:
-        with self._cond:
-            if self._closed or (self._draining and self._size > self.min_size):
+        with self._lock:
+            if self._closed or (self._draining and self._size > self.min_size
+                                and not self._waiters):
                 self._size -= 1
                 dead = [item]
                 self._cond.notify_all()
             else:
-                self._free.append((item, self._clock()))
+                self._hand_out_locked(item)
                 dead = []
-                self._cond.notify()
         for d in dead:
             self._destroy(d)
 
@@ -187,7 +229,7 @@ class Pool(Generic[T]):
                 if ok and not (self._closed or self._draining or self._resting):
                     self._size += 1
                     self.counters.grown += 1
-                    self._free.append((item, self._clock()))
+                    self._hand_out_locked(item)
                     item = None
                 elif not ok:
                     self.counters.failed += 1
@@ -244,7 +286,7 @@ class Pool(Generic[T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
+            self._wake_all_locked()
             while self._size > len(self._free) or self._growing or self._destroying:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

@@ -2,8 +2,9 @@
 
 Growth: a pool whose callers found every predictor busy asks here; the keeper creates one
 predictor at a time (the box has 2-4 cores: two creations at once would only slow each other and
-the requests), niced like a version load, warms it on this same thread, and hands it to the pool;
-it grows that pool again while callers still wait. A failure (the factory raised, the warm-up
+the requests), niced like a version load (the Manager sets `nice` to its load_nice), warms it on
+this same thread, and hands it to the oldest caller waiting (core/pool.py: first come, first
+served) or to the free list; it grows that pool again while callers still wait. A failure (the factory raised, the warm-up
 raised, the memory budget refused) is logged, counted by the pool and retried with a backoff
 (1 s doubling to 30 s); the version keeps serving on the predictors it has.
 

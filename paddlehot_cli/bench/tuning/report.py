@@ -94,6 +94,44 @@ def final_table(final: dict[str, Any], winner: Result | None) -> Any:
     return table
 
 
+def breathing_summary(run: TuneRun, winner: Result | None) -> dict[str, Any] | None:
+    """The winner as serve runs it (from pool_min, growing) beside the same setting held at its
+    max: throughput and p99 ratios, when the pool reached its max, RSS at pool_min vs fixed."""
+    b = run.breathing
+    if b is None or winner is None or "error" in b:
+        return b
+    fixed = next((row for row in (run.final or {}).get("finalists", [])
+                  if row["label"] == winner.setting.label()), None)
+    level, wl = b["level"], winner.level or {}
+    fixed_rps = fixed["throughput_rps"] if fixed else wl.get("throughput_rps")
+    fixed_p99 = fixed["p99_ms"] if fixed else (wl.get("latency_ms") or {}).get("p99")
+    p99 = level["latency_ms"]["p99"]
+    full = next((pt["t_s"] for pt in level["timeline"]
+                 if (pt["pool_size"] or 0) >= b["pool_max"]), None)
+    return {**{k: b[k] for k in ("pool_min", "pool_max", "pool_idle_s")},
+            "throughput_rps": level["throughput_rps"], "p99_ms": p99,
+            "throughput_vs_fixed": round(level["throughput_rps"] / fixed_rps, 3) if fixed_rps
+            else None,
+            "p99_vs_fixed": round(p99 / fixed_p99, 3) if p99 and fixed_p99 else None,
+            "pool_full_after_s": full, "seconds": level["duration_s"],
+            "rss_at_min_mb": b["idle_rss_mb"],
+            "rss_fixed_mb": wl.get("rss_after_mb"), "timeline": level["timeline"]}
+
+
+def breathing_line(summary: dict[str, Any]) -> str:
+    if "error" in summary:
+        return f"as serve runs it (breathing from pool_min): not measured ({summary['error']})"
+    full = summary["pool_full_after_s"]
+    return (f"as serve runs it, breathing (pool {summary['pool_min']}..{summary['pool_max']}, "
+            f"idle {summary['pool_idle_s']:g} s), from {summary['pool_min']} predictor under the "
+            f"same load: {summary['throughput_rps']:.1f} req/s (x{summary['throughput_vs_fixed']}"
+            f" of the fixed pool), p99 {summary['p99_ms']:.1f} ms (x{summary['p99_vs_fixed']}), "
+            + (f"pool full after {full:g} s" if full is not None else
+               f"the pool did not reach {summary['pool_max']} within {summary['seconds']:.0f} s")
+            + f"; RSS at pool_min {_f(summary['rss_at_min_mb'], 0)} MiB vs "
+            f"{_f(summary['rss_fixed_mb'], 0)} MiB fixed")
+
+
 def serve_command(run: TuneRun, setting: Setting) -> str:
     repo = str(run.target.model_dir.parent) if run.target.model_dir else "REPO"
     flags = setting.serve_flags(paddle_options=run.target.kind == "package")
@@ -123,6 +161,7 @@ def tune_json(run: TuneRun, grid: dict[str, Any], objective: str, slo: float | N
             "serve_command": serve_command(run, winner.setting)},
         "default": default_setting().to_settings().given(),
         "final": run.final,
+        "breathing": breathing_summary(run, winner),
         "written": str(written) if written else None,
     }
 

@@ -8,8 +8,16 @@ from pathlib import Path
 
 from paddlehot_cli.bench.tuning.choose import OBJECTIVES, pick_final, rank
 from paddlehot_cli.bench.tuning.settings import AxisText, Grid, Setting, build_grid
-from paddlehot_cli.bench.tuning.sweep import ProgressFn, Result, TuneRun, final_round, sweep
+from paddlehot_cli.bench.tuning.sweep import (
+    ProgressFn,
+    Result,
+    TuneRun,
+    breathing_round,
+    final_round,
+    sweep,
+)
 from paddlehot_cli.bench.tuning.target import LoadSpec, TuneTarget, resolve_target
+from paddlehot_cli.core.serving_settings import builtin_defaults
 from paddlehot_cli.errors import UserError
 
 
@@ -62,6 +70,11 @@ def search(p: TunePlan, progress: ProgressFn = lambda what, n: None) -> TuneOutc
             run.final = pick_final(final, p.objective, p.slo_p99_ms)
             chosen = run.final.pop("_winner")
             winner = next((r for r in run.results if r.setting == chosen), None)
+    if winner is not None and winner.setting.pool_max > 1:
+        # serve breathes from pool_min to the tuned pool_max: measure that beside the fixed pool
+        d = builtin_defaults()
+        run.breathing = breathing_round(p.target, winner.setting, p.load, d.pool_min or 1,
+                                        d.pool_idle_s or 30.0, progress)
     return TuneOutcome(run, winner)
 
 

@@ -65,11 +65,14 @@ class TuneRun:
     load: LoadSpec
     results: list[Result] = field(default_factory=list)
     final: dict[str, Any] | None = None
+    breathing: dict[str, Any] | None = None  # the winner as serve runs it (breathing_round)
 
 
-def _open(worker: WorkerProcess, target: TuneTarget, setting: Setting) -> dict:
+def _open(worker: WorkerProcess, target: TuneTarget, setting: Setting, **pool: Any) -> dict:
+    """Load `setting` in the worker (`pool`: pool_min, pool_idle_s; default: fixed at max)."""
     return worker.call({"cmd": "open", "path": str(target.path), "setting": asdict(setting),
-                        "validation_dir": str(target.validation_dir), "label": setting.label()})
+                        "validation_dir": str(target.validation_dir), "label": setting.label(),
+                        **pool})
 
 
 def sweep(target: TuneTarget, settings: Sequence[Setting], load: LoadSpec,
@@ -144,6 +147,28 @@ def final_round(target: TuneTarget, finalists: Sequence[Result], load: LoadSpec,
             worker.close()
     return {"rounds": rounds, "settings": settings,
             "merged": {s: _merge_levels(levels[s]) for s in settings}}
+
+
+BREATHING_MIN_S = 10.0
+
+
+def breathing_round(target: TuneTarget, setting: Setting, load: LoadSpec, pool_min: int,
+                    idle_s: float, progress: ProgressFn = lambda what, n: None) -> dict[str, Any]:
+    """The winner as serve runs it: its pool starts at `pool_min` and grows under the same load
+    (a burst after idle), with no warm-up: the growth is part of what is measured. As long as
+    the final round measured each finalist, and at least 10 s: a resnet18 predictor takes 1.5 s
+    to create on an idle core, several on a busy box (the keeper creates niced)."""
+    worker = WorkerProcess()
+    try:
+        opened = _open(worker, target, setting, pool_min=pool_min, pool_idle_s=idle_s)
+        burst = replace(load, duration=max(1.5 * load.duration, BREATHING_MIN_S), warmup=0.0)
+        answer = worker.call(burst.command(), lambda n: progress("breathing", n))
+    except WorkerError as exc:
+        return {"error": str(exc)}
+    finally:
+        worker.close()
+    return {"pool_min": pool_min, "pool_max": setting.pool_max, "pool_idle_s": idle_s,
+            "idle_rss_mb": opened.get("rss_mb"), "level": answer["level"]}
 
 
 def _merge_levels(levels: Sequence[dict]) -> dict[str, Any]:

@@ -55,6 +55,9 @@ class BatcherTarget(ThisProcess):
 
         return call, lambda: None
 
+    def pool_size(self) -> int | None:
+        return self.servable.pool_size
+
 
 class Worker:
     def __init__(self, emit: Callable[[dict], None]):
@@ -75,10 +78,11 @@ class Worker:
         options = PaddleOptions(onednn=s["onednn"], ir_optim=s["ir_optim"],
                                 memory_optim=s["memory_optim"],
                                 onednn_cache_capacity=s["onednn_cache_capacity"])
-        # the pool at its max from the start: each setting is measured in its steady state
-        # (a breathing pool's growth and reclaim: bench/pool_breathing.py)
-        servable = load(self.path, threads=s["threads"], pool_min=s["pool_max"],
-                        pool_max=s["pool_max"],
+        # the pool at its max from the start: each setting is measured in its steady state;
+        # `pool_min` given: the pool breathes from there, as serve runs it (breathing_round)
+        servable = load(self.path, threads=s["threads"],
+                        pool_min=req.get("pool_min", s["pool_max"]), pool_max=s["pool_max"],
+                        idle_s=req.get("pool_idle_s", 30.0),
                         paddle_options=options, c_api=build_pdcapi)
         specs = servable.manifest.inputs
         batchable = all(spec.shape and spec.shape[0] == -1 for spec in specs)
@@ -150,6 +154,8 @@ class Worker:
         level = run_level(self.target, feeds, req["concurrency"], cfg, tick)
         data = level.to_json()
         data["rss_after_mb"] = round(_rss_mb(), 1)
+        pool = self.target.servable.pool
+        data["pool"] = pool.describe() if pool is not None else None  # grown, reclaimed, ...
         return {"level": data}
 
     def shapes(self, req: dict) -> dict:
