@@ -5,67 +5,14 @@
  *     (Paddle's exit of such a thread, and pdcapi's kernel clearing, touch the process-wide
  *     oneDNN cache the steady threads are using) or only clones and destroys one, then exits.
  * Prints "exits ok runs=N exits=M" or the first failure and exits 1 (a crash is a signal). */
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
-#include "paddlehot_pdcapi_ext.h"
-#include "pd_inference_api.h"
+#define POOL 4
+enum { STEADY = 3 };
+#include "pdcapi_pool.h"
 
-enum { POOL = 4, STEADY = 3, BATCH = 2, IN = 16, OUT = 4 };
-
-static PD_Predictor *root, *stack[POOL];
-static int top;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static volatile int stop, failed;
-static long runs, exits;
-static float want[BATCH * OUT];
-static char why[1024];
-
-static void fail(const char *what) {
-  pthread_mutex_lock(&mu);
-  if (!failed) snprintf(why, sizeof why, "%s: %s", what, paddlehot_pdcapi_last_error());
-  failed = 1;
-  stop = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
-}
-
-static int infer(PD_Predictor *p, float *out) {
-  static const float x[BATCH * IN] = {0.5f, -1.0f, 0.25f, 2.0f, 0.0f, 1.5f, -0.75f, 3.0f};
-  PD_Tensor *in = PD_PredictorGetInputHandle(p, "x");
-  if (!in) return 0;
-  int32_t shape[2] = {BATCH, IN};
-  PD_TensorReshape(in, 2, shape);
-  PD_TensorCopyFromCpuFloat(in, x);
-  PD_Bool ok = PD_PredictorRun(p);
-  PD_TensorDestroy(in);
-  if (!ok) return 0;
-  PD_OneDimArrayCstr *names = PD_PredictorGetOutputNames(p);
-  PD_Tensor *y = names ? PD_PredictorGetOutputHandle(p, names->data[0]) : NULL;
-  if (y) PD_TensorCopyToCpuFloat(y, out);
-  PD_TensorDestroy(y);
-  PD_OneDimArrayCstrDestroy(names);
-  return y != NULL;
-}
-
-static PD_Predictor *take(void) {
-  pthread_mutex_lock(&mu);
-  while (top == 0 && !stop) pthread_cond_wait(&cv, &mu);
-  PD_Predictor *p = top > 0 ? stack[--top] : NULL;
-  pthread_mutex_unlock(&mu);
-  return p;
-}
-
-static void give(PD_Predictor *p) {
-  pthread_mutex_lock(&mu);
-  stack[top++] = p;
-  pthread_cond_signal(&cv);
-  pthread_mutex_unlock(&mu);
-}
+static long exits;
 
 static int run_one(const char *who) {
   float got[BATCH * OUT];
