@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "paddlehot_pdcapi_ext.h"
 #include "pd_inference_api.h"
@@ -61,6 +62,42 @@ static void give(PD_Predictor *p) {
   stack[top++] = p;
   pthread_cond_signal(&cv);
   pthread_mutex_unlock(&mu);
+}
+
+/* The root predictor (1 math thread), its answer, and POOL clones on the stack; 0 on failure
+ * (the reason printed after `who`). */
+static int start_pool(const char *who, const char *prog, const char *params) {
+  PD_Config *c = PD_ConfigCreate();
+  PD_ConfigSetModel(c, prog, params);
+  PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
+  root = PD_PredictorCreate(c);
+  PD_ConfigDestroy(c);
+  if (!root || !infer(root, want)) {
+    printf("%s FAILED: root: %s\n", who, paddlehot_pdcapi_last_error());
+    return 0;
+  }
+  for (int i = 0; i < POOL; i++)
+    if (!(stack[top++] = PD_PredictorClone(root))) return 0;
+  return 1;
+}
+
+/* Run for `seconds` or until a failure, then tell every thread to stop. */
+static void run_then_stop(int seconds) {
+  time_t end = time(NULL) + seconds;
+  while (!stop && time(NULL) < end) {
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+  }
+  pthread_mutex_lock(&mu);
+  stop = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+/* Destroy the pool and the root. */
+static void end_pool(void) {
+  for (int i = 0; i < top; i++) PD_PredictorDestroy(stack[i]);
+  PD_PredictorDestroy(root);
 }
 
 #endif

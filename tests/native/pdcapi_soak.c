@@ -62,40 +62,15 @@ static long rss_kb(void) {
 
 int main(int argc, char **argv) {
   if (argc < 4) return 2;
-  PD_Config *c = PD_ConfigCreate();
-  PD_ConfigSetModel(c, argv[1], argv[2]);
-  PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
-  root = PD_PredictorCreate(c);
-  PD_ConfigDestroy(c);
-  if (!root || !infer(root, want)) {
-    printf("soak FAILED: root: %s\n", paddlehot_pdcapi_last_error());
-    return 1;
-  }
-  for (int i = 0; i < POOL; i++)
-    if (!(stack[top++] = PD_PredictorClone(root))) return 1;
+  if (!start_pool("soak", argv[1], argv[2])) return 1;
   long rss0 = rss_kb();
   pthread_t th[WORKERS + 1];
   for (int i = 0; i < WORKERS; i++) pthread_create(&th[i], NULL, worker, NULL);
   pthread_create(&th[WORKERS], NULL, churn, NULL);
-  struct timespec end;
-  clock_gettime(CLOCK_MONOTONIC, &end);
-  end.tv_sec += atoi(argv[3]);
-  for (;;) {
-    struct timespec now, nap = {0, 50 * 1000 * 1000};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (stop || now.tv_sec > end.tv_sec ||
-        (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-      break;
-    nanosleep(&nap, NULL);
-  }
-  pthread_mutex_lock(&mu);
-  stop = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  run_then_stop(atoi(argv[3]));
   for (int i = 0; i <= WORKERS; i++) pthread_join(th[i], NULL);
   long rss1 = rss_kb();
-  for (int i = 0; i < top; i++) PD_PredictorDestroy(stack[i]);
-  PD_PredictorDestroy(root);
+  end_pool();
   if (failed) {
     printf("soak FAILED: %s (runs=%ld churn=%ld)\n", why, runs, churns);
     return 1;

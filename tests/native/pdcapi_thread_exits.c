@@ -63,32 +63,13 @@ static void *spawner(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 4) return 2;
-  PD_Config *c = PD_ConfigCreate();
-  PD_ConfigSetModel(c, argv[1], argv[2]);
-  PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
-  root = PD_PredictorCreate(c);
-  PD_ConfigDestroy(c);
-  if (!root || !infer(root, want)) {
-    printf("exits FAILED: root: %s\n", paddlehot_pdcapi_last_error());
-    return 1;
-  }
-  for (int i = 0; i < POOL; i++)
-    if (!(stack[top++] = PD_PredictorClone(root))) return 1;
+  if (!start_pool("exits", argv[1], argv[2])) return 1;
   pthread_t th[STEADY + 1];
   for (int i = 0; i < STEADY; i++) pthread_create(&th[i], NULL, steady, NULL);
   pthread_create(&th[STEADY], NULL, spawner, NULL);
-  time_t end = time(NULL) + atoi(argv[3]);
-  while (!stop && time(NULL) < end) {
-    struct timespec nap = {0, 50 * 1000 * 1000};
-    nanosleep(&nap, NULL);
-  }
-  pthread_mutex_lock(&mu);
-  stop = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  run_then_stop(atoi(argv[3]));
   for (int i = 0; i <= STEADY; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < top; i++) PD_PredictorDestroy(stack[i]);
-  PD_PredictorDestroy(root);
+  end_pool();
   if (failed) {
     printf("exits FAILED: %s (runs=%ld exits=%ld)\n", why, runs, exits);
     return 1;
