@@ -91,6 +91,35 @@ def test_growth_never_blocks_a_caller_while_the_item_is_created():
     pool.close()
 
 
+def test_the_keeper_thread_ends_with_the_last_pool_and_comes_back_with_the_next():
+    """Every background thread stops on shutdown: the keeper's ends when its last pool closes."""
+    before = set(threading.enumerate())
+    keeper = PoolKeeper(nice=0)
+    pools = [Pool(object, min_size=1, max_size=2, idle_s=30, keeper=keeper) for _ in range(2)]
+    assert keeper.running
+    threads = [t for t in set(threading.enumerate()) - before if t.name == "paddlehot-pools"]
+    assert len(threads) == 1
+    pools[0].close()
+    time.sleep(0.2)
+    assert keeper.running  # one pool left
+    pools[1].close()
+    deadline = time.monotonic() + 5
+    while keeper.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not keeper.running
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+    again = Pool(object, min_size=1, max_size=2, idle_s=30, keeper=keeper)
+    held = again.acquire()
+    waiter = threading.Thread(target=lambda: again.release(again.acquire(timeout=10)))
+    waiter.start()  # growth needs the keeper: a new thread serves it
+    again.release(held)
+    waiter.join(10)
+    assert keeper.running
+    again.close()
+
+
 def test_growth_runs_at_the_loads_priority():
     """The keeper creates at the Manager's load_nice, the setting version loads use."""
     from paddlehot_cli.core.manager import Manager

@@ -10,8 +10,9 @@ raised, the memory budget refused) is logged, counted by the pool and retried wi
 
 Why warm-up runs here: Paddle's oneDNN cache is keyed by thread id, and a thread that ran two
 predictors and exits leaves entries that poison the next thread given its id (onednn_threads.py).
-This thread lives as long as the process, so the predictors it warms never meet such entries; if
-it ever ended, onednn_threads would mark them for renewal as for any other thread.
+This thread lives as long as any pool does, so the predictors it warms never meet such entries;
+it ends when the last pool is gone (a shutdown: every background thread stops), and the next
+pool starts a new one (no predictor of the old thread is left to meet its entries).
 
 Reclaim: every tick (a quarter of the shortest idle timeout, 50 ms..1 s) each pool destroys its
 predictors idle past its timeout down to `min`; after any destroy the C heap is trimmed
@@ -55,6 +56,12 @@ class PoolKeeper:
         with self._cond:
             self._pools.discard(pool)
             self._wanted.discard(pool)
+            self._cond.notify()  # the last pool gone: the thread ends
+
+    @property
+    def running(self) -> bool:
+        with self._cond:
+            return self._thread is not None
 
     def request_growth(self, pool: Any) -> None:
         """Called by a pool (under its own lock: this lock comes second, never the reverse)."""
@@ -79,6 +86,9 @@ class PoolKeeper:
         next_reclaim = time.monotonic()
         while True:
             with self._cond:
+                if not self._pools:  # under the lock: a register() now starts a new thread
+                    self._thread = None
+                    return
                 now = time.monotonic()
                 ready = [p for p in list(self._wanted)
                          if self._backoff.get(p, (0.0, 0.0))[1] <= now]
