@@ -120,6 +120,41 @@ def test_the_keeper_thread_ends_with_the_last_pool_and_comes_back_with_the_next(
     again.close()
 
 
+class _ManualKeeper:
+    """Drives growth by hand (Pool.grow_once is the keeper's side, usable directly)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def register(self, pool) -> None:
+        pass
+
+    def unregister(self, pool) -> None:
+        pass
+
+    def request_growth(self, pool) -> None:
+        self.requests += 1
+
+
+def test_a_wait_that_already_ended_still_grows_the_pool():
+    """A fast model: the caller waited only while the other's run lasted and is served before
+    the (niced) keeper looks. Growth must still happen: before, the keeper found nobody waiting
+    and dropped it, and a pool under steady load could stay at min."""
+    keeper = _ManualKeeper()
+    pool = Pool(object, min_size=1, max_size=2, idle_s=30, keeper=keeper)
+    held = pool.acquire()
+    waiter = threading.Thread(target=lambda: pool.release(pool.acquire(timeout=10)))
+    waiter.start()
+    while pool.waiting == 0:
+        time.sleep(0.001)
+    pool.release(held)
+    waiter.join(10)
+    assert keeper.requests == 1 and pool.waiting == 0
+    assert pool.grow_once() and pool.size == 2
+    assert not pool.grow_once()  # full
+    pool.close()
+
+
 def test_growth_runs_at_the_loads_priority():
     """The keeper creates at the Manager's load_nice, the setting version loads use."""
     from paddlehot_cli.core.manager import Manager

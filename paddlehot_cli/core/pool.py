@@ -10,6 +10,10 @@ asks next (the releasing thread itself, which still holds the GIL and always won
 waiter then waited for the item being created, the whole growth). Only an empty pool (`min` 0, nothing left) creates
 on the caller's thread, since nothing else could serve it. The keeper creates one item at a
 time, warms it (`warm`) on its own long-lived thread, and grows again while callers still wait.
+A caller's wait keeps growth wanted for a second (`_DEMAND_S`): with a fast model callers wait
+only while another's run lasts, and the niced keeper, scheduled mostly when the request threads
+are not running, could otherwise find nobody waiting at every look and never grow (a flaky
+`bench --tune` breathing round showed it). A growth done clears that until a caller waits again.
 Items above `min` idle longer than `idle_s` are destroyed by the keeper's timer. With
 `min == max` nothing ever grows or shrinks: a fixed pool.
 """
@@ -26,6 +30,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+
+_DEMAND_S = 1.0  # how long one caller's wait keeps growth wanted
 
 class PoolClosed(RuntimeError):
     pass
@@ -89,6 +95,10 @@ class Pool(Generic[T]):
         self._draining = False  # returned items above `min` are destroyed at once
         self._resting = False  # kept for rollback: a growth under way is dropped, see rest()
         self._closed = False
+        # a caller waited recently (monotonic deadline): growth stays wanted that long, so the
+        # keeper grows even when it runs at an instant nobody waits - a fast model's callers
+        # wait only while the other's run lasts, and a niced keeper is scheduled mostly then
+        self._demand_until = 0.0
         for _ in range(min_size if initial is None else max(min_size, initial)):
             self._free.append((factory(), clock()))
             self._size += 1
@@ -124,7 +134,8 @@ class Pool(Generic[T]):
         return dead
 
     def _wants_growth_locked(self) -> bool:
-        return (not self._closed and not self._draining and bool(self._waiters)
+        demand = bool(self._waiters) or time.monotonic() < self._demand_until
+        return (not self._closed and not self._draining and demand
                 and self._growing == 0 and self._size < self.max_size)
 
     def _hand_out_locked(self, item: T) -> None:
@@ -152,6 +163,7 @@ class Pool(Generic[T]):
                 w = _Waiter(self._lock)
                 self._waiters.append(w)
                 self._resting = False  # traffic is back (a rollback): growth is wanted again
+                self._demand_until = time.monotonic() + _DEMAND_S
                 try:
                     if self._keeper is not None and self._wants_growth_locked():
                         self._keeper.request_growth(self)
@@ -229,6 +241,7 @@ class Pool(Generic[T]):
                 if ok and not (self._closed or self._draining or self._resting):
                     self._size += 1
                     self.counters.grown += 1
+                    self._demand_until = 0.0  # more only if a caller has to wait again
                     self._hand_out_locked(item)
                     item = None
                 elif not ok:
@@ -271,7 +284,7 @@ class Pool(Generic[T]):
         """A version kept loaded but out of the traffic (warm for rollback): down to `min` now,
         and a growth under way is dropped, until a caller has to wait again."""
         with self._cond:
-            self._resting = True
+            self._resting, self._demand_until = True, 0.0
         return self.shrink_to_min()
 
     def drain(self) -> int:
