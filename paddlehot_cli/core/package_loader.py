@@ -23,7 +23,7 @@ from paddlehot_cli.core import memory_budget, onednn_threads, paddle_runtime
 from paddlehot_cli.core.manifest import Manifest, read_verified
 from paddlehot_cli.core.pool import Pool, PoolClosed
 from paddlehot_cli.core.precision_config import configure_precision
-from paddlehot_cli.core.signature import TensorSpec, check_inputs
+from paddlehot_cli.core.signature import check_inputs, zero_inputs
 from paddlehot_cli.errors import PackageError, short_error
 
 
@@ -163,9 +163,9 @@ class PackageServable:
         return self._pool
 
     def _warm(self, bound: _Bound) -> None:
-        """A new predictor's first run, on the pool keeper's thread (it never exits: see
-        pool_keeper), with the last inputs served, else zeros shaped by the manifest."""
-        feeds = self._last_feeds or _zeros(self.manifest.inputs)
+        """A new predictor's first run, on the pool keeper's thread (it lives as long as any
+        pool: see pool_keeper), with the last inputs served, else zeros shaped by the manifest."""
+        feeds = self._last_feeds or zero_inputs(self.manifest.inputs)
         bound.run(feeds)
 
     @property
@@ -216,9 +216,6 @@ def _identity(files: tuple[Path, ...]) -> list[tuple[int, int, int] | None]:
             out.append(None)
     return out
 
-
-def _zeros(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    return {s.name: np.zeros([1 if d < 0 else d for d in s.shape], dtype=s.dtype) for s in specs}
 
 
 def load_package(

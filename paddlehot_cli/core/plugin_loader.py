@@ -71,7 +71,7 @@ from paddlehot_cli.core.plugin_abi import (
 from paddlehot_cli.core.plugin_calls import Frames
 from paddlehot_cli.core.plugin_image import PrivateImage, read_digest
 from paddlehot_cli.core.pool import Pool, PoolClosed
-from paddlehot_cli.core.signature import TensorSpec, check_inputs
+from paddlehot_cli.core.signature import check_inputs, zero_inputs
 from paddlehot_cli.core.variants import variant_key
 from paddlehot_cli.errors import InputMismatch, PackageError
 
@@ -316,7 +316,7 @@ class PluginServable:
 
     def _warm(self, handle: ctypes.c_void_p) -> None:
         """A new handle's first call, on the pool keeper's thread (see core.pool_keeper)."""
-        self._call(self._last_feeds or _zeros(self.manifest.inputs), handle)
+        self._call(self._last_feeds or zero_inputs(self.manifest.inputs), handle)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = check_inputs(self.manifest.inputs, inputs)
@@ -371,7 +371,7 @@ class PluginServable:
         for i in range(FIRST_CALLS):
             began = time.perf_counter()
             try:
-                self._call(_zeros(self.manifest.inputs), handle)
+                self._call(zero_inputs(self.manifest.inputs), handle)
             except (InputMismatch, PluginError):  # zeros are no input for this model: the
                 return  # warm-up with real inputs says whether it works
             if time.perf_counter() - began < HOLD_GIL_BELOW_S:
@@ -397,9 +397,6 @@ class PluginServable:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _zeros(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
-    return {s.name: np.zeros([1 if d < 0 else d for d in s.shape], dtype=s.dtype) for s in specs}
 
 
 def load_plugin(path: str | Path, threads: int = 1, pool_min: int = 1,

@@ -140,6 +140,13 @@ def check_inputs(
     return out
 
 
+def zero_inputs(specs: Iterable[TensorSpec]) -> dict[str, np.ndarray]:
+    """Zeros for every input, dynamic dims 1: a first call when no real input was seen yet."""
+    import numpy as np
+
+    return {s.name: np.zeros([1 if d < 0 else d for d in s.shape], dtype=s.dtype) for s in specs}
+
+
 def check_shape(spec: TensorSpec, shape: tuple[int, ...]) -> None:
     if len(shape) != len(spec.shape):
         raise InputMismatch(
