@@ -40,39 +40,40 @@ static int cpu_flag_line(char *buf, size_t cap) {
   return found;
 }
 
-/* Is the whole word `flag` (length n) in the space-separated `line`? */
+/* Is the whole word flag[0..n) in the space-separated `line` (which starts with a space)? */
 static int has_flag(const char *line, const char *flag, size_t n) {
-  for (const char *p = line; (p = strstr(p, flag)) != NULL; p += n)
-    if (p[-1] == ' ' && (p[n] == ' ' || p[n] == '\0')) return 1;
+  for (const char *p = line; (p = strchr(p + 1, *flag)) != NULL;)
+    if (p[-1] == ' ' && strncmp(p, flag, n) == 0 && (p[n] == ' ' || p[n] == '\0')) return 1;
+  return 0;
+}
+
+/* The first word of the space-separated `words` whose presence among the CPU's `flags` is
+ * `present`, copied into `word` (cut at its size); 0 if there is none. */
+static int first_word(const char *flags, const char *words, int present, char *word,
+                      size_t cap) {
+  for (const char *p = words; *p;) {
+    size_t n = strcspn(p, " ");
+    if (n && has_flag(flags, p, n) == present) {
+      snprintf(word, cap, "%.*s", (int)n, p);
+      return 1;
+    }
+    p += n + (p[n] == ' ');
+  }
   return 0;
 }
 
 /* Every word of `all`, and one of `any` (if given), in the CPU's flags; else the error. */
 static int32_t check_cpu(const phot_rt_desc *d) {
-  char flags[8192];
+  char flags[8192], word[64];
   if (cpu_flag_line(flags, sizeof flags) != 0)
     return phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s is a %s variant and this CPU's flags "
                         "cannot be read (/proc/cpuinfo)", d->model, d->version, d->precision);
   const char *all = d->cpu_flags_all ? d->cpu_flags_all : "";
   const char *any = d->cpu_flags_any ? d->cpu_flags_any : "";
-  for (const char *p = all; *p;) {
-    size_t n = strcspn(p, " ");
-    char word[64];
-    snprintf(word, sizeof word, "%.*s", (int)n, p);
-    if (n && !has_flag(flags, word, n))
-      return phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: %s needs the CPU flag %s, which this CPU "
-                          "lacks", d->model, d->version, d->precision, word);
-    p += n + (p[n] == ' ');
-  }
-  int one = !*any;
-  for (const char *p = any; *p && !one;) {
-    size_t n = strcspn(p, " ");
-    char word[64];
-    snprintf(word, sizeof word, "%.*s", (int)n, p);
-    one = n && has_flag(flags, word, n);
-    p += n + (p[n] == ' ');
-  }
-  if (!one)
+  if (first_word(flags, all, 0, word, sizeof word))
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: %s needs the CPU flag %s, which this CPU "
+                        "lacks", d->model, d->version, d->precision, word);
+  if (*any && !first_word(flags, any, 1, word, sizeof word))
     return phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: %s needs a CPU with one of: %s; this CPU "
                         "has none of them (a slow or silent fp32 fallback is refused)", d->model,
                         d->version, d->precision, any);

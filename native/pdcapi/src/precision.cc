@@ -21,10 +21,10 @@ void phot_apply_precision(paddle::AnalysisConfig* cfg, const PD_Config* c) {
   }
 }
 
-/* Paddle's answer for `c`'s switches: which = 0 oneDNN, 1 int8. */
-static PD_Bool paddle_says(PD_Config* c, int which, const char* fn) {
-  bool (*query)(const paddle::AnalysisConfig*) =
-      which == 0 ? phot_cfg_onednn_enabled : phot_cfg_onednn_int8_enabled;
+/* Paddle's answer, through `query` (a weak getter: absent -> FALSE), for a config switched as
+ * `c` asks. */
+static PD_Bool paddle_says(PD_Config* c, bool (*query)(const paddle::AnalysisConfig*),
+                           const char* fn) {
   if (!query) return FALSE;
   return phot_guard(fn, (PD_Bool)FALSE, [&]() -> PD_Bool {
     paddle::AnalysisConfig* probe = phot_config_new(nullptr, fn);
@@ -43,7 +43,7 @@ void PD_ConfigEnableMKLDNN(PD_Config* c) {
 }
 PD_Bool PD_ConfigMkldnnEnabled(PD_Config* c) {
   PHOT_CHECK_ARG(c, "PD_ConfigMkldnnEnabled", FALSE);
-  return c->onednn ? paddle_says(c, 0, "PD_ConfigMkldnnEnabled") : FALSE;
+  return c->onednn ? paddle_says(c, phot_cfg_onednn_enabled, "PD_ConfigMkldnnEnabled") : FALSE;
 }
 
 /* Each switch is passed to Paddle as it is: callers turn oneDNN on first, as with Paddle's. */
@@ -54,7 +54,8 @@ void PD_ConfigEnableMkldnnBfloat16(PD_Config* c) {
 PD_Bool PD_ConfigMkldnnBfloat16Enabled(PD_Config* c) {
   PHOT_CHECK_ARG(c, "PD_ConfigMkldnnBfloat16Enabled", FALSE);
   if (!c->onednn_bf16 || !phot_cfg_enable_bf16 || !phot_paddle_supports_bf16) return FALSE;
-  return (phot_paddle_supports_bf16() && paddle_says(c, 0, "PD_ConfigMkldnnBfloat16Enabled"))
+  return (phot_paddle_supports_bf16() &&
+          paddle_says(c, phot_cfg_onednn_enabled, "PD_ConfigMkldnnBfloat16Enabled"))
              ? TRUE : FALSE;
 }
 
@@ -64,5 +65,7 @@ void PD_ConfigEnableMkldnnInt8(PD_Config* c) {
 }
 PD_Bool PD_ConfigMkldnnInt8Enabled(PD_Config* c) {
   PHOT_CHECK_ARG(c, "PD_ConfigMkldnnInt8Enabled", FALSE);
-  return c->onednn_int8 ? paddle_says(c, 1, "PD_ConfigMkldnnInt8Enabled") : FALSE;
+  return c->onednn_int8
+             ? paddle_says(c, phot_cfg_onednn_int8_enabled, "PD_ConfigMkldnnInt8Enabled")
+             : FALSE;
 }
