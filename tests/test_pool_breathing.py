@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -40,6 +41,19 @@ def infer_in_thread(s):
     t = threading.Thread(target=run)
     t.start()
     return t, done
+
+
+@contextmanager
+def a_call_waiting(s):
+    """The one predictor held here while a call waits for it (what asks the keeper to grow);
+    on leaving, the predictor goes back and the call finishes. Yields the call's result dict."""
+    held = s.pool.acquire()
+    t, done = infer_in_thread(s)
+    try:
+        yield done
+    finally:
+        s.pool.release(held)
+        t.join(30)
 
 
 def test_growth_never_blocks_a_request(cnn):
@@ -130,19 +144,13 @@ def test_failed_growth_keeps_the_version_serving(cnn, tmp_path):
         pool = s.pool
         params = pkg / "model.pdiparams"
         params.rename(tmp_path / "away")  # a careless operator cleans up the package dir
-        held = pool.acquire()
-        t, done = infer_in_thread(s)
-        assert wait_for(lambda: pool.counters.failed >= 1), "growth did not fail"
-        pool.release(held)
-        t.join(30)
+        with a_call_waiting(s) as done:
+            assert wait_for(lambda: pool.counters.failed >= 1), "growth did not fail"
         assert "out" in done and pool.size == 1
         assert s.infer(X)["logits"].shape == (1, 10)
         (tmp_path / "away").rename(params)  # back: the next growth (after its backoff) works
-        held = pool.acquire()
-        t, done = infer_in_thread(s)
-        assert wait_for(lambda: pool.size == 2, 20), "growth was not retried"
-        pool.release(held)
-        t.join(30)
+        with a_call_waiting(s):
+            assert wait_for(lambda: pool.size == 2, 20), "growth was not retried"
 
 
 def test_memory_budget_refuses_growth_and_loads(cnn):
@@ -150,11 +158,8 @@ def test_memory_budget_refuses_growth_and_loads(cnn):
         with load(cnn, pool_min=1, pool_max=2, idle_s=30) as s:
             pool = s.pool
             memory_budget.configure(memory_budget.rss_bytes() + s.predictor_cost // 4)
-            held = pool.acquire()
-            t, done = infer_in_thread(s)
-            assert wait_for(lambda: pool.counters.refused >= 1), "growth was not refused"
-            pool.release(held)
-            t.join(30)
+            with a_call_waiting(s) as done:
+                assert wait_for(lambda: pool.counters.refused >= 1), "growth was not refused"
             assert "out" in done and pool.size == 1
             memory_budget.configure(memory_budget.rss_bytes() // 2)
             with pytest.raises(BudgetRefused, match="memory budget"):
