@@ -46,6 +46,7 @@ struct PD_Predictor {
   std::shared_ptr<paddle_infer::Predictor> pred; /* from CreatePredictor: libpaddle's deleter */
   std::vector<std::string> in_names, out_names;
   phot_files* files; /* NULL unless loaded from a PIR buffer */
+  uint64_t id;       /* unique in the process (thread_runs.cc: a reused address is another) */
 };
 
 struct PD_Tensor {
@@ -92,11 +93,17 @@ PHOT_HIDDEN void phot_thread_before_paddle(void);
 PHOT_HIDDEN void phot_thread_after_paddle(void);
 PHOT_HIDDEN void phot_run_enter(void);
 PHOT_HIDDEN void phot_run_leave(void);
+PHOT_HIDDEN bool phot_run_enter_for(const PD_Predictor* p); /* true: this run runs alone */
+PHOT_HIDDEN void phot_run_leave_for(bool alone);
+PHOT_HIDDEN uint64_t phot_new_predictor_id(void);
+PHOT_HIDDEN void phot_alone_begin(void); /* no run in flight until phot_alone_end */
+PHOT_HIDDEN void phot_alone_end(void);
 struct PhotRunGate {
-  PhotRunGate() { phot_run_enter(); }
-  ~PhotRunGate() { phot_run_leave(); }
+  explicit PhotRunGate(const PD_Predictor* p) : alone(phot_run_enter_for(p)) {}
+  ~PhotRunGate() { phot_run_leave_for(alone); }
   PhotRunGate(const PhotRunGate&) = delete;
   PhotRunGate& operator=(const PhotRunGate&) = delete;
+  const bool alone;
 };
 PHOT_HIDDEN void phot_note_run(const PD_Predictor* p);
 PHOT_HIDDEN bool phot_forget_onednn_kernels(void); /* false where the wheel has no oneDNN */

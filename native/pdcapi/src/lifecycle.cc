@@ -35,6 +35,8 @@ std::shared_ptr<paddle_infer::Predictor> phot_create_locked(const paddle::Analys
 void phot_destroy_locked(std::shared_ptr<paddle_infer::Predictor>& pred,
                          paddle::AnalysisConfig* config) {
   std::lock_guard<std::mutex> hold(g_lifecycle);
+  phot_alone_begin(); /* a predictor's teardown erases its oneDNN cache entries: no run under it */
   pred.reset(); /* libpaddle's deleter, from the control block CreatePredictor made */
+  phot_alone_end();
   phot_config_delete(config);
 }

@@ -89,6 +89,7 @@ static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, const 
     return nullptr;
   }
   p->config = cfg;
+  p->id = phot_new_predictor_id();
   try {
     std::call_once(g_gc_once, batch_garbage_collection);
     p->pred = phot_create_locked(*cfg);
@@ -221,7 +222,7 @@ PD_Bool PD_PredictorRun(PD_Predictor* p) {
   return phot_guard(fn, (PD_Bool)FALSE, [&]() -> PD_Bool {
     bool ran;
     {
-      PhotRunGate in_flight; /* a thread exit never clears the oneDNN cache under this run */
+      PhotRunGate in_flight(p); /* no thread exit, nor a first run, under this run */
       ran = p->pred->Run();
     }
     if (ran) {

@@ -28,6 +28,13 @@
  * in reverse order of construction, so Head's destructor (close, clear) runs before Paddle's
  * per-thread oneDNN state is destroyed and Tail's (open) after it. A thread that used Paddle
  * before its first pdcapi call (Python's paddle package on the same thread) is not bracketed.
+ * Two more writers of that map run alone too: a thread's first run of a predictor since the last
+ * exit (it inserts this thread's entries; tracked per predictor id and exit generation), and a
+ * predictor's destruction (lifecycle.cc; it erases its entries).
+ * Known, not fixed: a predictor *created* on a short-lived thread while others run still crashes
+ * a running thread now and then (the create-and-exit mode of tests/native/pdcapi_thread_exits.c,
+ * about 1 run in 3 of 8 s); creation is not gated because it takes seconds (resnet18) and every
+ * run would wait for it.
  *
  * Paddle's symbols here are weak: wheels without oneDNN (aarch64) have neither them nor the
  * problem (the gate still orders exits and runs; it costs two uncontended atomics per run). The
@@ -37,6 +44,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 
 #include "internal.h"
 
@@ -81,6 +89,8 @@ void find_cpu_context() {
 
 /* The run gate: runs enter and leave (many at once); a thread exit closes it (one at a time). */
 std::atomic<int> g_running{0};
+std::atomic<uint64_t> g_generation{1}; /* +1 at every thread exit (entries erased) */
+std::atomic<uint64_t> g_next_id{1};
 std::atomic<bool> g_closed{false};
 std::mutex g_gate_mu;
 std::condition_variable g_gate_cv;
@@ -121,6 +131,7 @@ struct Head { /* made after this thread's first Paddle call: destroyed before Pa
     close_gate();
     tail().gate_held = true; /* opened by Tail, after Paddle's own thread-exit erase */
     if (several) phot_forget_onednn_kernels();
+    g_generation.fetch_add(1); /* entries were erased: every thread's next runs rebuild alone */
   }
 };
 
@@ -129,7 +140,39 @@ Head& head() {
   return h;
 }
 
+/* Which predictors this thread ran since the last clearing (by id: the generation it ran them
+ * in). A first run builds this thread's cache entries: it runs alone. */
+std::unordered_map<uint64_t, uint64_t>& ran_here() {
+  static thread_local std::unordered_map<uint64_t, uint64_t> m;
+  return m;
+}
+
 }  // namespace
+
+uint64_t phot_new_predictor_id() { return g_next_id.fetch_add(1); }
+
+bool phot_run_enter_for(const PD_Predictor* p) {
+  phot_thread_before_paddle();
+  auto& mine = ran_here();
+  auto it = mine.find(p->id);
+  uint64_t now = g_generation.load();
+  if (it != mine.end() && it->second == now) {
+    phot_run_enter();
+    return false;
+  }
+  close_gate();
+  if (mine.size() > 256) mine.clear(); /* ids of destroyed predictors: forget, rerun alone */
+  mine[p->id] = g_generation.load();
+  return true;
+}
+
+void phot_alone_begin() { close_gate(); }
+void phot_alone_end() { open_gate(); }
+
+void phot_run_leave_for(bool alone) {
+  if (alone) open_gate();
+  else phot_run_leave();
+}
 
 void phot_thread_before_paddle() { (void)tail(); }
 
