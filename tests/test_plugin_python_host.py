@@ -126,3 +126,47 @@ def test_steady_calls_hold_no_more_memory(exported):
     assert proc.returncode == 0, proc.stderr
     growth = json.loads(proc.stdout.strip().splitlines()[-1])["growth"]
     assert growth < 4 << 20, f"RSS grew by {growth / 2**20:.1f} MB"
+
+
+SHAPE_CACHE_SCRIPT = textwrap.dedent(
+    """
+    import logging, sys
+    from paddlehot_cli.core import load
+    from paddlehot_cli.core.paddle_runtime import PaddleOptions
+    from paddlehot_cli.errors import PackageError
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    pkg, so, first = sys.argv[1:4]
+    cached = PaddleOptions(onednn_cache_capacity=10)
+    if first == "package":
+        load(pkg, paddle_options=cached).close()
+        try:
+            load(so)
+        except PackageError as exc:
+            print("refused:", exc)
+    else:
+        plugin = load(so)
+        load(pkg, paddle_options=cached).close()
+        plugin.close()
+        print("loaded both")
+    """
+)
+
+
+def test_a_shape_cached_package_and_a_plugin_never_share_a_process(exported):
+    """Paddle's shape cache walks its kernel map unlocked after every run; a plugin's parallel
+    runs change that map. Whichever comes first wins: a plugin after a shape-cached package is
+    refused with one line; a package asking for it after a plugin gets 0, said in the log."""
+    pkg = exported("demo:mlp")
+    so = build(pkg)
+    env = {**os.environ, "GLOG_minloglevel": "2"}
+    after_package = subprocess.run([sys.executable, "-c", SHAPE_CACHE_SCRIPT, str(pkg), str(so),
+                                    "package"], capture_output=True, text=True, timeout=300, env=env,
+                                   check=False)
+    assert after_package.returncode == 0, after_package.stderr
+    assert "refused:" in after_package.stdout and "onednn_cache_capacity 10" in after_package.stdout
+    after_plugin = subprocess.run([sys.executable, "-c", SHAPE_CACHE_SCRIPT, str(pkg), str(so),
+                                   "plugin"], capture_output=True, text=True, timeout=300, env=env,
+                                  check=False)
+    assert after_plugin.returncode == 0, after_plugin.stderr
+    assert "loaded both" in after_plugin.stdout
+    assert "onednn_cache_capacity 10 ignored (0 used)" in after_plugin.stderr

@@ -283,6 +283,12 @@ static int32_t create_root(struct phot_model *m, const char *prog, const char *p
     PD_ConfigDestroy(cfg);
     return rc;
   }
+  /* Paddle's default oneDNN shape cache (10) makes every run walk Paddle's process-wide kernel
+   * map without its lock: a pool's other threads crash when they change that map meanwhile
+   * (native/pdcapi/src/thread_runs.cc). pdcapi's default is 0; asked for explicitly, so plugins
+   * get 0 from Paddle's official C library too (where oneDNN is on: a build without it would
+   * log an error). */
+  if (PD_ConfigMkldnnEnabled(cfg)) PD_ConfigSetMkldnnCacheCapacity(cfg, 0);
   *root = PD_PredictorCreate(cfg);
   PD_ConfigDestroy(cfg);
   if (!*root)

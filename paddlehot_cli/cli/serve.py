@@ -108,9 +108,10 @@ def serve(
         None, "--memory-optim/--no-memory-optim", help="Paddle memory optimisation [default: off, or serving.json]."),
     onednn_cache_capacity: int | None = typer.Option(
         None, "--onednn-cache-capacity",
-        help="Paddle's per-predictor oneDNN cache of input shapes, in shapes; 0 = off (Paddle's "
-             "default: kernels stay only in oneDNN's process-wide primitive cache) [default: 0, "
-             "or serving.json]."),
+        help="Paddle's oneDNN cache of input shapes for package versions, in shapes; 0 = off "
+             "(Paddle's own default is 10). Above 0 Paddle checks its kernel cache after every "
+             "run without a lock: do not mix it with plugin versions in one serve "
+             "[default: 0, or serving.json]."),
     loop_cpu: str = typer.Option(
         "auto", "--loop-cpu", metavar="auto|off|N",
         help="CPU for the event loop and the workers of package versions with one intra-op "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paddlehot_cli.core import shape_cache_guard
 from paddlehot_cli.errors import UserError
 
 
@@ -46,9 +47,11 @@ def paddle_version() -> str:
 # `paddlehot bench PKG --shape-memory` (README: bounded memory for dynamic shapes).
 ONEDNN_PRIMITIVE_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 DEFAULT_ONEDNN_PRIMITIVE_CACHE = 256
-# Paddle's own per-predictor shape cache (Config.set_mkldnn_cache_capacity; 0 = off, Paddle's
-# default). With Paddle 3 it did not bound RSS under dynamic shapes and cost fixed-shape
-# throughput, so paddlehot leaves it off; serving.json / --tune can still set it.
+# Paddle's own shape cache (Config.set_mkldnn_cache_capacity; 0 = off). Paddle 3.3.1's default is
+# 10, not off, and with any capacity above 0 every run walks Paddle's process-wide oneDNN kernel
+# map without its lock: another thread changing that map meanwhile (a plugin pool's runs, a
+# predictor created in the background) crashes the process (native/pdcapi/src/thread_runs.cc).
+# So paddlehot sets 0 explicitly; serving.json / --tune can still set a capacity.
 DEFAULT_ONEDNN_CACHE_CAPACITY = 0
 
 
@@ -94,8 +97,12 @@ def make_config(model_file: Path, params_file: Path, threads: int = 1,
         config.disable_mkldnn()
     elif has_onednn():
         config.enable_mkldnn()
-        if opts.onednn_cache_capacity > 0:
-            config.set_mkldnn_cache_capacity(int(opts.onednn_cache_capacity))
+        # 0 too: Paddle's own default is 10, not off (see DEFAULT_ONEDNN_CACHE_CAPACITY);
+        # set_mkldnn_cache_capacity is the same with a deprecation warning in the log
+        set_capacity = getattr(config, "set_onednn_cache_capacity", None) or \
+            config.set_mkldnn_cache_capacity
+        set_capacity(shape_cache_guard.package_capacity(int(opts.onednn_cache_capacity),
+                                                        str(Path(model_file).parent)))
     return config
 
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from paddlehot_cli.core import memory_budget
+from paddlehot_cli.core import memory_budget, shape_cache_guard
 from paddlehot_cli.core.elf_facts import read_elf
 from paddlehot_cli.core.manifest import MAX_MANIFEST_BYTES, Manifest, loads_manifest
 from paddlehot_cli.core.pdcapi_locator import prebuilt_pdcapi
@@ -131,6 +131,7 @@ def ensure_c_api(plugin: Path, provider: CApiProvider | None = None,
     shares it. `shown` names the plugin in messages (default: `plugin`)."""
     if C_API_SONAME not in needed(plugin):
         return None
+    shape_cache_guard.claim_for_plugin(shown or plugin)
     with _capi_lock:
         if _c_api_resolvable():
             return None

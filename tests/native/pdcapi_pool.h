@@ -21,6 +21,7 @@ static volatile int stop, failed;
 static long runs;
 static float want[BATCH * OUT];
 static char why[1024];
+static int cache_capacity = -1; /* >= 0: the root's PD_ConfigSetMkldnnCacheCapacity (clones copy it) */
 
 static void fail(const char *what) {
   pthread_mutex_lock(&mu);
@@ -70,6 +71,7 @@ static int start_pool(const char *who, const char *prog, const char *params) {
   PD_Config *c = PD_ConfigCreate();
   PD_ConfigSetModel(c, prog, params);
   PD_ConfigSetCpuMathLibraryNumThreads(c, 1);
+  if (cache_capacity >= 0) PD_ConfigSetMkldnnCacheCapacity(c, cache_capacity);
   root = PD_PredictorCreate(c);
   PD_ConfigDestroy(c);
   if (!root || !infer(root, want)) {

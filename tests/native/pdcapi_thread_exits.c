@@ -1,12 +1,12 @@
 /* Threads that exit while others run: pdcapi must keep every answer exact and never crash.
- * Usage: pdcapi_thread_exits PROG PARAMS SECONDS
+ * Usage: pdcapi_thread_exits PROG PARAMS SECONDS [CACHE_CAPACITY]
  *   - STEADY threads take whichever pooled predictor is free, run it, compare bit for bit;
- *   - a spawner starts short-lived threads one after another: each runs two pooled predictors
- *     (Paddle's exit of such a thread, and pdcapi's kernel clearing, touch the process-wide
- *     oneDNN cache the steady threads are using), then exits.
- * Not here: a short-lived thread that creates and destroys a predictor under these runs still
- * crashes a steady thread now and then (see thread_runs.cc); pdcapi_soak.c creates and destroys
- * from one long-lived thread.
+ *   - a spawner starts short-lived threads one after another, taking turns: one runs two pooled
+ *     predictors (Paddle's exit of such a thread, and pdcapi's kernel clearing, touch the
+ *     process-wide oneDNN cache the steady threads are using), the next clones the root and
+ *     destroys the clone (creation and teardown write that cache too), then each exits;
+ *   - CACHE_CAPACITY, when given, is every predictor's oneDNN shape cache (0: pdcapi's default,
+ *     above 0: Paddle's walk of the cache without its lock after every run; thread_runs.cc).
  * Prints "exits ok runs=N exits=M" or the first failure and exits 1 (a crash is a signal). */
 #include <stdlib.h>
 #include <time.h>
@@ -48,11 +48,19 @@ static void *short_lived(void *arg) {
   return NULL;
 }
 
+static void *clone_and_exit(void *arg) {
+  (void)arg;
+  PD_Predictor *c = PD_PredictorClone(root);
+  if (!c) fail("short-lived: clone");
+  PD_PredictorDestroy(c);
+  return NULL;
+}
+
 static void *spawner(void *arg) {
   (void)arg;
   while (!stop) {
     pthread_t t;
-    pthread_create(&t, NULL, short_lived, (void *)exits);
+    pthread_create(&t, NULL, exits % 2 ? clone_and_exit : short_lived, NULL);
     pthread_join(t, NULL);
     exits++;
   }
@@ -61,6 +69,7 @@ static void *spawner(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 4) return 2;
+  if (argc > 4) cache_capacity = atoi(argv[4]);
   if (!start_pool("exits", argv[1], argv[2])) return 1;
   pthread_t th[STEADY + 1];
   for (int i = 0; i < STEADY; i++) pthread_create(&th[i], NULL, steady, NULL);

@@ -13,7 +13,7 @@ PD_Config *PD_ConfigCreate() {
   c->threads = 1;         /* Paddle's default */
   c->ir_optim = TRUE;     /* Paddle's default */
   c->glog_disabled = TRUE; /* paddlehot default: keep Paddle quiet */
-  c->onednn_cache_capacity = 0; /* Paddle's default: off */
+  c->onednn_cache_capacity = 0; /* paddlehot default: off (Paddle's is 10; thread_runs.cc) */
   return c;
 }
 

@@ -23,7 +23,7 @@ struct PD_Config {
   size_t prog_len, params_len;
   int from_buffer;
   int32_t threads;
-  int32_t onednn_cache_capacity; /* PD_ConfigSetMkldnnCacheCapacity; 0 = off (Paddle's default) */
+  int32_t onednn_cache_capacity; /* PD_ConfigSetMkldnnCacheCapacity; 0 = off (thread_runs.cc) */
   PD_Bool ir_optim, memory_optim, glog_disabled;
   PD_Bool onednn, onednn_bf16, onednn_int8; /* asked for; precision.cc says what Paddle does */
 };
@@ -47,6 +47,7 @@ struct PD_Predictor {
   std::vector<std::string> in_names, out_names;
   phot_files* files; /* NULL unless loaded from a PIR buffer */
   uint64_t id;       /* unique in the process (thread_runs.cc: a reused address is another) */
+  bool shape_cached; /* oneDNN cache capacity > 0: its runs run alone (thread_runs.cc) */
 };
 
 struct PD_Tensor {
@@ -85,10 +86,12 @@ PHOT_HIDDEN std::shared_ptr<paddle_infer::Predictor> phot_create_locked(
     const paddle::AnalysisConfig& config);
 PHOT_HIDDEN void phot_destroy_locked(std::shared_ptr<paddle_infer::Predictor>& pred,
                                      paddle::AnalysisConfig* config);
+PHOT_HIDDEN void phot_lifecycle_lock(void);
+PHOT_HIDDEN void phot_lifecycle_unlock(void);
 
 /* thread_runs.cc: thread exits vs runs and Paddle's oneDNN cache (comment at its top). Every
  * Paddle call a thread makes through pdcapi comes after phot_thread_before_paddle; runs go
- * between phot_run_enter and phot_run_leave (use PhotRunGate). */
+ * through PhotRunGate, tensor copies between phot_run_enter and phot_run_leave. */
 PHOT_HIDDEN void phot_thread_before_paddle(void);
 PHOT_HIDDEN void phot_thread_after_paddle(void);
 PHOT_HIDDEN void phot_run_enter(void);
@@ -96,8 +99,6 @@ PHOT_HIDDEN void phot_run_leave(void);
 PHOT_HIDDEN bool phot_run_enter_for(const PD_Predictor* p); /* true: this run runs alone */
 PHOT_HIDDEN void phot_run_leave_for(bool alone);
 PHOT_HIDDEN uint64_t phot_new_predictor_id(void);
-PHOT_HIDDEN void phot_alone_begin(void); /* no run in flight until phot_alone_end */
-PHOT_HIDDEN void phot_alone_end(void);
 struct PhotRunGate {
   explicit PhotRunGate(const PD_Predictor* p) : alone(phot_run_enter_for(p)) {}
   ~PhotRunGate() { phot_run_leave_for(alone); }
@@ -105,8 +106,17 @@ struct PhotRunGate {
   PhotRunGate& operator=(const PhotRunGate&) = delete;
   const bool alone;
 };
+/* A tensor copy may build oneDNN reorders in Paddle's cache: never under a shape-cached run. */
+struct PhotSharedGate {
+  PhotSharedGate() { phot_run_enter(); }
+  ~PhotSharedGate() { phot_run_leave(); }
+  PhotSharedGate(const PhotSharedGate&) = delete;
+  PhotSharedGate& operator=(const PhotSharedGate&) = delete;
+};
 PHOT_HIDDEN void phot_note_run(const PD_Predictor* p);
 PHOT_HIDDEN bool phot_forget_onednn_kernels(void); /* false where the wheel has no oneDNN */
+PHOT_HIDDEN bool phot_paddle_has_onednn(void);
+
 
 /* precision.cc: the oneDNN and precision switches applied to a new config. */
 PHOT_HIDDEN void phot_apply_precision(paddle::AnalysisConfig* cfg, const PD_Config* c);

@@ -35,8 +35,11 @@ std::shared_ptr<paddle_infer::Predictor> phot_create_locked(const paddle::Analys
 void phot_destroy_locked(std::shared_ptr<paddle_infer::Predictor>& pred,
                          paddle::AnalysisConfig* config) {
   std::lock_guard<std::mutex> hold(g_lifecycle);
-  phot_alone_begin(); /* a predictor's teardown erases its oneDNN cache entries: no run under it */
   pred.reset(); /* libpaddle's deleter, from the control block CreatePredictor made */
-  phot_alone_end();
   phot_config_delete(config);
 }
+
+/* A shape-cached run holds it too (thread_runs.cc): no creation or teardown under its
+ * unlocked walk of Paddle's oneDNN cache. */
+void phot_lifecycle_lock() { g_lifecycle.lock(); }
+void phot_lifecycle_unlock() { g_lifecycle.unlock(); }

@@ -37,7 +37,7 @@ class AnalysisConfig {
   void SwitchIrOptim(int x);
   void EnableMemoryOptim(bool x);
   void SetCpuMathLibraryNumThreads(int n);
-  void SetMkldnnCacheCapacity(int capacity);
+  void SetOnednnCacheCapacity(int capacity); /* SetMkldnn...: the same, with a deprecation log */
   void DisableGlogInfo();
 
   AnalysisConfig& operator=(const AnalysisConfig&) = delete;

@@ -54,7 +54,8 @@ static void apply_settings(paddle::AnalysisConfig* cfg, const PD_Config* c) {
   cfg->SwitchIrOptim(c->ir_optim ? 1 : 0);
   if (c->memory_optim) cfg->EnableMemoryOptim(true);
   cfg->SetCpuMathLibraryNumThreads(c->threads);
-  if (c->onednn_cache_capacity > 0) cfg->SetMkldnnCacheCapacity(c->onednn_cache_capacity);
+  /* 0 too: Paddle's default is 10 (thread_runs.cc); a wheel without oneDNN would log an error */
+  if (phot_paddle_has_onednn()) cfg->SetOnednnCacheCapacity(c->onednn_cache_capacity);
   if (c->glog_disabled) cfg->DisableGlogInfo();
   phot_apply_precision(cfg, c);
 }
@@ -80,8 +81,10 @@ static void batch_garbage_collection() {
   if (flag && *flag == 0.0 && !getenv("FLAGS_eager_delete_tensor_gb")) *flag = 1.0 / 16384;
 }
 
-/* A PD_Predictor around a new predictor made from `cfg` (taken: freed on failure). */
-static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, const char* fn) {
+/* A PD_Predictor around a new predictor made from `cfg` (taken: freed on failure);
+ * `shape_cached`: cfg sets a oneDNN cache capacity above 0. */
+static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, bool shape_cached,
+                          const char* fn) {
   PD_Predictor* p = new (std::nothrow) PD_Predictor();
   if (!p) {
     phot_config_delete(cfg);
@@ -90,6 +93,7 @@ static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, const 
   }
   p->config = cfg;
   p->id = phot_new_predictor_id();
+  p->shape_cached = shape_cached;
   try {
     std::call_once(g_gc_once, batch_garbage_collection);
     p->pred = phot_create_locked(*cfg);
@@ -117,7 +121,7 @@ PD_Predictor* PD_PredictorCreate(PD_Config* c) {
     apply_settings(cfg, c);
     paddle::AnalysisConfig* mine = cfg;
     cfg = nullptr;
-    return make(mine, files, fn);
+    return make(mine, files, c->onednn_cache_capacity > 0, fn);
   });
   if (!out) {
     phot_config_delete(cfg);
@@ -136,7 +140,7 @@ PD_Predictor* PD_PredictorClone(PD_Predictor* p) {
     paddle::AnalysisConfig* cfg = phot_config_new(p->config, fn);
     if (!cfg) return nullptr;
     phot_files_retain(p->files);
-    PD_Predictor* out = make(cfg, p->files, fn);
+    PD_Predictor* out = make(cfg, p->files, p->shape_cached, fn);
     if (!out) phot_files_release(p->files);
     return out;
   });
@@ -222,7 +226,7 @@ PD_Bool PD_PredictorRun(PD_Predictor* p) {
   return phot_guard(fn, (PD_Bool)FALSE, [&]() -> PD_Bool {
     bool ran;
     {
-      PhotRunGate in_flight(p); /* no thread exit, nor a first run, under this run */
+      PhotRunGate in_flight(p); /* no thread exit under this run (thread_runs.cc) */
       ran = p->pred->Run();
     }
     if (ran) {

@@ -74,7 +74,10 @@ static const char* dtype_name(paddle_infer::DataType d) {
 template <class T>
 static void copy_from(PD_Tensor* t, const T* data, const char* fn) {
   PHOT_CHECK_ARG(t && data, fn, );
-  phot_guard_void(fn, [&] { t->t->CopyFromCpu<T>(data); });
+  phot_guard_void(fn, [&] {
+    PhotSharedGate in_flight;
+    t->t->CopyFromCpu<T>(data);
+  });
 }
 
 /* Paddle's CopyToCpu<T> copies numel * sizeof(T) whatever the tensor holds: check the type. */
@@ -88,6 +91,7 @@ static void copy_to(PD_Tensor* t, T* data, paddle_infer::DataType want, const ch
                      dtype_name(have), dtype_name(want));
       return;
     }
+    PhotSharedGate in_flight;
     t->t->CopyToCpu<T>(data);
   });
 }

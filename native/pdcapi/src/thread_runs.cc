@@ -1,5 +1,5 @@
-/* Thread exits and Paddle's oneDNN cache: drop dead threads' kernels, and never while a run is in
- * flight.
+/* Thread exits, runs and Paddle's oneDNN cache: drop dead threads' kernels; keep Paddle's shape
+ * cache, where a config asks for one, away from every other use of that cache.
  *
  * Why (1, the bare std::exception that failed every call of one predictor in one thread):
  * Paddle caches oneDNN kernels and memory objects in one process-wide map keyed by (thread id,
@@ -15,36 +15,37 @@
  * CPU device context). Every thread rebuilds what it needs on its next run (a first-run cost,
  * once per such exit). The Python host's package mode does its part in core/onednn_threads.py.
  *
- * Why (2, the SIGSEGV in a C host whose worker threads exit while others still run):
- * clearing the map, or Paddle's own erase at thread exit (ResetBlobMap(last executor), or of
- * everything for a thread that created a predictor but never ran one), while another thread is
- * inside Run() crashes that thread: Paddle reads the map without its lock in places and assumes
- * an entry it found a moment ago is still there. tests/native/pdcapi_thread_exits.c crashed 2 of
- * 3 runs of 15 s before this. So runs pass a gate (many at once), and a thread exit closes it:
- * the exit waits for the runs in flight, new runs wait (writer first, so a busy pool cannot
- * starve an exit), the clearing and Paddle's own thread-exit erase run alone, then the gate
- * opens. The exit brackets Paddle's erase with two thread_local objects: `Tail` is made before
- * this thread first enters Paddle through pdcapi, `Head` after, and C++ destroys thread_locals
- * in reverse order of construction, so Head's destructor (close, clear) runs before Paddle's
- * per-thread oneDNN state is destroyed and Tail's (open) after it. A thread that used Paddle
- * before its first pdcapi call (Python's paddle package on the same thread) is not bracketed.
- * Two more writers of that map run alone too: a thread's first run of a predictor since the last
- * exit (it inserts this thread's entries; tracked per predictor id and exit generation), and a
- * predictor's destruction (lifecycle.cc; it erases its entries).
- * Known, not fixed: a predictor *created* on a short-lived thread while others run still crashes
- * a running thread now and then (the create-and-exit mode of tests/native/pdcapi_thread_exits.c,
- * about 1 run in 3 of 8 s); creation is not gated because it takes seconds (resnet18) and every
- * run would wait for it.
+ * Why (2, the SIGSEGV of a running thread while another thread exits, creates or destroys a
+ * predictor, or runs a new shape): with a oneDNN cache capacity above 0 - and Paddle 3.3.1's
+ * AnalysisConfig defaults to 10 - every Run() ends in MkldnnPostReset, which counts the whole
+ * map (OneDNNContext::GetCachedObjectsNumber) *without* the map's lock. Any insert or erase in
+ * another thread meanwhile (a first run, a new input shape, a predictor's creation or teardown,
+ * a thread's exit) can free what it walks. With capacity 0 that count never runs and every
+ * other access to the map takes its lock: tests/native/pdcapi_thread_exits.c, with this file's
+ * gate disabled, crashed 4 of 4 runs of 8 s at capacity 10 and passed 4 of 4 at 0. So pdcapi's
+ * default capacity is 0 (config.cc), and the plugin runtime asks for 0 explicitly, so plugins
+ * get it from Paddle's official C library too. A config that sets a capacity above 0 still
+ * works: its runs take the lifecycle lock (no creation or teardown) and close the gate (no
+ * other run, tensor copy or thread exit) - correct, but one such run at a time.
+ *
+ * The gate: runs and tensor copies pass it many at once (two uncontended atomics); a thread
+ * exit and a shape-cached run close it: they wait for the ones in flight, new ones wait (writer
+ * first, so a busy pool cannot starve an exit), then the gate opens. A thread exit closes it so
+ * that clearing the map never runs under a shape-cached run. The exit brackets Paddle's own
+ * thread-exit erase with two thread_local objects: `Tail` is made before this thread first
+ * enters Paddle through pdcapi, `Head` after, and C++ destroys thread_locals in reverse order of
+ * construction, so Head's destructor (close, clear) runs before Paddle's per-thread oneDNN state
+ * is destroyed and Tail's (open) after it. A thread that used Paddle before its first pdcapi
+ * call (Python's paddle package on the same thread) is not bracketed.
  *
  * Paddle's symbols here are weak: wheels without oneDNN (aarch64) have neither them nor the
- * problem (the gate still orders exits and runs; it costs two uncontended atomics per run). The
- * CPU place is constructed once into storage that is never destroyed (its layout is not ours
- * to know; the bound is checked like the config's). */
+ * problem (the gate still orders exits and runs). The CPU place is constructed once into storage
+ * that is never destroyed (its layout is not ours to know; the bound is checked like the
+ * config's). */
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
 
 #include "internal.h"
 
@@ -87,14 +88,14 @@ void find_cpu_context() {
   g_cpu_ctx = phot_phi_pool_get(phot_phi_pool_instance(), g_place);
 }
 
-/* The run gate: runs enter and leave (many at once); a thread exit closes it (one at a time). */
+/* The run gate: runs and tensor copies pass it many at once; a thread exit or a shape-cached
+ * run closes it (one closer at a time). */
 std::atomic<int> g_running{0};
-std::atomic<uint64_t> g_generation{1}; /* +1 at every thread exit (entries erased) */
 std::atomic<uint64_t> g_next_id{1};
 std::atomic<bool> g_closed{false};
 std::mutex g_gate_mu;
 std::condition_variable g_gate_cv;
-std::mutex g_exits; /* held from close to open: one exiting thread at a time */
+std::mutex g_exits; /* held from close to open: one closer at a time */
 
 void close_gate() {
   g_exits.lock();
@@ -125,13 +126,12 @@ Tail& tail() {
 }
 
 struct Head { /* made after this thread's first Paddle call: destroyed before Paddle's state */
-  const PD_Predictor* first = nullptr;
+  uint64_t first = 0; /* the id of the first predictor this thread ran */
   bool several = false;
   ~Head() {
     close_gate();
     tail().gate_held = true; /* opened by Tail, after Paddle's own thread-exit erase */
     if (several) phot_forget_onednn_kernels();
-    g_generation.fetch_add(1); /* entries were erased: every thread's next runs rebuild alone */
   }
 };
 
@@ -140,38 +140,25 @@ Head& head() {
   return h;
 }
 
-/* Which predictors this thread ran since the last clearing (by id: the generation it ran them
- * in). A first run builds this thread's cache entries: it runs alone. */
-std::unordered_map<uint64_t, uint64_t>& ran_here() {
-  static thread_local std::unordered_map<uint64_t, uint64_t> m;
-  return m;
-}
-
 }  // namespace
 
 uint64_t phot_new_predictor_id() { return g_next_id.fetch_add(1); }
 
 bool phot_run_enter_for(const PD_Predictor* p) {
-  phot_thread_before_paddle();
-  auto& mine = ran_here();
-  auto it = mine.find(p->id);
-  uint64_t now = g_generation.load();
-  if (it != mine.end() && it->second == now) {
+  if (!p->shape_cached) {
     phot_run_enter();
     return false;
   }
+  phot_thread_before_paddle();
+  phot_lifecycle_lock();
   close_gate();
-  if (mine.size() > 256) mine.clear(); /* ids of destroyed predictors: forget, rerun alone */
-  mine[p->id] = g_generation.load();
   return true;
 }
 
-void phot_alone_begin() { close_gate(); }
-void phot_alone_end() { open_gate(); }
-
 void phot_run_leave_for(bool alone) {
-  if (alone) open_gate();
-  else phot_run_leave();
+  if (!alone) return phot_run_leave();
+  open_gate();
+  phot_lifecycle_unlock();
 }
 
 void phot_thread_before_paddle() { (void)tail(); }
@@ -198,9 +185,11 @@ void phot_run_leave() {
 
 void phot_note_run(const PD_Predictor* p) {
   Head& r = head();
-  if (!r.first) r.first = p;
-  else if (r.first != p) r.several = true;
+  if (!r.first) r.first = p->id;
+  else if (r.first != p->id) r.several = true;
 }
+
+bool phot_paddle_has_onednn() { return phot_phi_reset_blob_map != nullptr; }
 
 bool phot_forget_onednn_kernels() {
   try {

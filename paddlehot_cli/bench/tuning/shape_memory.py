@@ -3,7 +3,7 @@ bound costs on fixed-shape traffic.
 
 Two caches are compared: oneDNN's process-wide primitive cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY,
 1024 kernels by default; paddlehot sets a lower bound) and Paddle's per-predictor shape cache
-(Config.set_mkldnn_cache_capacity, off by default). Each variant runs in its own process (RSS is
+(Config.set_mkldnn_cache_capacity; paddlehot sets 0 = off, Paddle's own default is 10). Each variant runs in its own process (RSS is
 per process; both apply from the first kernel). First the fixed-shape throughput of every
 variant, interleaved (A B A B ...) so the ratios see the same noise on a shared box; then, one
 process after the other, N requests with a new random shape each (bench.shapes), RSS sampled
