@@ -170,3 +170,11 @@ def test_a_shape_cached_package_and_a_plugin_never_share_a_process(exported):
     assert after_plugin.returncode == 0, after_plugin.stderr
     assert "loaded both" in after_plugin.stdout
     assert "onednn_cache_capacity 10 ignored (0 used)" in after_plugin.stderr
+
+
+def test_core_load_gives_a_plugin_its_pool_settings(exported):
+    """core.load passes every pool setting to a plugin as to a package (idle_s was dropped)."""
+    so = build(exported("demo:mlp"))
+    with load(so, pool_min=1, pool_max=3, idle_s=7.5) as plugin:
+        pool = plugin.pool.describe()
+    assert (pool["min"], pool["max"], pool["idle_s"]) == (1, 3, 7.5)

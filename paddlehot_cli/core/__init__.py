@@ -37,7 +37,7 @@ def load(
         from paddlehot_cli.core.plugin_loader import load_plugin
 
         return load_plugin(target, threads=threads, pool_min=pool_min, pool_max=pool_max,
-                           c_api=c_api)
+                           c_api=c_api, idle_s=idle_s)
     if not target.exists():
         raise PackageError(f"no such package or plugin: {target}")
     raise PackageError(f"{target} is neither a package directory nor a plugin (.so)")
