@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,54 @@ def test_bad_inputs_through_the_raw_abi(mlp_so):
     assert call(good_in, 1)[0] == -8
     assert r.close(h) == -8
     assert "closed" in r.last_error().decode()
+
+
+def _growers() -> int:
+    """Threads named phot-grow in this process (a thread may end while we look)."""
+    names = []
+    for t in Path("/proc/self/task").iterdir():
+        try:
+            names.append((t / "comm").read_text().strip())
+        except FileNotFoundError:
+            pass
+    return names.count("phot-grow")
+
+
+def test_a_c_host_pool_grows_in_the_background(exported):
+    """A C or Go host's handle with pool_max > pool_initial: a call that finds every predictor
+    busy never creates one itself (it used to: that call took a whole creation); the handle's
+    grower thread does, and ends once the pool is full. Calls take whichever predictor comes
+    free first; every answer is the package's."""
+    pkg = exported(str(ROOT / "tests/models/slow_create.py") + ":make", "pir", "1.0.0", 0,
+                   "--input", "x:float32:[-1,256,4,4]")
+    r = Raw(build(pkg, name="slow_create"))
+    x = np.random.default_rng(3).random((1, 256, 4, 4)).astype("float32")
+    want = load(pkg).infer({"x": x})
+    name, ref = next(iter(want.items()))
+    t0 = time.perf_counter()
+    h = r.open_handle(pool_initial=1, pool_max=2)
+    creation_s = time.perf_counter() - t0  # one predictor (~0.5 s; a call takes ~3 ms)
+    assert _growers() == 1  # started at open: the pool can grow
+    slowest, bad = [0.0], []
+
+    def client():
+        out = np.empty_like(ref)
+        for _ in range(400):
+            start = time.perf_counter()
+            rc = r.infer(h, ctypes.byref(tensor("x", x)), 1, ctypes.byref(tensor(name, out)), 1)
+            slowest[0] = max(slowest[0], time.perf_counter() - start)
+            if rc != 0 or not np.allclose(out, ref, atol=1e-5):
+                bad.append(rc)
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    deadline = time.monotonic() + 30
+    while _growers() and time.monotonic() < deadline:  # grown to 2: the grower ends
+        time.sleep(0.05)
+    assert not bad and _growers() == 0
+    assert slowest[0] < creation_s / 2, (slowest[0], creation_s)
+    assert r.close(h) == 0
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,

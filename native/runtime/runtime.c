@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "memfiles.h"
@@ -75,6 +78,12 @@ struct phot_model {
   int in_flight;
   int alive;          /* predictors alive or being cloned (reserved) */
   int pool_max;
+  /* Growth (see grower()): callers never create a predictor while one exists; they wait for a
+   * free one and ask the handle's grower thread for another. */
+  pthread_t grower;
+  int has_grower;
+  int grow_wanted;        /* a caller found every predictor busy since the last growth */
+  pthread_cond_t grow_cv; /* the grower's: growth wanted, or closed */
   slot_t *free_list;
   slot_t **all;       /* pool_max entries; NULL where no predictor is */
   /* Every predictor serves (no template): a new one is created from the model files, one at a
@@ -260,6 +269,7 @@ static void model_release(struct phot_model *m) {
 
 static void model_free(struct phot_model *m) {
   model_release(m);
+  pthread_cond_destroy(&m->grow_cv);
   pthread_mutex_destroy(&m->clone_mu);
   pthread_mutex_destroy(&m->mu);
   pthread_cond_destroy(&m->cv);
@@ -300,6 +310,8 @@ static int32_t create_root(struct phot_model *m, const char *prog, const char *p
 #define OPT_FITS(o, field) \
   ((o)->struct_size >= offsetof(phot_open_options, field) + sizeof((o)->field))
 
+static void *grower(void *arg);
+
 int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, phot_model **out) {
   phot_rt_clear_error();
   if (!out) return phot_rt_fail(PHOT_E_INVALID_ARGUMENT, "open: out is NULL");
@@ -332,6 +344,7 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   pthread_mutex_init(&m->mu, NULL);
   pthread_mutex_init(&m->clone_mu, NULL);
   pthread_cond_init(&m->cv, NULL);
+  pthread_cond_init(&m->grow_cv, NULL);
   m->threads = threads;
   int32_t rc = m->all ? PHOT_OK : phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
   if (rc == PHOT_OK) rc = phot_rt_check_precision(d); /* before the model files are copied */
@@ -354,6 +367,8 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   }
   m->alive = pool_initial;
   if (pool_full(m)) phot_memfiles_close(&m->files);
+  else if (pthread_create(&m->grower, NULL, grower, m) == 0)
+    m->has_grower = 1; /* else callers create, as a pool without a grower must */
   registry_add(m);
   *out = m;
   return PHOT_OK;
@@ -376,7 +391,60 @@ static slot_t *clone_slot(struct phot_model *m) {
   return s;
 }
 
-/* Take a predictor: a free one, a new clone while fewer than pool_max live, else wait. */
+/* The handle's grower thread: one predictor at a time, while callers found every predictor busy
+ * (grow_wanted) and the pool is below pool_max. A request never creates one itself (a resnet18
+ * predictor takes 1.2-1.8 s): it takes whichever predictor comes free first, the new one or one
+ * coming back. Niced 10, as paddlehot's Python host grows pools and loads versions, so it takes
+ * what the requests leave. A failed creation is retried after 1 s, doubling to 30 s; callers keep
+ * the predictors that exist. A full pool drops the model files and the thread ends (this runtime
+ * never shrinks a pool: hosts that want pools to breathe open handles of one predictor and close
+ * them, as paddlehot's Python host does). */
+static void *grower(void *arg) {
+  struct phot_model *m = arg;
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* this thread only (Linux) */
+  pthread_setname_np(pthread_self(), "phot-grow"); /* seen in /proc/PID/task/TID/comm */
+  int backoff_s = 0;
+  pthread_mutex_lock(&m->mu);
+  while (!m->closed && m->alive < m->pool_max) {
+    if (!m->grow_wanted) {
+      pthread_cond_wait(&m->grow_cv, &m->mu);
+      continue;
+    }
+    m->alive++; /* a reservation: the new predictor takes a free index once it exists */
+    pthread_mutex_unlock(&m->mu);
+    slot_t *s = clone_slot(m);
+    pthread_mutex_lock(&m->mu);
+    if (!s) {
+      m->alive--;
+      backoff_s = backoff_s ? (backoff_s * 2 > 30 ? 30 : backoff_s * 2) : 1;
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += backoff_s;
+      while (!m->closed && pthread_cond_timedwait(&m->grow_cv, &m->mu, &until) != ETIMEDOUT) {
+      }
+      continue;
+    }
+    backoff_s = 0;
+    int idx = 0;
+    while (m->all[idx]) idx++; /* alive <= pool_max: a reserved index is always free */
+    m->all[idx] = s;
+    s->next_free = m->free_list;
+    m->free_list = s;
+    m->grow_wanted = 0; /* more only if a caller has to wait again */
+    pthread_cond_broadcast(&m->cv);
+  }
+  int full = m->alive >= m->pool_max;
+  pthread_mutex_unlock(&m->mu);
+  if (full) { /* no predictor will ever be made again: drop the model files */
+    pthread_mutex_lock(&m->clone_mu);
+    phot_memfiles_close(&m->files);
+    pthread_mutex_unlock(&m->clone_mu);
+  }
+  return NULL;
+}
+
+/* Take a predictor: a free one, else wait for one coming back or the grower's next one (a pool
+ * without a grower creates here while fewer than pool_max live). */
 static int32_t acquire(struct phot_model *m, slot_t **out) {
   pthread_mutex_lock(&m->mu);
   if (m->closed) {
@@ -392,7 +460,12 @@ static int32_t acquire(struct phot_model *m, slot_t **out) {
       pthread_mutex_unlock(&m->mu);
       return PHOT_OK;
     }
-    if (m->alive < m->pool_max) {
+    if (m->has_grower) {
+      if (m->alive < m->pool_max && !m->grow_wanted) {
+        m->grow_wanted = 1;
+        pthread_cond_signal(&m->grow_cv);
+      }
+    } else if (m->alive < m->pool_max) {
       m->alive++; /* a reservation: the clone takes a free index only once it exists */
       pthread_mutex_unlock(&m->mu);
       slot_t *s = clone_slot(m);
@@ -472,7 +545,14 @@ int32_t phot_rt_close(phot_model *model) {
                         m->d->model, m->d->version);
   }
   m->closed = 1;
+  pthread_cond_signal(&m->grow_cv);
   while (m->in_flight > 0) pthread_cond_wait(&m->cv, &m->mu);
+  if (m->has_grower) { /* it may be creating: its predictor joins the pool, released below */
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->grower, NULL);
+    pthread_mutex_lock(&m->mu);
+    m->has_grower = 0;
+  }
   registry_remove(m);
   model_release(m);
   pthread_mutex_unlock(&m->mu);

@@ -117,7 +117,6 @@ PHOT_HIDDEN void phot_note_run(const PD_Predictor* p);
 PHOT_HIDDEN bool phot_forget_onednn_kernels(void); /* false where the wheel has no oneDNN */
 PHOT_HIDDEN bool phot_paddle_has_onednn(void);
 
-
 /* precision.cc: the oneDNN and precision switches applied to a new config. */
 PHOT_HIDDEN void phot_apply_precision(paddle::AnalysisConfig* cfg, const PD_Config* c);
 

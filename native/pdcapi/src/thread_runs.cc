@@ -14,6 +14,9 @@
  * cache the way Paddle's own ClearMKLDNNCache does (OneDNNContext::ResetBlobMap(nullptr) on the
  * CPU device context). Every thread rebuilds what it needs on its next run (a first-run cost,
  * once per such exit). The Python host's package mode does its part in core/onednn_threads.py.
+ * Clearing is no memory bound: Paddle's per-executor index of the entries keeps the cleared ones
+ * alive until their predictor is destroyed (clearing the text model's cache whenever 32 new
+ * shapes had run grew it by 1.1 GB over 3,000 random shapes, against 0.19 GB never clearing).
  *
  * Why (2, the SIGSEGV of a running thread while another thread exits, creates or destroys a
  * predictor, or runs a new shape): with a oneDNN cache capacity above 0 - and Paddle 3.3.1's
