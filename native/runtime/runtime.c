@@ -367,8 +367,10 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   }
   m->alive = pool_initial;
   if (pool_full(m)) phot_memfiles_close(&m->files);
-  else if (pthread_create(&m->grower, NULL, grower, m) == 0)
+  else if (pthread_create(&m->grower, NULL, grower, m) == 0) {
     m->has_grower = 1; /* else callers create, as a pool without a grower must */
+    pthread_setname_np(m->grower, "phot-grow"); /* named before open returns (/proc/.../comm) */
+  }
   registry_add(m);
   *out = m;
   return PHOT_OK;
@@ -391,6 +393,30 @@ static slot_t *clone_slot(struct phot_model *m) {
   return s;
 }
 
+/* One more predictor, in the pool's table but not yet free (called and returning with mu held;
+ * mu is released while it is created). NULL + error on failure. */
+static slot_t *create_reserved(struct phot_model *m) {
+  m->alive++; /* a reservation: the new predictor takes a free index once it exists */
+  pthread_mutex_unlock(&m->mu);
+  slot_t *s = clone_slot(m);
+  pthread_mutex_lock(&m->mu);
+  if (!s) {
+    m->alive--;
+    return NULL;
+  }
+  int idx = 0;
+  while (m->all[idx]) idx++; /* alive <= pool_max: a reserved index is always free */
+  m->all[idx] = s;
+  return s;
+}
+
+/* The pool is full and never shrinks: no predictor will be made again, drop the model files. */
+static void drop_model_files(struct phot_model *m) {
+  pthread_mutex_lock(&m->clone_mu);
+  phot_memfiles_close(&m->files);
+  pthread_mutex_unlock(&m->clone_mu);
+}
+
 /* The handle's grower thread: one predictor at a time, while callers found every predictor busy
  * (grow_wanted) and the pool is below pool_max. A request never creates one itself (a resnet18
  * predictor takes 1.2-1.8 s): it takes whichever predictor comes free first, the new one or one
@@ -402,7 +428,6 @@ static slot_t *clone_slot(struct phot_model *m) {
 static void *grower(void *arg) {
   struct phot_model *m = arg;
   setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* this thread only (Linux) */
-  pthread_setname_np(pthread_self(), "phot-grow"); /* seen in /proc/PID/task/TID/comm */
   int backoff_s = 0;
   pthread_mutex_lock(&m->mu);
   while (!m->closed && m->alive < m->pool_max) {
@@ -410,12 +435,8 @@ static void *grower(void *arg) {
       pthread_cond_wait(&m->grow_cv, &m->mu);
       continue;
     }
-    m->alive++; /* a reservation: the new predictor takes a free index once it exists */
-    pthread_mutex_unlock(&m->mu);
-    slot_t *s = clone_slot(m);
-    pthread_mutex_lock(&m->mu);
+    slot_t *s = create_reserved(m);
     if (!s) {
-      m->alive--;
       backoff_s = backoff_s ? (backoff_s * 2 > 30 ? 30 : backoff_s * 2) : 1;
       struct timespec until;
       clock_gettime(CLOCK_REALTIME, &until);
@@ -425,9 +446,6 @@ static void *grower(void *arg) {
       continue;
     }
     backoff_s = 0;
-    int idx = 0;
-    while (m->all[idx]) idx++; /* alive <= pool_max: a reserved index is always free */
-    m->all[idx] = s;
     s->next_free = m->free_list;
     m->free_list = s;
     m->grow_wanted = 0; /* more only if a caller has to wait again */
@@ -435,11 +453,7 @@ static void *grower(void *arg) {
   }
   int full = m->alive >= m->pool_max;
   pthread_mutex_unlock(&m->mu);
-  if (full) { /* no predictor will ever be made again: drop the model files */
-    pthread_mutex_lock(&m->clone_mu);
-    phot_memfiles_close(&m->files);
-    pthread_mutex_unlock(&m->clone_mu);
-  }
+  if (full) drop_model_files(m);
   return NULL;
 }
 
@@ -466,28 +480,17 @@ static int32_t acquire(struct phot_model *m, slot_t **out) {
         pthread_cond_signal(&m->grow_cv);
       }
     } else if (m->alive < m->pool_max) {
-      m->alive++; /* a reservation: the clone takes a free index only once it exists */
-      pthread_mutex_unlock(&m->mu);
-      slot_t *s = clone_slot(m);
-      pthread_mutex_lock(&m->mu);
+      slot_t *s = create_reserved(m);
       if (!s) {
-        m->alive--;
         m->in_flight--;
         pthread_cond_broadcast(&m->cv);
         pthread_mutex_unlock(&m->mu);
         return PHOT_E_RUNTIME;
       }
-      int idx = 0;
-      while (m->all[idx]) idx++; /* alive <= pool_max: a reserved index is always free */
-      m->all[idx] = s;
       *out = s;
       int full = pool_full(m);
       pthread_mutex_unlock(&m->mu);
-      if (full) { /* no clone will ever be made again: drop the model files */
-        pthread_mutex_lock(&m->clone_mu);
-        phot_memfiles_close(&m->files);
-        pthread_mutex_unlock(&m->clone_mu);
-      }
+      if (full) drop_model_files(m);
       return PHOT_OK;
     }
     pthread_cond_wait(&m->cv, &m->mu);
