@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -18,6 +19,20 @@
 #include "pd_inference_api.h"
 #include "runtime.h"
 #include "self_file.h"
+
+/* The thread functions the grower needs, pinned to the symbol version every glibc of the arch
+ * has (x86_64: 2.2.5, aarch64: 2.17). Built on glibc >= 2.34 they would import
+ * pthread_create@GLIBC_2.34 and raise every plugin's glibc floor above the policy's 2.28
+ * (abi-check PH122); older glibcs define these versions in libpthread.so.0, which Paddle loads. */
+#if defined(__x86_64__)
+#define PHOT_GLIBC_BASE "GLIBC_2.2.5"
+#elif defined(__aarch64__)
+#define PHOT_GLIBC_BASE "GLIBC_2.17"
+#endif
+#ifdef PHOT_GLIBC_BASE
+__asm__(".symver pthread_create,pthread_create@" PHOT_GLIBC_BASE);
+__asm__(".symver pthread_join,pthread_join@" PHOT_GLIBC_BASE);
+#endif
 
 /* paddlehot's pdcapi has it, the official library does not: weak, checked before use. */
 extern const char *paddlehot_pdcapi_last_error(void) __attribute__((weak));
@@ -367,10 +382,8 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   }
   m->alive = pool_initial;
   if (pool_full(m)) phot_memfiles_close(&m->files);
-  else if (pthread_create(&m->grower, NULL, grower, m) == 0) {
+  else if (pthread_create(&m->grower, NULL, grower, m) == 0)
     m->has_grower = 1; /* else callers create, as a pool without a grower must */
-    pthread_setname_np(m->grower, "phot-grow"); /* named before open returns (/proc/.../comm) */
-  }
   registry_add(m);
   *out = m;
   return PHOT_OK;
@@ -428,6 +441,7 @@ static void drop_model_files(struct phot_model *m) {
 static void *grower(void *arg) {
   struct phot_model *m = arg;
   setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* this thread only (Linux) */
+  prctl(PR_SET_NAME, "phot-grow", 0, 0, 0); /* /proc/PID/task/TID/comm (prctl: an old symbol) */
   int backoff_s = 0;
   pthread_mutex_lock(&m->mu);
   while (!m->closed && m->alive < m->pool_max) {
