@@ -91,7 +91,7 @@ struct phot_model {
   pthread_cond_t cv;  /* a slot was freed, or in_flight dropped */
   int closed;
   int in_flight;
-  int alive;          /* predictors alive or being cloned (reserved) */
+  int alive;          /* predictors alive: all[0..alive) */
   int pool_max;
   /* Growth (see grower()): callers never create a predictor while one exists; they wait for a
    * free one and ask the handle's grower thread for another. */
@@ -101,9 +101,9 @@ struct phot_model {
   pthread_cond_t grow_cv; /* the grower's: growth wanted, or closed */
   slot_t *free_list;
   slot_t **all;       /* pool_max entries; NULL where no predictor is */
-  /* Every predictor serves (no template): a new one is created from the model files, one at a
-   * time (clone_mu), as the first was - in Paddle 3.3.1 a clone costs as much as a creation. */
-  pthread_mutex_t clone_mu;
+  /* Every predictor serves (no template): a new one is created from the model files, as the
+   * first was (in Paddle 3.3.1 a clone costs as much as a creation), by open() and then only by
+   * the grower thread, so one at a time. */
   int32_t threads;
   char prog[PATH_MAX + 80], params[PATH_MAX + 80];
   /* The model files while predictors may still be created; dropped once the pool is full (this
@@ -263,12 +263,6 @@ static int32_t slot_make(const phot_rt_desc *d, PD_Predictor *pred, slot_t **out
   return PHOT_OK;
 }
 
-static int pool_full(const struct phot_model *m) {
-  for (int i = 0; i < m->pool_max; i++)
-    if (!m->all[i]) return 0;
-  return 1;
-}
-
 static void model_release(struct phot_model *m) {
   for (int i = 0; m->all && i < m->pool_max; i++) {
     int j = m->pool_max - 1 - i; /* newest first */
@@ -285,7 +279,6 @@ static void model_release(struct phot_model *m) {
 static void model_free(struct phot_model *m) {
   model_release(m);
   pthread_cond_destroy(&m->grow_cv);
-  pthread_mutex_destroy(&m->clone_mu);
   pthread_mutex_destroy(&m->mu);
   pthread_cond_destroy(&m->cv);
   m->magic = 0;
@@ -357,7 +350,6 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   m->pool_max = pool_max;
   m->all = calloc((size_t)pool_max, sizeof *m->all);
   pthread_mutex_init(&m->mu, NULL);
-  pthread_mutex_init(&m->clone_mu, NULL);
   pthread_cond_init(&m->cv, NULL);
   pthread_cond_init(&m->grow_cv, NULL);
   m->threads = threads;
@@ -381,20 +373,28 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
     m->free_list = m->all[i];
   }
   m->alive = pool_initial;
-  if (pool_full(m)) phot_memfiles_close(&m->files);
-  else if (pthread_create(&m->grower, NULL, grower, m) == 0)
-    m->has_grower = 1; /* else callers create, as a pool without a grower must */
+  if (pool_initial == pool_max) {
+    phot_memfiles_close(&m->files); /* no predictor will ever be made again */
+  } else {
+    int err = pthread_create(&m->grower, NULL, grower, m);
+    if (err != 0) { /* a call must never create one itself: this handle could not grow */
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: cannot start the thread that grows its "
+                        "pool (pool_max %d > pool_initial %d): %s", d->model, d->version,
+                        pool_max, pool_initial, strerror(err));
+      model_free(m);
+      return rc;
+    }
+    m->has_grower = 1;
+  }
   registry_add(m);
   *out = m;
   return PHOT_OK;
 }
 
-/* A new predictor for acquire(), from the model files; the caller reserved it (alive++).
- * NULL + error on failure. */
+/* A new predictor from the model files (the grower's thread). NULL + error on failure. */
 static slot_t *clone_slot(struct phot_model *m) {
   slot_t *s = NULL;
   PD_Predictor *p = NULL;
-  pthread_mutex_lock(&m->clone_mu);
   /* Paddle 3.3.1 creates a predictor without its parameters file, and it computes NaN */
   if (access(m->prog, R_OK) != 0 || access(m->params, R_OK) != 0)
     phot_rt_fail(PHOT_E_RUNTIME, "infer: the model files of %s %s are gone: %s", m->d->model,
@@ -402,32 +402,7 @@ static slot_t *clone_slot(struct phot_model *m) {
   else if (create_root(m, m->prog, m->params, m->threads, &p) == PHOT_OK &&
       slot_make(m->d, p, &s) != PHOT_OK)
     s = NULL;
-  pthread_mutex_unlock(&m->clone_mu);
   return s;
-}
-
-/* One more predictor, in the pool's table but not yet free (called and returning with mu held;
- * mu is released while it is created). NULL + error on failure. */
-static slot_t *create_reserved(struct phot_model *m) {
-  m->alive++; /* a reservation: the new predictor takes a free index once it exists */
-  pthread_mutex_unlock(&m->mu);
-  slot_t *s = clone_slot(m);
-  pthread_mutex_lock(&m->mu);
-  if (!s) {
-    m->alive--;
-    return NULL;
-  }
-  int idx = 0;
-  while (m->all[idx]) idx++; /* alive <= pool_max: a reserved index is always free */
-  m->all[idx] = s;
-  return s;
-}
-
-/* The pool is full and never shrinks: no predictor will be made again, drop the model files. */
-static void drop_model_files(struct phot_model *m) {
-  pthread_mutex_lock(&m->clone_mu);
-  phot_memfiles_close(&m->files);
-  pthread_mutex_unlock(&m->clone_mu);
 }
 
 /* The handle's grower thread: one predictor at a time, while callers found every predictor busy
@@ -449,7 +424,9 @@ static void *grower(void *arg) {
       pthread_cond_wait(&m->grow_cv, &m->mu);
       continue;
     }
-    slot_t *s = create_reserved(m);
+    pthread_mutex_unlock(&m->mu);
+    slot_t *s = clone_slot(m);
+    pthread_mutex_lock(&m->mu);
     if (!s) {
       backoff_s = backoff_s ? (backoff_s * 2 > 30 ? 30 : backoff_s * 2) : 1;
       struct timespec until;
@@ -460,19 +437,19 @@ static void *grower(void *arg) {
       continue;
     }
     backoff_s = 0;
+    m->all[m->alive++] = s; /* the pool never shrinks: all[] fills from the front */
     s->next_free = m->free_list;
     m->free_list = s;
     m->grow_wanted = 0; /* more only if a caller has to wait again */
     pthread_cond_broadcast(&m->cv);
   }
-  int full = m->alive >= m->pool_max;
+  if (m->alive >= m->pool_max) /* no predictor will ever be made again */
+    phot_memfiles_close(&m->files); /* only this thread reads them now */
   pthread_mutex_unlock(&m->mu);
-  if (full) drop_model_files(m);
   return NULL;
 }
 
-/* Take a predictor: a free one, else wait for one coming back or the grower's next one (a pool
- * without a grower creates here while fewer than pool_max live). */
+/* Take a predictor: a free one, else wait for one coming back or the grower's next one. */
 static int32_t acquire(struct phot_model *m, slot_t **out) {
   pthread_mutex_lock(&m->mu);
   if (m->closed) {
@@ -488,24 +465,9 @@ static int32_t acquire(struct phot_model *m, slot_t **out) {
       pthread_mutex_unlock(&m->mu);
       return PHOT_OK;
     }
-    if (m->has_grower) {
-      if (m->alive < m->pool_max && !m->grow_wanted) {
-        m->grow_wanted = 1;
-        pthread_cond_signal(&m->grow_cv);
-      }
-    } else if (m->alive < m->pool_max) {
-      slot_t *s = create_reserved(m);
-      if (!s) {
-        m->in_flight--;
-        pthread_cond_broadcast(&m->cv);
-        pthread_mutex_unlock(&m->mu);
-        return PHOT_E_RUNTIME;
-      }
-      *out = s;
-      int full = pool_full(m);
-      pthread_mutex_unlock(&m->mu);
-      if (full) drop_model_files(m);
-      return PHOT_OK;
+    if (m->alive < m->pool_max && !m->grow_wanted) { /* the grower makes the next one */
+      m->grow_wanted = 1;
+      pthread_cond_signal(&m->grow_cv);
     }
     pthread_cond_wait(&m->cv, &m->mu);
   }
