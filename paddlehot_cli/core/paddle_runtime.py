@@ -98,11 +98,9 @@ def make_config(model_file: Path, params_file: Path, threads: int = 1,
     elif has_onednn():
         config.enable_mkldnn()
         # 0 too: Paddle's own default is 10, not off (see DEFAULT_ONEDNN_CACHE_CAPACITY);
-        # set_mkldnn_cache_capacity is the same with a deprecation warning in the log
-        set_capacity = getattr(config, "set_onednn_cache_capacity", None) or \
-            config.set_mkldnn_cache_capacity
-        set_capacity(shape_cache_guard.package_capacity(int(opts.onednn_cache_capacity),
-                                                        str(Path(model_file).parent)))
+        # not set_mkldnn_cache_capacity: the same, with a deprecation warning in the log
+        config.set_onednn_cache_capacity(shape_cache_guard.package_capacity(
+            int(opts.onednn_cache_capacity), str(Path(model_file).parent)))
     return config
 
 
