@@ -47,11 +47,11 @@ def test_manifest_section_is_package_manifest_plus_plugin(mlp):
     package = json.loads((mlp / "paddlehot.json").read_text())
     plugin = m.pop("plugin")
     assert m == package
-    assert plugin["abi_node"] == "PADDLEHOT_1.0" and plugin["abi_version"] == [1, 0]
+    assert plugin["abi_node"] == "PADDLEHOT_1.0" and plugin["abi_version"] == [1, 1]
     assert plugin["symbol_prefix"] == "phot_mlp_v1_0_0_"
     assert plugin["functions"] == list(FUNCS)
     assert plugin["target"] == "x86_64" and plugin["c_api"] == "pdcapi"
-    assert plugin["struct_sizes"] == {"phot_tensor": 104, "phot_open_options": 24}
+    assert plugin["struct_sizes"] == {"phot_tensor": 104, "phot_open_options": 32}
     assert set(plugin["embedded_files"]) == {"model.json", "model.pdiparams"}
     assert plugin["embedded_files"]["model.json"]["sha256"] == package["files"]["model.json"]["sha256"]
 

@@ -223,22 +223,22 @@ def test_bad_inputs_through_the_raw_abi(mlp_so):
     assert "closed" in r.last_error().decode()
 
 
-def _growers() -> int:
-    """Threads named phot-grow in this process (a thread may end while we look)."""
+def _pool_threads() -> int:
+    """Threads named phot-pool in this process (a thread may end while we look)."""
     names = []
     for t in Path("/proc/self/task").iterdir():
         try:
             names.append((t / "comm").read_text().strip())
         except FileNotFoundError:
             pass
-    return names.count("phot-grow")
+    return names.count("phot-pool")
 
 
 def test_a_c_host_pool_grows_in_the_background(exported):
     """A C or Go host's handle with pool_max > pool_initial: a call that finds every predictor
     busy never creates one itself (it used to: that call took a whole creation); the handle's
-    grower thread does, and ends once the pool is full. Calls take whichever predictor comes
-    free first; every answer is the package's."""
+    pool thread does, and (reclaiming off) ends once the pool is full. Calls take whichever
+    predictor comes free first; every answer is the package's."""
     pkg = exported(str(ROOT / "tests/models/slow_create.py") + ":make", "pir", "1.0.0", 0,
                    "--input", "x:float32:[-1,256,4,4]")
     r = Raw(build(pkg, name="slow_create"))
@@ -246,12 +246,12 @@ def test_a_c_host_pool_grows_in_the_background(exported):
     want = load(pkg).infer({"x": x})
     name, ref = next(iter(want.items()))
     t0 = time.perf_counter()
-    h = r.open_handle(pool_initial=1, pool_max=2)
+    h = r.open_handle(pool_initial=1, pool_max=2, pool_idle_ms=-1)
     creation_s = time.perf_counter() - t0  # one predictor (~0.5 s; a call takes ~3 ms)
     deadline = time.monotonic() + 10
-    while not _growers() and time.monotonic() < deadline:  # started at open; names itself
+    while not _pool_threads() and time.monotonic() < deadline:  # started at open; names itself
         time.sleep(0.01)
-    assert _growers() == 1
+    assert _pool_threads() == 1
     slowest, bad = [0.0], []
 
     def client():
@@ -267,11 +267,73 @@ def test_a_c_host_pool_grows_in_the_background(exported):
     [t.start() for t in threads]
     [t.join() for t in threads]
     deadline = time.monotonic() + 30
-    while _growers() and time.monotonic() < deadline:  # grown to 2: the grower ends
+    while _pool_threads() and time.monotonic() < deadline:  # grown to 2: the grower ends
         time.sleep(0.05)
-    assert not bad and _growers() == 0
+    assert not bad and _pool_threads() == 0
     assert slowest[0] < creation_s / 2, (slowest[0], creation_s)
     assert r.close(h) == 0
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _wait_for(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cond()
+
+
+def test_a_c_host_pool_gives_idle_predictors_back_and_grows_again(exported, tmp_path):
+    """pool_idle_ms (ABI 1.1): a predictor above pool_initial that stays free that long is
+    destroyed by the pool thread, with no call to notice it, and its memory leaves the process;
+    the pool then grows again from the plugin's own file, even after a deploy renamed another
+    file over the plugin's path (the new predictor must still be this version's)."""
+    pkg = exported(str(ROOT / "tests/models/slow_create.py") + ":make", "pir", "1.0.0", 0,
+                   "--input", "x:float32:[-1,256,4,4]")
+    so = tmp_path / "slow.so"  # a private copy: this test replaces it on disk
+    shutil.copy(build(pkg, name="slow_create"), so)
+    r = Raw(so)
+    x = np.random.default_rng(3).random((1, 256, 4, 4)).astype("float32")
+    name, ref = next(iter(load(pkg).infer({"x": x}).items()))
+    per_predictor_mb = 8 * 256 * 256 * 9 * 4 / 2**20  # its conv weights: 18 MiB
+    h = r.open_handle(pool_initial=1, pool_max=2, pool_idle_ms=1000)
+    bad: list = []
+
+    def grow_to_two() -> float:
+        """Two clients back to back until the second predictor shows in RSS; the RSS then."""
+        base, stop = _rss_mb(), threading.Event()
+
+        def client():
+            out = np.empty_like(ref)
+            while not stop.is_set():
+                rc = r.infer(h, ctypes.byref(tensor("x", x)), 1, ctypes.byref(tensor(name, out)), 1)
+                if rc != 0 or not np.allclose(out, ref, atol=1e-5):
+                    bad.append((rc, r.last_error()))
+                    return
+
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        [t.start() for t in threads]
+        grown = _wait_for(lambda: _rss_mb() > base + 0.8 * per_predictor_mb, 30)
+        stop.set()
+        [t.join() for t in threads]
+        assert grown and not bad, (base, _rss_mb(), bad)
+        return _rss_mb()
+
+    for round_ in range(2):
+        grown = grow_to_two()
+        # no call from here on: the pool thread alone must notice the idle predictor
+        assert _wait_for(lambda top=grown: _rss_mb() < top - 0.7 * per_predictor_mb, 15), (
+            round_, grown, _rss_mb())
+        assert _pool_threads() >= 1  # it stays, to grow again
+        (tmp_path / "other.so").write_bytes(b"\x7fELF not this version" * 1000)
+        os.replace(tmp_path / "other.so", so)  # the next growth reads the file it opened
+    assert r.close(h) == 0
+    assert _wait_for(lambda: _pool_threads() == 0, 10)
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 #include "runtime.h"
 #include "self_file.h"
 
-/* The thread functions the grower needs, pinned to the symbol version every glibc of the arch
+/* The thread functions the pool thread needs, pinned to the symbol version every glibc of the arch
  * has (x86_64: 2.2.5, aarch64: 2.17). Built on glibc >= 2.34 they would import
  * pthread_create@GLIBC_2.34 and raise every plugin's glibc floor above the policy's 2.28
  * (abi-check PH122); older glibcs define these versions in libpthread.so.0, which Paddle loads. */
@@ -82,6 +83,7 @@ typedef struct slot {
   PD_Tensor **in;  /* [n_inputs], signature order */
   PD_Tensor **out; /* [n_outputs], manifest order (= the predictor's output order) */
   struct slot *next_free;
+  int64_t free_since_ns; /* CLOCK_MONOTONIC when it last came back to the free list */
 } slot_t;
 
 struct phot_model {
@@ -92,24 +94,26 @@ struct phot_model {
   int closed;
   int in_flight;
   int alive;          /* predictors alive: all[0..alive) */
+  int pool_min;       /* pool_initial: the predictors no idle time takes away */
   int pool_max;
-  /* Growth (see grower()): callers never create a predictor while one exists; they wait for a
-   * free one and ask the handle's grower thread for another. */
-  pthread_t grower;
-  int has_grower;
+  int64_t idle_ns;    /* a predictor above pool_min free this long is destroyed; <= 0: never */
+  /* The pool thread (see keeper()) grows and reclaims: callers never create a predictor while
+   * one exists; they wait for a free one and ask the pool thread for another. */
+  pthread_t keeper;
+  int has_keeper;
   int grow_wanted;        /* a caller found every predictor busy since the last growth */
-  pthread_cond_t grow_cv; /* the grower's: growth wanted, or closed */
-  slot_t *free_list;
+  pthread_cond_t keep_cv; /* the keeper's: growth wanted, or closed */
+  slot_t *free_list;  /* most recently freed first, so the idle ones gather at its end */
   slot_t **all;       /* pool_max entries; NULL where no predictor is */
   /* Every predictor serves (no template): a new one is created from the model files, as the
    * first was (in Paddle 3.3.1 a clone costs as much as a creation), by open() and then only by
-   * the grower thread, so one at a time. */
+   * the keeper, so one at a time. */
   int32_t threads;
   char prog[PATH_MAX + 80], params[PATH_MAX + 80];
-  /* The model files while predictors may still be created; dropped once the pool is full (this
-   * runtime never shrinks a pool: hosts that want pools to breathe open handles of one predictor
-   * and close them, as paddlehot's Python host does), so no copy of the model outlives what the
-   * predictors hold. */
+  /* Embedded models: our own file, open while the pool may still grow (a rename over the path
+   * does not change what it reads), and the model copied out of it into memory files only for
+   * the length of a creation, so no copy of the model outlives what the predictors hold. */
+  int self_fd;
   phot_memfiles files;
   struct phot_model *next_open; /* registry of open handles (for the destructor) */
 };
@@ -146,35 +150,51 @@ __attribute__((destructor)) static void remove_leftover_dirs(void) {
 
 /* ---------------------------------------------------------------- model files */
 
-/* Embedded: copy the two non-allocated sections of our own file into memfds. The sections are
- * never mapped, so after open() no byte of the model stays in this process's address space. */
-static int32_t files_from_self(struct phot_model *m, char *prog, char *params, size_t cap) {
-  const phot_rt_desc *d = m->d;
-  char self[PATH_MAX], err[256];
-  if (phot_self_path(d->self, self, sizeof self) != 0)
+/* Embedded: our own file, kept open in self_fd while predictors may be created. */
+static int32_t self_open(struct phot_model *m) {
+  char self[PATH_MAX];
+  if (phot_self_path(m->d->self, self, sizeof self) != 0)
     return phot_rt_fail(PHOT_E_RUNTIME, "open: cannot find the file of this plugin");
-  int fd = open(self, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  m->self_fd = open(self, O_RDONLY | O_CLOEXEC);
+  if (m->self_fd < 0)
     return phot_rt_fail(PHOT_E_RUNTIME, "open: cannot read %s: %s", self, strerror(errno));
-  int32_t rc = PHOT_OK;
+  return PHOT_OK;
+}
+
+/* Copy the two non-allocated sections of our own file into memfds (m->prog, m->params name
+ * them) for one creation; files_drop() removes them. The sections are never mapped, so once the
+ * predictors are made no byte of the model stays in this process's address space. */
+static int32_t files_from_self(struct phot_model *m) {
+  const phot_rt_desc *d = m->d;
+  char err[256];
   if (phot_memfiles_open(&m->files, "paddlehot-plugin", d->prog_file, d->params_file, err,
                          sizeof err) != 0)
-    rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s", err);
+    return phot_rt_fail(PHOT_E_RUNTIME, "%s %s: %s", d->model, d->version, err);
   const char *sections[2] = {d->prog_section, d->params_section};
-  for (int i = 0; i < 2 && rc == PHOT_OK; i++) {
+  for (int i = 0; i < 2; i++) {
     off_t off;
     uint64_t size;
-    if (phot_find_section(fd, sections[i], &off, &size, err, sizeof err) != 0)
-      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s: %s", self, err);
-    else if (phot_copy_range(m->files.fds[i], fd, off, (size_t)size) != 0)
-      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: copying %s from %s: %s", sections[i], self,
-                        strerror(errno));
+    int32_t rc = PHOT_OK;
+    if (phot_find_section(m->self_fd, sections[i], &off, &size, err, sizeof err) != 0)
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "%s %s: %s", d->model, d->version, err);
+    else if (phot_copy_range(m->files.fds[i], m->self_fd, off, (size_t)size) != 0)
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "%s %s: copying %s out of the plugin: %s", d->model,
+                        d->version, sections[i], strerror(errno));
+    if (rc != PHOT_OK) {
+      phot_memfiles_close(&m->files);
+      return rc;
+    }
   }
-  close(fd);
-  if (rc != PHOT_OK) return rc;
-  phot_memfiles_path(&m->files, 0, prog, cap);
-  phot_memfiles_path(&m->files, 1, params, cap);
+  phot_memfiles_path(&m->files, 0, m->prog, sizeof m->prog);
+  phot_memfiles_path(&m->files, 1, m->params, sizeof m->params);
   return PHOT_OK;
+}
+
+static void files_drop(struct phot_model *m) { phot_memfiles_close(&m->files); }
+
+static void self_close(struct phot_model *m) {
+  if (m->self_fd >= 0) close(m->self_fd);
+  m->self_fd = -1;
 }
 
 static int32_t files_from_dir(const phot_rt_desc *d, const char *dir, char *prog, char *params,
@@ -273,12 +293,13 @@ static void model_release(struct phot_model *m) {
   m->all = NULL;
   m->free_list = NULL;
   m->alive = 0;
-  phot_memfiles_close(&m->files);
+  files_drop(m);
+  self_close(m);
 }
 
 static void model_free(struct phot_model *m) {
   model_release(m);
-  pthread_cond_destroy(&m->grow_cv);
+  pthread_cond_destroy(&m->keep_cv);
   pthread_mutex_destroy(&m->mu);
   pthread_cond_destroy(&m->cv);
   m->magic = 0;
@@ -318,13 +339,40 @@ static int32_t create_root(struct phot_model *m, const char *prog, const char *p
 #define OPT_FITS(o, field) \
   ((o)->struct_size >= offsetof(phot_open_options, field) + sizeof((o)->field))
 
-static void *grower(void *arg);
+static void *keeper(void *arg);
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The model files for one creation: embedded ones copied out of our file, or the paths. */
+static int32_t files_ready(struct phot_model *m) {
+  if (m->self_fd >= 0) return files_from_self(m);
+  /* Paddle 3.3.1 creates a predictor without its parameters file, and it computes NaN */
+  if (access(m->prog, R_OK) != 0 || access(m->params, R_OK) != 0)
+    return phot_rt_fail(PHOT_E_RUNTIME, "the model files of %s %s are gone: %s", m->d->model,
+                        m->d->version, m->params);
+  return PHOT_OK;
+}
+
+/* One more predictor (open() and then only the keeper, so one at a time). */
+static int32_t new_slot(struct phot_model *m, slot_t **out) {
+  PD_Predictor *p = NULL;
+  int32_t rc = files_ready(m);
+  if (rc == PHOT_OK) rc = create_root(m, m->prog, m->params, m->threads, &p);
+  files_drop(m);
+  if (rc == PHOT_OK) rc = slot_make(m->d, p, out);
+  if (rc == PHOT_OK) (*out)->free_since_ns = now_ns();
+  return rc;
+}
 
 int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, phot_model **out) {
   phot_rt_clear_error();
   if (!out) return phot_rt_fail(PHOT_E_INVALID_ARGUMENT, "open: out is NULL");
   *out = NULL;
-  int32_t pool_initial = 1, pool_max = 0, threads = 1;
+  int32_t pool_initial = 1, pool_max = 0, threads = 1, idle_ms = 30000;
   const char *model_dir = NULL;
   if (options) {
     if (options->struct_size < sizeof(uint32_t))
@@ -335,6 +383,8 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
     if (OPT_FITS(options, pool_max)) pool_max = options->pool_max;
     if (OPT_FITS(options, threads) && options->threads) threads = options->threads;
     if (OPT_FITS(options, model_dir)) model_dir = options->model_dir;
+    if (OPT_FITS(options, pool_idle_ms) && options->pool_idle_ms)
+      idle_ms = options->pool_idle_ms;
   }
   if (pool_max == 0) pool_max = pool_initial;
   if (pool_initial < 1 || pool_max < pool_initial || pool_max > 1024 || threads < 1)
@@ -347,22 +397,28 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   m->magic = PHOT_MAGIC;
   m->d = d;
   m->files.fds[0] = m->files.fds[1] = -1;
+  m->self_fd = -1;
+  m->pool_min = pool_initial;
   m->pool_max = pool_max;
+  m->idle_ns = idle_ms > 0 ? (int64_t)idle_ms * 1000000 : 0;
   m->all = calloc((size_t)pool_max, sizeof *m->all);
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
-  pthread_cond_init(&m->grow_cv, NULL);
+  pthread_cond_init(&m->keep_cv, NULL);
   m->threads = threads;
   int32_t rc = m->all ? PHOT_OK : phot_rt_fail(PHOT_E_RUNTIME, "open: out of memory");
   if (rc == PHOT_OK) rc = phot_rt_check_precision(d); /* before the model files are copied */
   if (rc == PHOT_OK)
     rc = (d->embedded && !model_dir)
-             ? files_from_self(m, m->prog, m->params, sizeof m->prog)
+             ? self_open(m)
              : files_from_dir(d, model_dir, m->prog, m->params, sizeof m->prog);
   for (int i = 0; rc == PHOT_OK && i < pool_initial; i++) {
-    PD_Predictor *p = NULL;
-    rc = create_root(m, m->prog, m->params, threads, &p);
-    if (rc == PHOT_OK) rc = slot_make(d, p, &m->all[i]);
+    rc = new_slot(m, &m->all[i]);
+    if (rc != PHOT_OK && strncmp(t_err, "open: ", 6) != 0) { /* say where it failed */
+      char msg[sizeof t_err];
+      snprintf(msg, sizeof msg, "%s", t_err);
+      phot_rt_fail(rc, "open: %s", msg);
+    }
   }
   if (rc != PHOT_OK) {
     model_free(m);
@@ -374,9 +430,9 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
   }
   m->alive = pool_initial;
   if (pool_initial == pool_max) {
-    phot_memfiles_close(&m->files); /* no predictor will ever be made again */
+    self_close(m); /* no predictor will ever be made again */
   } else {
-    int err = pthread_create(&m->grower, NULL, grower, m);
+    int err = pthread_create(&m->keeper, NULL, keeper, m);
     if (err != 0) { /* a call must never create one itself: this handle could not grow */
       rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: cannot start the thread that grows its "
                         "pool (pool_max %d > pool_initial %d): %s", d->model, d->version,
@@ -384,72 +440,116 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
       model_free(m);
       return rc;
     }
-    m->has_grower = 1;
+    m->has_keeper = 1;
   }
   registry_add(m);
   *out = m;
   return PHOT_OK;
 }
 
-/* A new predictor from the model files (the grower's thread). NULL + error on failure. */
-static slot_t *clone_slot(struct phot_model *m) {
-  slot_t *s = NULL;
-  PD_Predictor *p = NULL;
-  /* Paddle 3.3.1 creates a predictor without its parameters file, and it computes NaN */
-  if (access(m->prog, R_OK) != 0 || access(m->params, R_OK) != 0)
-    phot_rt_fail(PHOT_E_RUNTIME, "infer: the model files of %s %s are gone: %s", m->d->model,
-                 m->d->version, m->params);
-  else if (create_root(m, m->prog, m->params, m->threads, &p) == PHOT_OK &&
-      slot_make(m->d, p, &s) != PHOT_OK)
-    s = NULL;
-  return s;
+/* Wait on the keeper's condition until `deadline` (CLOCK_MONOTONIC ns; 0: no deadline). The
+ * wait itself runs on CLOCK_REALTIME (a condattr clock would import a GLIBC_2.34 symbol, above
+ * the plugins' 2.28 floor); the keeper re-reads the monotonic clock after every wake-up. */
+static void keeper_wait(struct phot_model *m, int64_t deadline) {
+  if (!deadline) {
+    pthread_cond_wait(&m->keep_cv, &m->mu);
+    return;
+  }
+  int64_t left = deadline - now_ns();
+  if (left <= 0) return;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  int64_t ns = until.tv_nsec + left % 1000000000;
+  until.tv_sec += (time_t)(left / 1000000000 + ns / 1000000000);
+  until.tv_nsec = (long)(ns % 1000000000);
+  pthread_cond_timedwait(&m->keep_cv, &m->mu, &until);
 }
 
-/* The handle's grower thread: one predictor at a time, while callers found every predictor busy
- * (grow_wanted) and the pool is below pool_max. A request never creates one itself (a resnet18
- * predictor takes 1.2-1.8 s): it takes whichever predictor comes free first, the new one or one
- * coming back. Niced 10, as paddlehot's Python host grows pools and loads versions, so it takes
- * what the requests leave. A failed creation is retried after 1 s, doubling to 30 s; callers keep
- * the predictors that exist. A full pool drops the model files and the thread ends (this runtime
- * never shrinks a pool: hosts that want pools to breathe open handles of one predictor and close
- * them, as paddlehot's Python host does). */
-static void *grower(void *arg) {
+/* Under m->mu: take the predictors above pool_min that have been free for idle_ns out of the
+ * pool (into *victims, linked by next_free); returns when the next one would expire (0: none). */
+static int64_t take_idle(struct phot_model *m, slot_t **victims) {
+  int64_t now = now_ns(), next = 0;
+  for (slot_t **p = &m->free_list; *p && m->idle_ns > 0;) {
+    slot_t *s = *p;
+    int64_t expires = s->free_since_ns + m->idle_ns;
+    if (m->alive <= m->pool_min) break;
+    if (expires > now) {
+      if (!next || expires < next) next = expires;
+      p = &s->next_free;
+      continue;
+    }
+    *p = s->next_free; /* out of the free list, and out of all[] (all[0..alive) stays dense) */
+    for (int i = 0; i < m->alive; i++)
+      if (m->all[i] == s) {
+        m->all[i] = m->all[m->alive - 1];
+        m->all[m->alive - 1] = NULL;
+        break;
+      }
+    m->alive--;
+    s->next_free = *victims;
+    *victims = s;
+  }
+  return m->alive > m->pool_min ? next : 0;
+}
+
+/* The handle's pool thread, for pools with pool_max > pool_initial. It grows: one predictor at
+ * a time, while callers found every predictor busy (grow_wanted) and the pool is below pool_max.
+ * A request never creates one itself (a resnet18 predictor takes 1.2-1.8 s): it takes whichever
+ * predictor comes free first, the new one or one coming back. A failed creation is retried after
+ * 1 s, doubling to 30 s; callers keep the predictors that exist. And it reclaims: a predictor
+ * above pool_initial that stayed free for idle_ns is destroyed, with no call needed to notice,
+ * and malloc_trim() hands the freed heap back to the system. Niced 10, as paddlehot's Python
+ * host grows pools and loads versions, so it takes what the requests leave. It ends at close,
+ * or once the pool is full when reclaiming is off. */
+static void *keeper(void *arg) {
   struct phot_model *m = arg;
   setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* this thread only (Linux) */
-  prctl(PR_SET_NAME, "phot-grow", 0, 0, 0); /* /proc/PID/task/TID/comm (prctl: an old symbol) */
+  prctl(PR_SET_NAME, "phot-pool", 0, 0, 0); /* /proc/PID/task/TID/comm (prctl: an old symbol) */
   int backoff_s = 0;
+  int64_t retry_at = 0;
   pthread_mutex_lock(&m->mu);
-  while (!m->closed && m->alive < m->pool_max) {
-    if (!m->grow_wanted) {
-      pthread_cond_wait(&m->grow_cv, &m->mu);
-      continue;
-    }
-    pthread_mutex_unlock(&m->mu);
-    slot_t *s = clone_slot(m);
-    pthread_mutex_lock(&m->mu);
-    if (!s) {
-      backoff_s = backoff_s ? (backoff_s * 2 > 30 ? 30 : backoff_s * 2) : 1;
-      struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_sec += backoff_s;
-      while (!m->closed && pthread_cond_timedwait(&m->grow_cv, &m->mu, &until) != ETIMEDOUT) {
+  while (!m->closed && (m->idle_ns > 0 || m->alive < m->pool_max)) {
+    if (m->grow_wanted && m->alive < m->pool_max && now_ns() >= retry_at) {
+      pthread_mutex_unlock(&m->mu);
+      slot_t *s = NULL;
+      int32_t rc = new_slot(m, &s);
+      pthread_mutex_lock(&m->mu);
+      if (rc != PHOT_OK) {
+        backoff_s = backoff_s ? (backoff_s * 2 > 30 ? 30 : backoff_s * 2) : 1;
+        retry_at = now_ns() + (int64_t)backoff_s * 1000000000;
+        continue;
       }
+      backoff_s = 0;
+      retry_at = 0;
+      m->all[m->alive++] = s;
+      s->next_free = m->free_list;
+      m->free_list = s;
+      m->grow_wanted = 0; /* more only if a caller has to wait again */
+      pthread_cond_broadcast(&m->cv);
       continue;
     }
-    backoff_s = 0;
-    m->all[m->alive++] = s; /* the pool never shrinks: all[] fills from the front */
-    s->next_free = m->free_list;
-    m->free_list = s;
-    m->grow_wanted = 0; /* more only if a caller has to wait again */
-    pthread_cond_broadcast(&m->cv);
+    slot_t *victims = NULL;
+    int64_t next = take_idle(m, &victims);
+    if (victims) {
+      pthread_mutex_unlock(&m->mu); /* calls go on with the others meanwhile */
+      while (victims) {
+        slot_t *s = victims;
+        victims = s->next_free;
+        slot_destroy(m->d, s);
+      }
+      malloc_trim(0);
+      pthread_mutex_lock(&m->mu);
+      continue;
+    }
+    if (m->grow_wanted && m->alive < m->pool_max && (!next || retry_at < next)) next = retry_at;
+    keeper_wait(m, next);
   }
-  if (m->alive >= m->pool_max) /* no predictor will ever be made again */
-    phot_memfiles_close(&m->files); /* only this thread reads them now */
+  if (m->alive >= m->pool_max) self_close(m); /* reclaiming off: nothing is made again */
   pthread_mutex_unlock(&m->mu);
   return NULL;
 }
 
-/* Take a predictor: a free one, else wait for one coming back or the grower's next one. */
+/* Take a predictor: a free one, else wait for one coming back or the keeper's next one. */
 static int32_t acquire(struct phot_model *m, slot_t **out) {
   pthread_mutex_lock(&m->mu);
   if (m->closed) {
@@ -465,9 +565,9 @@ static int32_t acquire(struct phot_model *m, slot_t **out) {
       pthread_mutex_unlock(&m->mu);
       return PHOT_OK;
     }
-    if (m->alive < m->pool_max && !m->grow_wanted) { /* the grower makes the next one */
+    if (m->alive < m->pool_max && !m->grow_wanted) { /* the keeper makes the next one */
       m->grow_wanted = 1;
-      pthread_cond_signal(&m->grow_cv);
+      pthread_cond_signal(&m->keep_cv);
     }
     pthread_cond_wait(&m->cv, &m->mu);
   }
@@ -475,6 +575,7 @@ static int32_t acquire(struct phot_model *m, slot_t **out) {
 
 static void release(struct phot_model *m, slot_t *s) {
   pthread_mutex_lock(&m->mu);
+  s->free_since_ns = m->idle_ns > 0 ? now_ns() : 0;
   s->next_free = m->free_list;
   m->free_list = s;
   m->in_flight--;
@@ -524,13 +625,13 @@ int32_t phot_rt_close(phot_model *model) {
                         m->d->model, m->d->version);
   }
   m->closed = 1;
-  pthread_cond_signal(&m->grow_cv);
+  pthread_cond_signal(&m->keep_cv);
   while (m->in_flight > 0) pthread_cond_wait(&m->cv, &m->mu);
-  if (m->has_grower) { /* it may be creating: its predictor joins the pool, released below */
+  if (m->has_keeper) { /* it may be creating: its predictor joins the pool, released below */
     pthread_mutex_unlock(&m->mu);
-    pthread_join(m->grower, NULL);
+    pthread_join(m->keeper, NULL);
     pthread_mutex_lock(&m->mu);
-    m->has_grower = 0;
+    m->has_keeper = 0;
   }
   registry_remove(m);
   model_release(m);

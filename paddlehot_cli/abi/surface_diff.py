@@ -203,6 +203,9 @@ def _diff_record(a: Record, b: Record, growth: Growth) -> list[tuple[bool, str]]
     return out
 
 
+ABI_MINOR = "PHOT_ABI_MINOR_VALUE"  # plugin.h enum phot_abi_limit
+
+
 def _diff_enum(a: Enum, b: Enum) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     vb = dict(b.values)
@@ -210,6 +213,12 @@ def _diff_enum(a: Enum, b: Enum) -> list[tuple[bool, str]]:
     for ename, value in a.values:
         if ename not in vb:
             out.append((True, f"enum {a.name}: {ename} (= {value}) removed"))
+        elif ename == ABI_MINOR and vb[ename] != value:
+            # a later revision only appends (plugin.h, Growth): what it added is judged on its own
+            up = vb[ename] > value
+            out.append((not up, f"plugin ABI revision's minor {'raised' if up else 'lowered'} from "
+                                f"{value} to {vb[ename]}" + ("" if up else ": callers built "
+                                "against the newer header lose what it added")))
         elif vb[ename] != value:
             out.append((True, f"enum {a.name}: {ename} changed value from {value} to {vb[ename]}"))
     known = dict(a.values)

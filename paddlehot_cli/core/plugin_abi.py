@@ -13,7 +13,7 @@ import platform
 from paddlehot_cli.core.versions import c_identifier, parse_semver
 
 ABI_NODE = "PADDLEHOT_1.0"  # PHOT_ABI_NODE
-ABI_VERSION = (1, 0)  # PHOT_ABI_MAJOR, PHOT_ABI_MINOR
+ABI_VERSION = (1, 1)  # PHOT_ABI_MAJOR, PHOT_ABI_MINOR
 FUNCTIONS = ("open", "infer", "close", "manifest", "last_error")
 TARGETS = ("x86_64", "aarch64")
 C_APIS = ("pdcapi", "official", "stub")
@@ -58,7 +58,7 @@ class PhotTensor(ctypes.Structure):
 
 
 class PhotOpenOptions(ctypes.Structure):
-    """phot_open_options, revision 1.0."""
+    """phot_open_options, revision 1.1 (1.1 appended pool_idle_ms)."""
 
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -66,6 +66,7 @@ class PhotOpenOptions(ctypes.Structure):
         ("pool_max", ctypes.c_int32),
         ("threads", ctypes.c_int32),
         ("model_dir", ctypes.c_char_p),
+        ("pool_idle_ms", ctypes.c_int32),
     ]
 
 

@@ -308,9 +308,25 @@ CASES: list[Case] = [
     ),
     _c(
         "growth",
-        "aligned(16) on phot_open_options (size grew, no field)",
+        "ABI revision raised (PHOT_ABI_MINOR + 1)",
         {},
-        {"edits": (("} phot_open_options;", "} __attribute__((aligned(16))) phot_open_options;"),)},
+        {"edits": (("#define PHOT_ABI_MINOR 1", "#define PHOT_ABI_MINOR 2"),)},
+        "compatible",
+        "PH202",
+    ),
+    _c(
+        "growth",
+        "ABI revision lowered (PHOT_ABI_MINOR - 1)",
+        {},
+        {"edits": (("#define PHOT_ABI_MINOR 1", "#define PHOT_ABI_MINOR 0"),)},
+        "breaking",
+        "PH202",
+    ),
+    _c(
+        "growth",
+        "aligned(64) on phot_open_options (size grew, no field)",
+        {},
+        {"edits": (("} phot_open_options;", "} __attribute__((aligned(64))) phot_open_options;"),)},
         "breaking",
         "PH202",
     ),
@@ -593,6 +609,20 @@ EXCEPTIONS: dict[str, tuple[str, str]] = {
         (
             "abidiff follows phot_model* into the plugin's own struct; plugin.h declares it opaque "
             "(hosts only hold the pointer), and a struct defined in a .c file is no host's ABI"
+        ),
+    ),
+    "ABI revision raised (PHOT_ABI_MINOR + 1)": (
+        "none",
+        (
+            "a #define abidiff cannot see; the ABI record carries it, and a later revision only "
+            "appends (each addition is judged on its own), so a raised minor is an addition"
+        ),
+    ),
+    "ABI revision lowered (PHOT_ABI_MINOR - 1)": (
+        "none",
+        (
+            "a #define abidiff cannot see; a plugin of an older revision ignores what hosts "
+            "built against the newer header set (1.1's pool_idle_ms: its pools never shrink)"
         ),
     ),
     "appended to phot_open_options (declared TAIL)": (

@@ -92,7 +92,7 @@ class Raw:
     def open_handle(self, **kw) -> ctypes.c_void_p:
         opts = PhotOpenOptions(ctypes.sizeof(PhotOpenOptions), kw.get("pool_initial", 1),
                                kw.get("pool_max", 0), kw.get("threads", 1),
-                               kw.get("model_dir"))
+                               kw.get("model_dir"), kw.get("pool_idle_ms", 0))
         h = ctypes.c_void_p()
         rc = self.open(ctypes.byref(opts), ctypes.byref(h))
         assert rc == 0, self.last_error()

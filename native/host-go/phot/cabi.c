@@ -39,8 +39,8 @@ int phot_go_dlclose(void *lib, char *err, size_t errcap) {
 }
 
 int32_t phot_go_open(void *open_fn, void *last_error_fn, int32_t pool_initial, int32_t pool_max,
-                     int32_t threads, const char *model_dir, phot_model **out, char *err,
-                     size_t errcap) {
+                     int32_t threads, int32_t pool_idle_ms, const char *model_dir,
+                     phot_model **out, char *err, size_t errcap) {
   phot_open_options o;
   memset(&o, 0, sizeof o);
   o.struct_size = sizeof o;
@@ -48,6 +48,7 @@ int32_t phot_go_open(void *open_fn, void *last_error_fn, int32_t pool_initial, i
   o.pool_max = pool_max;
   o.threads = threads;
   o.model_dir = model_dir;
+  o.pool_idle_ms = pool_idle_ms;
   int32_t rc = ((phot_open_fn)open_fn)(&o, out);
   if (rc != PHOT_OK) copy_last_error(last_error_fn, err, errcap);
   return rc;

@@ -18,8 +18,8 @@ void *phot_go_dlsym(void *lib, const char *name, char *err, size_t errcap);
 int phot_go_dlclose(void *lib, char *err, size_t errcap);
 
 int32_t phot_go_open(void *open_fn, void *last_error_fn, int32_t pool_initial, int32_t pool_max,
-                     int32_t threads, const char *model_dir, phot_model **out, char *err,
-                     size_t errcap);
+                     int32_t threads, int32_t pool_idle_ms, const char *model_dir,
+                     phot_model **out, char *err, size_t errcap);
 int32_t phot_go_infer(void *infer_fn, void *last_error_fn, phot_model *model,
                       phot_tensor *descs, size_t n_in, size_t n_out,
                       void *p0, void *p1, void *p2, void *p3, void *p4, void *p5, void *p6,

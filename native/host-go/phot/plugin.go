@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type Option func(*openOptions)
 
 type openOptions struct {
 	poolInitial, poolMax, threads int32
+	poolIdleMs                    int32
 	modelDir                      string
 	capi                          string
 }
@@ -48,6 +50,25 @@ type openOptions struct {
 // of calls that run at once on one version).
 func WithPool(initial, max int) Option {
 	return func(o *openOptions) { o.poolInitial, o.poolMax = int32(initial), int32(max) }
+}
+
+// WithPoolIdle sets how long a predictor above the initial pool size may stay idle before the
+// plugin destroys it (its memory goes back to the system; the pool grows again under load). Zero
+// keeps the plugin's default (30 s), a negative duration never shrinks the pool. Plugins of ABI
+// 1.0 (manifest abi_version [1, 0]) ignore it: their pools never shrink.
+func WithPoolIdle(d time.Duration) Option {
+	return func(o *openOptions) {
+		switch ms := d.Milliseconds(); {
+		case d < 0:
+			o.poolIdleMs = -1
+		case d > 0 && ms == 0:
+			o.poolIdleMs = 1
+		case ms > math.MaxInt32:
+			o.poolIdleMs = math.MaxInt32
+		default:
+			o.poolIdleMs = int32(ms)
+		}
+	}
 }
 
 // WithThreads sets the intra-op CPU threads of each predictor.
@@ -181,7 +202,7 @@ func (p *Plugin) open(o *openOptions) error {
 	var errbuf [1024]C.char
 	var handle *C.phot_model
 	rc := C.phot_go_open(p.fn[fnOpen], p.fn[fnLastError], C.int32_t(o.poolInitial), C.int32_t(o.poolMax),
-		C.int32_t(o.threads), p.modelDir, &handle, &errbuf[0], C.size_t(len(errbuf)))
+		C.int32_t(o.threads), C.int32_t(o.poolIdleMs), p.modelDir, &handle, &errbuf[0], C.size_t(len(errbuf)))
 	if rc != 0 {
 		return p.fail("open", Code(rc), C.GoString(&errbuf[0]))
 	}

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestReadManifestWithoutLoading(t *testing.T) {
@@ -216,4 +219,62 @@ func TestGoSignalHandlingSurvivesThePlugin(t *testing.T) {
 		t.Fatal("no panic from a nil dereference")
 	}
 	t.Logf("handlers the plugin replaced and Open restored: %v", RestoredSignals())
+}
+
+// TestPoolIdleGivesPredictorsBackAndGrowsAgain: WithPoolIdle reaches the plugin (ABI 1.1). A
+// pool of 1..2 that two goroutines grew gives its second predictor back once it has been idle,
+// with no call to notice it: RSS falls by most of one predictor's weights. Then it grows again.
+func TestPoolIdleGivesPredictorsBackAndGrowsAgain(t *testing.T) {
+	f := fixtures(t)
+	if len(f.Wide) == 0 {
+		t.Skip("no wide fixture")
+	}
+	const weightsKiB = 16 * 1024 // tests/models/wide_mlp.py: ~17 MB of float32 weights
+	p := f.open(t, f.Wide[0].SO, WithPool(1, 2), WithPoolIdle(500*time.Millisecond))
+	defer p.Close()
+	for round := 0; round < 2; round++ {
+		base := rssKiB(t)
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		failed := make(chan error, 2)
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					outs, err := p.Infer(bg, []Tensor{f.input})
+					if err == nil && !sameOutput(outs[0], f.Wide[0].want) {
+						err = errors.New("wrong answer")
+					}
+					if err != nil {
+						failed <- err
+						return
+					}
+				}
+			}()
+		}
+		grown := waitFor(30*time.Second, func() bool { return rssKiB(t) > base+weightsKiB*6/10 })
+		stop.Store(true)
+		wg.Wait()
+		close(failed)
+		if err := <-failed; err != nil {
+			t.Fatal(err)
+		}
+		if !grown {
+			t.Fatalf("round %d: the pool did not grow (RSS %d -> %d KiB)", round, base, rssKiB(t))
+		}
+		top := rssKiB(t)
+		if !waitFor(15*time.Second, func() bool { return rssKiB(t) < top-weightsKiB/2 }) {
+			t.Fatalf("round %d: the idle predictor was not given back (RSS %d KiB grown, %d KiB now)", round, top, rssKiB(t))
+		}
+	}
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }

@@ -1,5 +1,6 @@
 /*
- * paddlehot plugin C ABI, revision 1.0 (GNU symbol version node PADDLEHOT_1.0).
+ * paddlehot plugin C ABI, revision 1.1 (GNU symbol version node PADDLEHOT_1.0: a minor revision
+ * adds no function, so the exports keep the node of 1.0).
  *
  * A plugin is one shared object per model version. It exports exactly five functions, named
  *
@@ -22,9 +23,11 @@
  * by manifest() live until the plugin is unloaded; the string from last_error() lives until the
  * next call into the plugin on the same thread.
  *
- * Threads: one handle may be used from many threads at once. Inside, a pool of predictor clones
- * (initial and maximum size from the open options) serves concurrent infer calls; a call waits
- * for a free predictor when all pool_max are busy. close() waits for calls in flight on that
+ * Threads: one handle may be used from many threads at once. Inside, a pool of predictors
+ * (initial and maximum size from the open options) serves concurrent infer calls. A call never
+ * creates a predictor: when every one is busy it waits for the first to come free, and the
+ * handle's pool thread (named phot-pool) creates the next one up to pool_max. Predictors above
+ * pool_initial that stay idle for pool_idle_ms are destroyed again (revision 1.1). close() waits for calls in flight on that
  * handle, then releases it; any later call on a closed handle returns PHOT_E_CLOSED. No C++
  * exception ever crosses this boundary: every failure becomes a return code and a message.
  *
@@ -38,7 +41,8 @@
  *     must be >= sizeof(phot_tensor) of revision 1.0 (104 on LP64) and a multiple of its
  *     alignment (8), else PHOT_E_INVALID_ARGUMENT. The plugin reads only the fields it knows and
  *     writes only dtype, rank, shape and byte_size of outputs: appended fields are never touched.
- * A host can tell from the manifest (plugin.struct_sizes) which revision the plugin knows.
+ * A host can tell from the manifest (plugin.struct_sizes, plugin.abi_version) which revision the
+ * plugin knows; a 1.0 plugin ignores the fields of 1.1 (its pools never shrink).
  * enum phot_abi_growth below states the same rules per struct, for abi-check: a struct it does not
  * name has a size fixed for callers, and appending a field to it breaks them.
  *
@@ -69,7 +73,7 @@ extern "C" {
 #endif
 
 #define PHOT_ABI_MAJOR 1
-#define PHOT_ABI_MINOR 0
+#define PHOT_ABI_MINOR 1
 #define PHOT_ABI_NODE "PADDLEHOT_1.0"
 
 /* Return codes. */
@@ -126,6 +130,9 @@ typedef struct phot_open_options {
   int32_t threads;      /* intra-op CPU threads per predictor (default 1) */
   const char *model_dir; /* directory with the model files; NULL: embedded files, else the
                             directory of the .so */
+  /* revision 1.1 */
+  int32_t pool_idle_ms; /* a predictor above pool_initial idle this long is destroyed (default
+                           30000; negative: never, the pool only grows) */
 } phot_open_options;
 
 /* Function types; the exported names carry the model and version (see above). */
@@ -168,9 +175,10 @@ enum phot_abi_limit {
   PHOT_ABI_MAJOR_VALUE = PHOT_ABI_MAJOR,
   PHOT_ABI_MINOR_VALUE = PHOT_ABI_MINOR,
   PHOT_ABI_MAX_RANK = PHOT_MAX_RANK,
-  /* sizeof() of each struct in revision 1.0 (LP64): the smallest struct_size a plugin takes */
+  /* sizeof() of each struct per revision (LP64) */
   PHOT_ABI_TENSOR_SIZE_1_0 = 104,
-  PHOT_ABI_OPEN_OPTIONS_SIZE_1_0 = 24
+  PHOT_ABI_OPEN_OPTIONS_SIZE_1_0 = 24,
+  PHOT_ABI_OPEN_OPTIONS_SIZE_1_1 = 32
 };
 /* How the runtime accepts a struct from a caller built against an older revision (see Growth):
  * TAIL: fields past the caller's struct_size take their defaults; TAIL_STRIDE: also, arrays of it

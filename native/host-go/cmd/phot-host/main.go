@@ -40,6 +40,7 @@ type version struct {
 
 type config struct {
 	threads, pool, swaps int
+	idle                 time.Duration
 	total                int64
 	capi                 string
 	input                phot.Tensor
@@ -95,12 +96,13 @@ func parseArgs(args []string) (*config, error) {
 	fs.IntVar(&cfg.threads, "t", 4, "goroutines calling infer")
 	fs.IntVar(&total, "n", 400, "calls in all")
 	fs.IntVar(&cfg.pool, "p", 0, "predictors per version (default: -t)")
+	fs.DurationVar(&cfg.idle, "idle", 0, "idle time after which a predictor above 1 is destroyed (0: the plugin's 30s; negative: never)")
 	fs.IntVar(&cfg.swaps, "swaps", 1, "swaps during the run (v1 -> v2 -> v1 ...; odd ends on v2)")
 	fs.StringVar(&cfg.capi, "capi", "", "libpaddle_inference_c.so to load first (else LD_LIBRARY_PATH)")
 	fs.StringVar(&input, "i", "", "NAME:DTYPE:D0,D1,...:INPUT.bin")
 	fs.BoolVar(&cfg.asJSON, "json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: phot-host [-t THREADS] [-n CALLS] [-p POOL] [-swaps K] [-capi LIB] "+
+		fmt.Fprintln(fs.Output(), "usage: phot-host [-t THREADS] [-n CALLS] [-p POOL] [-idle D] [-swaps K] [-capi LIB] "+
 			"-i NAME:DTYPE:D0,D1:INPUT.bin V1.so V1_PREFIX V1_EXPECTED.bin V2.so V2_PREFIX V2_EXPECTED.bin")
 		fs.PrintDefaults()
 	}
@@ -168,7 +170,7 @@ func readFloat32s(path string) ([]float32, error) {
 }
 
 func (cfg *config) open(v *version) (*phot.Plugin, error) {
-	opts := []phot.Option{phot.WithPool(1, cfg.pool), phot.WithThreads(1)}
+	opts := []phot.Option{phot.WithPool(1, cfg.pool), phot.WithPoolIdle(cfg.idle), phot.WithThreads(1)}
 	if cfg.capi != "" {
 		opts = append(opts, phot.WithCAPILibrary(cfg.capi))
 	}
