@@ -13,6 +13,7 @@ one predictor took to create in this tune (idle_timeout).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -129,14 +130,23 @@ def tune_pool(target: TuneTarget, winner: Result, final: dict[str, Any] | None, 
     """Breathing rounds from pool_min 1 up until one passes; (the choice, the last round)."""
     fixed = fixed_reference(final, winner)
     idle = idle_timeout(creation_seconds(winner))
+    trials, last = run_trials(
+        winner.setting.pool_max, fixed,
+        lambda k: breathing_round(target, winner.setting, load, k, idle["pool_idle_s"], progress))
+    return choose(winner.setting.pool_max, trials, fixed, idle), last
+
+
+def run_trials(pool_max: int, fixed: dict[str, Any],
+               measure: Callable[[int], dict[str, Any]]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """measure(pool_min) for pool_min 1, 2, ... until a round passes: (judged trials, last)."""
     trials, last = [], None
-    for pool_min in candidates(winner.setting.pool_max):
-        last = breathing_round(target, winner.setting, load, pool_min, idle["pool_idle_s"],
-                               progress)
+    for pool_min in candidates(pool_max):
+        last = measure(pool_min)
         trials.append(judge(last, fixed))
         if trials[-1]["passed"] or "error" in last:
             break  # a round that failed to run says nothing about a larger pool_min
-    return choose(winner.setting.pool_max, trials, fixed, idle), last
+    return trials, last
 
 
 def served_settings(winner: Result, pool: dict[str, Any] | None) -> ServingSettings:
