@@ -106,6 +106,7 @@ def test_tune_ranks_checks_and_writes_serving_json(repo, tmp_path):
 
 def test_breathing_round_measures_the_winner_growing_from_pool_min(repo):
     """--tune reports the winner as serve runs it: from pool_min 1, grown under the same load."""
+    from paddlehot_cli.bench.tuning.pool_choice import judge
     from paddlehot_cli.bench.tuning.report import breathing_line, breathing_summary
     from paddlehot_cli.bench.tuning.sweep import TuneRun, breathing_round
     from paddlehot_cli.bench.tuning.target import LoadSpec, resolve_target
@@ -125,6 +126,11 @@ def test_breathing_round_measures_the_winner_growing_from_pool_min(repo):
     assert summary["throughput_vs_fixed"] == round(summary["throughput_rps"] / 100.0, 3)
     assert summary["pool_min"] == 1 and summary["timeline"] and summary["seconds"] >= 10
     assert "as serve runs it, breathing (pool 1..2" in breathing_line(summary)
+    # the same round judged against the fixed pool, as --tune chooses pool_min from it
+    trial = judge(run.breathing, {"throughput_rps": 100.0, "p99_ms": 10.0})
+    assert trial["throughput_vs_fixed"] == summary["throughput_vs_fixed"]
+    assert trial["pool_full_after_s"] == summary["pool_full_after_s"] is not None
+    assert trial["predictors"] == 1 and trial["load_s"] > 0
 
 
 def test_unreachable_slo_recommends_nothing_and_writes_nothing(repo, tmp_path):

@@ -96,8 +96,9 @@ def bench(
         "shapes, in shapes; 0 = off (Paddle's default: kernels stay only in oneDNN's "
         "process-wide primitive cache).", rich_help_panel="Tuning"),
     write: bool = typer.Option(
-        False, "--write", help="--tune: save the winner to REPO/NAME/serving.json (TARGET "
-        "REPO:NAME); serve applies it, command-line flags override it.", rich_help_panel="Tuning"),
+        False, "--write", help="--tune: save the winner, with the pool_min and idle timeout chosen "
+        "for it, to REPO/NAME/serving.json (TARGET REPO:NAME); serve applies it, command-line "
+        "flags override it.", rich_help_panel="Tuning"),
     shape_memory: bool = typer.Option(
         False, "--shape-memory", help="RSS over --requests (10000) random-shape requests per "
         "oneDNN cache bound, and each bound's fixed-shape throughput (package targets).",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paddlehot_cli.bench.tuning.pool_choice import fixed_reference, judge, served_settings
 from paddlehot_cli.bench.tuning.settings import Setting, default_setting
 from paddlehot_cli.bench.tuning.sweep import Result, TuneRun
 
@@ -95,32 +96,54 @@ def final_table(final: dict[str, Any], winner: Result | None) -> Any:
 
 
 def breathing_summary(run: TuneRun, winner: Result | None) -> dict[str, Any] | None:
+    """What the terminal shows of the pool serve will run: the last breathing round (see
+    round_summary) and the pool_min / pool_idle_s chosen (`pool`, pool_choice.choose)."""
+    if winner is None:
+        return None
+    summary = round_summary(run, winner)
+    if summary is None and run.pool is None:
+        return None
+    return {**(summary or {}), "pool": run.pool}
+
+
+def round_summary(run: TuneRun, winner: Result | None) -> dict[str, Any] | None:
     """The winner as serve runs it (from pool_min, growing) beside the same setting held at its
     max: throughput and p99 ratios, when the pool reached its max, RSS at pool_min vs fixed."""
     b = run.breathing
     if b is None or winner is None or "error" in b:
         return b
-    fixed = next((row for row in (run.final or {}).get("finalists", [])
-                  if row["label"] == winner.setting.label()), None)
-    level, wl = b["level"], winner.level or {}
-    fixed_rps = fixed["throughput_rps"] if fixed else wl.get("throughput_rps")
-    fixed_p99 = fixed["p99_ms"] if fixed else (wl.get("latency_ms") or {}).get("p99")
-    p99 = level["latency_ms"]["p99"]
-    full = next((pt["t_s"] for pt in level["timeline"]
-                 if (pt["pool_size"] or 0) >= b["pool_max"]), None)
+    fixed, wl = fixed_reference(run.final, winner), winner.level or {}
+    trial = judge(b, fixed)
     return {**{k: b[k] for k in ("pool_min", "pool_max", "pool_idle_s")},
-            "throughput_rps": level["throughput_rps"], "p99_ms": p99,
-            "throughput_vs_fixed": round(level["throughput_rps"] / fixed_rps, 3) if fixed_rps
-            else None,
-            "p99_vs_fixed": round(p99 / fixed_p99, 3) if p99 and fixed_p99 else None,
-            "pool_full_after_s": full, "seconds": level["duration_s"],
-            "rss_at_min_mb": b["idle_rss_mb"],
-            "rss_fixed_mb": wl.get("rss_after_mb"), "timeline": level["timeline"]}
+            **{k: trial[k] for k in ("throughput_rps", "p99_ms", "throughput_vs_fixed",
+                                     "p99_vs_fixed", "pool_full_after_s")},
+            "seconds": b["level"]["duration_s"], "rss_at_min_mb": b["idle_rss_mb"],
+            "rss_fixed_mb": wl.get("rss_after_mb"), "timeline": b["level"]["timeline"]}
 
 
 def breathing_line(summary: dict[str, Any]) -> str:
+    """The pool chosen, then the breathing rounds behind it: earlier ones in brief, the last in
+    full (the text chart printed under it is the last round's)."""
+    pool = summary.get("pool")
+    lines = [pool_line(pool)] if pool is not None else []
+    lines += [_trial_line(t) for t in (pool or {}).get("trials", [])[:-1]]
     if "error" in summary:
-        return f"as serve runs it (breathing from pool_min): not measured ({summary['error']})"
+        lines.append("as serve runs it (breathing from pool_min): not measured "
+                     f"({summary['error']})")
+    elif "throughput_rps" in summary:
+        lines.append(_round_line(summary))
+    return "\n".join(lines)
+
+
+def _trial_line(t: dict[str, Any]) -> str:
+    if "throughput_vs_fixed" not in t:
+        return f"breathing from {t['pool_min']}: {'; '.join(t['failed'])}"
+    return (f"breathing from {t['pool_min']}: throughput x{t['throughput_vs_fixed']}, p99 "
+            f"x{t['p99_vs_fixed']} of the fixed pool: "
+            + ("meets the targets" if t["passed"] else "; ".join(t["failed"])))
+
+
+def _round_line(summary: dict[str, Any]) -> str:
     full = summary["pool_full_after_s"]
     return (f"as serve runs it, breathing (pool {summary['pool_min']}..{summary['pool_max']}, "
             f"idle {summary['pool_idle_s']:g} s), from {summary['pool_min']} predictor under the "
@@ -132,9 +155,19 @@ def breathing_line(summary: dict[str, Any]) -> str:
             f"{_f(summary['rss_fixed_mb'], 0)} MiB fixed")
 
 
+def pool_line(pool: dict[str, Any]) -> str:
+    """pool_min and pool_idle_s chosen, with why (the targets, the creation time measured)."""
+    idle, rounds = pool["idle"], pool["breathing_rounds"]
+    return (f"pool_min {pool['pool_min']} ({pool['pool_min_reason']}; {rounds} breathing "
+            f"round{'s' if rounds != 1 else ''}); pool_idle_s {pool['pool_idle_s']:g} "
+            f"({idle['reason']}; rule {idle['rule']})")
+
+
 def serve_command(run: TuneRun, setting: Setting) -> str:
     repo = str(run.target.model_dir.parent) if run.target.model_dir else "REPO"
     flags = setting.serve_flags(paddle_options=run.target.kind == "package")
+    if run.pool is not None and setting.pool_max > 1:
+        flags += [f"--pool-min {run.pool['pool_min']}", f"--pool-idle-s {run.pool['pool_idle_s']:g}"]
     if run.target.kind == "plugin":
         flags.append("--prefer plugin")
     return " ".join(["paddlehot serve", repo, *flags])
@@ -157,11 +190,13 @@ def tune_json(run: TuneRun, grid: dict[str, Any], objective: str, slo: float | N
         "results": [r.to_json() for r in sorted(
             run.results, key=lambda r: (r.rank is None, r.rank or 0))],
         "winner": None if winner is None else {
-            "label": winner.setting.label(), "settings": winner.setting.to_settings().given(),
+            "label": winner.setting.label(),
+            "settings": served_settings(winner, run.pool).given(),
             "serve_command": serve_command(run, winner.setting)},
         "default": default_setting().to_settings().given(),
         "final": run.final,
-        "breathing": breathing_summary(run, winner),
+        "breathing": round_summary(run, winner),
+        "pool": run.pool,
         "written": str(written) if written else None,
     }
 
@@ -181,6 +216,12 @@ def tuned_provenance(run: TuneRun, winner: Result, objective: str,
         "throughput_rps": level.get("throughput_rps"),
         "p99_ms": (level.get("latency_ms") or {}).get("p99"),
         "machine": {"cpus": cpu_count(), "arch": platform.machine()},
+        "pool": None if run.pool is None else {
+            "pool_min_reason": run.pool["pool_min_reason"],
+            "breathing_rounds": run.pool["breathing_rounds"],
+            "trials": [{k: t.get(k) for k in ("pool_min", "throughput_vs_fixed", "p99_vs_fixed",
+                                              "passed")} for t in run.pool["trials"]],
+            "creation_s": run.pool["idle"]["creation_s"], "idle_rule": run.pool["idle"]["rule"]},
     }
 
 

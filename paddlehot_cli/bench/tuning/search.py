@@ -1,5 +1,6 @@
 """`bench --tune` from a request to a winner: check the request, build the grid, sweep it, rank,
-run the final round, and (with --write) save the winner as REPO/NAME/serving.json."""
+run the final round, choose the winner's pool_min and idle timeout (pool_choice), and (with
+--write) save them as REPO/NAME/serving.json."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paddlehot_cli.bench.tuning.choose import OBJECTIVES, pick_final, rank
+from paddlehot_cli.bench.tuning.pool_choice import served_settings, tune_pool
 from paddlehot_cli.bench.tuning.settings import AxisText, Grid, Setting, build_grid
 from paddlehot_cli.bench.tuning.sweep import (
     ProgressFn,
     Result,
     TuneRun,
-    breathing_round,
     final_round,
     sweep,
 )
 from paddlehot_cli.bench.tuning.target import LoadSpec, TuneTarget, resolve_target
-from paddlehot_cli.core.serving_settings import builtin_defaults
 from paddlehot_cli.errors import UserError
 
 
@@ -70,19 +70,19 @@ def search(p: TunePlan, progress: ProgressFn = lambda what, n: None) -> TuneOutc
             run.final = pick_final(final, p.objective, p.slo_p99_ms)
             chosen = run.final.pop("_winner")
             winner = next((r for r in run.results if r.setting == chosen), None)
-    if winner is not None and winner.setting.pool_max > 1:
-        # serve breathes from pool_min to the tuned pool_max: measure that beside the fixed pool
-        d = builtin_defaults()
-        run.breathing = breathing_round(p.target, winner.setting, p.load, d.pool_min or 1,
-                                        d.pool_idle_s or 30.0, progress)
+    if winner is not None:
+        # serve breathes from pool_min to the tuned pool_max: the smallest pool_min whose burst
+        # keeps up with the fixed pool, and an idle timeout from the measured creation time
+        run.pool, run.breathing = tune_pool(p.target, winner, run.final, p.load, progress)
     return TuneOutcome(run, winner)
 
 
 def save_winner(p: TunePlan, outcome: TuneOutcome) -> Path:
-    """Write the winner to REPO/NAME/serving.json with what measured it (serve applies it)."""
+    """Write the winner, with its pool_min and pool_idle_s, to REPO/NAME/serving.json with what
+    measured it (serve applies it)."""
     from paddlehot_cli.bench.tuning.report import tuned_provenance
     from paddlehot_cli.core.serving_settings import write_settings
 
     assert p.target.model_dir is not None and outcome.winner is not None
-    return write_settings(p.target.model_dir, outcome.winner.setting.to_settings(),
+    return write_settings(p.target.model_dir, served_settings(outcome.winner, outcome.run.pool),
                           tuned_provenance(outcome.run, outcome.winner, p.objective, p.slo_p99_ms))

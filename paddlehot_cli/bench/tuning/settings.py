@@ -57,7 +57,7 @@ class Setting:
 def default_setting() -> Setting:
     """serve's built-in defaults, as a Setting: the baseline every sweep includes."""
     d = builtin_defaults()
-    # pool_min and pool_idle_s are not tuned: serve breathes from pool_min to the tuned pool_max
+    # pool_min and pool_idle_s are no grid axes: pool_choice chooses them for the winner alone
     return Setting(**{k: v for k, v in asdict(d).items() if k in Setting.__dataclass_fields__})
 
 

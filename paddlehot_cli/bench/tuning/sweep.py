@@ -29,6 +29,7 @@ class Result:
     level: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
     load_s: float | None = None
+    predictors: int | None = None  # made by the open that took load_s
     error: str | None = None
     rank: int | None = None
     meets_slo: bool | None = None
@@ -53,7 +54,7 @@ class Result:
         return {"setting": asdict(self.setting), "label": self.setting.label(),
                 "rank": self.rank, "meets_slo": self.meets_slo, "usable": self.usable,
                 "drift": self.drift, "check": self.check, "load_s": self.load_s,
-                "error": self.error, "level": self.level}
+                "predictors": self.predictors, "error": self.error, "level": self.level}
 
 
 ProgressFn = Callable[[str, int], None]  # (what is being measured, requests done)
@@ -66,6 +67,7 @@ class TuneRun:
     results: list[Result] = field(default_factory=list)
     final: dict[str, Any] | None = None
     breathing: dict[str, Any] | None = None  # the winner as serve runs it (breathing_round)
+    pool: dict[str, Any] | None = None  # pool_min and pool_idle_s chosen (pool_choice.choose)
 
 
 def _open(worker: WorkerProcess, target: TuneTarget, setting: Setting, **pool: Any) -> dict:
@@ -109,6 +111,7 @@ def _measure_one(worker: WorkerProcess, target: TuneTarget, setting: Setting, lo
     try:
         opened = _open(worker, target, setting)
         result.check, result.load_s = opened["check"], opened["load_s"]
+        result.predictors = opened.get("predictors")
         # a drifting setting is measured anyway (the table shows what it would have bought) but
         # never ranked
         answer = worker.call(load.command(), lambda n: progress(label, n))
@@ -168,7 +171,8 @@ def breathing_round(target: TuneTarget, setting: Setting, load: LoadSpec, pool_m
     finally:
         worker.close()
     return {"pool_min": pool_min, "pool_max": setting.pool_max, "pool_idle_s": idle_s,
-            "idle_rss_mb": opened.get("rss_mb"), "level": answer["level"]}
+            "idle_rss_mb": opened.get("rss_mb"), "load_s": opened.get("load_s"),
+            "predictors": opened.get("predictors"), "level": answer["level"]}
 
 
 def _merge_levels(levels: Sequence[dict]) -> dict[str, Any]:

@@ -33,6 +33,20 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _runtime_in_process(path: Path) -> None:
+    """Paddle (a package) or the plugin's C API in this process before an open's clock starts:
+    a predictor serve regrows never pays for either, so load_s is the predictors' own cost."""
+    if path.suffix == ".so":
+        from paddlehot_cli.core.plugin_loader import ensure_c_api
+        from paddlehot_cli.plugin.pdcapi import build_pdcapi
+
+        ensure_c_api(path, build_pdcapi)
+    else:
+        from paddlehot_cli.core.paddle_runtime import import_paddle
+
+        import_paddle()
+
+
 class BatcherTarget(ThisProcess):
     """One setting as serve runs it: a servable behind the core Batcher, without HTTP."""
 
@@ -74,6 +88,7 @@ class Worker:
         self.close({})
         s = req["setting"]
         self.path = Path(req["path"])
+        _runtime_in_process(self.path)
         start = time.perf_counter()
         options = PaddleOptions(onednn=s["onednn"], ir_optim=s["ir_optim"],
                                 memory_optim=s["memory_optim"],
@@ -91,8 +106,12 @@ class Worker:
                           workers=s["pool_max"], name="paddlehot-tune-infer")
         self.target = BatcherTarget(servable, batcher, req.get("label", str(self.path)))
         load_s = time.perf_counter() - start
+        # predictors made by this open: load_s / predictors is what one more costs (the idle
+        # timeout --tune writes is derived from it: pool_choice.idle_timeout)
+        predictors = servable.pool_size
         check = self._check_outputs(Path(req.get("validation_dir") or self.path))
-        return {"load_s": round(load_s, 3), "check": check, "rss_mb": round(_rss_mb(), 1)}
+        return {"load_s": round(load_s, 3), "predictors": predictors, "check": check,
+                "rss_mb": round(_rss_mb(), 1)}
 
     def _check_outputs(self, package_dir: Path) -> dict:
         """Every validation case at once through the batcher (so batching is part of what is
