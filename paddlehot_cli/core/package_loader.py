@@ -44,7 +44,7 @@ class _Bound:
         self.inputs = {n: predictor.get_input_handle(n) for n in predictor.get_input_names()}
         self.outputs = [predictor.get_output_handle(n) for n in self.output_names]
 
-    def _renew(self) -> None:
+    def renew(self) -> None:
         fresh = self.make()  # may fail (the package's files gone): stays stale, tried next call
         with paddle_runtime.lifecycle_lock():  # the old predictor's last reference goes here
             self._bind(fresh)
@@ -56,8 +56,8 @@ class _Bound:
             self.inputs, self.outputs, self.predictor = {}, [], None
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        if self.stale:
-            self._renew()
+        if self.stale:  # the pool keeper renews free ones first: only if a request came sooner
+            self.renew()
         for name, arr in feeds.items():
             self.inputs[name].copy_from_cpu(arr)
         self.predictor.run()
@@ -139,7 +139,7 @@ class PackageServable:
         self._last_feeds: Mapping[str, np.ndarray] | None = None
         self._pool: Pool[_Bound] = Pool(
             factory, min_size=pool_min, initial=1, max_size=pool_max, idle_s=idle_s,
-            destroy=_Bound.release, warm=self._warm,
+            destroy=_Bound.release, warm=self._warm, stale=lambda b: b.stale, renew=_Bound.renew,
             admit=lambda: budget.fits(self.predictor_cost),
             name=f"{manifest.name} {manifest.version}",
         )

@@ -15,7 +15,9 @@ only while another's run lasts, and the niced keeper, scheduled mostly when the 
 are not running, could otherwise find nobody waiting at every look and never grow (a flaky
 `bench --tune` breathing round showed it). A growth done clears that until a caller waits again.
 Items above `min` idle longer than `idle_s` are destroyed by the keeper's timer. With
-`min == max` nothing ever grows or shrinks: a fixed pool.
+`min == max` nothing ever grows or shrinks: a fixed pool. Items that went stale (`stale`; a
+package's predictor after a thread that ran it and another one exited: onednn_threads.py) are
+renewed (`renew`) by the keeper while they are free, so no request waits for that creation.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class PoolCounters:
     reclaimed: int = 0  # idle items destroyed (timer, shrink)
     refused: int = 0  # growths the memory budget refused
     failed: int = 0  # growths whose factory or warm-up failed
+    renewed: int = 0  # stale items the keeper renewed while they were free
 
 
 class _Waiter:
@@ -72,6 +75,8 @@ class Pool(Generic[T]):
         name: str = "pool",
         keeper: object | None = None,
         initial: int | None = None,
+        stale: Callable[[T], bool] | None = None,
+        renew: Callable[[T], None] | None = None,
     ):
         if min_size < 0 or max_size < 1 or min_size > max_size:
             raise ValueError(f"pool sizes must satisfy 0 <= min ({min_size}) <= max ({max_size}), max >= 1")
@@ -80,6 +85,8 @@ class Pool(Generic[T]):
         self._factory = factory
         self._destroy = destroy or (lambda item: None)
         self._warm = warm
+        self._stale, self._renew = stale, renew
+        self._renew_after = 0.0  # a renewal failed: the next try waits (monotonic)
         self.admit = admit  # None: always; the memory budget says no -> counted, retried later
         self.name = name
         self.min_size, self.max_size, self.idle_s = min_size, max_size, idle_s
@@ -102,7 +109,7 @@ class Pool(Generic[T]):
         for _ in range(min_size if initial is None else max(min_size, initial)):
             self._free.append((factory(), clock()))
             self._size += 1
-        if keeper is None and max_size > min_size:
+        if keeper is None and (max_size > min_size or renew is not None):
             from paddlehot_cli.core.pool_keeper import shared_keeper
 
             keeper = shared_keeper()
@@ -257,6 +264,34 @@ class Pool(Generic[T]):
                         self._destroying -= 1
                         self._cond.notify_all()
         return ok
+
+    def renew_stale(self) -> int:
+        """Renew and warm each free item that went stale, out of the pool meanwhile (the
+        keeper's thread), so no request pays for it; a request that meets one first still renews
+        it itself. A failure is retried after 30 s and propagates. Returns how many."""
+        done = 0
+        while self._renew is not None and self._stale is not None:
+            with self._cond:
+                if self._closed or time.monotonic() < self._renew_after:
+                    return done
+                at = next((i for i, (item, _) in enumerate(self._free) if self._stale(item)),
+                          None)
+                if at is None:
+                    return done
+                item = self._free.pop(at)[0]  # in use until released below (close waits)
+            try:
+                self._renew(item)
+                if self._warm is not None:
+                    self._warm(item)
+                with self._cond:
+                    self.counters.renewed += 1
+                done += 1
+            except BaseException:
+                self._renew_after = time.monotonic() + 30.0
+                raise
+            finally:
+                self.release(item)
+        return done
 
     def wants_growth(self) -> bool:
         with self._cond:

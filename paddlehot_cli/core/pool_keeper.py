@@ -16,7 +16,9 @@ pool starts a new one (no predictor of the old thread is left to meet its entrie
 
 Reclaim: every tick (a quarter of the shortest idle timeout, 50 ms..1 s) each pool destroys its
 predictors idle past its timeout down to `min`; after any destroy the C heap is trimmed
-(malloc_trim), which is what returns the memory to the system (glibc keeps freed arenas).
+(malloc_trim), which is what returns the memory to the system (glibc keeps freed arenas). The
+same tick renews, niced, the free predictors that went stale when a thread exited (pool.py
+renew_stale): a request that met one used to pay a whole creation.
 """
 
 from __future__ import annotations
@@ -135,6 +137,12 @@ class PoolKeeper:
                 freed += pool.reclaim()
             except Exception:  # noqa: BLE001 - one pool's destroy must not stop the others
                 log.exception("%s: releasing idle predictors failed", pool.name)
+            try:
+                with niced_here(self.nice):
+                    pool.renew_stale()
+            except Exception as exc:  # noqa: BLE001 - its requests renew it themselves
+                log.warning("%s: could not renew a predictor (retrying in 30 s): %s", pool.name,
+                            exc)
         if freed:
             trim_heap()
 
