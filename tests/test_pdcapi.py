@@ -190,7 +190,8 @@ def test_exports_are_exactly_the_header_api(lib):
         segs = {s["p_type"]: s for s in elf.iter_segments()}
         assert "PT_GNU_RELRO" in segs
         assert not segs["PT_GNU_STACK"]["p_flags"] & 0x1  # not executable
-    assert exported == declared | {"paddlehot_pdcapi_last_error"}
+    assert exported == declared | {"paddlehot_pdcapi_last_error",
+                                   "paddlehot_pdcapi_predictors_alive"}
 
 
 def test_build_is_cached_and_module_does_not_import_paddle(lib, cache_dir):
@@ -333,6 +334,7 @@ class _Api:
         "PD_TensorGetName": (ctypes.c_char_p, [ctypes.c_void_p]),
         "PD_TensorDestroy": (None, [ctypes.c_void_p]),
         "paddlehot_pdcapi_last_error": (ctypes.c_char_p, []),
+        "paddlehot_pdcapi_predictors_alive": (ctypes.c_int64, []),
     }
 
     def __init__(self, path: Path):
@@ -445,9 +447,11 @@ def test_ctypes_clone_two_threads(api, models):
     xs = [np.random.default_rng(i).standard_normal((2, 16)).astype(np.float32) for i in range(2)]
     want = [_python_infer(py, x) for x in xs]
     errors: list[str] = []
+    alive_in_threads: list[int] = []
 
     def work(i: int) -> None:
         mine = api.PD_PredictorClone(root)
+        alive_in_threads.append(api.paddlehot_pdcapi_predictors_alive())
         try:
             for _ in range(50):
                 got = api.infer(mine, xs[i], out_name)
@@ -457,12 +461,18 @@ def test_ctypes_clone_two_threads(api, models):
         finally:
             api.PD_PredictorDestroy(mine)
 
+    before = api.paddlehot_pdcapi_predictors_alive()  # root, and any another test left open
     threads = [threading.Thread(target=work, args=(i,), name=f"pdcapi-test-{i}") for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    assert min(alive_in_threads) >= before + 1 and max(alive_in_threads) <= before + 2
+    assert api.paddlehot_pdcapi_predictors_alive() == before  # the clones counted out again
+    failed = api.PD_PredictorClone(None)
+    assert not failed and api.paddlehot_pdcapi_predictors_alive() == before
     api.PD_PredictorDestroy(root)
+    assert api.paddlehot_pdcapi_predictors_alive() == before - 1
     assert errors == []
 
 

@@ -402,3 +402,28 @@ def test_c_runtime_grows_from_the_model_files(cnn_so):
         np.testing.assert_allclose(o, want, rtol=1e-5)
     r.close(one)
     r.close(grows)
+
+
+def test_the_c_host_benchmark_sees_its_pool_breathe(cnn_so):
+    """bench/c_pool.py (`pool_breathing --host c`): a plugin opened as a C or Go host opens it,
+    one handle of 1..2 with a 0.5 s idle timeout. Its pool size, as pdcapi counts live
+    predictors, rises under two clients and falls back with no traffic; answers are the
+    package's."""
+    from paddlehot_cli.bench.c_pool import CPoolPlugin
+
+    p = CPoolPlugin(cnn_so, 1, 2, idle_s=0.5)
+    try:
+        base = p.pool_size  # pdcapi counts the whole process: other tests' handles too
+        want = p.infer(X)["logits"]
+        bad: list = []
+
+        def call() -> None:
+            if not np.array_equal(p.infer(X)["logits"], want):
+                bad.append(1)
+
+        end = time.monotonic() + 30
+        closed_loop(call, 2, lambda: p.pool_size > base or bool(bad) or time.monotonic() > end)
+        assert not bad and p.pool_size == base + 1
+        assert wait_for(lambda: p.pool_size == base, 15), "the idle predictor was never reclaimed"
+    finally:
+        p.close()

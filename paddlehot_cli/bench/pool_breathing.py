@@ -1,7 +1,11 @@
 """Benchmark: a breathing pool (min 1, max N) against the fixed pool of N, on a burst after idle.
 
     python -m paddlehot_cli.bench.pool_breathing PACKAGE_DIR|PLUGIN.so [--max 2] [--clients 2]
-        [--burst-s 20] [--after-s 60] [--idle-s 30] [--grow-nice 10] [--json PATH]
+        [--burst-s 20] [--after-s 60] [--idle-s 30] [--grow-nice 10] [--host python|c]
+        [--json PATH]
+
+`--host c` opens a plugin as a C or Go host does: one handle whose own pool grows and
+reclaims (bench/c_pool.py); the default is paddlehot's Python host (core.load).
 
 Each side runs in a fresh process (RSS is the process's own). The fixed side: load with
 min = max = N, burst. The single side: min = max = 1, the same burst - what the clients wait
@@ -69,13 +73,18 @@ def _burst(servable, feeds, clients: int, seconds: float) -> list[tuple[float, f
 
 
 def child(a: argparse.Namespace) -> dict:
-    from paddlehot_cli.core import load
-    from paddlehot_cli.core.pool_keeper import shared_keeper
-
-    shared_keeper().nice = a.grow_nice
     size = {"fixed": a.max, "single": 1}.get(a.mode)
-    servable = load(a.target, pool_min=size or 1, pool_max=size or a.max, idle_s=a.idle_s,
-                    threads=a.threads)
+    if a.host == "c":
+        from paddlehot_cli.bench.c_pool import CPoolPlugin
+
+        servable = CPoolPlugin(a.target, size or 1, size or a.max, a.idle_s, a.threads)
+    else:
+        from paddlehot_cli.core import load
+        from paddlehot_cli.core.pool_keeper import shared_keeper
+
+        shared_keeper().nice = a.grow_nice
+        servable = load(a.target, pool_min=size or 1, pool_max=size or a.max, idle_s=a.idle_s,
+                        threads=a.threads)
     spec = servable.manifest.inputs[0]
     feeds = {spec.name: np.random.default_rng(0).random(
         [1 if d < 0 else d for d in spec.shape]).astype(spec.dtype)}
@@ -99,7 +108,7 @@ def child(a: argparse.Namespace) -> dict:
         _burst(servable, feeds, a.clients, 5.0)
         deadline = time.monotonic() + a.idle_s + 60
         while time.monotonic() < deadline and (
-                servable.pool.counters.grown < 1 or servable.pool_size > 1):
+                max((n for _, n in sizes), default=0) < 2 or servable.pool_size > 1):
             time.sleep(0.5)
         time.sleep(2.0)
     out["idle_rss_mb"] = _rss() / 2**20
@@ -138,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-s", type=float, default=30.0)
     p.add_argument("--grow-nice", type=int, default=10,
                    help="nice value of the keeper while it grows a pool (serve: 10, as loads)")
+    p.add_argument("--host", choices=("python", "c"), default="python",
+                   help="python: paddlehot's Python host (core.load); c: a plugin opened as a "
+                   "C or Go host opens it, one handle whose own pool breathes")
     p.add_argument("--json", help="write every figure and the timelines to this file")
     p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     a = p.parse_args(argv)

@@ -1,4 +1,5 @@
 /* PD_Predictor over paddle_infer::Predictor (CreatePredictor: libpaddle's own deleter). */
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -83,6 +84,11 @@ static void batch_garbage_collection() {
 
 /* A PD_Predictor around a new predictor made from `cfg` (taken: freed on failure);
  * `shape_cached`: cfg sets a oneDNN cache capacity above 0. */
+/* Predictors made and not yet destroyed (paddlehot_pdcapi_predictors_alive). */
+static std::atomic<int64_t> g_alive{0};
+
+int64_t paddlehot_pdcapi_predictors_alive(void) { return g_alive.load(); }
+
 static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, bool shape_cached,
                           const char* fn) {
   PD_Predictor* p = new (std::nothrow) PD_Predictor();
@@ -107,6 +113,7 @@ static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, bool s
     return nullptr;
   }
   p->files = files;
+  g_alive.fetch_add(1);
   return p;
 }
 
@@ -151,6 +158,7 @@ void PD_PredictorDestroy(PD_Predictor* p) {
   phot_guard_void("PD_PredictorDestroy", [&] { phot_destroy_locked(p->pred, p->config); });
   phot_files_release(p->files);
   delete p;
+  g_alive.fetch_sub(1);
 }
 
 static PD_OneDimArrayCstr* names_array(const std::vector<std::string>& names, const char* fn) {
