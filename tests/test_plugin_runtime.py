@@ -298,7 +298,8 @@ def test_a_c_host_pool_gives_idle_predictors_back_and_grows_again(exported, tmp_
     so = tmp_path / "slow.so"  # a private copy: this test replaces it on disk
     shutil.copy(build(pkg, name="slow_create"), so)
     r = Raw(so)
-    x = np.random.default_rng(3).random((1, 256, 4, 4)).astype("float32")
+    # a batch of 64: runs of ~0.1 s, so the pool thread mostly finds both predictors busy
+    x = np.random.default_rng(3).random((64, 256, 4, 4)).astype("float32")
     name, ref = next(iter(load(pkg).infer({"x": x}).items()))
     per_predictor_mb = 8 * 256 * 256 * 9 * 4 / 2**20  # its conv weights: 18 MiB
     h = r.open_handle(pool_initial=1, pool_max=2, pool_idle_ms=1000)
@@ -319,7 +320,8 @@ def test_a_c_host_pool_gives_idle_predictors_back_and_grows_again(exported, tmp_
         threads = [threading.Thread(target=client) for _ in range(2)]
         [t.start() for t in threads]
         grown = _wait_for(lambda: _rss_mb() > base + 0.8 * per_predictor_mb, 30)
-        stop.set()
+        time.sleep(2.5)  # both busy for longer than the idle timeout: the pool thread must
+        stop.set()  # still notice the idle one after the last call, with no call to wake it
         [t.join() for t in threads]
         assert grown and not bad, (base, _rss_mb(), bad)
         return _rss_mb()

@@ -541,6 +541,9 @@ static void *keeper(void *arg) {
       pthread_mutex_lock(&m->mu);
       continue;
     }
+    /* every predictor above pool_min busy: none can expire sooner than idle_ns from now, and a
+     * release does not wake this thread */
+    if (!next && m->idle_ns > 0 && m->alive > m->pool_min) next = now_ns() + m->idle_ns;
     if (m->grow_wanted && m->alive < m->pool_max && (!next || retry_at < next)) next = retry_at;
     keeper_wait(m, next);
   }
