@@ -205,3 +205,26 @@ def test_package_pool_of_clones(exported):
         assert 1 <= s.pool_size <= 3
         for o in outs:
             np.testing.assert_allclose(o, want)
+
+
+def test_a_thread_gets_back_the_item_it_used_last():
+    """Paddle keeps oneDNN kernels and weights per thread and predictor (resnet18: ~49 MB and a
+    double-cost first run for each new pair): a caller whose own item is free gets it back,
+    where plain LIFO would hand it the item another thread returned last."""
+    made = iter(range(10))
+    pool = Pool(lambda: next(made), min_size=2, max_size=2)
+    mine = pool.acquire()
+    theirs: list[int] = []
+    t = threading.Thread(target=lambda: theirs.append(pool.acquire()))
+    t.start()
+    t.join(10)
+    assert theirs and theirs[0] != mine
+    pool.release(mine)
+    pool.release(theirs[0])  # returned last: LIFO would hand it to the next caller
+    assert pool.acquire() == mine
+    other: list[int] = []
+    t = threading.Thread(target=lambda: other.append(pool.acquire()))  # no item of its own
+    t.start()
+    t.join(10)
+    assert other == [theirs[0]]
+    pool.close(timeout=0)

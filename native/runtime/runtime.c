@@ -84,6 +84,8 @@ typedef struct slot {
   PD_Tensor **out; /* [n_outputs], manifest order (= the predictor's output order) */
   struct slot *next_free;
   int64_t free_since_ns; /* CLOCK_MONOTONIC when it last came back to the free list */
+  pthread_t user;        /* the thread that took it last (acquire prefers it: see there) */
+  int has_user;
 } slot_t;
 
 struct phot_model {
@@ -552,6 +554,25 @@ static void *keeper(void *arg) {
   return NULL;
 }
 
+/* Under m->mu: the free predictor this thread took last, else the one freed last. Paddle keeps
+ * oneDNN kernels and reordered weights per thread and predictor (resnet18: ~49 MB for each
+ * thread that ran a predictor, and a first run that costs two), so a thread that sticks to its
+ * predictor keeps the process smaller and its calls faster. */
+static slot_t *take_free(struct phot_model *m) {
+  pthread_t self = pthread_self();
+  slot_t **at = &m->free_list;
+  for (slot_t **p = &m->free_list; *p; p = &(*p)->next_free)
+    if ((*p)->has_user && pthread_equal((*p)->user, self)) {
+      at = p;
+      break;
+    }
+  slot_t *s = *at;
+  *at = s->next_free;
+  s->user = self;
+  s->has_user = 1;
+  return s;
+}
+
 /* Take a predictor: a free one, else wait for one coming back or the keeper's next one. */
 static int32_t acquire(struct phot_model *m, slot_t **out) {
   pthread_mutex_lock(&m->mu);
@@ -563,8 +584,7 @@ static int32_t acquire(struct phot_model *m, slot_t **out) {
   m->in_flight++;
   for (;;) {
     if (m->free_list) {
-      *out = m->free_list;
-      m->free_list = (*out)->next_free;
+      *out = take_free(m);
       pthread_mutex_unlock(&m->mu);
       return PHOT_OK;
     }

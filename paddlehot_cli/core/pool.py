@@ -15,7 +15,10 @@ only while another's run lasts, and the niced keeper, scheduled mostly when the 
 are not running, could otherwise find nobody waiting at every look and never grow (a flaky
 `bench --tune` breathing round showed it). A growth done clears that until a caller waits again.
 Items above `min` idle longer than `idle_s` are destroyed by the keeper's timer. With
-`min == max` nothing ever grows or shrinks: a fixed pool. Items that went stale (`stale`; a
+`min == max` nothing ever grows or shrinks: a fixed pool. A caller gets back the item its thread
+used last when that one is free: Paddle keeps oneDNN kernels and reordered weights per thread
+and predictor (resnet18: ~49 MB for each thread that ran a predictor, and a first run that
+costs two), so threads that stick to their predictor keep the process smaller and faster. Items that went stale (`stale`; a
 package's predictor after a thread that ran it and another one exited: onednn_threads.py) are
 renewed (`renew`) by the keeper while they are free, so no request waits for that creation.
 """
@@ -96,6 +99,7 @@ class Pool(Generic[T]):
         self._cond = threading.Condition(self._lock)  # close() and destroys wait on it
         self._waiters: deque[_Waiter] = deque()  # callers waiting, oldest first
         self._free: list[tuple[T, float]] = []  # (item, time it was returned), LIFO
+        self._mine = threading.local()  # id() of the item this thread used last
         self._size = 0  # items created and not destroyed (free + in use)
         self._growing = 0  # items the keeper is creating
         self._destroying = 0  # items taken out to be destroyed, not yet destroyed
@@ -165,7 +169,7 @@ class Pool(Generic[T]):
             if self._closed:
                 raise PoolClosed("pool is closed")
             if self._free and not self._waiters:
-                return self._free.pop()[0]
+                return self._take_free_locked()
             if not self._creatable_locked():
                 w = _Waiter(self._lock)
                 self._waiters.append(w)
@@ -189,6 +193,7 @@ class Pool(Generic[T]):
                         if self._waiters and self._creatable_locked():
                             self._waiters[0].cond.notify()  # now first: it may create
                 if w.served:
+                    self._mine.item = id(w.item)
                     return w.item
             self._size += 1  # nothing could serve this caller: create here
         try:
@@ -199,6 +204,16 @@ class Pool(Generic[T]):
                 if self._waiters:
                     self._waiters[0].cond.notify()  # it may create now
             raise
+
+    def _take_free_locked(self) -> T:
+        """The item this thread used last if it is free, else the one returned last."""
+        mine = getattr(self._mine, "item", None)
+        at = len(self._free) - 1
+        if mine is not None:
+            at = next((i for i in range(at, -1, -1) if id(self._free[i][0]) == mine), at)
+        item = self._free.pop(at)[0]
+        self._mine.item = id(item)
+        return item
 
     def _creatable_locked(self) -> bool:
         return self._size == 0 and self._growing == 0
