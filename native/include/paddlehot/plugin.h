@@ -51,8 +51,11 @@
  * close() returned for every handle, a host may dlclose() the plugin and it leaves the process.
  * The embedded model lives in sections that are never mapped: open() reads them from the plugin's
  * own file (the path it was dlopened by) and hands them to Paddle; so that file must stay
- * readable until open() returns. Hosts that must survive the file being overwritten in place
- * load a private copy (paddlehot's Python host dlopens a sealed memfd, /proc/self/fd/N).
+ * readable until open() returns. A handle whose pool may still grow keeps that file open (one
+ * descriptor, closed by close()) and reads the model from it for each new predictor, so a file
+ * renamed over the path or deleted afterwards changes nothing. Hosts that must survive the file
+ * being overwritten in place load a private copy (paddlehot's Python host dlopens a sealed
+ * memfd, /proc/self/fd/N).
  *
  * The official Paddle Inference C library: it reports many failures by throwing a C++ exception
  * through its C functions, which aborts the process (std::terminate). A plugin calls it only
