@@ -66,8 +66,8 @@ _POOL_COUNTERS = {
     "reclaimed": ("paddlehot_pool_reclaimed", "Idle predictors released (timer or shrink)"),
     "refused": ("paddlehot_pool_growth_refused", "Growths the memory budget refused"),
     "failed": ("paddlehot_pool_growth_failed", "Growths that failed (logged, retried later)"),
-    "renewed": ("paddlehot_pool_renewed", "Stale predictors renewed in the background (a "
-                "thread that ran them and another exited)"),
+    "renewed": ("paddlehot_pool_renewed",
+                "Stale predictors renewed in the background (a thread that ran them exited)"),
 }
 
 
