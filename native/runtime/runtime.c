@@ -171,16 +171,16 @@ static int32_t files_from_self(struct phot_model *m) {
   char err[256];
   if (phot_memfiles_open(&m->files, "paddlehot-plugin", d->prog_file, d->params_file, err,
                          sizeof err) != 0)
-    return phot_rt_fail(PHOT_E_RUNTIME, "%s %s: %s", d->model, d->version, err);
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: %s", d->model, d->version, err);
   const char *sections[2] = {d->prog_section, d->params_section};
   for (int i = 0; i < 2; i++) {
     off_t off;
     uint64_t size;
     int32_t rc = PHOT_OK;
     if (phot_find_section(m->self_fd, sections[i], &off, &size, err, sizeof err) != 0)
-      rc = phot_rt_fail(PHOT_E_RUNTIME, "%s %s: %s", d->model, d->version, err);
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: %s", d->model, d->version, err);
     else if (phot_copy_range(m->files.fds[i], m->self_fd, off, (size_t)size) != 0)
-      rc = phot_rt_fail(PHOT_E_RUNTIME, "%s %s: copying %s out of the plugin: %s", d->model,
+      rc = phot_rt_fail(PHOT_E_RUNTIME, "open: %s %s: copying %s out of the plugin: %s", d->model,
                         d->version, sections[i], strerror(errno));
     if (rc != PHOT_OK) {
       phot_memfiles_close(&m->files);
@@ -308,16 +308,16 @@ static void model_free(struct phot_model *m) {
   free(m);
 }
 
-/* The root predictor. PD_PredictorCreate does not free the config in Paddle's own capi_exp
- * (pd_predictor.cc reads it and returns), nor in pdcapi: we destroy it ourselves. */
-static int32_t create_root(struct phot_model *m, const char *prog, const char *params,
-                           int32_t threads, PD_Predictor **root) {
+/* A predictor from m's model files and settings. PD_PredictorCreate does not free the config in
+ * Paddle's own capi_exp (pd_predictor.cc reads it and returns), nor in pdcapi: we destroy it
+ * ourselves. */
+static int32_t create_predictor(struct phot_model *m, PD_Predictor **root) {
   PD_Config *cfg = PD_ConfigCreate();
   if (!cfg)
     return phot_rt_fail(PHOT_E_RUNTIME, "open: PD_ConfigCreate failed: %s", phot_rt_capi_error());
-  PD_ConfigSetModel(cfg, prog, params);
+  PD_ConfigSetModel(cfg, m->prog, m->params);
   PD_ConfigDisableGpu(cfg);
-  PD_ConfigSetCpuMathLibraryNumThreads(cfg, threads);
+  PD_ConfigSetCpuMathLibraryNumThreads(cfg, m->threads);
   PD_ConfigDisableGlogInfo(cfg);
   int32_t rc = phot_rt_configure_precision(m->d, cfg);
   if (rc != PHOT_OK) {
@@ -354,7 +354,7 @@ static int32_t files_ready(struct phot_model *m) {
   if (m->self_fd >= 0) return files_from_self(m);
   /* Paddle 3.3.1 creates a predictor without its parameters file, and it computes NaN */
   if (access(m->prog, R_OK) != 0 || access(m->params, R_OK) != 0)
-    return phot_rt_fail(PHOT_E_RUNTIME, "the model files of %s %s are gone: %s", m->d->model,
+    return phot_rt_fail(PHOT_E_RUNTIME, "open: the model files of %s %s are gone: %s", m->d->model,
                         m->d->version, m->params);
   return PHOT_OK;
 }
@@ -363,7 +363,7 @@ static int32_t files_ready(struct phot_model *m) {
 static int32_t new_slot(struct phot_model *m, slot_t **out) {
   PD_Predictor *p = NULL;
   int32_t rc = files_ready(m);
-  if (rc == PHOT_OK) rc = create_root(m, m->prog, m->params, m->threads, &p);
+  if (rc == PHOT_OK) rc = create_predictor(m, &p);
   files_drop(m);
   if (rc == PHOT_OK) rc = slot_make(m->d, p, out);
   if (rc == PHOT_OK) (*out)->free_since_ns = now_ns();
@@ -416,11 +416,6 @@ int32_t phot_rt_open(const phot_rt_desc *d, const phot_open_options *options, ph
              : files_from_dir(d, model_dir, m->prog, m->params, sizeof m->prog);
   for (int i = 0; rc == PHOT_OK && i < pool_initial; i++) {
     rc = new_slot(m, &m->all[i]);
-    if (rc != PHOT_OK && strncmp(t_err, "open: ", 6) != 0) { /* say where it failed */
-      char msg[sizeof t_err];
-      snprintf(msg, sizeof msg, "%s", t_err);
-      phot_rt_fail(rc, "open: %s", msg);
-    }
   }
   if (rc != PHOT_OK) {
     model_free(m);
