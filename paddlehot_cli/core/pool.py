@@ -280,6 +280,15 @@ class Pool(Generic[T]):
                         self._cond.notify_all()
         return ok
 
+    def has_stale(self) -> bool:
+        """A free item went stale and may be renewed now (checked every keeper tick, before
+        anything is niced or renewed)."""
+        if self._stale is None or self._renew is None:
+            return False
+        with self._cond:
+            return (not self._closed and time.monotonic() >= self._renew_after
+                    and any(self._stale(item) for item, _ in self._free))
+
     def renew_stale(self) -> int:
         """Renew and warm each free item that went stale, out of the pool meanwhile (the
         keeper's thread), so no request pays for it; a request that meets one first still renews

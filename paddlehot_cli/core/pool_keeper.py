@@ -138,8 +138,9 @@ class PoolKeeper:
             except Exception:  # noqa: BLE001 - one pool's destroy must not stop the others
                 log.exception("%s: releasing idle predictors failed", pool.name)
             try:
-                with niced_here(self.nice):
-                    pool.renew_stale()
+                if pool.has_stale():  # most ticks: nothing to renew, nothing to nice
+                    with niced_here(self.nice):
+                        pool.renew_stale()
             except Exception as exc:  # noqa: BLE001 - its requests renew it themselves
                 log.warning("%s: could not renew a predictor (retrying in 30 s): %s", pool.name,
                             exc)
