@@ -13,15 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from paddlehot_cli.core.plugin_abi import (
-    C_API_SONAME,
-    CODE_DTYPES,
-    DTYPE_CODES,
-    OK,
-    PhotOpenOptions,
-    PhotTensor,
-    symbol_prefix,
-)
+from paddlehot_cli.core.plugin_abi import C_API_SONAME, OK, PhotOpenOptions, symbol_prefix
+from paddlehot_cli.core.plugin_calls import Frames
 from paddlehot_cli.core.plugin_loader import ensure_c_api, read_plugin_manifest
 from paddlehot_cli.errors import PackageError
 
@@ -57,29 +50,17 @@ class CPoolPlugin:
         if getattr(lib, prefix + "open")(ctypes.byref(opts), ctypes.byref(self._handle)) != OK:
             raise PackageError(f"{path}: open failed: {last_error().decode()}")
         self._outs = [s.name for s in m.outputs]
-        self._out_cap = 1 << 20  # bytes per output buffer: a classifier's logits fit
+        self._frames = Frames(m.outputs)  # the Python host's marshalling (plugin_calls)
 
     @property
     def pool_size(self) -> int:
         return int(self._alive())
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ins = (PhotTensor * len(feeds))()
-        for t, (name, arr) in zip(ins, feeds.items()):
-            t.struct_size, t.dtype, t.name = ctypes.sizeof(PhotTensor), DTYPE_CODES[
-                arr.dtype.name], name.encode()
-            t.rank, t.data, t.byte_size = arr.ndim, arr.ctypes.data, arr.nbytes
-            t.shape[: arr.ndim] = arr.shape
-        bufs = [np.empty(self._out_cap, np.uint8) for _ in self._outs]
-        outs = (PhotTensor * len(self._outs))()
-        for t, name, buf in zip(outs, self._outs, bufs):
-            t.struct_size, t.name = ctypes.sizeof(PhotTensor), name.encode()
-            t.data, t.byte_size = buf.ctypes.data, buf.nbytes
-        rc = self._infer(self._handle, ins, len(feeds), outs, len(self._outs))
-        if rc != OK:
+        rc, out = self._frames.call(self._infer, self._handle, feeds)
+        if out is None:
             raise PackageError(f"infer failed ({rc}): {self._last_error().decode()}")
-        return {name: buf[: t.byte_size].view(CODE_DTYPES[t.dtype]) for name, buf, t in
-                zip(self._outs, bufs, outs)}
+        return dict(zip(self._outs, out))
 
     def close(self) -> None:
         self._close(self._handle)

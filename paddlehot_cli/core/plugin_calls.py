@@ -19,10 +19,11 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from paddlehot_cli.core.plugin_abi import CODE_DTYPES, DTYPE_CODES, PhotTensor
+from paddlehot_cli.core.plugin_abi import CODE_DTYPES, DTYPE_CODES, E_SMALL, OK, PhotTensor
 from paddlehot_cli.core.signature import TensorSpec
 
 STAGE_MAX_BYTES = 64 * 1024  # a memcpy of this costs about what fetching a pointer does
@@ -169,4 +170,21 @@ class Frames:
                 mine.clear()
             frame = mine[key] = Frame(key, self._out_specs)
         return frame
+
+    def call(self, infer: Any, handle: Any, feeds: Mapping[str, np.ndarray]
+             ) -> tuple[int, list[np.ndarray] | None]:
+        """One `infer(handle, ...)` through this thread's frame: (return code, the outputs when
+        it is PHOT_OK). A short guess of the output sizes is grown and retried once."""
+        frame = self.get(feeds)
+        keep = frame.load(feeds)  # memory the C call reads: alive until it returns
+        rc = infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
+        if rc == E_SMALL:
+            frame.grow()
+            keep = frame.load(feeds)
+            rc = infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
+        del keep
+        if rc != OK:
+            frame.forget()
+            return rc, None
+        return rc, frame.take()
 

@@ -57,7 +57,6 @@ from paddlehot_cli.core.plugin_abi import (
     E_MISSING,
     E_RUNTIME,
     E_SHAPE,
-    E_SMALL,
     E_UNKNOWN,
     FUNCTIONS,
     MANIFEST_SECTION,
@@ -341,18 +340,10 @@ class PluginServable:
     def _call(self, feeds: Mapping[str, np.ndarray], handle: ctypes.c_void_p
               ) -> list[np.ndarray]:
         """One infer on `handle` through this thread's frame for these inputs (plugin_calls)."""
-        frame = self._frames.get(feeds)
-        keep = frame.load(feeds)  # memory the C call reads: alive until it returns
-        rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
-        if rc == E_SMALL:  # the frame's guess of the output sizes was short: grow, once
-            frame.grow()
-            keep = frame.load(feeds)
-            rc = self._infer(handle, frame.ins, frame.n_in, frame.outs, frame.n_out)
-        del keep
-        if rc != OK:
-            frame.forget()
+        rc, out = self._frames.call(self._infer, handle, feeds)
+        if out is None:
             self._fail(rc)
-        return frame.take()
+        return out
 
     def _fail(self, rc: int) -> None:
         msg = self.last_error()
