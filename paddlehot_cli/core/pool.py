@@ -18,9 +18,10 @@ Items above `min` idle longer than `idle_s` are destroyed by the keeper's timer.
 `min == max` nothing ever grows or shrinks: a fixed pool. A caller gets back the item its thread
 used last when that one is free: Paddle keeps oneDNN kernels and reordered weights per thread
 and predictor (resnet18: ~49 MB for each thread that ran a predictor, and a first run that
-costs two), so threads that stick to their predictor keep the process smaller and faster. Items that went stale (`stale`; a
-package's predictor after a thread that ran it and another one exited: onednn_threads.py) are
-renewed (`renew`) by the keeper while they are free, so no request waits for that creation.
+costs two), so threads that stick to their predictor keep the process smaller and faster.
+Items that went stale (`stale`; a package's predictor after a thread that ran it and another
+one exited: onednn_threads.py) are renewed (`renew`) by the keeper while they are free, so no
+request waits for that creation.
 """
 
 from __future__ import annotations

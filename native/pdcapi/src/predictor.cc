@@ -82,13 +82,13 @@ static void batch_garbage_collection() {
   if (flag && *flag == 0.0 && !getenv("FLAGS_eager_delete_tensor_gb")) *flag = 1.0 / 16384;
 }
 
-/* A PD_Predictor around a new predictor made from `cfg` (taken: freed on failure);
- * `shape_cached`: cfg sets a oneDNN cache capacity above 0. */
 /* Predictors made and not yet destroyed (paddlehot_pdcapi_predictors_alive). */
 static std::atomic<int64_t> g_alive{0};
 
 int64_t paddlehot_pdcapi_predictors_alive(void) { return g_alive.load(); }
 
+/* A PD_Predictor around a new predictor made from `cfg` (taken: freed on failure);
+ * `shape_cached`: cfg sets a oneDNN cache capacity above 0. */
 static PD_Predictor* make(paddle::AnalysisConfig* cfg, phot_files* files, bool shape_cached,
                           const char* fn) {
   PD_Predictor* p = new (std::nothrow) PD_Predictor();
